@@ -1,0 +1,16 @@
+# Extra build types. Asan = a Debug build with AddressSanitizer and
+# UndefinedBehaviorSanitizer; Tsan = ThreadSanitizer (concurrent tests).
+set(DISTRO_SANITIZED OFF)
+set(CMAKE_C_FLAGS_ASAN "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all")
+set(CMAKE_CXX_FLAGS_ASAN "${CMAKE_C_FLAGS_ASAN}")
+set(CMAKE_EXE_LINKER_FLAGS_ASAN "-fsanitize=address,undefined")
+set(CMAKE_C_FLAGS_TSAN "-O1 -g -fsanitize=thread")
+set(CMAKE_CXX_FLAGS_TSAN "${CMAKE_C_FLAGS_TSAN}")
+set(CMAKE_EXE_LINKER_FLAGS_TSAN "-fsanitize=thread")
+string(TOUPPER "${CMAKE_BUILD_TYPE}" DISTRO_BUILD_TYPE_UPPER)
+if(DISTRO_BUILD_TYPE_UPPER STREQUAL "ASAN" OR DISTRO_BUILD_TYPE_UPPER STREQUAL "TSAN")
+	set(DISTRO_SANITIZED ON)
+endif()
+if(DISTRO_BUILD_TYPE_UPPER STREQUAL "TSAN")
+	set(DISTRO_TSAN ON)
+endif()

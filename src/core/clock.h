@@ -1,0 +1,24 @@
+/*
+ * clock.h - time sources, injectable for tests.
+ *
+ * Two clocks: a monotonic one for deadlines (heartbeat expiry) and the wall
+ * clock for version stamps (hybrid logical clock), because versions must be
+ * comparable across nodes while deadlines must never jump. A struct clock with
+ * NULL functions means the real clocks; tests install their own to drive
+ * expiry without sleeping.
+ */
+#ifndef DISTRO_CORE_CLOCK_H
+#define DISTRO_CORE_CLOCK_H
+
+#include <stdint.h>
+
+struct clock {
+	int64_t (*mono_ms)(void *ctx);
+	int64_t (*wall_ms)(void *ctx);
+	void *ctx;
+};
+
+int64_t clock_mono_ms(const struct clock *c);
+int64_t clock_wall_ms(const struct clock *c);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * mem.h - the allocator.
+ *
+ * Release builds allocate from mimalloc (fast per-thread free lists, little
+ * overhead per small object). Sanitizer builds (DISTRO_SANITIZED) go through
+ * libc so ASan/TSan see every allocation and free. Allocation failure returns
+ * NULL; callers turn it into -ERR_NOMEM.
+ */
+#ifndef DISTRO_CORE_MEM_H
+#define DISTRO_CORE_MEM_H
+
+#include <stddef.h>
+
+void *mem_alloc(size_t bytes);
+void *mem_calloc(size_t n, size_t bytes);
+void mem_free(void *p);
+
+#endif

@@ -1,0 +1,1308 @@
+/*
+ * store.c - the instance tables of one node: shards, services, instances,
+ * versions, slot checksums, expiry and the change feed.
+ *
+ * Ownership. The store is split into shards by the hash of a service's
+ * names, so every instance of a service lives in one shard and a list reads
+ * one shard. Each shard has exactly one writer thread, which alone mutates
+ * that shard's tables, pools, FIFOs and counters; there is no lock anywhere.
+ * Readers on any thread reach any shard lock-free inside an epoch section:
+ *
+ *   - the tables (store/table.h) never move an entry in place and publish
+ *     rebuilt arrays with a release store;
+ *   - a service's instance array (svc_arr) is append-only in place; a removal
+ *     leaves a NULL hole; growth or compaction builds a new array;
+ *   - an instance's replicated fields (weight, flags, timing, meta, version,
+ *     node) change in place under a per-instance seqlock, so a reader copies
+ *     a consistent set or retries; key fields never change while reachable;
+ *   - everything unlinked (arrays, records, strings, metadata maps) is
+ *     retired through the shard's epoch record and freed (records go back to
+ *     the shard's pool) only when no reader can still hold it.
+ *
+ * Versions. Every local change is stamped by the shard's hybrid logical
+ * clock, version = wall ms << 16 | logical, together with the node id. A
+ * replicated record applies only if (version, node) is newer than what the
+ * shard holds, live or deleted; applying advances the clock past it, so the
+ * next local write wins over everything seen. A delete leaves a tombstone
+ * (STORE_F_DELETED) that refuses older updates for tombstone_ms.
+ *
+ * Slots. slot = XXH3(ip || port) mod STORE_SLOTS. The instance table's hash
+ * carries the slot in its top bits, so the table is laid out in slot order
+ * and one slot's entries form one region (store_slot_scan). Each shard keeps,
+ * per slot, the sum mod 2^64 of the hashes of its live records' replicated
+ * state, and their count: adding, removing or changing a record adjusts one
+ * sum in O(1); sums from any order of changes agree, so a slot's checksum is
+ * the same on every node holding the same records.
+ *
+ * Expiry. Heartbeat deadlines are beat + constant per timing, and beats come
+ * in time order, so each distinct timing keeps a FIFO of its tracked
+ * instances ordered by last beat: a beat moves an instance to the tail of the
+ * healthy FIFO, the sweep pops from the heads while the deadline has passed
+ * (healthy -> unhealthy FIFO -> removed). Work is O(expired), never O(all).
+ * Distinct timings per shard are bounded (timings_max). Only instances this
+ * node must expire are tracked: local writes and store_touch track, replicated
+ * records do not.
+ *
+ * The change feed is a FIFO of instances whose replicated state changed
+ * locally, each at most once (W_IN_FEED), so it is bounded by the record
+ * count; its capacity grows with the record count, so a push never fails.
+ */
+#include "store/store_internal.h"
+
+#include "core/err.h"
+#include "core/mem.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <string.h>
+#include "core/hash.h"
+
+#define HASH_SEED 0x64697374726fULL
+
+/* ---- hashes ---- */
+
+uint64_t inst_slot_hash(const uint8_t ip[16], uint16_t port)
+{
+	uint8_t b[18];
+
+	memcpy(b, ip, 16);
+	b[16] = (uint8_t)(port >> 8);
+	b[17] = (uint8_t)port;
+	return XXH3_64bits(b, sizeof(b));
+}
+
+uint32_t store_slot_of(const struct store_addr *a)
+{
+	return (uint32_t)(inst_slot_hash(a->ip, a->port) & (STORE_SLOTS - 1));
+}
+
+uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
+		     const char *name, uint32_t name_len)
+{
+	XXH3_state_t st;
+	uint32_t lens[3] = { ns_len, group_len, name_len };
+
+	XXH3_64bits_reset_withSeed(&st, HASH_SEED);
+	XXH3_64bits_update(&st, lens, sizeof(lens));
+	XXH3_64bits_update(&st, ns, ns_len);
+	XXH3_64bits_update(&st, group, group_len);
+	XXH3_64bits_update(&st, name, name_len);
+	return XXH3_64bits_digest(&st);
+}
+
+uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot_hash)
+{
+	uint64_t in[3] = { svc_hash, cluster_hash, slot_hash };
+	uint64_t h = XXH3_64bits_withSeed(in, sizeof(in), HASH_SEED);
+
+	return ((slot_hash & (STORE_SLOTS - 1)) << (64 - STORE_SLOT_BITS)) | (h >> STORE_SLOT_BITS);
+}
+
+uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[16], uint16_t port,
+		     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
+		     uint64_t meta_hash, uint64_t version, uint16_t node)
+{
+	struct __attribute__((packed)) {
+		uint64_t svc, cluster, meta, version;
+		uint8_t ip[16];
+		uint32_t weight, interval, timeout, del;
+		uint16_t port, node;
+		uint8_t flags;
+	} b;
+
+	memset(&b, 0, sizeof(b));
+	b.svc = svc_hash;
+	b.cluster = cluster_hash;
+	b.meta = meta_hash;
+	b.version = version;
+	memcpy(b.ip, ip, 16);
+	b.weight = weight_milli;
+	b.interval = t->interval_ms;
+	b.timeout = t->timeout_ms;
+	b.del = t->delete_ms;
+	b.port = port;
+	b.node = node;
+	b.flags = flags & REPLICATED_FLAGS;
+	return XXH3_64bits_withSeed(&b, sizeof(b), HASH_SEED);
+}
+
+/* ---- addresses and names ---- */
+
+int store_addr_parse(const char *ip, uint16_t port, struct store_addr *out)
+{
+	static const uint8_t zero[16];
+	struct in_addr v4;
+
+	memset(out, 0, sizeof(*out));
+	if (ip == NULL)
+		return -ERR_ADDR;
+	if (inet_pton(AF_INET, ip, &v4) == 1) {
+		out->ip[10] = 0xff;
+		out->ip[11] = 0xff;
+		memcpy(&out->ip[12], &v4, 4);
+	} else if (inet_pton(AF_INET6, ip, out->ip) != 1) {
+		return -ERR_ADDR;
+	}
+	out->port = port;
+	if (port == 0 || memcmp(out->ip, zero, 16) == 0)
+		return -ERR_ADDR;
+	if (out->ip[10] == 0xff && out->ip[11] == 0xff && memcmp(out->ip, zero, 10) == 0 &&
+	    memcmp(&out->ip[12], zero, 4) == 0)
+		return -ERR_ADDR;
+	return 0;
+}
+
+static bool addr_is_v4(const uint8_t ip[16])
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return memcmp(ip, prefix, 12) == 0;
+}
+
+void store_addr_format(const struct store_addr *a, char *buf, size_t len)
+{
+	if (addr_is_v4(a->ip))
+		inet_ntop(AF_INET, &a->ip[12], buf, (socklen_t)len);
+	else
+		inet_ntop(AF_INET6, a->ip, buf, (socklen_t)len);
+}
+
+static int addr_check(const struct store_addr *a)
+{
+	static const uint8_t zero[16];
+
+	if (a->port == 0 || memcmp(a->ip, zero, 16) == 0)
+		return -ERR_ADDR;
+	if (addr_is_v4(a->ip) && memcmp(&a->ip[12], zero, 4) == 0)
+		return -ERR_ADDR;
+	return 0;
+}
+
+struct store_str name_or_default(struct store_str s, const char *def)
+{
+	if (s.p == NULL)
+		return (struct store_str){ def, (uint32_t)strlen(def) };
+	return s;
+}
+
+int name_check(const struct store *s, struct store_str n, bool cluster)
+{
+	if (n.len == 0)
+		return -ERR_NAME_EMPTY;
+	if (n.len > s->cfg.limits.name_bytes_max)
+		return -ERR_NAME_LONG;
+	for (uint32_t i = 0; i < n.len; i++) {
+		unsigned char c = (unsigned char)n.p[i];
+
+		if (c < 0x20 || c == 0x7f || (cluster && c == ','))
+			return -ERR_NAME_CHARS;
+		if (c == '@' && i + 1 < n.len && n.p[i + 1] == '@')
+			return -ERR_NAME_CHARS;
+	}
+	return 0;
+}
+
+int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct rkey *rk)
+{
+	int rc;
+
+	rk->ns = name_or_default(k->ns, s->def_ns);
+	rk->group = name_or_default(k->group, s->def_group);
+	rk->service = k->service;
+	if (rk->service.p == NULL)
+		return -ERR_NAME_EMPTY;
+	if ((rc = name_check(s, rk->ns, false)) < 0 || (rc = name_check(s, rk->group, false)) < 0 ||
+	    (rc = name_check(s, rk->service, false)) < 0)
+		return rc;
+	rk->svc_hash = svc_hash_of(rk->ns.p, rk->ns.len, rk->group.p, rk->group.len,
+				   rk->service.p, rk->service.len);
+	return 0;
+}
+
+int key_resolve(const struct store *s, const struct store_key *k, struct rkey *rk)
+{
+	int rc = svc_key_resolve(s, &k->svc, rk);
+
+	if (rc < 0)
+		return rc;
+	rk->cluster = name_or_default(k->cluster, s->def_cluster);
+	if ((rc = name_check(s, rk->cluster, true)) < 0)
+		return rc;
+	if ((rc = addr_check(&k->addr)) < 0)
+		return rc;
+	rk->addr = &k->addr;
+	rk->cluster_hash = intern_hash(rk->cluster.p, rk->cluster.len);
+	rk->slot_hash = inst_slot_hash(k->addr.ip, k->addr.port);
+	rk->slot = (uint16_t)(rk->slot_hash & (STORE_SLOTS - 1));
+	rk->hash = inst_table_hash(rk->svc_hash, rk->cluster_hash, rk->slot_hash);
+	return 0;
+}
+
+uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash)
+{
+	return (uint32_t)(((svc_hash & 0xffffffffu) * s->nshards) >> 32);
+}
+
+uint32_t store_shard_of(const struct store *s, const struct store_svc_key *k)
+{
+	struct rkey rk;
+
+	if (svc_key_resolve(s, k, &rk) < 0)
+		return 0;
+	return shard_of_hash(s, rk.svc_hash);
+}
+
+/* ---- configuration, creation ---- */
+
+void store_config_default(struct store_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->shards = 1;
+	c->node_id = 0;
+	c->limits = (struct store_limits){
+		.name_bytes_max = 256,
+		.meta_bytes_max = 4096,
+		.meta_pairs_max = 64,
+		.meta_key_bytes_max = 256,
+		.instances_max = 16u << 20,
+		.service_instances_max = 100000,
+		.services_max = 1u << 20,
+		.clusters_max = 1024,
+		.timings_max = 64,
+		.timing_ms_min = 1,
+		.timing_ms_max = 24u * 3600 * 1000,
+	};
+	c->timing = (struct store_timing){ 5000, 15000, 30000 };
+	c->tombstone_ms = 60000;
+}
+
+void store_val_default(struct store_val *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->weight_milli = STORE_WEIGHT_SCALE;
+	v->healthy = true;
+	v->enabled = true;
+	v->ephemeral = true;
+}
+
+static int timing_check(const struct store_limits *l, const struct store_timing *t)
+{
+	if (t->interval_ms < l->timing_ms_min || t->delete_ms > l->timing_ms_max)
+		return -ERR_TIMING;
+	if (!(t->interval_ms < t->timeout_ms && t->timeout_ms <= t->delete_ms))
+		return -ERR_TIMING;
+	return 0;
+}
+
+static int config_check(const struct store_config *c)
+{
+	const struct store_limits *l = &c->limits;
+
+	if (c->shards == 0 || c->shards > STORE_SHARDS_MAX)
+		return -ERR_INVAL;
+	if (l->name_bytes_max == 0 || l->meta_key_bytes_max == 0 || l->instances_max == 0 ||
+	    l->service_instances_max == 0 || l->services_max == 0 || l->clusters_max == 0 ||
+	    l->clusters_max > STORE_CLUSTERS_HARD || l->timings_max == 0 ||
+	    l->timings_max > STORE_TIMINGS_HARD || l->timing_ms_min == 0 ||
+	    l->timing_ms_min > l->timing_ms_max)
+		return -ERR_INVAL;
+	return timing_check(l, &c->timing) < 0 ? -ERR_INVAL : 0;
+}
+
+static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
+{
+	int rc = -ERR_NOMEM;
+
+	memset(sh, 0, sizeof(*sh));
+	sh->store = s;
+	sh->index = i;
+	epoch_register(&s->epoch, &sh->rec);
+	pool_init(&sh->insts, sizeof(struct store_inst));
+	if ((rc = intern_init(&sh->intern, &sh->rec)) < 0)
+		return rc;
+	if ((rc = table_init(&sh->svcs, 4)) < 0)
+		return rc;
+	if ((rc = table_init(&sh->table, 6)) < 0)
+		return rc;
+	sh->timings = mem_calloc(s->cfg.limits.timings_max, sizeof(sh->timings[0]));
+	sh->slot_sum = mem_calloc(STORE_SLOTS, sizeof(sh->slot_sum[0]));
+	sh->slot_count = mem_calloc(STORE_SLOTS, sizeof(sh->slot_count[0]));
+	if (!sh->timings || !sh->slot_sum || !sh->slot_count)
+		return -ERR_NOMEM;
+	/* Timing 0 is the default, so most instances share one FIFO pair. */
+	sh->timings[0].t = s->cfg.timing;
+	sh->timings_n = 1;
+	return 0;
+}
+
+int store_create(const struct store_config *c, struct store **out)
+{
+	struct store *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = config_check(c)) < 0)
+		return rc;
+	s = mem_calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ERR_NOMEM;
+	s->cfg = *c;
+	s->nshards = c->shards;
+	s->def_ns = "public";
+	s->def_group = "DEFAULT_GROUP";
+	s->def_cluster = "DEFAULT";
+	epoch_init(&s->epoch);
+	s->shards = mem_alloc(sizeof(s->shards[0]) * s->nshards);
+	if (s->shards == NULL) {
+		mem_free(s);
+		return -ERR_NOMEM;
+	}
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		if ((rc = shard_init(s, &s->shards[i], i)) < 0) {
+			s->nshards = i + 1;
+			store_destroy(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+static void shard_destroy(struct store_shard *sh)
+{
+	/* Wait out readers and run pending frees first: they return records to the pool. */
+	epoch_barrier(&sh->rec);
+	if (sh->table.arr) {
+		struct table_arr *a = sh->table.arr;
+
+		for (uint64_t i = 0; i < ((uint64_t)1 << a->bits); i++)
+			if (a->e[i] != TABLE_EMPTY && a->e[i] != TABLE_TOMB)
+				pool_put(&sh->insts, table_obj(a->e[i]));
+		table_destroy(&sh->table);
+	}
+	if (sh->svcs.arr) {
+		struct table_arr *a = sh->svcs.arr;
+
+		for (uint64_t i = 0; i < ((uint64_t)1 << a->bits); i++) {
+			struct store_svc *svc;
+
+			if (a->e[i] == TABLE_EMPTY || a->e[i] == TABLE_TOMB)
+				continue;
+			svc = table_obj(a->e[i]);
+			mem_free(svc->arr);
+			mem_free(svc->clusters);
+			mem_free(svc);
+		}
+		table_destroy(&sh->svcs);
+	}
+	if (sh->intern.strs.arr)
+		intern_destroy(&sh->intern);
+	pool_destroy(&sh->insts);
+	mem_free(sh->timings);
+	mem_free(sh->slot_sum);
+	mem_free(sh->slot_count);
+	mem_free(sh->feed);
+	ck_epoch_unregister(&sh->rec.ck);
+}
+
+void store_destroy(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (uint32_t i = 0; i < s->nshards; i++)
+		shard_destroy(&s->shards[i]);
+	mem_free(s->shards);
+	mem_free(s);
+}
+
+struct store_shard *store_shard(struct store *s, uint32_t i)
+{
+	return i < s->nshards ? &s->shards[i] : NULL;
+}
+
+uint32_t store_shards(const struct store *s)
+{
+	return s->nshards;
+}
+
+struct epoch *store_epoch(struct store *s)
+{
+	return &s->epoch;
+}
+
+struct epoch_rec *store_shard_rec(struct store_shard *sh)
+{
+	return &sh->rec;
+}
+
+/* ---- retiring ---- */
+
+static void free_plain(void *ctx, void *obj)
+{
+	(void)ctx;
+	mem_free(obj);
+}
+
+static void free_inst(void *ctx, void *obj)
+{
+	pool_put(&((struct store_shard *)ctx)->insts, obj);
+}
+
+/* ---- services ---- */
+
+struct svc_lookup {
+	struct store_str ns, group, name;
+};
+
+static bool svc_eq(const void *obj, const void *key)
+{
+	const struct store_svc *s = obj;
+	const struct svc_lookup *k = key;
+
+	return s->name->len == k->name.len && s->group->len == k->group.len &&
+	       s->ns->len == k->ns.len && memcmp(s->name->s, k->name.p, k->name.len) == 0 &&
+	       memcmp(s->group->s, k->group.p, k->group.len) == 0 &&
+	       memcmp(s->ns->s, k->ns.p, k->ns.len) == 0;
+}
+
+static uint64_t svc_rehash(const void *obj)
+{
+	return ((const struct store_svc *)obj)->hash;
+}
+
+/* Reader-safe. */
+struct store_svc *svc_find(const struct store_shard *sh, const struct rkey *rk)
+{
+	struct svc_lookup k = { rk->ns, rk->group, rk->service };
+
+	return table_find(&sh->svcs, rk->svc_hash, svc_eq, &k);
+}
+
+static int svc_get(struct store_shard *sh, const struct rkey *rk, struct store_svc **out)
+{
+	struct store *s = sh->store;
+	struct store_svc *svc = svc_find(sh, rk);
+
+	if (svc) {
+		*out = svc;
+		return 0;
+	}
+	if (LOAD_RELAXED(&s->services) >= s->cfg.limits.services_max)
+		return -ERR_LIMIT_SERVICES;
+	svc = mem_calloc(1, sizeof(*svc));
+	if (svc == NULL)
+		return -ERR_NOMEM;
+	svc->hash = rk->svc_hash;
+	svc->ns = intern_str(&sh->intern, rk->ns.p, rk->ns.len);
+	svc->group = intern_str(&sh->intern, rk->group.p, rk->group.len);
+	svc->name = intern_str(&sh->intern, rk->service.p, rk->service.len);
+	if (!svc->ns || !svc->group || !svc->name ||
+	    table_insert(&sh->svcs, &sh->rec, svc->hash, svc, svc_rehash) < 0) {
+		intern_unref(&sh->intern, svc->ns);
+		intern_unref(&sh->intern, svc->group);
+		intern_unref(&sh->intern, svc->name);
+		mem_free(svc);
+		return -ERR_NOMEM;
+	}
+	__atomic_add_fetch(&s->services, 1, __ATOMIC_RELAXED);
+	STAT_INC(sh, services);
+	*out = svc;
+	return 0;
+}
+
+/* Drops a service that no record refers to any more. */
+static void svc_maybe_release(struct store_shard *sh, struct store_svc *svc)
+{
+	if (svc->records > 0)
+		return;
+	table_remove(&sh->svcs, svc->hash, svc);
+	intern_unref(&sh->intern, svc->ns);
+	intern_unref(&sh->intern, svc->group);
+	intern_unref(&sh->intern, svc->name);
+	if (svc->clusters) {
+		for (uint32_t i = 0; i < svc->clusters->n; i++)
+			intern_unref(&sh->intern, svc->clusters->names[i]);
+		epoch_retire(&sh->rec, free_plain, NULL, svc->clusters);
+	}
+	if (svc->arr)
+		epoch_retire(&sh->rec, free_plain, NULL, svc->arr);
+	epoch_retire(&sh->rec, free_plain, NULL, svc);
+	__atomic_sub_fetch(&sh->store->services, 1, __ATOMIC_RELAXED);
+	STAT_ADD(sh, services, (uint64_t)-1);
+}
+
+/* Reader-safe: index of a cluster name in the service, or -1. */
+int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash)
+{
+	const struct svc_clusters *c = LOAD_ACQUIRE(&svc->clusters);
+	uint32_t n;
+
+	if (c == NULL)
+		return -1;
+	n = LOAD_ACQUIRE(&c->n);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct istr *s = LOAD_ACQUIRE(&c->names[i]);
+
+		if (s->hash == hash && s->len == name.len && memcmp(s->s, name.p, name.len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int svc_cluster_get(struct store_shard *sh, struct store_svc *svc, const struct rkey *rk)
+{
+	struct svc_clusters *c = svc->clusters, *nc;
+	int i = svc_cluster_find(svc, rk->cluster, rk->cluster_hash);
+	const struct istr *name;
+
+	if (i >= 0)
+		return i;
+	if (c && c->n >= sh->store->cfg.limits.clusters_max)
+		return -ERR_LIMIT_CLUSTERS;
+	name = intern_str(&sh->intern, rk->cluster.p, rk->cluster.len);
+	if (name == NULL)
+		return -ERR_NOMEM;
+	if (c && c->n < c->cap) {
+		STORE_RELEASE(&c->names[c->n], name);
+		STORE_RELEASE(&c->n, c->n + 1);
+		return (int)c->n - 1;
+	}
+	uint32_t cap = c ? c->cap * 2 : 2;
+
+	nc = mem_alloc(sizeof(*nc) + sizeof(nc->names[0]) * cap);
+	if (nc == NULL) {
+		intern_unref(&sh->intern, name);
+		return -ERR_NOMEM;
+	}
+	nc->cap = cap;
+	nc->n = c ? c->n : 0;
+	if (c)
+		memcpy(nc->names, c->names, sizeof(c->names[0]) * c->n);
+	nc->names[nc->n++] = name;
+	STORE_RELEASE(&svc->clusters, nc);
+	if (c)
+		epoch_retire(&sh->rec, free_plain, NULL, c);
+	return (int)nc->n - 1;
+}
+
+static const struct istr *inst_cluster(const struct store_inst *in)
+{
+	return LOAD_ACQUIRE(&in->svc->clusters)->names[in->cluster];
+}
+
+static uint32_t arr_cap_for(uint32_t want)
+{
+	uint32_t cap = 4;
+
+	while (cap < want)
+		cap *= 2;
+	if (cap - want < cap / 8)
+		cap *= 2;
+	return cap;
+}
+
+/* Rebuilds the array without holes, room for `extra` more. */
+static int svc_arr_rebuild(struct store_shard *sh, struct store_svc *svc, uint32_t extra)
+{
+	struct svc_arr *old = svc->arr, *a;
+	uint32_t cap = arr_cap_for(svc->live + extra);
+
+	a = mem_alloc(sizeof(*a) + sizeof(a->v[0]) * cap);
+	if (a == NULL)
+		return -ERR_NOMEM;
+	a->cap = cap;
+	a->n = 0;
+	if (old) {
+		for (uint32_t i = 0; i < old->n; i++) {
+			struct store_inst *in = old->v[i];
+
+			if (in) {
+				in->svc_pos = a->n;
+				a->v[a->n++] = in;
+			}
+		}
+		epoch_retire(&sh->rec, free_plain, NULL, old);
+	}
+	svc->holes = 0;
+	STORE_RELEASE(&svc->arr, a);
+	return 0;
+}
+
+static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct store_inst *in)
+{
+	struct svc_arr *a = svc->arr;
+
+	if (a == NULL || a->n == a->cap) {
+		int rc = svc_arr_rebuild(sh, svc, 1);
+
+		if (rc < 0)
+			return rc;
+		a = svc->arr;
+	}
+	in->svc_pos = a->n;
+	STORE_RELEASE(&a->v[a->n], in);
+	STORE_RELEASE(&a->n, a->n + 1);
+	svc->live++;
+	STORE_RELAXED(&svc->revision, svc->revision + 1);
+	return 0;
+}
+
+static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct store_inst *in)
+{
+	struct svc_arr *a = svc->arr;
+
+	assert(a->v[in->svc_pos] == in);
+	STORE_RELEASE(&a->v[in->svc_pos], NULL);
+	svc->holes++;
+	svc->live--;
+	STORE_RELAXED(&svc->revision, svc->revision + 1);
+	/* Compact when most positions are holes; failure only delays it. */
+	if (svc->holes > 8 && svc->holes * 2 > a->n)
+		(void)svc_arr_rebuild(sh, svc, 0);
+}
+
+/* ---- instances ---- */
+
+struct inst_lookup {
+	const struct store_svc *svc;
+	int cluster;
+	const struct store_addr *addr;
+};
+
+static bool inst_eq(const void *obj, const void *key)
+{
+	const struct store_inst *in = obj;
+	const struct inst_lookup *k = key;
+
+	return in->svc == k->svc && in->cluster == k->cluster && in->port == k->addr->port &&
+	       memcmp(in->ip, k->addr->ip, 16) == 0;
+}
+
+static uint64_t inst_rehash(const void *obj)
+{
+	const struct store_inst *in = obj;
+
+	return inst_table_hash(in->svc->hash, inst_cluster(in)->hash,
+			       inst_slot_hash(in->ip, in->port));
+}
+
+/* Reader-safe lookup of a resolved key; NULL if absent. */
+struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk,
+				    const struct store_svc **svc_out)
+{
+	const struct store_svc *svc = svc_find(sh, rk);
+	struct inst_lookup k;
+
+	if (svc_out)
+		*svc_out = svc;
+	if (svc == NULL)
+		return NULL;
+	k.svc = svc;
+	k.cluster = svc_cluster_find(svc, rk->cluster, rk->cluster_hash);
+	k.addr = rk->addr;
+	if (k.cluster < 0)
+		return NULL;
+	return table_find(&sh->table, rk->hash, inst_eq, &k);
+}
+
+static uint64_t inst_record_hash(const struct store_shard *sh, const struct store_inst *in)
+{
+	return record_hash(in->svc->hash, inst_cluster(in)->hash, in->ip, in->port,
+			   in->weight_milli, in->flags, &sh->timings[in->timing].t,
+			   in->meta ? in->meta->hash : 0, in->version, in->node);
+}
+
+static void slot_adjust(struct store_shard *sh, uint16_t slot, uint64_t add, uint64_t sub,
+			int32_t dcount)
+{
+	STORE_RELAXED(&sh->slot_sum[slot], sh->slot_sum[slot] + add - sub);
+	STORE_RELAXED(&sh->slot_count[slot], sh->slot_count[slot] + (uint32_t)dcount);
+}
+
+static inline void seq_begin(struct store_inst *in)
+{
+	STORE_RELAXED(&in->seq, in->seq + 1);
+	FENCE_RELEASE();
+}
+
+static inline void seq_end(struct store_inst *in)
+{
+	STORE_RELEASE(&in->seq, in->seq + 1);
+}
+
+/* The replicated value of a write, validated and resolved. Holds a meta reference. */
+struct pval {
+	uint32_t weight_milli;
+	uint8_t flags;
+	uint8_t timing;
+	const struct store_meta *meta;
+};
+
+static int timing_index(struct store_shard *sh, const struct store_timing *given)
+{
+	const struct store_config *c = &sh->store->cfg;
+	struct store_timing t = *given;
+	int rc;
+
+	if (t.interval_ms == 0)
+		t.interval_ms = c->timing.interval_ms;
+	if (t.timeout_ms == 0)
+		t.timeout_ms = c->timing.timeout_ms;
+	if (t.delete_ms == 0)
+		t.delete_ms = c->timing.delete_ms;
+	if ((rc = timing_check(&c->limits, &t)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < sh->timings_n; i++)
+		if (memcmp(&sh->timings[i].t, &t, sizeof(t)) == 0)
+			return (int)i;
+	if (sh->timings_n >= c->limits.timings_max)
+		return -ERR_LIMIT_TIMINGS;
+	sh->timings[sh->timings_n].t = t;
+	return (int)sh->timings_n++;
+}
+
+static int pval_make(struct store_shard *sh, const struct store_val *v, struct pval *p)
+{
+	int rc;
+
+	if (v->weight_milli > STORE_WEIGHT_MAX * STORE_WEIGHT_SCALE)
+		return -ERR_WEIGHT;
+	if ((rc = timing_index(sh, &v->timing)) < 0)
+		return rc;
+	p->timing = (uint8_t)rc;
+	p->weight_milli = v->weight_milli;
+	p->flags = (v->healthy ? STORE_F_HEALTHY : 0) | (v->enabled ? STORE_F_ENABLED : 0) |
+		   (v->ephemeral ? STORE_F_EPHEMERAL : 0);
+	if (v->meta_n > 0 && v->meta == NULL)
+		return -ERR_INVAL;
+	return intern_meta(&sh->intern, &sh->store->cfg.limits, v->meta, v->meta_n, &p->meta);
+}
+
+static bool pval_same(const struct store_inst *in, const struct pval *p)
+{
+	return in->weight_milli == p->weight_milli && in->flags == p->flags &&
+	       in->timing == p->timing && in->meta == p->meta;
+}
+
+static uint64_t hlc_next(struct store_shard *sh)
+{
+	uint64_t wall = (uint64_t)clock_wall_ms(&sh->store->cfg.clock) << 16;
+
+	sh->hlc = wall > sh->hlc ? wall : sh->hlc + 1;
+	return sh->hlc;
+}
+
+static void hlc_observe(struct store_shard *sh, uint64_t version)
+{
+	if (version > sh->hlc)
+		sh->hlc = version;
+}
+
+static int64_t now_ms(const struct store_shard *sh)
+{
+	return clock_mono_ms(&sh->store->cfg.clock);
+}
+
+/* ---- FIFOs ---- */
+
+static void fifo_unlink(struct fifo *f, struct store_inst *in)
+{
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		f->head = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	else
+		f->tail = in->prev;
+	in->prev = in->next = NULL;
+}
+
+static void fifo_append(struct fifo *f, struct store_inst *in)
+{
+	in->next = NULL;
+	in->prev = f->tail;
+	if (f->tail)
+		f->tail->next = in;
+	else
+		f->head = in;
+	f->tail = in;
+}
+
+static struct fifo *inst_fifo(struct store_shard *sh, const struct store_inst *in)
+{
+	switch (in->wflags & W_LIST_MASK) {
+	case W_LIST_HEALTHY:
+		return &sh->timings[in->timing].healthy;
+	case W_LIST_UNHEALTHY:
+		return &sh->timings[in->timing].unhealthy;
+	case W_LIST_DEAD:
+		return &sh->dead;
+	}
+	return NULL;
+}
+
+static void list_leave(struct store_shard *sh, struct store_inst *in)
+{
+	struct fifo *f = inst_fifo(sh, in);
+
+	if (f)
+		fifo_unlink(f, in);
+	in->wflags &= (uint8_t)~W_LIST_MASK;
+}
+
+static void list_enter(struct store_shard *sh, struct store_inst *in, uint8_t list)
+{
+	in->wflags = (uint8_t)((in->wflags & ~W_LIST_MASK) | list);
+	fifo_append(inst_fifo(sh, in), in);
+}
+
+/* A heartbeat: fresh beat time, tail of the healthy FIFO (ephemeral live instances only). */
+static void track(struct store_shard *sh, struct store_inst *in, int64_t now)
+{
+	list_leave(sh, in);
+	STORE_RELAXED(&in->beat_ms, now);
+	if ((in->flags & STORE_F_EPHEMERAL) && !(in->flags & STORE_F_DELETED))
+		list_enter(sh, in, W_LIST_HEALTHY);
+}
+
+/* ---- change feed ---- */
+
+static int feed_reserve(struct store_shard *sh)
+{
+	uint64_t records = sh->stats.instances + sh->stats.tombstones + 1;
+	struct store_inst **f;
+	uint32_t cap;
+
+	if (records <= sh->feed_cap)
+		return 0;
+	cap = sh->feed_cap ? sh->feed_cap * 2 : 64;
+	f = mem_alloc(sizeof(f[0]) * cap);
+	if (f == NULL)
+		return -ERR_NOMEM;
+	if (sh->feed_n)
+		memcpy(f, sh->feed, sizeof(f[0]) * sh->feed_n);
+	mem_free(sh->feed);
+	sh->feed = f;
+	sh->feed_cap = cap;
+	return 0;
+}
+
+static void feed_push(struct store_shard *sh, struct store_inst *in)
+{
+	if (in->wflags & W_IN_FEED)
+		return;
+	assert(sh->feed_n < sh->feed_cap);
+	in->wflags |= W_IN_FEED;
+	sh->feed[sh->feed_n++] = in;
+}
+
+/* ---- state transitions (writer) ---- */
+
+/* Changes the replicated value of a live instance; consumes p's meta reference. */
+static void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *p,
+		     uint64_t version, uint16_t node)
+{
+	uint64_t before = inst_record_hash(sh, in);
+	const struct store_meta *old_meta = in->meta;
+
+	if (in->timing != p->timing) {
+		/* The FIFO belongs to the timing: move to the new one's healthy tail. */
+		bool tracked = (in->wflags & W_LIST_MASK) != W_LIST_NONE;
+
+		list_leave(sh, in);
+		in->timing = p->timing;
+		if (tracked)
+			list_enter(sh, in, W_LIST_HEALTHY);
+	}
+	seq_begin(in);
+	STORE_RELAXED(&in->weight_milli, p->weight_milli);
+	STORE_RELAXED(&in->flags, p->flags);
+	STORE_RELAXED(&in->timing, p->timing);
+	STORE_RELEASE(&in->meta, p->meta);
+	STORE_RELAXED(&in->version, version);
+	STORE_RELAXED(&in->node, node);
+	seq_end(in);
+	slot_adjust(sh, in->slot, inst_record_hash(sh, in), before, 0);
+	STORE_RELAXED(&in->svc->revision, in->svc->revision + 1);
+	intern_meta_unref(&sh->intern, old_meta);
+}
+
+/* A live instance becomes a tombstone. */
+static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version,
+		      uint16_t node)
+{
+	const struct store_meta *old_meta = in->meta;
+
+	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
+	seq_begin(in);
+	STORE_RELAXED(&in->flags, (uint8_t)STORE_F_DELETED);
+	STORE_RELEASE(&in->meta, NULL);
+	STORE_RELAXED(&in->version, version);
+	STORE_RELAXED(&in->node, node);
+	seq_end(in);
+	intern_meta_unref(&sh->intern, old_meta);
+	svc_arr_remove(sh, in->svc, in);
+	list_leave(sh, in);
+	STORE_RELAXED(&in->beat_ms, now_ms(sh));
+	list_enter(sh, in, W_LIST_DEAD);
+	STAT_ADD(sh, instances, (uint64_t)-1);
+	STAT_INC(sh, tombstones);
+}
+
+/* A tombstone (flags DELETED, in the dead FIFO) comes back to life; consumes p's meta. */
+static int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval *p,
+		       uint64_t version, uint16_t node)
+{
+	struct store_svc *svc = in->svc;
+	int rc;
+
+	if (svc->live >= sh->store->cfg.limits.service_instances_max)
+		return -ERR_LIMIT_SERVICE;
+	if ((rc = svc_arr_add(sh, svc, in)) < 0)
+		return rc;
+	list_leave(sh, in);
+	seq_begin(in);
+	STORE_RELAXED(&in->weight_milli, p->weight_milli);
+	STORE_RELAXED(&in->flags, p->flags);
+	STORE_RELAXED(&in->timing, p->timing);
+	STORE_RELEASE(&in->meta, p->meta);
+	STORE_RELAXED(&in->version, version);
+	STORE_RELAXED(&in->node, node);
+	seq_end(in);
+	slot_adjust(sh, in->slot, inst_record_hash(sh, in), 0, 1);
+	STAT_INC(sh, instances);
+	STAT_ADD(sh, tombstones, (uint64_t)-1);
+	return 0;
+}
+
+/*
+ * A new record: live with p (consumes its meta) or, when p is NULL, a
+ * tombstone. Creates the service and cluster entries as needed.
+ */
+static int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
+		       uint64_t version, uint16_t node, struct store_inst **out)
+{
+	struct store *s = sh->store;
+	struct store_svc *svc;
+	struct store_inst *in;
+	int cl, rc;
+
+	if (LOAD_RELAXED(&s->records) >= s->cfg.limits.instances_max)
+		return -ERR_LIMIT_INSTANCES;
+	if ((rc = svc_get(sh, rk, &svc)) < 0)
+		return rc;
+	if (p && svc->live >= s->cfg.limits.service_instances_max) {
+		rc = -ERR_LIMIT_SERVICE;
+		goto err_svc;
+	}
+	if ((cl = svc_cluster_get(sh, svc, rk)) < 0) {
+		rc = cl;
+		goto err_svc;
+	}
+	if ((rc = feed_reserve(sh)) < 0)
+		goto err_svc;
+	in = pool_get(&sh->insts);
+	if (in == NULL) {
+		rc = -ERR_NOMEM;
+		goto err_svc;
+	}
+	memset(in, 0, sizeof(*in));
+	in->svc = svc;
+	memcpy(in->ip, rk->addr->ip, 16);
+	in->port = rk->addr->port;
+	in->cluster = (uint16_t)cl;
+	in->slot = rk->slot;
+	in->version = version;
+	in->node = node;
+	in->beat_ms = now_ms(sh);
+	if (p) {
+		in->weight_milli = p->weight_milli;
+		in->flags = p->flags;
+		in->timing = p->timing;
+		in->meta = p->meta;
+		if ((rc = svc_arr_add(sh, svc, in)) < 0)
+			goto err_inst;
+	} else {
+		in->flags = STORE_F_DELETED;
+	}
+	if ((rc = table_insert(&sh->table, &sh->rec, rk->hash, in, inst_rehash)) < 0) {
+		if (p)
+			svc_arr_remove(sh, svc, in);
+		goto err_inst;
+	}
+	svc->records++;
+	__atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED);
+	if (p) {
+		slot_adjust(sh, in->slot, inst_record_hash(sh, in), 0, 1);
+		STAT_INC(sh, instances);
+	} else {
+		list_enter(sh, in, W_LIST_DEAD);
+		STAT_INC(sh, tombstones);
+	}
+	*out = in;
+	return 0;
+
+err_inst:
+	/* Never published (or unpublished above): readers may have seen it in svc->arr. */
+	epoch_retire(&sh->rec, free_inst, sh, in);
+err_svc:
+	svc_maybe_release(sh, svc);
+	return rc;
+}
+
+/* Forgets a tombstone. */
+static void inst_purge(struct store_shard *sh, struct store_inst *in)
+{
+	struct store_svc *svc = in->svc;
+
+	list_leave(sh, in);
+	table_remove(&sh->table, inst_rehash(in), in);
+	epoch_retire(&sh->rec, free_inst, sh, in);
+	svc->records--;
+	__atomic_sub_fetch(&sh->store->records, 1, __ATOMIC_RELAXED);
+	STAT_ADD(sh, tombstones, (uint64_t)-1);
+	STAT_INC(sh, tombstones_purged);
+	svc_maybe_release(sh, svc);
+}
+
+/* ---- writer operations ---- */
+
+static int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk)
+{
+	int rc = key_resolve(sh->store, k, rk);
+
+	if (rc == 0 && shard_of_hash(sh->store, rk->svc_hash) != sh->index)
+		rc = -ERR_WRONG_SHARD;
+	return rc;
+}
+
+static int rejected(struct store_shard *sh, int rc)
+{
+	STAT_INC(sh, rejected);
+	return rc;
+}
+
+int store_upsert(struct store_shard *sh, const struct store_key *k, const struct store_val *v)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	struct pval p;
+	int rc;
+
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0 || (rc = pval_make(sh, v, &p)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in && !(in->flags & STORE_F_DELETED)) {
+		rc = STORE_SAME;
+		if (pval_same(in, &p)) {
+			intern_meta_unref(&sh->intern, p.meta);
+		} else {
+			inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
+			feed_push(sh, in);
+			rc = STORE_CHANGED;
+		}
+	} else if (in) {
+		if ((rc = inst_revive(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id)) < 0) {
+			intern_meta_unref(&sh->intern, p.meta);
+			return rejected(sh, rc);
+		}
+		feed_push(sh, in);
+		rc = STORE_CREATED;
+	} else {
+		if ((rc = inst_create(sh, &rk, &p, hlc_next(sh), sh->store->cfg.node_id, &in)) < 0) {
+			intern_meta_unref(&sh->intern, p.meta);
+			return rejected(sh, rc);
+		}
+		feed_push(sh, in);
+		rc = STORE_CREATED;
+	}
+	track(sh, in, now_ms(sh));
+	STAT_INC(sh, upserts);
+	return rc;
+}
+
+int store_delete(struct store_shard *sh, const struct store_key *k)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	int rc;
+
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in == NULL || (in->flags & STORE_F_DELETED))
+		return -ERR_NOT_FOUND;
+	inst_kill(sh, in, hlc_next(sh), sh->store->cfg.node_id);
+	feed_push(sh, in);
+	STAT_INC(sh, deletes);
+	return 0;
+}
+
+int store_touch(struct store_shard *sh, const struct store_key *k)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	int rc = STORE_SAME;
+
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in == NULL || (in->flags & STORE_F_DELETED))
+		return -ERR_NOT_FOUND;
+	if (!(in->flags & STORE_F_HEALTHY) && (in->flags & STORE_F_EPHEMERAL)) {
+		struct pval p = { in->weight_milli, (uint8_t)(in->flags | STORE_F_HEALTHY),
+				  in->timing, in->meta };
+
+		intern_meta_ref(p.meta); /* inst_set consumes one */
+		inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
+		feed_push(sh, in);
+		rc = STORE_CHANGED;
+	}
+	track(sh, in, now_ms(sh));
+	STAT_INC(sh, touches);
+	return rc;
+}
+
+static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
+{
+	return v1 > v2 || (v1 == v2 && n1 > n2);
+}
+
+int store_apply(struct store_shard *sh, const struct store_record *r)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	struct pval p = { 0 };
+	int rc;
+
+	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in && !newer(r->version, r->node, in->version, in->node)) {
+		STAT_INC(sh, applies_stale);
+		return -ERR_STALE;
+	}
+	if (!r->deleted && (rc = pval_make(sh, &r->val, &p)) < 0)
+		return rejected(sh, rc);
+	hlc_observe(sh, r->version);
+
+	if (r->deleted) {
+		if (in == NULL) {
+			/* Remember the delete so an older create arriving later is refused. */
+			if ((rc = inst_create(sh, &rk, NULL, r->version, r->node, &in)) < 0)
+				return rejected(sh, rc);
+			rc = STORE_SAME;
+		} else if (in->flags & STORE_F_DELETED) {
+			seq_begin(in);
+			STORE_RELAXED(&in->version, r->version);
+			STORE_RELAXED(&in->node, r->node);
+			seq_end(in);
+			rc = STORE_SAME;
+		} else {
+			inst_kill(sh, in, r->version, r->node);
+			rc = STORE_CHANGED;
+		}
+	} else if (in == NULL) {
+		if ((rc = inst_create(sh, &rk, &p, r->version, r->node, &in)) < 0) {
+			intern_meta_unref(&sh->intern, p.meta);
+			return rejected(sh, rc);
+		}
+		rc = STORE_CREATED;
+	} else if (in->flags & STORE_F_DELETED) {
+		if ((rc = inst_revive(sh, in, &p, r->version, r->node)) < 0) {
+			intern_meta_unref(&sh->intern, p.meta);
+			return rejected(sh, rc);
+		}
+		STORE_RELAXED(&in->beat_ms, now_ms(sh));
+		rc = STORE_CREATED;
+	} else {
+		inst_set(sh, in, &p, r->version, r->node);
+		/* A tracked instance keeps its place; one turned non-ephemeral stops expiring. */
+		if (!(in->flags & STORE_F_EPHEMERAL))
+			list_leave(sh, in);
+		rc = STORE_CHANGED;
+	}
+	STAT_INC(sh, applies);
+	return rc;
+}
+
+uint32_t store_expire(struct store_shard *sh, uint32_t budget)
+{
+	int64_t now = now_ms(sh);
+	uint16_t node = sh->store->cfg.node_id;
+	uint32_t done = 0;
+
+	for (uint32_t i = 0; i < sh->timings_n && done < budget; i++) {
+		struct timing_entry *te = &sh->timings[i];
+		struct store_inst *in;
+
+		while (done < budget && (in = te->healthy.head) &&
+		       in->beat_ms + te->t.timeout_ms <= now) {
+			fifo_unlink(&te->healthy, in);
+			list_enter(sh, in, W_LIST_UNHEALTHY);
+			if (in->flags & STORE_F_HEALTHY) {
+				struct pval p = { in->weight_milli,
+						  (uint8_t)(in->flags & ~STORE_F_HEALTHY), in->timing,
+						  in->meta };
+
+				intern_meta_ref(p.meta);
+				inst_set(sh, in, &p, hlc_next(sh), node);
+				feed_push(sh, in);
+				STAT_INC(sh, expired_unhealthy);
+			}
+			done++;
+		}
+		while (done < budget && (in = te->unhealthy.head) &&
+		       in->beat_ms + te->t.delete_ms <= now) {
+			inst_kill(sh, in, hlc_next(sh), node);
+			feed_push(sh, in);
+			STAT_INC(sh, expired_removed);
+			done++;
+		}
+	}
+
+	struct store_inst *in;
+
+	while (done < budget && (in = sh->dead.head) &&
+	       in->beat_ms + sh->store->cfg.tombstone_ms <= now) {
+		if (in->wflags & W_IN_FEED) {
+			/* The feed still names it: keep it one more period. */
+			fifo_unlink(&sh->dead, in);
+			in->beat_ms = now;
+			fifo_append(&sh->dead, in);
+		} else {
+			inst_purge(sh, in);
+		}
+		done++;
+	}
+	return done;
+}
+
+void store_poll(struct store_shard *sh)
+{
+	epoch_poll(&sh->rec);
+}
+
+uint32_t store_feed_len(const struct store_shard *sh)
+{
+	return sh->feed_n;
+}
+
+uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32_t max,
+			  roaring_bitmap_t *slots)
+{
+	uint32_t n = sh->feed_n < max ? sh->feed_n : max;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_inst *in = sh->feed[i];
+
+		in->wflags &= (uint8_t)~W_IN_FEED;
+		inst_read(sh, in, &out[i]);
+		if (slots)
+			roaring_bitmap_add(slots, in->slot);
+	}
+	sh->feed_n -= n;
+	memmove(sh->feed, sh->feed + n, sizeof(sh->feed[0]) * sh->feed_n);
+	return n;
+}

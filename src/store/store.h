@@ -1,0 +1,332 @@
+/*
+ * store.h - the in-memory instance tables of one node.
+ *
+ * See store.c for the design essay and docs/store.md for the overview. In
+ * short: the store is split into shards by hash of the service (namespace,
+ * group, name), so a list touches one shard. Each shard has exactly one
+ * writer thread; every thread may read every shard lock-free inside an epoch
+ * section (epoch_enter/epoch_exit on its own record). Instances are also
+ * grouped into STORE_SLOTS slots by hash of ip:port, the unit of cluster
+ * responsibility; each slot has an order-independent checksum and a count.
+ *
+ * Writer functions take the shard and must be called only from its writer
+ * thread. Reader functions take the store and must be called inside an epoch
+ * section; the views they fill stay valid until the section ends.
+ */
+#ifndef DISTRO_STORE_STORE_H
+#define DISTRO_STORE_STORE_H
+
+#include "core/clock.h"
+#include "core/epoch.h"
+
+#include <roaring/roaring.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Slots: slot = XXH3_64(ip[16] || port big-endian[2]) mod STORE_SLOTS. A wire constant. */
+#define STORE_SLOT_BITS 14
+#define STORE_SLOTS     (1u << STORE_SLOT_BITS)
+
+#define STORE_SHARDS_MAX    64
+#define STORE_WEIGHT_MAX    10000u
+#define STORE_WEIGHT_SCALE  1000u /* weights are kept in thousandths: 1.5 -> 1500 */
+#define STORE_CLUSTERS_HARD 65535u
+#define STORE_TIMINGS_HARD  255u
+
+/* Return values of the writer operations (negative values are -ERR_* codes). */
+enum store_result {
+	STORE_SAME = 0,    /* nothing replicated changed */
+	STORE_CHANGED = 1, /* an existing instance changed */
+	STORE_CREATED = 2, /* a new (or resurrected) instance */
+};
+
+/* Instance flags, replicated. */
+enum store_flag {
+	STORE_F_HEALTHY = 1u << 0,
+	STORE_F_ENABLED = 1u << 1,
+	STORE_F_EPHEMERAL = 1u << 2,
+	STORE_F_DELETED = 1u << 3, /* a tombstone: kept to refuse older updates */
+};
+
+/* A borrowed string. p == NULL means absent (the default applies where there is one). */
+struct store_str {
+	const char *p;
+	uint32_t len;
+};
+
+/* IPv6 address or IPv4-mapped (::ffff:a.b.c.d), and a port. */
+struct store_addr {
+	uint8_t ip[16];
+	uint16_t port;
+};
+
+struct store_svc_key {
+	struct store_str ns;      /* default "public" */
+	struct store_str group;   /* default "DEFAULT_GROUP" */
+	struct store_str service; /* required */
+};
+
+struct store_key {
+	struct store_svc_key svc;
+	struct store_str cluster; /* default "DEFAULT" */
+	struct store_addr addr;
+};
+
+struct store_kv {
+	struct store_str key, val;
+};
+
+/* Heartbeat timing of an instance; a zero field takes the store default. */
+struct store_timing {
+	uint32_t interval_ms; /* how often the client beats (advice, replicated) */
+	uint32_t timeout_ms;  /* unhealthy after this long without a beat */
+	uint32_t delete_ms;   /* removed after this long without a beat */
+};
+
+/* The replicated value of an instance, as a client gives it. */
+struct store_val {
+	uint32_t weight_milli; /* 0..STORE_WEIGHT_MAX * STORE_WEIGHT_SCALE */
+	bool healthy;
+	bool enabled;
+	bool ephemeral; /* false: never expired by missing heartbeats */
+	const struct store_kv *meta;
+	uint32_t meta_n;
+	struct store_timing timing;
+};
+
+/* A replicated record from a peer: key, value and its version. */
+struct store_record {
+	struct store_key key;
+	struct store_val val;
+	uint64_t version; /* hybrid logical clock: wall ms << 16 | logical */
+	uint16_t node;    /* writer's node id; breaks version ties */
+	bool deleted;
+};
+
+struct store_meta; /* interned immutable metadata map; read with store_meta_* */
+
+/* What a reader sees of one instance; strings borrowed from the store. */
+struct store_view {
+	struct store_str ns, group, service, cluster;
+	struct store_addr addr;
+	uint16_t slot;
+	uint8_t flags; /* STORE_F_* */
+	uint32_t weight_milli;
+	struct store_timing timing;
+	const struct store_meta *meta; /* NULL when empty */
+	uint64_t version;
+	uint16_t node;
+	int64_t beat_ms; /* owner-local: last heartbeat (monotonic clock), not replicated */
+};
+
+struct store_filter {
+	const struct store_str *clusters; /* NULL or clusters_n == 0: every cluster */
+	uint32_t clusters_n;
+	bool healthy_only;
+	bool enabled_only;
+};
+
+struct store_list_info {
+	uint32_t total;    /* instances that matched (may exceed what fit) */
+	uint64_t revision; /* the service's change counter; 0 if the service is unknown */
+};
+
+/* Enumeration of one slot, resumable across epoch sections. */
+struct store_cursor {
+	uint32_t slot;
+	uint32_t shard;
+	uint32_t pos;
+	uint32_t gen;
+	bool done;
+};
+
+struct store_limits {
+	uint32_t name_bytes_max;        /* namespace, group, service, cluster: 256 */
+	uint32_t meta_bytes_max;        /* sum of key and value bytes: 4096 */
+	uint32_t meta_pairs_max;        /* 64 */
+	uint32_t meta_key_bytes_max;    /* 256 */
+	uint64_t instances_max;         /* live instances and tombstones of the node: 16M */
+	uint32_t service_instances_max; /* live instances of one service: 100000 */
+	uint32_t services_max;          /* services of the node: 1M */
+	uint32_t clusters_max;          /* distinct clusters of one service: 1024 */
+	uint32_t timings_max;           /* distinct heartbeat timings per shard: 64 */
+	uint32_t timing_ms_min;         /* 1 */
+	uint32_t timing_ms_max;         /* 24 h */
+};
+
+struct store_config {
+	uint32_t shards; /* 1..STORE_SHARDS_MAX */
+	uint16_t node_id;
+	struct store_limits limits;
+	struct store_timing timing; /* defaults: 5000, 15000, 30000 (Nacos) */
+	uint32_t tombstone_ms;      /* how long a delete is remembered: 60000 */
+	struct clock clock;         /* zeroed: the real clocks */
+};
+
+/* Per-shard counters: declared once, summed by store_stats. */
+#define STORE_STATS(X)                                                                           \
+	X(instances)         /* live instances (gauge) */                                      \
+	X(tombstones)        /* deleted instances remembered (gauge) */                        \
+	X(services)          /* services with at least one record (gauge) */                   \
+	X(upserts)           /* local registers/updates accepted */                            \
+	X(deletes)           /* local deregisters that found the instance */                   \
+	X(touches)           /* heartbeats that found the instance */                          \
+	X(applies)           /* replicated records applied */                                  \
+	X(applies_stale)     /* replicated records refused as older */                         \
+	X(expired_unhealthy) /* instances marked unhealthy by missing heartbeats */            \
+	X(expired_removed)   /* instances removed by missing heartbeats */                     \
+	X(tombstones_purged) /* tombstones forgotten after tombstone_ms */                     \
+	X(rejected)          /* writes refused with an error */
+
+struct store_stats {
+#define STORE_STAT_FIELD(name) uint64_t name;
+	STORE_STATS(STORE_STAT_FIELD)
+#undef STORE_STAT_FIELD
+};
+
+struct store;
+struct store_shard;
+
+void store_config_default(struct store_config *c);
+
+/* Creates a store; 0 or -ERR_INVAL (bad config) / -ERR_NOMEM. */
+int store_create(const struct store_config *c, struct store **out);
+
+/* Frees everything. No reader may be inside a section and no writer running. */
+void store_destroy(struct store *s);
+
+struct store_shard *store_shard(struct store *s, uint32_t i);
+uint32_t store_shards(const struct store *s);
+
+/* The epoch domain readers register with (epoch_register). */
+struct epoch *store_epoch(struct store *s);
+
+/*
+ * A shard's own epoch record, registered for its writer thread. The writer
+ * may also use it to read (epoch_enter/exit) any shard.
+ */
+struct epoch_rec *store_shard_rec(struct store_shard *sh);
+
+/* The shard that holds a service. Pure function of the names; O(name bytes). */
+uint32_t store_shard_of(const struct store *s, const struct store_svc_key *k);
+
+uint32_t store_slot_of(const struct store_addr *a);
+
+/* Parses a textual IPv4 or IPv6 address. 0 or -ERR_ADDR. */
+int store_addr_parse(const char *ip, uint16_t port, struct store_addr *out);
+
+/* Formats the ip (not the port); IPv4-mapped addresses print as IPv4. */
+void store_addr_format(const struct store_addr *a, char *buf, size_t len);
+
+/* Metadata of a view. */
+uint32_t store_meta_count(const struct store_meta *m);
+struct store_kv store_meta_at(const struct store_meta *m, uint32_t i);
+
+/* A store_val with the defaults: weight 1, healthy, enabled, ephemeral, no metadata. */
+void store_val_default(struct store_val *v);
+
+/* ---- writer operations (the shard's writer thread only) ---- */
+
+/*
+ * Registers or updates an instance and counts as a heartbeat. Returns
+ * STORE_CREATED, STORE_CHANGED or STORE_SAME (replicated state untouched), or
+ * a negative -ERR_* for a bad field, a bound or a key of another shard. A
+ * change gets a new version and goes on the change feed. O(1) plus metadata.
+ */
+int store_upsert(struct store_shard *sh, const struct store_key *k, const struct store_val *v);
+
+/* Deregisters: the instance becomes a tombstone. 0, or -ERR_NOT_FOUND. O(1). */
+int store_delete(struct store_shard *sh, const struct store_key *k);
+
+/*
+ * Heartbeat: sets the owner-local beat time only, and starts expiry tracking
+ * if the instance was not tracked (a takeover gives a full fresh deadline).
+ * STORE_CHANGED if the instance was unhealthy and is healthy again,
+ * STORE_SAME otherwise, -ERR_NOT_FOUND if absent or deleted. O(1).
+ */
+int store_touch(struct store_shard *sh, const struct store_key *k);
+
+/*
+ * Applies a replicated record: last writer wins by (version, node); a record
+ * not newer than the stored one (live or tombstone) is refused with
+ * -ERR_STALE, so a late update never resurrects a newer delete. A delete of an
+ * unknown key is remembered as a tombstone. Applied instances are not tracked
+ * for expiry (their owner does that) until store_touch.
+ */
+int store_apply(struct store_shard *sh, const struct store_record *r);
+
+/*
+ * Marks unhealthy / removes instances whose heartbeats stopped, and forgets
+ * tombstones older than tombstone_ms. Does at most `budget` actions; returns
+ * how many it did. Cost O(actions), never O(instances).
+ */
+uint32_t store_expire(struct store_shard *sh, uint32_t budget);
+
+/* Reclaims memory retired by earlier writes when no reader can hold it. Once per loop. */
+void store_poll(struct store_shard *sh);
+
+/*
+ * Change feed: copies up to max changed instances (coalesced: one entry per
+ * key however often it changed, deletes included with STORE_F_DELETED) in
+ * change order and removes them from the feed. If slots is not NULL, adds
+ * the slot of each to it. The views stay valid until the next write to this
+ * shard. Returns the count.
+ */
+uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32_t max,
+			  roaring_bitmap_t *slots);
+
+/* Entries waiting in the feed. */
+uint32_t store_feed_len(const struct store_shard *sh);
+
+/* ---- reader operations (inside an epoch section, any thread) ---- */
+
+/* The live instance with this key: 0, or -ERR_NOT_FOUND. O(1). */
+int store_get(struct store *s, const struct store_key *k, struct store_view *out);
+
+/*
+ * Instances of a service passing the filter, up to max of them into out.
+ * Returns how many were written, or a negative -ERR_* for a bad name; info
+ * (optional) gets the total matched and the revision. O(instances of the
+ * service).
+ */
+int store_list(struct store *s, const struct store_svc_key *k, const struct store_filter *f,
+	       struct store_view *out, uint32_t max, struct store_list_info *info);
+
+/* The checksum (order-independent sum of record hashes) and count of a slot. */
+uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count);
+
+/* The same over slots [lo, hi). */
+uint64_t store_range_checksum(struct store *s, uint32_t lo, uint32_t hi, uint64_t *count);
+
+/* Adds every slot holding at least one live instance to out. */
+void store_slots_nonempty(struct store *s, roaring_bitmap_t *out);
+
+/*
+ * Hash of one record's replicated state, computed from its strings alone:
+ * the from-scratch counterpart of the incremental checksums.
+ */
+uint64_t store_view_hash(const struct store_view *v);
+
+void store_cursor_init(struct store_cursor *c, uint32_t slot);
+
+/*
+ * Next chunk of a slot's live instances: up to max views; sets c->done after
+ * the last. A resize between chunks restarts the affected shard's part, so an
+ * instance may come twice but a live one is never skipped.
+ */
+uint32_t store_slot_scan(struct store *s, struct store_cursor *c, struct store_view *out,
+			 uint32_t max);
+
+/* Sums every shard's counters (relaxed reads). */
+void store_stats(struct store *s, struct store_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * store_internal.h - the store's structures, shared by its .c files only.
+ * The rules that govern them are in the essay at the top of store.c.
+ */
+#ifndef DISTRO_STORE_INTERNAL_H
+#define DISTRO_STORE_INTERNAL_H
+
+#include "core/atomic.h"
+#include "core/pool.h"
+#include "store/intern.h"
+#include "store/store.h"
+#include "store/table.h"
+
+/* Writer-only bits of an instance (store_inst.wflags). */
+enum {
+	W_LIST_NONE = 0,      /* not tracked for expiry */
+	W_LIST_HEALTHY = 1,   /* in its timing's healthy FIFO */
+	W_LIST_UNHEALTHY = 2, /* in its timing's unhealthy FIFO */
+	W_LIST_DEAD = 3,      /* a tombstone, in the shard's dead FIFO */
+	W_LIST_MASK = 3,
+	W_IN_FEED = 1u << 2,
+};
+
+#define REPLICATED_FLAGS (STORE_F_HEALTHY | STORE_F_ENABLED | STORE_F_EPHEMERAL | STORE_F_DELETED)
+
+/*
+ * One instance: 88 bytes. Key fields are immutable while the record is
+ * reachable; replicated fields change under the seqlock `seq`; the rest is
+ * the writer's own.
+ */
+struct store_inst {
+	uint32_t seq;          /* seqlock: odd while the writer changes the fields below it */
+	uint32_t weight_milli; /* replicated */
+	struct store_svc *svc; /* key */
+	uint8_t ip[16];        /* key */
+	uint16_t port;         /* key */
+	uint16_t cluster;      /* key: index into svc->clusters */
+	uint16_t slot;         /* derived from ip, port */
+	uint16_t node;         /* replicated: node that wrote `version` */
+	uint64_t version;      /* replicated */
+	const struct store_meta *meta; /* replicated; NULL when empty */
+	int64_t beat_ms;               /* owner-local (relaxed atomic) */
+	struct store_inst *prev, *next; /* writer: expiry FIFO links */
+	uint32_t svc_pos;               /* writer: index in svc->arr while live */
+	uint8_t flags;                  /* replicated STORE_F_* */
+	uint8_t timing;                 /* replicated through the shard's timing table */
+	uint8_t wflags;                 /* writer: W_* */
+	uint8_t pad;
+};
+
+/* Live instances of a service, appended in place, holes left NULL. */
+struct svc_arr {
+	uint32_t n; /* used positions (release) */
+	uint32_t cap;
+	struct store_inst *v[];
+};
+
+struct svc_clusters {
+	uint32_t n;
+	uint32_t cap;
+	const struct istr *names[];
+};
+
+struct store_svc {
+	const struct istr *ns, *group, *name;
+	uint64_t hash; /* content hash of the three names; also picks the shard */
+	struct svc_arr *arr;           /* release-published */
+	struct svc_clusters *clusters; /* release-published, append-only */
+	uint64_t revision;             /* bumped on every change of the list (relaxed atomic) */
+	uint32_t live;                 /* writer: live instances */
+	uint32_t holes;                /* writer: NULL positions in arr */
+	uint32_t records;              /* writer: live + tombstones pointing here */
+};
+
+struct fifo {
+	struct store_inst *head, *tail;
+};
+
+struct timing_entry {
+	struct store_timing t;
+	struct fifo healthy;   /* ordered by beat_ms */
+	struct fifo unhealthy; /* ordered by beat_ms */
+};
+
+struct store_shard {
+	struct store *store;
+	uint32_t index;
+	struct epoch_rec rec;
+	struct pool insts;
+	struct intern intern;
+	struct table svcs;  /* by service hash */
+	struct table table; /* instances by (slot << 50 | key hash >> 14) */
+	uint64_t hlc;       /* last version stamped or seen */
+	struct timing_entry *timings;
+	uint32_t timings_n;
+	struct fifo dead; /* tombstones, ordered by time of death (beat_ms) */
+	struct store_inst **feed;
+	uint32_t feed_n, feed_cap;
+	uint64_t *slot_sum;   /* per slot, relaxed atomics */
+	uint32_t *slot_count; /* per slot, relaxed atomics */
+	struct store_stats stats;
+} __attribute__((aligned(CACHELINE_BYTES)));
+
+struct store {
+	struct store_config cfg;
+	struct epoch epoch;
+	uint64_t records; /* live + tombstones, all shards (atomic) */
+	uint64_t services;
+	uint32_t nshards;
+	struct store_shard *shards;
+	const char *def_ns, *def_group, *def_cluster;
+};
+
+#define STAT_ADD(sh, name, d) STORE_RELAXED(&(sh)->stats.name, (sh)->stats.name + (d))
+#define STAT_INC(sh, name)    STAT_ADD(sh, name, 1)
+
+/* Hash of the slot part: what decides an instance's slot. */
+uint64_t inst_slot_hash(const uint8_t ip[16], uint16_t port);
+
+/* Content hash of a service's names, identical on every node. */
+uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
+		     const char *name, uint32_t name_len);
+
+/* Table hash of an instance: slot in the top STORE_SLOT_BITS bits. */
+uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot_hash);
+
+/* Hash of the replicated state that goes into the slot checksum. */
+uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[16], uint16_t port,
+		     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
+		     uint64_t meta_hash, uint64_t version, uint16_t node);
+
+/* Reads an instance consistently into a view (seqlock). */
+void inst_read(const struct store_shard *sh, const struct store_inst *in, struct store_view *v);
+
+/* Resolves the default for an absent name. */
+struct store_str name_or_default(struct store_str s, const char *def);
+
+/* Validates a name against the limits: 0 or -ERR_NAME_*. */
+int name_check(const struct store *s, struct store_str n, bool no_comma);
+
+/* A key with defaults applied, validated and hashed. */
+struct rkey {
+	struct store_str ns, group, service, cluster;
+	uint64_t svc_hash, cluster_hash, slot_hash, hash;
+	uint16_t slot;
+	const struct store_addr *addr;
+};
+
+int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct rkey *rk);
+int key_resolve(const struct store *s, const struct store_key *k, struct rkey *rk);
+uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash);
+
+/* Reader-safe lookups of resolved keys; NULL when absent. */
+struct store_svc *svc_find(const struct store_shard *sh, const struct rkey *rk);
+struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk,
+			     const struct store_svc **svc_out);
+int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash);
+
+#endif

@@ -1,0 +1,149 @@
+#include "store/table.h"
+
+#include "core/atomic.h"
+#include "core/err.h"
+#include "core/mem.h"
+
+#include <assert.h>
+
+#define TAG_SHIFT 48
+
+static inline uintptr_t entry_make(uint64_t hash, const void *obj)
+{
+	assert(((uintptr_t)obj >> TAG_SHIFT) == 0);
+	return ((uintptr_t)(hash & 0xffff) << TAG_SHIFT) | (uintptr_t)obj;
+}
+
+static inline bool entry_tag_is(uintptr_t e, uint64_t hash)
+{
+	return (e >> TAG_SHIFT) == (hash & 0xffff);
+}
+
+static struct table_arr *arr_new(uint32_t bits, uint32_t gen)
+{
+	struct table_arr *a = mem_calloc(1, sizeof(*a) + (sizeof(uintptr_t) << bits));
+
+	if (a) {
+		a->bits = bits;
+		a->gen = gen;
+	}
+	return a;
+}
+
+int table_init(struct table *t, uint32_t bits_min)
+{
+	if (bits_min < 3)
+		bits_min = 3;
+	t->bits_min = bits_min;
+	t->live = 0;
+	t->tomb = 0;
+	t->gen = 0;
+	t->arr = arr_new(bits_min, 0);
+	return t->arr ? 0 : -ERR_NOMEM;
+}
+
+void table_destroy(struct table *t)
+{
+	mem_free(t->arr);
+	t->arr = NULL;
+}
+
+void *table_find(const struct table *t, uint64_t hash, table_eq_fn *eq, const void *key)
+{
+	const struct table_arr *a = LOAD_ACQUIRE(&t->arr);
+	uint32_t mask = (1u << a->bits) - 1;
+	uint32_t i = table_home(a->bits, hash);
+
+	for (;;) {
+		uintptr_t e = LOAD_ACQUIRE(&a->e[i]);
+
+		if (e == TABLE_EMPTY)
+			return NULL;
+		if (e != TABLE_TOMB && entry_tag_is(e, hash) && eq(table_obj(e), key))
+			return table_obj(e);
+		i = (i + 1) & mask;
+	}
+}
+
+/* Places an entry in the first EMPTY or TOMB bucket from its home. */
+static bool arr_place(struct table_arr *a, uint64_t hash, uintptr_t entry)
+{
+	uint32_t mask = (1u << a->bits) - 1;
+	uint32_t i = table_home(a->bits, hash);
+
+	for (;;) {
+		uintptr_t e = a->e[i];
+
+		if (e == TABLE_EMPTY || e == TABLE_TOMB) {
+			STORE_RELEASE(&a->e[i], entry);
+			return e == TABLE_TOMB;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+static void arr_free(void *ctx, void *obj)
+{
+	(void)ctx;
+	mem_free(obj);
+}
+
+static int rebuild(struct table *t, struct epoch_rec *rec, table_hash_fn *rehash)
+{
+	struct table_arr *old = t->arr, *a;
+	uint32_t bits = t->bits_min;
+
+	while ((2 * (t->live + 1)) > ((uint64_t)1 << bits))
+		bits++;
+	a = arr_new(bits, t->gen + 1);
+	if (a == NULL)
+		return -ERR_NOMEM;
+	for (uint64_t i = 0; i < ((uint64_t)1 << old->bits); i++) {
+		uintptr_t e = old->e[i];
+
+		if (e != TABLE_EMPTY && e != TABLE_TOMB)
+			arr_place(a, rehash(table_obj(e)), e);
+	}
+	t->gen++;
+	t->tomb = 0;
+	STORE_RELEASE(&t->arr, a);
+	epoch_retire(rec, arr_free, NULL, old);
+	return 0;
+}
+
+int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *obj,
+		 table_hash_fn *rehash)
+{
+	uint64_t cap = (uint64_t)1 << t->arr->bits;
+
+	if (5 * (t->live + t->tomb + 1) > 4 * cap) {
+		int rc = rebuild(t, rec, rehash);
+
+		if (rc < 0)
+			return rc;
+	}
+	if (arr_place(t->arr, hash, entry_make(hash, obj)))
+		t->tomb--;
+	t->live++;
+	return 0;
+}
+
+void table_remove(struct table *t, uint64_t hash, const void *obj)
+{
+	struct table_arr *a = t->arr;
+	uint32_t mask = (1u << a->bits) - 1;
+	uint32_t i = table_home(a->bits, hash);
+
+	for (;;) {
+		uintptr_t e = a->e[i];
+
+		assert(e != TABLE_EMPTY);
+		if (e != TABLE_TOMB && table_obj(e) == obj) {
+			STORE_RELEASE(&a->e[i], TABLE_TOMB);
+			t->live--;
+			t->tomb++;
+			return;
+		}
+		i = (i + 1) & mask;
+	}
+}
