@@ -13,8 +13,6 @@
 #define LOAD_ACQUIRE(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define FENCE_ACQUIRE()     __atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define FENCE_RELEASE()     __atomic_thread_fence(__ATOMIC_RELEASE)
 
 #define CACHELINE_BYTES 64
 

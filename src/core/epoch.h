@@ -16,7 +16,11 @@
  *    acquires, a sync address per epoch domain. Without it TSan would report
  *    every reclaimed object as a race.
  *
- * A record belongs to one thread at a time. Retired objects are freed from
+ * A record belongs to one thread at a time, and its memory must stay valid
+ * until the epoch itself is gone: ck_epoch keeps every record ever
+ * registered on its list (unregistering only marks it free) and scans them
+ * all on every poll. So records live in long-lived structures (a shard, a
+ * worker, static storage), never on a thread's stack. Retired objects are freed from
  * inside epoch_poll/epoch_barrier on the retiring record's thread, so the
  * free function may touch that thread's private pools.
  */
@@ -55,7 +59,7 @@ struct epoch_rec {
 
 void epoch_init(struct epoch *e);
 
-/* Registers a record for the calling thread. The record must outlive its use. */
+/* Registers a record for the calling thread. Its memory must outlive the epoch. */
 void epoch_register(struct epoch *e, struct epoch_rec *r);
 
 /* Unregisters after running every pending free (blocks until readers leave). */

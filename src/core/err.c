@@ -7,8 +7,8 @@ const char *err_str(int code)
 	switch (code) {
 	case 0:
 		return "ok";
-#define ERR_CASE(name, value, msg)                                                               \
-	case value:                                                                              \
+#define ERR_CASE(name, value, msg)                                                                 \
+	case value:                                                                                \
 		return msg;
 		ERR_LIST(ERR_CASE)
 #undef ERR_CASE

@@ -11,25 +11,25 @@
 #define DISTRO_CORE_ERR_H
 
 /* X(name, value, message) - value is the positive wire code; functions return -value. */
-#define ERR_LIST(X)                                                                              \
-	X(ERR_NOMEM, 1, "out of memory")                                                         \
-	X(ERR_INVAL, 2, "invalid argument")                                                      \
-	X(ERR_NOT_FOUND, 3, "not found")                                                         \
-	X(ERR_NAME_EMPTY, 4, "name is empty")                                                    \
-	X(ERR_NAME_LONG, 5, "name is longer than the configured limit")                          \
-	X(ERR_NAME_CHARS, 6, "name contains a control character or '@@'")                        \
-	X(ERR_WEIGHT, 7, "weight out of range 0..10000")                                         \
-	X(ERR_ADDR, 8, "bad address (unparsable or unspecified ip, or port 0)")                  \
-	X(ERR_META_LONG, 9, "metadata larger than the configured limit")                         \
-	X(ERR_META_PAIRS, 10, "too many metadata pairs")                                         \
-	X(ERR_META_KEY, 11, "metadata key empty, too long or repeated")                          \
-	X(ERR_TIMING, 12, "heartbeat timing invalid (need interval < timeout <= delete)")         \
-	X(ERR_LIMIT_INSTANCES, 13, "instance limit of the node reached")                         \
-	X(ERR_LIMIT_SERVICE, 14, "instance limit of the service reached")                        \
-	X(ERR_LIMIT_SERVICES, 15, "service limit of the node reached")                           \
-	X(ERR_LIMIT_CLUSTERS, 16, "cluster limit of the service reached")                        \
-	X(ERR_LIMIT_TIMINGS, 17, "too many distinct heartbeat timings")                          \
-	X(ERR_STALE, 18, "record older than the stored version")                                 \
+#define ERR_LIST(X)                                                                                \
+	X(ERR_NOMEM, 1, "out of memory")                                                           \
+	X(ERR_INVAL, 2, "invalid argument")                                                        \
+	X(ERR_NOT_FOUND, 3, "not found")                                                           \
+	X(ERR_NAME_EMPTY, 4, "name is empty")                                                      \
+	X(ERR_NAME_LONG, 5, "name is longer than the configured limit")                            \
+	X(ERR_NAME_CHARS, 6, "name contains a control character or '@@'")                          \
+	X(ERR_WEIGHT, 7, "weight out of range 0..10000")                                           \
+	X(ERR_ADDR, 8, "bad address (unparsable or unspecified ip, or port 0)")                    \
+	X(ERR_META_LONG, 9, "metadata larger than the configured limit")                           \
+	X(ERR_META_PAIRS, 10, "too many metadata pairs")                                           \
+	X(ERR_META_KEY, 11, "metadata key empty, too long or repeated")                            \
+	X(ERR_TIMING, 12, "heartbeat timing invalid (need interval < timeout <= delete)")          \
+	X(ERR_LIMIT_INSTANCES, 13, "instance limit of the node reached")                           \
+	X(ERR_LIMIT_SERVICE, 14, "instance limit of the service reached")                          \
+	X(ERR_LIMIT_SERVICES, 15, "service limit of the node reached")                             \
+	X(ERR_LIMIT_CLUSTERS, 16, "cluster limit of the service reached")                          \
+	X(ERR_LIMIT_TIMINGS, 17, "too many distinct heartbeat timings")                            \
+	X(ERR_STALE, 18, "record older than the stored version")                                   \
 	X(ERR_WRONG_SHARD, 19, "key belongs to another shard")
 
 enum err_code {

@@ -126,31 +126,30 @@ static int kv_cmp(const void *a, const void *b)
 }
 
 /* Content hash: over the (key hash, value hash) pairs in key order. */
+static uint64_t meta_pair_chain(uint64_t h, uint64_t key_hash, uint64_t val_hash)
+{
+	uint64_t pair[2] = { key_hash, val_hash };
+
+	return XXH3_64bits_withSeed(pair, sizeof(pair), h);
+}
+
 static uint64_t meta_content_hash(const struct meta_kv *kv, uint32_t n)
 {
-	XXH3_state_t st;
+	uint64_t h = INTERN_SEED;
 
-	XXH3_64bits_reset_withSeed(&st, INTERN_SEED);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t pair[2] = { kv[i].key->hash, kv[i].val->hash };
-
-		XXH3_64bits_update(&st, pair, sizeof(pair));
-	}
-	return XXH3_64bits_digest(&st);
+	for (uint32_t i = 0; i < n; i++)
+		h = meta_pair_chain(h, kv[i].key->hash, kv[i].val->hash);
+	return h;
 }
 
 uint64_t intern_meta_hash_bytes(const struct store_meta *m)
 {
-	XXH3_state_t st;
+	uint64_t h = INTERN_SEED;
 
-	XXH3_64bits_reset_withSeed(&st, INTERN_SEED);
-	for (uint32_t i = 0; i < m->n; i++) {
-		uint64_t pair[2] = { intern_hash(m->kv[i].key->s, m->kv[i].key->len),
-				     intern_hash(m->kv[i].val->s, m->kv[i].val->len) };
-
-		XXH3_64bits_update(&st, pair, sizeof(pair));
-	}
-	return XXH3_64bits_digest(&st);
+	for (uint32_t i = 0; i < m->n; i++)
+		h = meta_pair_chain(h, intern_hash(m->kv[i].key->s, m->kv[i].key->len),
+		                    intern_hash(m->kv[i].val->s, m->kv[i].val->len));
+	return h;
 }
 
 static bool meta_eq(const void *obj, const void *key)
@@ -174,7 +173,7 @@ static void meta_release_pairs(struct intern *in, struct meta_kv *kv, uint32_t n
 }
 
 int intern_meta(struct intern *in, const struct store_limits *lim, const struct store_kv *kv,
-		uint32_t n, const struct store_meta **out)
+                uint32_t n, const struct store_meta **out)
 {
 	struct store_meta *m, *found;
 	uint64_t bytes = 0;
@@ -204,9 +203,9 @@ int intern_meta(struct intern *in, const struct store_limits *lim, const struct 
 	m->bytes = (uint32_t)bytes;
 	for (i = 0; i < n; i++) {
 		m->kv[i].key = intern_str(in, kv[i].key.p, kv[i].key.len);
-		m->kv[i].val = m->kv[i].key ? intern_str(in, kv[i].val.p ? kv[i].val.p : "",
-							 kv[i].val.len)
-					    : NULL;
+		m->kv[i].val =
+		        m->kv[i].key ? intern_str(in, kv[i].val.p ? kv[i].val.p : "", kv[i].val.len)
+		                     : NULL;
 		if (m->kv[i].val == NULL) {
 			intern_unref(in, m->kv[i].key);
 			meta_release_pairs(in, m->kv, i);

@@ -70,7 +70,7 @@ void intern_unref(struct intern *in, const struct istr *s);
  * -ERR_META_KEY (empty, too long or repeated key), -ERR_NOMEM.
  */
 int intern_meta(struct intern *in, const struct store_limits *lim, const struct store_kv *kv,
-		uint32_t n, const struct store_meta **out);
+                uint32_t n, const struct store_meta **out);
 
 /* A map's content hash recomputed from its bytes (checks the cached one). */
 uint64_t intern_meta_hash_bytes(const struct store_meta *m);

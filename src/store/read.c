@@ -34,14 +34,13 @@ void inst_read(const struct store_shard *sh, const struct store_inst *in, struct
 	v->slot = in->slot;
 	do {
 		s = seq_read_begin(in);
-		v->weight_milli = LOAD_RELAXED(&in->weight_milli);
-		v->flags = LOAD_RELAXED(&in->flags);
-		timing = LOAD_RELAXED(&in->timing);
+		v->weight_milli = LOAD_ACQUIRE(&in->weight_milli);
+		v->flags = LOAD_ACQUIRE(&in->flags);
+		timing = LOAD_ACQUIRE(&in->timing);
 		v->meta = LOAD_ACQUIRE(&in->meta);
-		v->version = LOAD_RELAXED(&in->version);
-		v->node = LOAD_RELAXED(&in->node);
-		FENCE_ACQUIRE();
-	} while (LOAD_RELAXED(&in->seq) != s);
+		v->version = LOAD_ACQUIRE(&in->version);
+		v->node = LOAD_ACQUIRE(&in->node);
+	} while (LOAD_ACQUIRE(&in->seq) != s);
 	v->timing = sh->timings[timing].t;
 	v->beat_ms = LOAD_RELAXED(&in->beat_ms);
 }
@@ -63,9 +62,9 @@ uint64_t store_view_hash(const struct store_view *v)
 	uint64_t meta_hash = v->meta ? intern_meta_hash_bytes(v->meta) : 0;
 
 	return record_hash(svc_hash_of(v->ns.p, v->ns.len, v->group.p, v->group.len, v->service.p,
-				       v->service.len),
-			   intern_hash(v->cluster.p, v->cluster.len), v->addr.ip, v->addr.port,
-			   v->weight_milli, v->flags, &v->timing, meta_hash, v->version, v->node);
+	                               v->service.len),
+	                   intern_hash(v->cluster.p, v->cluster.len), v->addr.ip, v->addr.port,
+	                   v->weight_milli, v->flags, &v->timing, meta_hash, v->version, v->node);
 }
 
 int store_get(struct store *s, const struct store_key *k, struct store_view *out)
@@ -100,7 +99,7 @@ static bool pass(const struct store_view *v, const struct store_filter *f)
 }
 
 int store_list(struct store *s, const struct store_svc_key *k, const struct store_filter *f,
-	       struct store_view *out, uint32_t max, struct store_list_info *info)
+               struct store_view *out, uint32_t max, struct store_list_info *info)
 {
 	static const struct store_filter all = { 0 };
 	int clusters[FILTER_CLUSTERS_MAX];
@@ -232,7 +231,7 @@ static void slot_region(uint32_t bits, uint32_t slot, uint32_t *first, uint32_t 
 }
 
 uint32_t store_slot_scan(struct store *s, struct store_cursor *c, struct store_view *out,
-			 uint32_t max)
+                         uint32_t max)
 {
 	uint32_t n = 0;
 

@@ -77,17 +77,13 @@ uint32_t store_slot_of(const struct store_addr *a)
 }
 
 uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
-		     const char *name, uint32_t name_len)
+                     const char *name, uint32_t name_len)
 {
-	XXH3_state_t st;
-	uint32_t lens[3] = { ns_len, group_len, name_len };
+	/* Chained seeds keep the three names apart: ("a","bc") != ("ab","c"). */
+	uint64_t h = XXH3_64bits_withSeed(ns, ns_len, HASH_SEED ^ ns_len);
 
-	XXH3_64bits_reset_withSeed(&st, HASH_SEED);
-	XXH3_64bits_update(&st, lens, sizeof(lens));
-	XXH3_64bits_update(&st, ns, ns_len);
-	XXH3_64bits_update(&st, group, group_len);
-	XXH3_64bits_update(&st, name, name_len);
-	return XXH3_64bits_digest(&st);
+	h = XXH3_64bits_withSeed(group, group_len, h ^ group_len);
+	return XXH3_64bits_withSeed(name, name_len, h ^ name_len);
 }
 
 uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot_hash)
@@ -99,8 +95,8 @@ uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot
 }
 
 uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[16], uint16_t port,
-		     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
-		     uint64_t meta_hash, uint64_t version, uint16_t node)
+                     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
+                     uint64_t meta_hash, uint64_t version, uint16_t node)
 {
 	struct __attribute__((packed)) {
 		uint64_t svc, cluster, meta, version;
@@ -202,20 +198,26 @@ int name_check(const struct store *s, struct store_str n, bool cluster)
 	return 0;
 }
 
+/* A given name is checked; an absent one takes its default, which needs no check. */
+static int name_resolve(const struct store *s, struct store_str given, const char *def,
+                        bool cluster, struct store_str *out)
+{
+	*out = name_or_default(given, def);
+	return given.p == NULL ? 0 : name_check(s, given, cluster);
+}
+
 int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct rkey *rk)
 {
 	int rc;
 
-	rk->ns = name_or_default(k->ns, s->def_ns);
-	rk->group = name_or_default(k->group, s->def_group);
-	rk->service = k->service;
-	if (rk->service.p == NULL)
+	if (k->service.p == NULL)
 		return -ERR_NAME_EMPTY;
-	if ((rc = name_check(s, rk->ns, false)) < 0 || (rc = name_check(s, rk->group, false)) < 0 ||
-	    (rc = name_check(s, rk->service, false)) < 0)
+	if ((rc = name_resolve(s, k->ns, s->def_ns, false, &rk->ns)) < 0 ||
+	    (rc = name_resolve(s, k->group, s->def_group, false, &rk->group)) < 0 ||
+	    (rc = name_resolve(s, k->service, NULL, false, &rk->service)) < 0)
 		return rc;
-	rk->svc_hash = svc_hash_of(rk->ns.p, rk->ns.len, rk->group.p, rk->group.len,
-				   rk->service.p, rk->service.len);
+	rk->svc_hash = svc_hash_of(rk->ns.p, rk->ns.len, rk->group.p, rk->group.len, rk->service.p,
+	                           rk->service.len);
 	return 0;
 }
 
@@ -225,8 +227,7 @@ int key_resolve(const struct store *s, const struct store_key *k, struct rkey *r
 
 	if (rc < 0)
 		return rc;
-	rk->cluster = name_or_default(k->cluster, s->def_cluster);
-	if ((rc = name_check(s, rk->cluster, true)) < 0)
+	if ((rc = name_resolve(s, k->cluster, s->def_cluster, true, &rk->cluster)) < 0)
 		return rc;
 	if ((rc = addr_check(&k->addr)) < 0)
 		return rc;
@@ -683,12 +684,12 @@ static uint64_t inst_rehash(const void *obj)
 	const struct store_inst *in = obj;
 
 	return inst_table_hash(in->svc->hash, inst_cluster(in)->hash,
-			       inst_slot_hash(in->ip, in->port));
+	                       inst_slot_hash(in->ip, in->port));
 }
 
 /* Reader-safe lookup of a resolved key; NULL if absent. */
 struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk,
-				    const struct store_svc **svc_out)
+                             const struct store_svc **svc_out)
 {
 	const struct store_svc *svc = svc_find(sh, rk);
 	struct inst_lookup k;
@@ -708,21 +709,25 @@ struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk
 static uint64_t inst_record_hash(const struct store_shard *sh, const struct store_inst *in)
 {
 	return record_hash(in->svc->hash, inst_cluster(in)->hash, in->ip, in->port,
-			   in->weight_milli, in->flags, &sh->timings[in->timing].t,
-			   in->meta ? in->meta->hash : 0, in->version, in->node);
+	                   in->weight_milli, in->flags, &sh->timings[in->timing].t,
+	                   in->meta ? in->meta->hash : 0, in->version, in->node);
 }
 
 static void slot_adjust(struct store_shard *sh, uint16_t slot, uint64_t add, uint64_t sub,
-			int32_t dcount)
+                        int32_t dcount)
 {
 	STORE_RELAXED(&sh->slot_sum[slot], sh->slot_sum[slot] + add - sub);
 	STORE_RELAXED(&sh->slot_count[slot], sh->slot_count[slot] + (uint32_t)dcount);
 }
 
+/*
+ * Seqlock writer side. Fields are stored with release and read with acquire
+ * (plain moves on x86): a reader that sees any new field value then sees the
+ * odd sequence number, without standalone fences (which TSan cannot model).
+ */
 static inline void seq_begin(struct store_inst *in)
 {
 	STORE_RELAXED(&in->seq, in->seq + 1);
-	FENCE_RELEASE();
 }
 
 static inline void seq_end(struct store_inst *in)
@@ -772,7 +777,7 @@ static int pval_make(struct store_shard *sh, const struct store_val *v, struct p
 	p->timing = (uint8_t)rc;
 	p->weight_milli = v->weight_milli;
 	p->flags = (v->healthy ? STORE_F_HEALTHY : 0) | (v->enabled ? STORE_F_ENABLED : 0) |
-		   (v->ephemeral ? STORE_F_EPHEMERAL : 0);
+	           (v->ephemeral ? STORE_F_EPHEMERAL : 0);
 	if (v->meta_n > 0 && v->meta == NULL)
 		return -ERR_INVAL;
 	return intern_meta(&sh->intern, &sh->store->cfg.limits, v->meta, v->meta_n, &p->meta);
@@ -901,7 +906,7 @@ static void feed_push(struct store_shard *sh, struct store_inst *in)
 
 /* Changes the replicated value of a live instance; consumes p's meta reference. */
 static void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *p,
-		     uint64_t version, uint16_t node)
+                     uint64_t version, uint16_t node)
 {
 	uint64_t before = inst_record_hash(sh, in);
 	const struct store_meta *old_meta = in->meta;
@@ -916,12 +921,12 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 			list_enter(sh, in, W_LIST_HEALTHY);
 	}
 	seq_begin(in);
-	STORE_RELAXED(&in->weight_milli, p->weight_milli);
-	STORE_RELAXED(&in->flags, p->flags);
-	STORE_RELAXED(&in->timing, p->timing);
+	STORE_RELEASE(&in->weight_milli, p->weight_milli);
+	STORE_RELEASE(&in->flags, p->flags);
+	STORE_RELEASE(&in->timing, p->timing);
 	STORE_RELEASE(&in->meta, p->meta);
-	STORE_RELAXED(&in->version, version);
-	STORE_RELAXED(&in->node, node);
+	STORE_RELEASE(&in->version, version);
+	STORE_RELEASE(&in->node, node);
 	seq_end(in);
 	slot_adjust(sh, in->slot, inst_record_hash(sh, in), before, 0);
 	STORE_RELAXED(&in->svc->revision, in->svc->revision + 1);
@@ -930,16 +935,16 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 
 /* A live instance becomes a tombstone. */
 static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version,
-		      uint16_t node)
+                      uint16_t node)
 {
 	const struct store_meta *old_meta = in->meta;
 
 	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
 	seq_begin(in);
-	STORE_RELAXED(&in->flags, (uint8_t)STORE_F_DELETED);
+	STORE_RELEASE(&in->flags, (uint8_t)STORE_F_DELETED);
 	STORE_RELEASE(&in->meta, NULL);
-	STORE_RELAXED(&in->version, version);
-	STORE_RELAXED(&in->node, node);
+	STORE_RELEASE(&in->version, version);
+	STORE_RELEASE(&in->node, node);
 	seq_end(in);
 	intern_meta_unref(&sh->intern, old_meta);
 	svc_arr_remove(sh, in->svc, in);
@@ -952,7 +957,7 @@ static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t ve
 
 /* A tombstone (flags DELETED, in the dead FIFO) comes back to life; consumes p's meta. */
 static int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval *p,
-		       uint64_t version, uint16_t node)
+                       uint64_t version, uint16_t node)
 {
 	struct store_svc *svc = in->svc;
 	int rc;
@@ -963,12 +968,12 @@ static int inst_revive(struct store_shard *sh, struct store_inst *in, const stru
 		return rc;
 	list_leave(sh, in);
 	seq_begin(in);
-	STORE_RELAXED(&in->weight_milli, p->weight_milli);
-	STORE_RELAXED(&in->flags, p->flags);
-	STORE_RELAXED(&in->timing, p->timing);
+	STORE_RELEASE(&in->weight_milli, p->weight_milli);
+	STORE_RELEASE(&in->flags, p->flags);
+	STORE_RELEASE(&in->timing, p->timing);
 	STORE_RELEASE(&in->meta, p->meta);
-	STORE_RELAXED(&in->version, version);
-	STORE_RELAXED(&in->node, node);
+	STORE_RELEASE(&in->version, version);
+	STORE_RELEASE(&in->node, node);
 	seq_end(in);
 	slot_adjust(sh, in->slot, inst_record_hash(sh, in), 0, 1);
 	STAT_INC(sh, instances);
@@ -981,7 +986,7 @@ static int inst_revive(struct store_shard *sh, struct store_inst *in, const stru
  * tombstone. Creates the service and cluster entries as needed.
  */
 static int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
-		       uint64_t version, uint16_t node, struct store_inst **out)
+                       uint64_t version, uint16_t node, struct store_inst **out)
 {
 	struct store *s = sh->store;
 	struct store_svc *svc;
@@ -1110,7 +1115,8 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 		feed_push(sh, in);
 		rc = STORE_CREATED;
 	} else {
-		if ((rc = inst_create(sh, &rk, &p, hlc_next(sh), sh->store->cfg.node_id, &in)) < 0) {
+		if ((rc = inst_create(sh, &rk, &p, hlc_next(sh), sh->store->cfg.node_id, &in)) <
+		    0) {
 			intern_meta_unref(&sh->intern, p.meta);
 			return rejected(sh, rc);
 		}
@@ -1152,7 +1158,7 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 		return -ERR_NOT_FOUND;
 	if (!(in->flags & STORE_F_HEALTHY) && (in->flags & STORE_F_EPHEMERAL)) {
 		struct pval p = { in->weight_milli, (uint8_t)(in->flags | STORE_F_HEALTHY),
-				  in->timing, in->meta };
+			          in->timing, in->meta };
 
 		intern_meta_ref(p.meta); /* inst_set consumes one */
 		inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
@@ -1195,8 +1201,8 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 			rc = STORE_SAME;
 		} else if (in->flags & STORE_F_DELETED) {
 			seq_begin(in);
-			STORE_RELAXED(&in->version, r->version);
-			STORE_RELAXED(&in->node, r->node);
+			STORE_RELEASE(&in->version, r->version);
+			STORE_RELEASE(&in->node, r->node);
 			seq_end(in);
 			rc = STORE_SAME;
 		} else {
@@ -1227,6 +1233,13 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 	return rc;
 }
 
+/* Counts one examined FIFO head; always true, to sit inside the loop conditions. */
+static inline bool checked(struct store_shard *sh)
+{
+	STAT_INC(sh, expiry_checks);
+	return true;
+}
+
 uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 {
 	int64_t now = now_ms(sh);
@@ -1237,14 +1250,14 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 		struct timing_entry *te = &sh->timings[i];
 		struct store_inst *in;
 
-		while (done < budget && (in = te->healthy.head) &&
+		while (done < budget && (in = te->healthy.head) && checked(sh) &&
 		       in->beat_ms + te->t.timeout_ms <= now) {
 			fifo_unlink(&te->healthy, in);
 			list_enter(sh, in, W_LIST_UNHEALTHY);
 			if (in->flags & STORE_F_HEALTHY) {
 				struct pval p = { in->weight_milli,
-						  (uint8_t)(in->flags & ~STORE_F_HEALTHY), in->timing,
-						  in->meta };
+					          (uint8_t)(in->flags & ~STORE_F_HEALTHY),
+					          in->timing, in->meta };
 
 				intern_meta_ref(p.meta);
 				inst_set(sh, in, &p, hlc_next(sh), node);
@@ -1253,7 +1266,7 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 			}
 			done++;
 		}
-		while (done < budget && (in = te->unhealthy.head) &&
+		while (done < budget && (in = te->unhealthy.head) && checked(sh) &&
 		       in->beat_ms + te->t.delete_ms <= now) {
 			inst_kill(sh, in, hlc_next(sh), node);
 			feed_push(sh, in);
@@ -1264,7 +1277,7 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 
 	struct store_inst *in;
 
-	while (done < budget && (in = sh->dead.head) &&
+	while (done < budget && (in = sh->dead.head) && checked(sh) &&
 	       in->beat_ms + sh->store->cfg.tombstone_ms <= now) {
 		if (in->wflags & W_IN_FEED) {
 			/* The feed still names it: keep it one more period. */
@@ -1290,7 +1303,7 @@ uint32_t store_feed_len(const struct store_shard *sh)
 }
 
 uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32_t max,
-			  roaring_bitmap_t *slots)
+                          roaring_bitmap_t *slots)
 {
 	uint32_t n = sh->feed_n < max ? sh->feed_n : max;
 

@@ -169,18 +169,19 @@ struct store_config {
 };
 
 /* Per-shard counters: declared once, summed by store_stats. */
-#define STORE_STATS(X)                                                                           \
-	X(instances)         /* live instances (gauge) */                                      \
-	X(tombstones)        /* deleted instances remembered (gauge) */                        \
-	X(services)          /* services with at least one record (gauge) */                   \
-	X(upserts)           /* local registers/updates accepted */                            \
-	X(deletes)           /* local deregisters that found the instance */                   \
-	X(touches)           /* heartbeats that found the instance */                          \
-	X(applies)           /* replicated records applied */                                  \
-	X(applies_stale)     /* replicated records refused as older */                         \
-	X(expired_unhealthy) /* instances marked unhealthy by missing heartbeats */            \
-	X(expired_removed)   /* instances removed by missing heartbeats */                     \
-	X(tombstones_purged) /* tombstones forgotten after tombstone_ms */                     \
+#define STORE_STATS(X)                                                                             \
+	X(instances)         /* live instances (gauge) */                                          \
+	X(tombstones)        /* deleted instances remembered (gauge) */                            \
+	X(services)          /* services with at least one record (gauge) */                       \
+	X(upserts)           /* local registers/updates accepted */                                \
+	X(deletes)           /* local deregisters that found the instance */                       \
+	X(touches)           /* heartbeats that found the instance */                              \
+	X(applies)           /* replicated records applied */                                      \
+	X(applies_stale)     /* replicated records refused as older */                             \
+	X(expired_unhealthy) /* instances marked unhealthy by missing heartbeats */                \
+	X(expired_removed)   /* instances removed by missing heartbeats */                         \
+	X(tombstones_purged) /* tombstones forgotten after tombstone_ms */                         \
+	X(expiry_checks)     /* FIFO heads examined by store_expire: the sweep's work */           \
 	X(rejected)          /* writes refused with an error */
 
 struct store_stats {
@@ -278,7 +279,7 @@ void store_poll(struct store_shard *sh);
  * shard. Returns the count.
  */
 uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32_t max,
-			  roaring_bitmap_t *slots);
+                          roaring_bitmap_t *slots);
 
 /* Entries waiting in the feed. */
 uint32_t store_feed_len(const struct store_shard *sh);
@@ -295,7 +296,7 @@ int store_get(struct store *s, const struct store_key *k, struct store_view *out
  * service).
  */
 int store_list(struct store *s, const struct store_svc_key *k, const struct store_filter *f,
-	       struct store_view *out, uint32_t max, struct store_list_info *info);
+               struct store_view *out, uint32_t max, struct store_list_info *info);
 
 /* The checksum (order-independent sum of record hashes) and count of a slot. */
 uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count);
@@ -320,7 +321,7 @@ void store_cursor_init(struct store_cursor *c, uint32_t slot);
  * instance may come twice but a live one is never skipped.
  */
 uint32_t store_slot_scan(struct store *s, struct store_cursor *c, struct store_view *out,
-			 uint32_t max);
+                         uint32_t max);
 
 /* Sums every shard's counters (relaxed reads). */
 void store_stats(struct store *s, struct store_stats *out);

@@ -38,8 +38,8 @@ struct store_inst {
 	uint16_t slot;         /* derived from ip, port */
 	uint16_t node;         /* replicated: node that wrote `version` */
 	uint64_t version;      /* replicated */
-	const struct store_meta *meta; /* replicated; NULL when empty */
-	int64_t beat_ms;               /* owner-local (relaxed atomic) */
+	const struct store_meta *meta;  /* replicated; NULL when empty */
+	int64_t beat_ms;                /* owner-local (relaxed atomic) */
 	struct store_inst *prev, *next; /* writer: expiry FIFO links */
 	uint32_t svc_pos;               /* writer: index in svc->arr while live */
 	uint8_t flags;                  /* replicated STORE_F_* */
@@ -63,7 +63,7 @@ struct svc_clusters {
 
 struct store_svc {
 	const struct istr *ns, *group, *name;
-	uint64_t hash; /* content hash of the three names; also picks the shard */
+	uint64_t hash;                 /* content hash of the three names; also picks the shard */
 	struct svc_arr *arr;           /* release-published */
 	struct svc_clusters *clusters; /* release-published, append-only */
 	uint64_t revision;             /* bumped on every change of the list (relaxed atomic) */
@@ -119,15 +119,15 @@ uint64_t inst_slot_hash(const uint8_t ip[16], uint16_t port);
 
 /* Content hash of a service's names, identical on every node. */
 uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
-		     const char *name, uint32_t name_len);
+                     const char *name, uint32_t name_len);
 
 /* Table hash of an instance: slot in the top STORE_SLOT_BITS bits. */
 uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot_hash);
 
 /* Hash of the replicated state that goes into the slot checksum. */
 uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[16], uint16_t port,
-		     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
-		     uint64_t meta_hash, uint64_t version, uint16_t node);
+                     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
+                     uint64_t meta_hash, uint64_t version, uint16_t node);
 
 /* Reads an instance consistently into a view (seqlock). */
 void inst_read(const struct store_shard *sh, const struct store_inst *in, struct store_view *v);
@@ -153,7 +153,7 @@ uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash);
 /* Reader-safe lookups of resolved keys; NULL when absent. */
 struct store_svc *svc_find(const struct store_shard *sh, const struct rkey *rk);
 struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk,
-			     const struct store_svc **svc_out);
+                             const struct store_svc **svc_out);
 int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash);
 
 #endif

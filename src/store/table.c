@@ -112,7 +112,7 @@ static int rebuild(struct table *t, struct epoch_rec *rec, table_hash_fn *rehash
 }
 
 int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *obj,
-		 table_hash_fn *rehash)
+                 table_hash_fn *rehash)
 {
 	uint64_t cap = (uint64_t)1 << t->arr->bits;
 

@@ -60,7 +60,7 @@ void *table_find(const struct table *t, uint64_t hash, table_eq_fn *eq, const vo
  * old one through rec. 0 or -ERR_NOMEM (then the table is unchanged).
  */
 int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *obj,
-		 table_hash_fn *rehash);
+                 table_hash_fn *rehash);
 
 /* Writer: removes obj, which must be present. */
 void table_remove(struct table *t, uint64_t hash, const void *obj);

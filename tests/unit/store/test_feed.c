@@ -1,0 +1,123 @@
+/* The change feed: local changes, coalesced per key, deletes included. */
+#include "helpers.h"
+
+static struct store *s;
+static struct store_config cfg;
+static struct fake_clock fc;
+
+static void setup(void)
+{
+	store_config_default(&cfg);
+	cfg.shards = 1;
+	fake_clock_install(&cfg, &fc);
+	cr_assert_eq(store_create(&cfg, &s), 0);
+}
+
+static void teardown(void)
+{
+	store_destroy(s);
+}
+
+TestSuite(feed, .init = setup, .fini = teardown);
+
+Test(feed, coalesces_per_key_in_change_order)
+{
+	struct store_shard *sh = store_shard(s, 0);
+	struct store_view out[16];
+	struct store_val v;
+	roaring_bitmap_t *slots = roaring_bitmap_create();
+	struct store_key a = key_n("f", 1), b = key_n("f", 2), c = key_n("f", 3);
+
+	store_val_default(&v);
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_CREATED);
+	cr_assert_eq(store_upsert(sh, &b, &v), STORE_CREATED);
+	for (uint32_t w = 1; w < 50; w++) {
+		v.weight_milli = w;
+		cr_assert_eq(store_upsert(sh, &a, &v), STORE_CHANGED);
+	}
+	cr_assert_eq(store_upsert(sh, &c, &v), STORE_CREATED);
+	cr_assert_eq(store_delete(sh, &b), 0);
+	cr_assert_eq(store_touch(sh, &c), STORE_SAME);
+	cr_assert_eq(store_feed_len(sh), 3);
+	cr_assert_eq(store_feed_drain(sh, out, 2, slots), 2);
+	cr_assert_eq(out[0].addr.ip[15], 1);
+	cr_assert_eq(out[0].weight_milli, 49, "the feed carries the current state");
+	cr_assert_eq(out[1].addr.ip[15], 2);
+	cr_assert(out[1].flags & STORE_F_DELETED);
+	cr_assert(roaring_bitmap_contains(slots, store_slot_of(&a.addr)));
+	cr_assert(roaring_bitmap_contains(slots, store_slot_of(&b.addr)));
+	cr_assert_eq(store_feed_len(sh), 1);
+	cr_assert_eq(store_feed_drain(sh, out, 16, NULL), 1);
+	cr_assert_eq(out[0].addr.ip[15], 3);
+	cr_assert_eq(store_feed_drain(sh, out, 16, NULL), 0);
+
+	/* After a drain the same key enters again on its next change. */
+	v.weight_milli = 7;
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_CHANGED);
+	cr_assert_eq(store_feed_drain(sh, out, 16, NULL), 1);
+	cr_assert_eq(out[0].weight_milli, 7);
+	roaring_bitmap_free(slots);
+}
+
+Test(feed, unchanged_writes_and_applies_stay_out)
+{
+	struct store_shard *sh = store_shard(s, 0);
+	struct store_view out[4];
+	struct store_val v;
+	struct store_key a = key_n("f", 1);
+	struct store_record r;
+
+	store_val_default(&v);
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_CREATED);
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 1);
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_SAME);
+	cr_assert_eq(store_touch(sh, &a), STORE_SAME);
+	cr_assert_eq(store_feed_len(sh), 0);
+
+	memset(&r, 0, sizeof(r));
+	r.key = key_n("f", 9);
+	store_val_default(&r.val);
+	r.version = 1;
+	r.node = 5;
+	cr_assert_eq(store_apply(sh, &r), STORE_CREATED);
+	cr_assert_eq(store_feed_len(sh), 0, "a peer's record is not re-synced from here");
+}
+
+Test(feed, expiry_changes_are_fed)
+{
+	struct store_shard *sh = store_shard(s, 0);
+	struct store_view out[4];
+	struct store_key a = key_n("f", 1);
+
+	cr_assert_eq(up_default(s, &a), STORE_CREATED);
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 1);
+	fake_advance(&fc, 15000);
+	cr_assert_eq(store_expire(sh, 100), 1);
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 1);
+	cr_assert_not(out[0].flags & STORE_F_HEALTHY);
+	fake_advance(&fc, 15000);
+	cr_assert_eq(store_expire(sh, 100), 1);
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 1);
+	cr_assert(out[0].flags & STORE_F_DELETED);
+}
+
+Test(feed, tombstone_in_feed_outlives_retention_until_drained)
+{
+	struct store_shard *sh = store_shard(s, 0);
+	struct store_view out[4];
+	struct store_key a = key_n("f", 1);
+	struct store_stats st;
+
+	cr_assert_eq(up_default(s, &a), STORE_CREATED);
+	cr_assert_eq(store_delete(sh, &a), 0);
+	fake_advance(&fc, cfg.tombstone_ms + 1);
+	store_expire(sh, 100);
+	store_stats(s, &st);
+	cr_assert_eq(st.tombstones, 1, "still named by the feed");
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 1);
+	cr_assert(out[0].flags & STORE_F_DELETED);
+	fake_advance(&fc, cfg.tombstone_ms);
+	store_expire(sh, 100);
+	store_stats(s, &st);
+	cr_assert_eq(st.tombstones, 0);
+}
