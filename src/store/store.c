@@ -885,8 +885,10 @@ static int feed_reserve(struct store_shard *sh)
 	f = mem_alloc(sizeof(f[0]) * cap);
 	if (f == NULL)
 		return -ERR_NOMEM;
+	sh->feed_n -= sh->feed_head;
 	if (sh->feed_n)
-		memcpy(f, sh->feed, sizeof(f[0]) * sh->feed_n);
+		memcpy(f, sh->feed + sh->feed_head, sizeof(f[0]) * sh->feed_n);
+	sh->feed_head = 0;
 	mem_free(sh->feed);
 	sh->feed = f;
 	sh->feed_cap = cap;
@@ -897,7 +899,13 @@ static void feed_push(struct store_shard *sh, struct store_inst *in)
 {
 	if (in->wflags & W_IN_FEED)
 		return;
-	assert(sh->feed_n < sh->feed_cap);
+	if (sh->feed_n == sh->feed_cap) {
+		/* Entries waiting never exceed the records, which feed_reserve covers. */
+		assert(sh->feed_head > 0);
+		sh->feed_n -= sh->feed_head;
+		memmove(sh->feed, sh->feed + sh->feed_head, sizeof(sh->feed[0]) * sh->feed_n);
+		sh->feed_head = 0;
+	}
 	in->wflags |= W_IN_FEED;
 	sh->feed[sh->feed_n++] = in;
 }
@@ -1299,23 +1307,24 @@ void store_poll(struct store_shard *sh)
 
 uint32_t store_feed_len(const struct store_shard *sh)
 {
-	return sh->feed_n;
+	return sh->feed_n - sh->feed_head;
 }
 
 uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32_t max,
                           roaring_bitmap_t *slots)
 {
-	uint32_t n = sh->feed_n < max ? sh->feed_n : max;
+	uint32_t n = store_feed_len(sh) < max ? store_feed_len(sh) : max;
 
 	for (uint32_t i = 0; i < n; i++) {
-		struct store_inst *in = sh->feed[i];
+		struct store_inst *in = sh->feed[sh->feed_head + i];
 
 		in->wflags &= (uint8_t)~W_IN_FEED;
 		inst_read(sh, in, &out[i]);
 		if (slots)
 			roaring_bitmap_add(slots, in->slot);
 	}
-	sh->feed_n -= n;
-	memmove(sh->feed, sh->feed + n, sizeof(sh->feed[0]) * sh->feed_n);
+	sh->feed_head += n;
+	if (sh->feed_head == sh->feed_n)
+		sh->feed_head = sh->feed_n = 0;
 	return n;
 }

@@ -95,9 +95,9 @@ struct store_shard {
 	uint32_t timings_n;
 	struct fifo dead; /* tombstones, ordered by time of death (beat_ms) */
 	struct store_inst **feed;
-	uint32_t feed_n, feed_cap;
-	uint64_t *slot_sum;   /* per slot, relaxed atomics */
-	uint32_t *slot_count; /* per slot, relaxed atomics */
+	uint32_t feed_head, feed_n, feed_cap; /* waiting: feed[feed_head..feed_n) */
+	uint64_t *slot_sum;                   /* per slot, relaxed atomics */
+	uint32_t *slot_count;                 /* per slot, relaxed atomics */
 	struct store_stats stats;
 } __attribute__((aligned(CACHELINE_BYTES)));
 
