@@ -24,6 +24,16 @@ void *mem_calloc(size_t n, size_t bytes)
 #endif
 }
 
+void *mem_alloc_aligned(size_t align, size_t bytes)
+{
+	bytes = (bytes + align - 1) & ~(align - 1);
+#ifdef DISTRO_SANITIZED
+	return aligned_alloc(align, bytes);
+#else
+	return mi_malloc_aligned(bytes, align);
+#endif
+}
+
 void mem_free(void *p)
 {
 #ifdef DISTRO_SANITIZED

@@ -13,6 +13,8 @@
 
 void *mem_alloc(size_t bytes);
 void *mem_calloc(size_t n, size_t bytes);
+/* bytes rounded up to a multiple of align (a power of two); free with mem_free. */
+void *mem_alloc_aligned(size_t align, size_t bytes);
 void mem_free(void *p);
 
 #endif
