@@ -30,7 +30,15 @@
 	X(ERR_LIMIT_CLUSTERS, 16, "cluster limit of the service reached")                          \
 	X(ERR_LIMIT_TIMINGS, 17, "too many distinct heartbeat timings")                            \
 	X(ERR_STALE, 18, "record older than the stored version")                                   \
-	X(ERR_WRONG_SHARD, 19, "key belongs to another shard")
+	X(ERR_WRONG_SHARD, 19, "key belongs to another shard")                                     \
+	X(ERR_PROTO_MAGIC, 20, "bad frame magic")                                                  \
+	X(ERR_PROTO_VERSION, 21, "unsupported protocol version")                                   \
+	X(ERR_PROTO_TOO_BIG, 22, "frame larger than the limit")                                    \
+	X(ERR_PROTO_TRUNCATED, 23, "frame body shorter than its fields")                           \
+	X(ERR_PROTO_TRAILING, 24, "bytes after the last field of a frame body")                    \
+	X(ERR_PROTO_OP, 25, "unknown operation")                                                   \
+	X(ERR_PROTO_COUNT, 26, "item count over the batch limit")                                  \
+	X(ERR_PROTO_FAMILY, 27, "address family not 4 or 6")
 
 enum err_code {
 #define ERR_ENUM(name, value, msg) name = value,

@@ -1,0 +1,177 @@
+/*
+ * wire.h - the client protocol's frames and field codecs (docs/protocol.md).
+ *
+ * Framing is a resumable check over whatever bytes have arrived:
+ * proto_frame_check says "need more", "a frame of N bytes is complete", or
+ * a protocol error, without copying. Bodies are decoded only once complete,
+ * through a bounds-checked reader whose first error sticks, so a decoder
+ * never reads past the body and a truncated field is one clear error.
+ * proto_body_check walks a whole body before anything in it is acted on:
+ * a malformed frame is refused as a whole, never half-applied.
+ *
+ * Encoders write into a caller's buffer and flag overflow instead of
+ * writing past it. Nothing here allocates.
+ */
+#ifndef DISTRO_PROTO_WIRE_H
+#define DISTRO_PROTO_WIRE_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PROTO_MAGIC0       0x44 /* 'D' */
+#define PROTO_MAGIC1       0x52 /* 'R' */
+#define PROTO_VERSION      1
+#define PROTO_HEADER_BYTES 16
+#define PROTO_RESPONSE     0x80
+#define PROTO_STR_ABSENT   0xffff
+#define PROTO_PING_MAX     64
+#define PROTO_FILTER_MAX   64  /* clusters in a filter */
+#define PROTO_META_MAX     256 /* metadata pairs an item may carry on the wire */
+
+enum proto_op {
+	OP_PING = 1,
+	OP_REGISTER = 2,
+	OP_DEREGISTER = 3,
+	OP_HEARTBEAT = 4,
+	OP_LIST = 5,
+	OP_SUBSCRIBE = 6,
+	OP_UNSUBSCRIBE = 7,
+	OP_STATS = 8,
+	OP_PUSH = 9,
+	OP_ERROR = 127,
+};
+
+enum proto_item_flag {
+	PF_HEALTHY = 1u << 0,
+	PF_ENABLED = 1u << 1,
+	PF_EPHEMERAL = 1u << 2,
+};
+
+enum proto_filter_flag {
+	PFF_HEALTHY_ONLY = 1u << 0,
+	PFF_INCLUDE_DISABLED = 1u << 1,
+};
+
+struct proto_header {
+	uint8_t magic[2];
+	uint8_t version;
+	uint8_t op;
+	uint32_t body_len;
+	uint32_t request_id;
+	uint16_t status;
+	uint16_t count;
+};
+
+/*
+ * Looks at the first len bytes of a stream. Returns 0 if a complete frame is
+ * not there yet, the frame's total length (header + body) when it is, or a
+ * negative -ERR_PROTO_* (magic, version, too big) as soon as the header
+ * shows it. Fills *h once the header is complete.
+ */
+long proto_frame_check(const uint8_t *buf, size_t len, uint32_t frame_bytes_max,
+                       struct proto_header *h);
+
+/* Writes a header at out (PROTO_HEADER_BYTES). */
+void proto_header_put(uint8_t *out, uint8_t op, uint32_t body_len, uint32_t request_id,
+                      uint16_t status, uint16_t count);
+
+/* ---- reading ---- */
+
+struct proto_rd {
+	const uint8_t *p, *end;
+	int err; /* first error, sticky */
+};
+
+static inline void proto_rd_init(struct proto_rd *r, const uint8_t *p, size_t len)
+{
+	r->p = p;
+	r->end = p + len;
+	r->err = 0;
+}
+
+uint8_t proto_rd_u8(struct proto_rd *r);
+uint16_t proto_rd_u16(struct proto_rd *r);
+uint32_t proto_rd_u32(struct proto_rd *r);
+uint64_t proto_rd_u64(struct proto_rd *r);
+struct store_str proto_rd_str(struct proto_rd *r);
+void proto_rd_addr(struct proto_rd *r, struct store_addr *a);
+
+/* Service key (ns, group, service). */
+void proto_rd_svc(struct proto_rd *r, struct store_svc_key *k);
+void proto_rd_key(struct proto_rd *r, struct store_key *k);
+
+/*
+ * An instance item. Metadata pairs beyond kv_max are read past and reported
+ * in *item_err as -ERR_META_PAIRS (the item fails, the frame goes on).
+ */
+void proto_rd_instance(struct proto_rd *r, struct store_key *k, struct store_val *v,
+                       struct store_kv *kv, uint32_t kv_max, int *item_err);
+
+/* A filter; clusters beyond PROTO_FILTER_MAX are a framing error. */
+void proto_rd_filter(struct proto_rd *r, struct store_filter *f, struct store_str *clusters);
+
+/*
+ * A list entry as the client sees it (ns/group/service are the request's).
+ * Metadata pairs beyond kv_max are skipped; *meta_total tells how many came.
+ */
+struct proto_view {
+	struct store_str cluster;
+	struct store_addr addr;
+	uint32_t weight_milli;
+	uint8_t flags;
+	struct store_timing timing;
+	struct store_kv *meta;
+	uint32_t meta_n;
+	uint32_t meta_total;
+};
+
+void proto_rd_view(struct proto_rd *r, struct proto_view *v, struct store_kv *kv, uint32_t kv_max);
+
+/* 0 when the reader consumed everything without error, else the error. */
+int proto_rd_done(const struct proto_rd *r);
+
+/*
+ * Walks a complete request body for its op: 0 if every field is present and
+ * nothing trails, else -ERR_PROTO_*. batch_max bounds `count`.
+ */
+int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t batch_max);
+
+/* ---- writing ---- */
+
+struct proto_wr {
+	uint8_t *p, *end;
+	bool overflow;
+};
+
+static inline void proto_wr_init(struct proto_wr *w, uint8_t *p, size_t cap)
+{
+	w->p = p;
+	w->end = p + cap;
+	w->overflow = false;
+}
+
+void proto_wr_u8(struct proto_wr *w, uint8_t v);
+void proto_wr_u16(struct proto_wr *w, uint16_t v);
+void proto_wr_u32(struct proto_wr *w, uint32_t v);
+void proto_wr_u64(struct proto_wr *w, uint64_t v);
+void proto_wr_bytes(struct proto_wr *w, const void *p, size_t len);
+void proto_wr_str(struct proto_wr *w, struct store_str s);
+void proto_wr_addr(struct proto_wr *w, const struct store_addr *a);
+void proto_wr_svc(struct proto_wr *w, const struct store_svc_key *k);
+void proto_wr_key(struct proto_wr *w, const struct store_key *k);
+void proto_wr_instance(struct proto_wr *w, const struct store_key *k, const struct store_val *v);
+void proto_wr_filter(struct proto_wr *w, const struct store_filter *f);
+void proto_wr_view(struct proto_wr *w, const struct store_view *v);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
