@@ -23,18 +23,6 @@
  */
 #include <benchmark/benchmark.h>
 
-/*
- * core/epoch.h has no extern "C" guards of its own (store.h has them), and it
- * includes ck_epoch.h, whose ck_stack.h holds three inline helpers that are
- * not valid C++ (implicit void * conversions). Marking them as present skips
- * them; ck_epoch.h does not use them.
- */
-#define CK_F_STACK_BATCH_POP_UPMC
-#define CK_F_STACK_BATCH_POP_MPMC
-#define CK_F_STACK_PUSH_MPNC
-extern "C" {
-#include "core/epoch.h"
-}
 #include "store/store.h"
 
 #include <algorithm>

@@ -27,6 +27,16 @@
 #ifndef DISTRO_CORE_EPOCH_H
 #define DISTRO_CORE_EPOCH_H
 
+#ifdef __cplusplus
+/*
+ * ck_stack.h (pulled in by ck_epoch.h) has three MPMC helpers that are not
+ * valid C++; claiming them as present skips them. Nothing here uses them.
+ */
+#define CK_F_STACK_BATCH_POP_UPMC
+#define CK_F_STACK_BATCH_POP_MPMC
+#define CK_F_STACK_PUSH_MPNC
+extern "C" {
+#endif
 #include <ck_epoch.h>
 #include <stdint.h>
 
@@ -89,5 +99,9 @@ void epoch_poll(struct epoch_rec *r);
 
 /* Waits for a grace period and frees everything retired so far. */
 void epoch_barrier(struct epoch_rec *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

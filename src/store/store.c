@@ -217,8 +217,9 @@ int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct
 		return -ERR_NAME_EMPTY;
 	if ((rc = name_resolve(s, k->ns, s->def_ns, false, &rk->ns)) < 0 ||
 	    (rc = name_resolve(s, k->group, s->def_group, false, &rk->group)) < 0 ||
-	    (rc = name_resolve(s, k->service, NULL, false, &rk->service)) < 0)
+	    (rc = name_check(s, k->service, false)) < 0)
 		return rc;
+	rk->service = k->service;
 	rk->svc_hash = svc_hash_of(rk->ns.p, rk->ns.len, rk->group.p, rk->group.len, rk->service.p,
 	                           rk->service.len);
 	return 0;
@@ -922,15 +923,12 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	uint64_t before = inst_record_hash(sh, in);
 	const struct store_meta *old_meta = in->meta;
 
-	if (in->timing != p->timing) {
-		/* The FIFO belongs to the timing: move to the new one's healthy tail. */
-		bool tracked = (in->wflags & W_LIST_MASK) != W_LIST_NONE;
+	/* The FIFO belongs to the timing: a new timing moves it to that one's healthy tail. */
+	bool retime = in->timing != p->timing;
+	bool tracked = (in->wflags & W_LIST_MASK) != W_LIST_NONE;
 
+	if (retime)
 		list_leave(sh, in);
-		in->timing = p->timing;
-		if (tracked)
-			list_enter(sh, in, W_LIST_HEALTHY);
-	}
 	seq_begin(in);
 	STORE_RELEASE(&in->weight_milli, p->weight_milli);
 	STORE_RELEASE(&in->flags, p->flags);
@@ -939,6 +937,8 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	STORE_RELEASE(&in->version, version);
 	STORE_RELEASE(&in->node, node);
 	seq_end(in);
+	if (retime && tracked)
+		list_enter(sh, in, W_LIST_HEALTHY);
 	slot_adjust(sh, in->slot, inst_record_hash(sh, in), before, 0);
 	STORE_RELAXED(&in->svc->revision, in->svc->revision + 1);
 	intern_meta_unref(&sh->intern, old_meta);
