@@ -7,6 +7,8 @@
 
 #include "core/err.h"
 
+#include <ck_pr.h>
+
 #include <string.h>
 
 static inline uint32_t seq_read_begin(const struct store_inst *in)
@@ -14,7 +16,7 @@ static inline uint32_t seq_read_begin(const struct store_inst *in)
 	uint32_t s;
 
 	while ((s = LOAD_ACQUIRE(&in->seq)) & 1)
-		__builtin_ia32_pause();
+		ck_pr_stall();
 	return s;
 }
 

@@ -279,6 +279,7 @@ void store_config_default(struct store_config *c)
 	};
 	c->timing = (struct store_timing){ 5000, 15000, 30000 };
 	c->tombstone_ms = 60000;
+	c->version_skew_ms = 60000;
 }
 
 void store_val_default(struct store_val *v)
@@ -304,6 +305,8 @@ static int config_check(const struct store_config *c)
 	const struct store_limits *l = &c->limits;
 
 	if (c->shards == 0 || c->shards > STORE_SHARDS_MAX)
+		return -ERR_INVAL;
+	if (c->tombstone_ms < 1000 || c->version_skew_ms < 1000)
 		return -ERR_INVAL;
 	if (l->name_bytes_max == 0 || l->meta_key_bytes_max == 0 || l->instances_max == 0 ||
 	    l->service_instances_max == 0 || l->services_max == 0 || l->clusters_max == 0 ||
@@ -336,6 +339,7 @@ static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
 		return -ERR_NOMEM;
 	/* Timing 0 is the default, so most instances share one FIFO pair. */
 	sh->timings[0].t = s->cfg.timing;
+	sh->timings[0].state = T_USED;
 	sh->timings_n = 1;
 	return 0;
 }
@@ -453,6 +457,8 @@ static void free_inst(void *ctx, void *obj)
 	pool_put(&((struct store_shard *)ctx)->insts, obj);
 }
 
+static uint64_t hlc_next(struct store_shard *sh);
+
 /* ---- services ---- */
 
 struct svc_lookup {
@@ -492,11 +498,17 @@ static int svc_get(struct store_shard *sh, const struct rkey *rk, struct store_s
 		*out = svc;
 		return 0;
 	}
-	if (LOAD_RELAXED(&s->services) >= s->cfg.limits.services_max)
+	if (__atomic_add_fetch(&s->services, 1, __ATOMIC_RELAXED) > s->cfg.limits.services_max) {
+		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
 		return -ERR_LIMIT_SERVICES;
+	}
 	svc = mem_calloc(1, sizeof(*svc));
-	if (svc == NULL)
+	if (svc == NULL) {
+		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
 		return -ERR_NOMEM;
+	}
+	/* Revisions never repeat, even for a service deleted and created again. */
+	svc->revision = hlc_next(sh);
 	svc->hash = rk->svc_hash;
 	svc->ns = intern_str(&sh->intern, rk->ns.p, rk->ns.len);
 	svc->group = intern_str(&sh->intern, rk->group.p, rk->group.len);
@@ -507,9 +519,9 @@ static int svc_get(struct store_shard *sh, const struct rkey *rk, struct store_s
 		intern_unref(&sh->intern, svc->group);
 		intern_unref(&sh->intern, svc->name);
 		mem_free(svc);
+		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
 		return -ERR_NOMEM;
 	}
-	__atomic_add_fetch(&s->services, 1, __ATOMIC_RELAXED);
 	STAT_INC(sh, services);
 	*out = svc;
 	return 0;
@@ -626,10 +638,12 @@ static int svc_arr_rebuild(struct store_shard *sh, struct store_svc *svc, uint32
 				a->v[a->n++] = in;
 			}
 		}
-		epoch_retire(&sh->rec, free_plain, NULL, old);
 	}
 	svc->holes = 0;
+	/* Publish first, retire after: a reader arriving later must not find the old one. */
 	STORE_RELEASE(&svc->arr, a);
+	if (old)
+		epoch_retire(&sh->rec, free_plain, NULL, old);
 	return 0;
 }
 
@@ -747,10 +761,53 @@ struct pval {
 	const struct store_meta *meta;
 };
 
+/*
+ * Heartbeat timings: a small per-shard table, so an instance names its
+ * timing in one byte. Entry 0 is the store default and permanent. Other
+ * entries count the live instances using them; an unused entry cools
+ * through a grace period (a reader may still hold an instance naming it)
+ * before its place can hold another timing.
+ */
+static void timing_cooled(void *ctx, void *obj)
+{
+	struct store_shard *sh = ctx;
+	uintptr_t v = (uintptr_t)obj;
+	struct timing_entry *te = &sh->timings[v >> 32];
+
+	if (te->state == T_COOLING && te->cool_gen == (uint32_t)v)
+		te->state = T_FREE;
+}
+
+/* An entry that may have just lost its last user (or never had one). */
+static void timing_maybe_release(struct store_shard *sh, uint8_t idx)
+{
+	struct timing_entry *te = &sh->timings[idx];
+
+	if (idx == 0 || te->users > 0 || te->state != T_USED)
+		return;
+	assert(te->healthy.head == NULL && te->unhealthy.head == NULL);
+	te->state = T_COOLING;
+	te->cool_gen++;
+	epoch_retire(&sh->rec, timing_cooled, sh, (void *)(((uintptr_t)idx << 32) | te->cool_gen));
+}
+
+static void timing_use(struct store_shard *sh, uint8_t idx)
+{
+	sh->timings[idx].users++;
+}
+
+static void timing_unuse(struct store_shard *sh, uint8_t idx)
+{
+	assert(sh->timings[idx].users > 0);
+	sh->timings[idx].users--;
+	timing_maybe_release(sh, idx);
+}
+
 static int timing_index(struct store_shard *sh, const struct store_timing *given)
 {
 	const struct store_config *c = &sh->store->cfg;
 	struct store_timing t = *given;
+	uint32_t free_at = UINT32_MAX;
 	int rc;
 
 	if (t.interval_ms == 0)
@@ -761,13 +818,28 @@ static int timing_index(struct store_shard *sh, const struct store_timing *given
 		t.delete_ms = c->timing.delete_ms;
 	if ((rc = timing_check(&c->limits, &t)) < 0)
 		return rc;
-	for (uint32_t i = 0; i < sh->timings_n; i++)
-		if (memcmp(&sh->timings[i].t, &t, sizeof(t)) == 0)
+	for (uint32_t i = 0; i < sh->timings_n; i++) {
+		struct timing_entry *te = &sh->timings[i];
+
+		if (te->state == T_FREE && i > 0) {
+			if (free_at == UINT32_MAX)
+				free_at = i;
+			continue;
+		}
+		if (memcmp(&te->t, &t, sizeof(t)) == 0) {
+			te->state = T_USED; /* a cooling entry with the same values comes back */
 			return (int)i;
-	if (sh->timings_n >= c->limits.timings_max)
-		return -ERR_LIMIT_TIMINGS;
-	sh->timings[sh->timings_n].t = t;
-	return (int)sh->timings_n++;
+		}
+	}
+	if (free_at == UINT32_MAX) {
+		if (sh->timings_n >= c->limits.timings_max)
+			return -ERR_LIMIT_TIMINGS;
+		free_at = sh->timings_n++;
+	}
+	sh->timings[free_at].t = t;
+	sh->timings[free_at].state = T_USED;
+	sh->timings[free_at].users = 0;
+	return (int)free_at;
 }
 
 static int pval_make(struct store_shard *sh, const struct store_val *v, struct pval *p)
@@ -776,15 +848,27 @@ static int pval_make(struct store_shard *sh, const struct store_val *v, struct p
 
 	if (v->weight_milli > STORE_WEIGHT_MAX * STORE_WEIGHT_SCALE)
 		return -ERR_WEIGHT;
-	if ((rc = timing_index(sh, &v->timing)) < 0)
-		return rc;
-	p->timing = (uint8_t)rc;
+	if (v->meta_n > 0 && v->meta == NULL)
+		return -ERR_INVAL;
 	p->weight_milli = v->weight_milli;
 	p->flags = (v->healthy ? STORE_F_HEALTHY : 0) | (v->enabled ? STORE_F_ENABLED : 0) |
 	           (v->ephemeral ? STORE_F_EPHEMERAL : 0);
-	if (v->meta_n > 0 && v->meta == NULL)
-		return -ERR_INVAL;
-	return intern_meta(&sh->intern, &sh->store->cfg.limits, v->meta, v->meta_n, &p->meta);
+	if ((rc = intern_meta(&sh->intern, &sh->store->cfg.limits, v->meta, v->meta_n, &p->meta)) <
+	    0)
+		return rc;
+	if ((rc = timing_index(sh, &v->timing)) < 0) {
+		intern_meta_unref(&sh->intern, p->meta);
+		return rc;
+	}
+	p->timing = (uint8_t)rc;
+	return 0;
+}
+
+/* Gives back what pval_make took when the value is not stored after all. */
+static void pval_drop(struct store_shard *sh, const struct pval *p)
+{
+	intern_meta_unref(&sh->intern, p->meta);
+	timing_maybe_release(sh, p->timing);
 }
 
 static bool pval_same(const struct store_inst *in, const struct pval *p)
@@ -924,11 +1008,14 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	const struct store_meta *old_meta = in->meta;
 
 	/* The FIFO belongs to the timing: a new timing moves it to that one's healthy tail. */
-	bool retime = in->timing != p->timing;
+	uint8_t old_timing = in->timing;
+	bool retime = old_timing != p->timing;
 	bool tracked = (in->wflags & W_LIST_MASK) != W_LIST_NONE;
 
-	if (retime)
+	if (retime) {
 		list_leave(sh, in);
+		timing_use(sh, p->timing);
+	}
 	seq_begin(in);
 	STORE_RELEASE(&in->weight_milli, p->weight_milli);
 	STORE_RELEASE(&in->flags, p->flags);
@@ -937,8 +1024,17 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	STORE_RELEASE(&in->version, version);
 	STORE_RELEASE(&in->node, node);
 	seq_end(in);
-	if (retime && tracked)
+	if (retime && tracked) {
+		/*
+		 * The new FIFO is ordered by beat time and its tail is the latest
+		 * beat, so joining it takes a fresh beat: order holds, and the new
+		 * timing runs in full from now.
+		 */
+		STORE_RELAXED(&in->beat_ms, now_ms(sh));
 		list_enter(sh, in, W_LIST_HEALTHY);
+	}
+	if (retime)
+		timing_unuse(sh, old_timing);
 	slot_adjust(sh, in->slot, inst_record_hash(sh, in), before, 0);
 	STORE_RELAXED(&in->svc->revision, in->svc->revision + 1);
 	intern_meta_unref(&sh->intern, old_meta);
@@ -950,16 +1046,20 @@ static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t ve
 {
 	const struct store_meta *old_meta = in->meta;
 
+	uint8_t old_timing = in->timing;
+
 	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
+	list_leave(sh, in);
 	seq_begin(in);
 	STORE_RELEASE(&in->flags, (uint8_t)STORE_F_DELETED);
+	STORE_RELEASE(&in->timing, (uint8_t)0); /* a tombstone keeps no timing */
 	STORE_RELEASE(&in->meta, NULL);
 	STORE_RELEASE(&in->version, version);
 	STORE_RELEASE(&in->node, node);
 	seq_end(in);
 	intern_meta_unref(&sh->intern, old_meta);
 	svc_arr_remove(sh, in->svc, in);
-	list_leave(sh, in);
+	timing_unuse(sh, old_timing);
 	STORE_RELAXED(&in->beat_ms, now_ms(sh));
 	list_enter(sh, in, W_LIST_DEAD);
 	STAT_ADD(sh, instances, (uint64_t)-1);
@@ -978,6 +1078,7 @@ static int inst_revive(struct store_shard *sh, struct store_inst *in, const stru
 	if ((rc = svc_arr_add(sh, svc, in)) < 0)
 		return rc;
 	list_leave(sh, in);
+	timing_use(sh, p->timing);
 	seq_begin(in);
 	STORE_RELEASE(&in->weight_milli, p->weight_milli);
 	STORE_RELEASE(&in->flags, p->flags);
@@ -1004,10 +1105,15 @@ static int inst_create(struct store_shard *sh, const struct rkey *rk, const stru
 	struct store_inst *in;
 	int cl, rc;
 
-	if (LOAD_RELAXED(&s->records) >= s->cfg.limits.instances_max)
+	/* Reserve first, so shards racing for the last places cannot overshoot. */
+	if (__atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED) > s->cfg.limits.instances_max) {
+		__atomic_sub_fetch(&s->records, 1, __ATOMIC_RELAXED);
 		return -ERR_LIMIT_INSTANCES;
-	if ((rc = svc_get(sh, rk, &svc)) < 0)
+	}
+	if ((rc = svc_get(sh, rk, &svc)) < 0) {
+		__atomic_sub_fetch(&s->records, 1, __ATOMIC_RELAXED);
 		return rc;
+	}
 	if (p && svc->live >= s->cfg.limits.service_instances_max) {
 		rc = -ERR_LIMIT_SERVICE;
 		goto err_svc;
@@ -1048,8 +1154,8 @@ static int inst_create(struct store_shard *sh, const struct rkey *rk, const stru
 		goto err_inst;
 	}
 	svc->records++;
-	__atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED);
 	if (p) {
+		timing_use(sh, p->timing);
 		slot_adjust(sh, in->slot, inst_record_hash(sh, in), 0, 1);
 		STAT_INC(sh, instances);
 	} else {
@@ -1064,6 +1170,7 @@ err_inst:
 	epoch_retire(&sh->rec, free_inst, sh, in);
 err_svc:
 	svc_maybe_release(sh, svc);
+	__atomic_sub_fetch(&s->records, 1, __ATOMIC_RELAXED);
 	return rc;
 }
 
@@ -1112,7 +1219,7 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 	if (in && !(in->flags & STORE_F_DELETED)) {
 		rc = STORE_SAME;
 		if (pval_same(in, &p)) {
-			intern_meta_unref(&sh->intern, p.meta);
+			pval_drop(sh, &p);
 		} else {
 			inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
 			feed_push(sh, in);
@@ -1120,7 +1227,7 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 		}
 	} else if (in) {
 		if ((rc = inst_revive(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id)) < 0) {
-			intern_meta_unref(&sh->intern, p.meta);
+			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}
 		feed_push(sh, in);
@@ -1128,7 +1235,7 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 	} else {
 		if ((rc = inst_create(sh, &rk, &p, hlc_next(sh), sh->store->cfg.node_id, &in)) <
 		    0) {
-			intern_meta_unref(&sh->intern, p.meta);
+			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}
 		feed_push(sh, in);
@@ -1195,6 +1302,10 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 
 	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
 		return rejected(sh, rc);
+	/* A version far ahead of our clock would drag every later version with it. */
+	if (r->version >
+	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
+		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, &rk, NULL);
 	if (in && !newer(r->version, r->node, in->version, in->node)) {
 		STAT_INC(sh, applies_stale);
@@ -1215,6 +1326,10 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 			STORE_RELEASE(&in->version, r->version);
 			STORE_RELEASE(&in->node, r->node);
 			seq_end(in);
+			/* A newer delete restarts the time it is remembered. */
+			list_leave(sh, in);
+			STORE_RELAXED(&in->beat_ms, now_ms(sh));
+			list_enter(sh, in, W_LIST_DEAD);
 			rc = STORE_SAME;
 		} else {
 			inst_kill(sh, in, r->version, r->node);
@@ -1222,13 +1337,13 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 		}
 	} else if (in == NULL) {
 		if ((rc = inst_create(sh, &rk, &p, r->version, r->node, &in)) < 0) {
-			intern_meta_unref(&sh->intern, p.meta);
+			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}
 		rc = STORE_CREATED;
 	} else if (in->flags & STORE_F_DELETED) {
 		if ((rc = inst_revive(sh, in, &p, r->version, r->node)) < 0) {
-			intern_meta_unref(&sh->intern, p.meta);
+			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}
 		STORE_RELAXED(&in->beat_ms, now_ms(sh));

@@ -10,8 +10,10 @@
  * responsibility; each slot has an order-independent checksum and a count.
  *
  * Writer functions take the shard and must be called only from its writer
- * thread. Reader functions take the store and must be called inside an epoch
- * section; the views they fill stay valid until the section ends.
+ * thread, outside any epoch section of that thread (a writer that runs out
+ * of memory for retirement batches waits for a grace period in place). Reader functions take the
+ * store and must be called inside an epoch section; the views they fill stay valid until the
+ * section ends.
  */
 #ifndef DISTRO_STORE_STORE_H
 #define DISTRO_STORE_STORE_H
@@ -164,7 +166,8 @@ struct store_config {
 	uint16_t node_id;
 	struct store_limits limits;
 	struct store_timing timing; /* defaults: 5000, 15000, 30000 (Nacos) */
-	uint32_t tombstone_ms;      /* how long a delete is remembered: 60000 */
+	uint32_t tombstone_ms;      /* how long a delete is remembered: 60000 (>= 1000) */
+	uint32_t version_skew_ms;   /* refuse replicated versions this far past our clock: 60000 */
 	struct clock clock;         /* zeroed: the real clocks */
 };
 

@@ -76,8 +76,14 @@ struct fifo {
 	struct store_inst *head, *tail;
 };
 
+/* States of a timing entry. */
+enum { T_FREE = 0, T_USED = 1, T_COOLING = 2 };
+
 struct timing_entry {
 	struct store_timing t;
+	uint32_t users;        /* live instances with this timing */
+	uint32_t cool_gen;     /* matches a pending release to its cooling */
+	uint8_t state;         /* T_* */
 	struct fifo healthy;   /* ordered by beat_ms */
 	struct fifo unhealthy; /* ordered by beat_ms */
 };
@@ -135,8 +141,8 @@ void inst_read(const struct store_shard *sh, const struct store_inst *in, struct
 /* Resolves the default for an absent name. */
 struct store_str name_or_default(struct store_str s, const char *def);
 
-/* Validates a name against the limits: 0 or -ERR_NAME_*. */
-int name_check(const struct store *s, struct store_str n, bool no_comma);
+/* Validates a name; `cluster` also refuses ',' (Nacos lists clusters comma-separated). */
+int name_check(const struct store *s, struct store_str n, bool cluster);
 
 /* A key with defaults applied, validated and hashed. */
 struct rkey {

@@ -515,3 +515,41 @@ Test(crud, bad_config_is_refused)
 	c.limits.timings_max = 300;
 	cr_assert_eq(store_create(&c, &x), -ERR_INVAL);
 }
+
+/* Timings no instance uses any more come back; refused writes never take one. */
+Test(crud_limits, timings_are_reclaimed, .init = limits_setup, .fini = teardown)
+{
+	struct store_val v;
+	struct store_kv bad = { S(""), S("x") };
+	struct store_key k;
+
+	store_val_default(&v);
+	v.meta = &bad;
+	v.meta_n = 1;
+	for (uint32_t i = 0; i < 10; i++) {
+		k = key_n("t", i % 5);
+		v.timing = (struct store_timing){ 10, 20, 30 + i };
+		cr_assert_eq(up(s, &k, &v), -ERR_META_KEY);
+	}
+	v.meta_n = 0;
+	/* timings_max = 3: the default and two more. */
+	for (uint32_t round = 0; round < 5; round++) {
+		for (uint32_t i = 0; i < 2; i++) {
+			k = key_n("t", i);
+			v.timing = (struct store_timing){ 10, 20, 100 * round + i + 30 };
+			cr_assert_eq(up(s, &k, &v), STORE_CREATED, "round %u", round);
+		}
+		k = key_n("t", 2);
+		v.timing = (struct store_timing){ 10, 20, 100 * round + 99 };
+		cr_assert_eq(up(s, &k, &v), -ERR_LIMIT_TIMINGS, "two in use plus the default");
+		for (uint32_t i = 0; i < 2; i++) {
+			k = key_n("t", i);
+			cr_assert_eq(store_delete(shard_for(s, &k), &k), 0);
+		}
+		/* Freed places come back after a grace period. */
+		epoch_exit(&rd);
+		store_poll(store_shard(s, 0));
+		epoch_barrier(store_shard_rec(store_shard(s, 0)));
+		epoch_enter(&rd);
+	}
+}

@@ -144,8 +144,8 @@ Test(replica, tombstone_forgotten_after_retention)
 
 Test(replica, local_write_after_apply_wins)
 {
-	/* A peer's clock runs far ahead: our next local version must still be newer. */
-	uint64_t future = ((uint64_t)fc.wall_ms + 3600 * 1000) << 16;
+	/* A peer's clock runs ahead (within the skew bound): our next local version still wins. */
+	uint64_t future = ((uint64_t)fc.wall_ms + 30 * 1000) << 16;
 	struct store_record r = rec(6, future, 2, 1000);
 	struct store_val v;
 	struct store_view got;
@@ -193,4 +193,63 @@ Test(replica, bad_replicated_record_refused)
 	r = rec(8, 100, 2, 1000);
 	r.key.addr.port = 0;
 	cr_assert_eq(apply(&r), -ERR_ADDR);
+}
+
+Test(replica, versions_far_ahead_of_our_clock_are_refused)
+{
+	struct store_record r = rec(9, ((uint64_t)fc.wall_ms + 60001) << 16, 2, 1000);
+	struct store_view v;
+
+	cr_assert_eq(apply(&r), -ERR_CLOCK_SKEW);
+	cr_assert_eq(store_get(s, &r.key, &v), -ERR_NOT_FOUND);
+	r.version = UINT64_MAX;
+	cr_assert_eq(apply(&r), -ERR_CLOCK_SKEW, "no wrap-around of the local clock");
+	r.version = ((uint64_t)fc.wall_ms + 60000) << 16;
+	cr_assert_eq(apply(&r), STORE_CREATED);
+}
+
+Test(replica, a_newer_delete_restarts_tombstone_retention)
+{
+	struct store_record r = rec(10, 100, 2, 1000);
+	struct store_stats st;
+
+	r.deleted = true;
+	cr_assert_eq(apply(&r), STORE_SAME);
+	fake_advance(&fc, cfg.tombstone_ms - 10);
+	r.version = 200;
+	cr_assert_eq(apply(&r), STORE_SAME);
+	fake_advance(&fc, 20);
+	expire_all(s);
+	store_stats(s, &st);
+	cr_assert_eq(st.tombstones, 1, "remembered a full period after the newer delete");
+	r = rec(10, 150, 2, 1000);
+	cr_assert_eq(apply(&r), -ERR_STALE);
+}
+
+Test(replica, timing_change_by_apply_keeps_expiry_order)
+{
+	/* X beats at t0 with the default timing; Y at t0+10 s with a shorter one (B). */
+	struct store_key kx = key_n("svc", 11), ky = key_n("svc", 12);
+	struct store_val vb;
+	struct store_view v;
+
+	cr_assert_eq(up_default(s, &kx), STORE_CREATED);
+	fake_advance(&fc, 10000);
+	store_val_default(&vb);
+	vb.timing = (struct store_timing){ 1000, 15000, 20000 };
+	cr_assert_eq(up(s, &ky, &vb), STORE_CREATED);
+	/* A peer's record moves X to timing B. */
+	struct store_record r = rec(11, ((uint64_t)fc.wall_ms << 16) + 1000, 2, 1000);
+
+	r.val.timing = vb.timing;
+	cr_assert_eq(apply(&r), STORE_CHANGED);
+	/* X's deadline under B counts from now (t0+10 s): due at t0+25 s, before Y's at t0+25 s. */
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	epoch_exit(&rd);
+	epoch_enter(&rd);
+	cr_assert_eq(store_get(s, &kx, &v), 0);
+	cr_assert_not(v.flags & STORE_F_HEALTHY, "X expired on time under its new timing");
+	cr_assert_eq(store_get(s, &ky, &v), 0);
+	cr_assert_not(v.flags & STORE_F_HEALTHY);
 }
