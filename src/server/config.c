@@ -1,0 +1,243 @@
+#include "server/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_type { T_STR, T_U32, T_U64, T_U16 };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	size_t size; /* for strings */
+	const char *def;
+	const char *help;
+};
+
+#define OFF(f)  offsetof(struct server_config, f)
+#define SOFF(f) offsetof(struct server_config, store.f)
+
+static const struct opt opts[] = {
+	{ "bind", T_STR, OFF(bind), sizeof(((struct server_config *)0)->bind), "0.0.0.0",
+	  "address the client port listens on" },
+	{ "port", T_U32, OFF(port), 0, "9848",
+	  "client (binary protocol) port; 0 picks a free one" },
+	{ "port-file", T_STR, OFF(port_file), sizeof(((struct server_config *)0)->port_file), "",
+	  "write the client port chosen to this file once listening" },
+	{ "workers", T_U32, OFF(workers), 0, "0",
+	  "worker threads, one core each; 0 = one per core" },
+	{ "conns-max", T_U32, OFF(conns_max), 0, "10000", "client connections, all workers" },
+	{ "frame-max", T_U32, OFF(frame_bytes_max), 0, "1048576", "largest frame accepted, bytes" },
+	{ "batch-max", T_U32, OFF(batch_max), 0, "1024", "instances in one frame" },
+	{ "idle-timeout", T_U32, OFF(idle_timeout_ms), 0, "300000",
+	  "close a connection silent this long, ms; 0 = never" },
+	{ "out-max", T_U32, OFF(out_bytes_max), 0, "16777216",
+	  "unsent bytes a connection may hold before it is closed as too slow" },
+	{ "expire-budget", T_U32, OFF(expire_budget), 0, "4096",
+	  "expiry actions per worker loop (bounds the pause)" },
+	{ "log-level", T_STR, OFF(log_level), sizeof(((struct server_config *)0)->log_level),
+	  "info", "error, warn, info or debug" },
+	{ "config", T_STR, OFF(config_file), sizeof(((struct server_config *)0)->config_file), "",
+	  "read settings from this file first (name = value lines)" },
+	{ "node-id", T_U16, SOFF(node_id), 0, "0", "this node's id in versions (cluster)" },
+	{ "beat-interval", T_U32, SOFF(timing.interval_ms), 0, "5000",
+	  "default heartbeat interval advised to clients, ms" },
+	{ "beat-timeout", T_U32, SOFF(timing.timeout_ms), 0, "15000",
+	  "default: unhealthy after this long without a beat, ms" },
+	{ "delete-timeout", T_U32, SOFF(timing.delete_ms), 0, "30000",
+	  "default: removed after this long without a beat, ms" },
+	{ "tombstone", T_U32, SOFF(tombstone_ms), 0, "60000",
+	  "how long a delete is remembered, ms" },
+	{ "name-max", T_U32, SOFF(limits.name_bytes_max), 0, "256",
+	  "bytes in a namespace, group, service or cluster name" },
+	{ "meta-max", T_U32, SOFF(limits.meta_bytes_max), 0, "4096",
+	  "metadata bytes (keys and values) of an instance" },
+	{ "meta-pairs-max", T_U32, SOFF(limits.meta_pairs_max), 0, "64",
+	  "metadata pairs of an instance" },
+	{ "instances-max", T_U64, SOFF(limits.instances_max), 0, "16777216",
+	  "instances (and remembered deletes) of the node" },
+	{ "service-instances-max", T_U32, SOFF(limits.service_instances_max), 0, "100000",
+	  "instances of one service" },
+	{ "services-max", T_U32, SOFF(limits.services_max), 0, "1048576", "services of the node" },
+	{ "clusters-max", T_U32, SOFF(limits.clusters_max), 0, "1024", "clusters of one service" },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static int set(struct server_config *c, const struct opt *o, const char *val)
+{
+	char *base = (char *)c, *end;
+	unsigned long long v;
+
+	if (o->type == T_STR) {
+		if (strlen(val) >= o->size) {
+			fprintf(stderr, "distrod: --%s: value too long\n", o->name);
+			return -1;
+		}
+		strcpy(base + o->offset, val);
+		return 0;
+	}
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (errno || end == val || *end != '\0' || val[0] == '-' ||
+	    (o->type == T_U32 && v > UINT32_MAX) || (o->type == T_U16 && v > UINT16_MAX)) {
+		fprintf(stderr, "distrod: --%s: '%s' is not a valid number\n", o->name, val);
+		return -1;
+	}
+	if (o->type == T_U32)
+		*(uint32_t *)(base + o->offset) = (uint32_t)v;
+	else if (o->type == T_U16)
+		*(uint16_t *)(base + o->offset) = (uint16_t)v;
+	else
+		*(uint64_t *)(base + o->offset) = v;
+	return 0;
+}
+
+static const struct opt *find(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out, "usage: distrod [--name value]...\n\n"
+	             "A service registry for ephemeral instances. Runs standalone with no\n"
+	             "settings. Every flag may also be a `name = value` line in --config.\n\n");
+	for (size_t i = 0; i < NOPTS; i++)
+		fprintf(out, "  --%-22s %s (default: %s)\n", opts[i].name, opts[i].help,
+		        opts[i].def[0] ? opts[i].def : "none");
+	fprintf(out, "  --%-22s %s\n", "help", "print this and exit");
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct server_config *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	int lineno = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "distrod: cannot read config file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *eq;
+		const struct opt *o;
+
+		lineno++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (eq == NULL) {
+			fprintf(stderr, "distrod: %s:%d: expected name = value\n", path, lineno);
+			fclose(f);
+			return -1;
+		}
+		*eq = '\0';
+		o = find(trim(s));
+		if (o == NULL || strcmp(o->name, "config") == 0) {
+			fprintf(stderr, "distrod: %s:%d: unknown setting '%s'\n", path, lineno,
+			        trim(s));
+			fclose(f);
+			return -1;
+		}
+		if (set(c, o, trim(eq + 1)) < 0) {
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int config_load(struct server_config *c, int argc, char **argv)
+{
+	struct option lopts[NOPTS + 2];
+	enum log_level lvl;
+	int ch, idx;
+
+	memset(c, 0, sizeof(*c));
+	store_config_default(&c->store);
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (set(c, &opts[i], opts[i].def) < 0)
+			return -1;
+		lopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)i };
+	}
+	lopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
+	lopts[NOPTS + 1] = (struct option){ NULL, 0, NULL, 0 };
+
+	/* First pass: only --config and --help, so the file comes before the other flags. */
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
+		if (ch == 'h') {
+			config_usage(stdout);
+			return 1;
+		}
+		if (ch >= 0 && (size_t)ch < NOPTS && strcmp(opts[ch].name, "config") == 0 &&
+		    set(c, &opts[ch], optarg) < 0)
+			return -1;
+	}
+	if (c->config_file[0] && load_file(c, c->config_file) < 0)
+		return -1;
+	opterr = 1;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
+		if (ch == '?' || ch == ':') {
+			fprintf(stderr, "distrod: see --help\n");
+			return -1;
+		}
+		if (ch >= 0 && (size_t)ch < NOPTS && set(c, &opts[ch], optarg) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "distrod: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -1;
+	}
+	if (log_level_parse(c->log_level, &lvl) < 0) {
+		fprintf(stderr, "distrod: --log-level: '%s' is not error, warn, info or debug\n",
+		        c->log_level);
+		return -1;
+	}
+	log_level_max = lvl;
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->workers = n > 0 ? (uint32_t)n : 1;
+	}
+	if (c->workers > STORE_SHARDS_MAX) {
+		fprintf(stderr, "distrod: --workers: at most %u\n", STORE_SHARDS_MAX);
+		return -1;
+	}
+	if (c->port > 65535) {
+		fprintf(stderr, "distrod: --port: at most 65535\n");
+		return -1;
+	}
+	if (c->frame_bytes_max < 4096 || c->batch_max == 0 || c->batch_max > 65535 ||
+	    c->conns_max == 0) {
+		fprintf(stderr, "distrod: --frame-max must be >= 4096, --batch-max 1..65535, "
+		                "--conns-max >= 1\n");
+		return -1;
+	}
+	c->store.shards = c->workers;
+	return 0;
+}

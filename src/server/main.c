@@ -1,0 +1,61 @@
+/*
+ * main.c - distrod: parse the settings, start the workers, wait for
+ * SIGTERM or SIGINT, drain and exit 0.
+ *
+ * Signals are blocked in every thread and taken synchronously here with
+ * sigwait, so no handler runs inside a worker.
+ */
+#include "core/log.h"
+#include "server/config.h"
+#include "server/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int write_port_file(const char *path, uint16_t port)
+{
+	char tmp[300];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0)
+		return -1;
+	return rename(tmp, path); /* readers never see a half-written file */
+}
+
+int main(int argc, char **argv)
+{
+	static struct server srv;
+	struct server_config cfg;
+	sigset_t set;
+	int rc, sig;
+
+	rc = config_load(&cfg, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = server_start(&srv, &cfg);
+	if (rc < 0) {
+		log_error("cannot start: %s", strerror(-rc));
+		return 1;
+	}
+	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
+		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
+	sigwait(&set, &sig);
+	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	server_stop(&srv);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,107 @@
+/*
+ * worker.h - the per-core server: one thread, one io_uring, one store shard.
+ */
+#ifndef DISTRO_SERVER_WORKER_H
+#define DISTRO_SERVER_WORKER_H
+
+#include "core/pool.h"
+#include "io/uring.h"
+#include "server/config.h"
+#include "shard/xcore.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Per-worker counters: declared once, summed for STATS. */
+#define WORKER_STATS(X)                                                                            \
+	X(conns_accepted)                                                                          \
+	X(conns_refused) /* over --conns-max */                                                    \
+	X(conns_closed)                                                                            \
+	X(conns_idle_closed)                                                                       \
+	X(conns_slow_closed)                                                                       \
+	X(frames)                                                                                  \
+	X(bytes_in)                                                                                \
+	X(bytes_out)                                                                               \
+	X(proto_errors)                                                                            \
+	X(op_ping)                                                                                 \
+	X(op_register)   /* instances */                                                           \
+	X(op_deregister) /* instances */                                                           \
+	X(op_heartbeat)  /* instances */                                                           \
+	X(op_list)                                                                                 \
+	X(op_stats)                                                                                \
+	X(item_errors)                                                                             \
+	X(xcore_sent)                                                                              \
+	X(xcore_full)                                                                              \
+	X(busy)                                                                                    \
+	X(loops)                                                                                   \
+	X(cqes)
+
+struct worker_stats {
+#define WORKER_STAT_FIELD(name) uint64_t name;
+	WORKER_STATS(WORKER_STAT_FIELD)
+#undef WORKER_STAT_FIELD
+};
+
+struct conn;
+struct pending;
+struct server;
+
+struct worker {
+	uint32_t id;
+	struct server *srv;
+	struct io_uring ring;
+	struct uring_bufs bufs;
+	int listen_fd;
+	bool accept_armed;
+	struct store_shard *shard;
+	struct epoch_rec *rec; /* the shard's record: this thread writes and reads with it */
+
+	struct conn *conns;
+	uint32_t conns_max;
+	uint32_t conns_used;
+	uint32_t conn_free; /* free list head, UINT32_MAX when empty */
+	uint32_t *dirty;    /* connections with output to flush */
+	uint32_t dirty_n;
+
+	struct pool pendings; /* cross-core requests this worker started */
+	uint32_t pendings_n;
+	struct pending **backlog; /* messages whose ring was full, retried each loop */
+	uint32_t backlog_n, backlog_cap;
+	uint64_t wake_mask; /* workers to wake at the end of this loop */
+
+	struct store_view *views; /* scratch for LIST */
+	uint32_t views_cap;
+
+	int64_t now_ms;
+	int64_t last_sweep_ms;
+	bool stopping;
+	bool done;
+	pthread_t thread;
+	struct worker_stats stats;
+} __attribute__((aligned(64)));
+
+struct server {
+	struct server_config cfg;
+	struct store *store;
+	struct xcore xcore;
+	struct worker *workers;
+	uint32_t nworkers;
+	uint16_t port; /* the client port actually bound */
+	pthread_barrier_t ready;
+	int start_rc;    /* first worker start failure */
+	uint32_t stop;   /* set by the signal thread (atomic) */
+	uint32_t n_done; /* workers drained (atomic) */
+};
+
+/* Creates the store, binds the listening sockets and starts the workers. 0 or -errno. */
+int server_start(struct server *s, const struct server_config *cfg);
+
+/* Asks every worker to drain and stop; returns once all have exited. */
+void server_stop(struct server *s);
+
+/* Sums the workers' counters. */
+void server_stats(struct server *s, struct worker_stats *out);
+
+#endif
