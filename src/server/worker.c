@@ -796,7 +796,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		w->accept_armed = false;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
+		if (cqe->res != -ECANCELED && !w->stopping)
 			log_warn("accept: %s", strerror(-cqe->res));
 		return;
 	}

@@ -1,0 +1,136 @@
+/*
+ * distro/client.h - the C client library for distrod.
+ *
+ * A client is one TCP connection to one node, used by one thread at a time.
+ * Calls block until the node answers (or the timeout passes). If the
+ * connection breaks, the next call reconnects (with backoff) before it
+ * sends; a call that failed on a broken connection returns DISTRO_EIO and
+ * may be retried: register, deregister and heartbeat are idempotent.
+ *
+ * distro_keepalive_start runs automatic heartbeats for instances in a
+ * background thread with its own connection, re-sending the whole instance
+ * so that a node that lost it (restart, expiry) re-creates it.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative code on
+ * failure: -DISTRO_E* below for the library's own failures, or the negated
+ * server error code (see docs/protocol.md). distro_strerror names any of them.
+ */
+#ifndef DISTRO_CLIENT_H
+#define DISTRO_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DISTRO_DEFAULT_PORT 9848
+
+/* Library errors (server codes are below 1000). */
+enum {
+	DISTRO_EIO = 1001, /* connection failed or broke */
+	DISTRO_ETIMEDOUT = 1002,
+	DISTRO_EPROTO = 1003, /* the node answered something malformed */
+	DISTRO_EINVAL = 1004, /* bad argument (address, too many instances...) */
+	DISTRO_ENOMEM = 1005,
+};
+
+struct distro_client;
+
+struct distro_kv {
+	const char *key;
+	const char *val;
+};
+
+/* An instance. NULL names take the defaults (public, DEFAULT_GROUP, DEFAULT). */
+struct distro_instance {
+	const char *ns;
+	const char *group;
+	const char *service; /* required */
+	const char *cluster;
+	const char *ip; /* IPv4 or IPv6 text */
+	uint16_t port;
+	double weight; /* 0..10000 (0: receives no traffic); distro_instance_init sets 1 */
+	bool healthy;
+	bool enabled;
+	bool ephemeral;
+	const struct distro_kv *meta;
+	uint32_t meta_n;
+	uint32_t interval_ms, timeout_ms, delete_ms; /* 0 = the node's default */
+};
+
+/* Weight 1, healthy, enabled, ephemeral, everything else default. */
+void distro_instance_init(struct distro_instance *i);
+
+/* An instance in a list answer; strings valid during the callback only. */
+struct distro_entry {
+	const char *cluster;
+	char ip[46];
+	uint16_t port;
+	double weight;
+	bool healthy;
+	bool enabled;
+	bool ephemeral;
+	uint32_t interval_ms, timeout_ms, delete_ms;
+	const struct distro_kv *meta;
+	uint32_t meta_n;
+};
+
+struct distro_list_opts {
+	const char *const *clusters; /* NULL: all */
+	uint32_t clusters_n;
+	bool healthy_only;
+	bool include_disabled;
+};
+
+typedef void distro_entry_fn(void *ctx, const struct distro_entry *e);
+
+/* "host:port", "host" (default port), "[v6]:port". Timeout 0 = 5000 ms. */
+int distro_connect(const char *addr, uint32_t timeout_ms, struct distro_client **out);
+void distro_close(struct distro_client *c);
+
+/*
+ * Batched writes: n instances in one frame (n <= 1024). results[i] (may be
+ * NULL) gets each item's outcome: 0 unchanged, 1 changed, 2 created, or a
+ * negative error code. Returns 0 when the frame was answered (items may
+ * still have failed: see results), or a negative code.
+ */
+int distro_register(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                    int *results);
+int distro_deregister(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                      int *results);
+int distro_heartbeat(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                     int *results);
+
+/*
+ * Lists a service: calls fn for each instance. Returns how many were listed,
+ * or a negative code. *revision (may be NULL) gets the service's revision.
+ */
+int distro_list(struct distro_client *c, const char *ns, const char *group, const char *service,
+                const struct distro_list_opts *opts, distro_entry_fn *fn, void *ctx,
+                uint64_t *revision);
+
+int distro_ping(struct distro_client *c);
+
+/* The node's counters as text ("name value" lines), NUL-terminated. Returns length. */
+int distro_stats(struct distro_client *c, char *buf, size_t len);
+
+/*
+ * Automatic heartbeats: every interval_ms (0 = 5000) a background thread
+ * beats the given instances (copied) on its own connection to addr. One
+ * keepalive per client handle; stopped by distro_keepalive_stop or
+ * distro_close.
+ */
+int distro_keepalive_start(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                           uint32_t interval_ms);
+void distro_keepalive_stop(struct distro_client *c);
+
+const char *distro_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,622 @@
+/*
+ * client.c - the blocking C client (include/distro/client.h).
+ *
+ * One connection, one request at a time: build the frame with the
+ * protocol's encoders (proto/wire.h), send it whole, read frames until the
+ * one answering our request id arrives. A broken connection is closed; the
+ * next call reconnects with a short backoff. Frames are bounded by the
+ * protocol limit; nothing grows without bound.
+ */
+#include "distro/client.h"
+
+#include "core/err.h"
+#include "proto/wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FRAME_MAX  (1u << 20)
+#define BATCH_MAX  1024
+#define META_MAX   256
+#define RECONNECTS 3
+
+struct keepalive;
+
+struct distro_client {
+	char host[256];
+	char port[8];
+	uint32_t timeout_ms;
+	int fd;
+	uint32_t next_id;
+	uint8_t *buf; /* FRAME_MAX: requests are built and answers read here */
+	struct keepalive *ka;
+};
+
+const char *distro_strerror(int code)
+{
+	if (code < 0)
+		code = -code;
+	switch (code) {
+	case DISTRO_EIO:
+		return "connection to the node failed";
+	case DISTRO_ETIMEDOUT:
+		return "the node did not answer in time";
+	case DISTRO_EPROTO:
+		return "malformed answer from the node";
+	case DISTRO_EINVAL:
+		return "invalid argument";
+	case DISTRO_ENOMEM:
+		return "out of memory";
+	}
+	return err_str(code);
+}
+
+void distro_instance_init(struct distro_instance *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->weight = 1.0;
+	i->healthy = true;
+	i->enabled = true;
+	i->ephemeral = true;
+}
+
+static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon;
+
+	if (addr == NULL || *addr == '\0')
+		return -DISTRO_EINVAL;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+
+		if (end == NULL || (size_t)(end - addr - 1) >= hlen)
+			return -DISTRO_EINVAL;
+		memcpy(host, addr + 1, (size_t)(end - addr - 1));
+		host[end - addr - 1] = '\0';
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon && strchr(addr, ':') != colon)
+			colon = NULL; /* a bare IPv6 address */
+		size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+
+		if (n >= hlen)
+			return -DISTRO_EINVAL;
+		memcpy(host, addr, n);
+		host[n] = '\0';
+	}
+	snprintf(port, plen, "%s", colon ? colon + 1 : "9848");
+	return 0;
+}
+
+static int connect_once(struct distro_client *c)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd = -1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(c->host, c->port, &hints, &res) != 0)
+		return -DISTRO_EIO;
+	rc = -DISTRO_EIO;
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct pollfd pfd;
+		struct timeval tv = { c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000 };
+		int one = 1, err = 0;
+		socklen_t elen = sizeof(err);
+
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		pfd = (struct pollfd){ fd, POLLOUT, 0 };
+		if (poll(&pfd, 1, (int)c->timeout_ms) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err != 0) {
+			rc = err == 0 ? -DISTRO_ETIMEDOUT : -DISTRO_EIO;
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return rc;
+	c->fd = fd;
+	return 0;
+}
+
+static void drop(struct distro_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static int ensure_connected(struct distro_client *c)
+{
+	int rc = 0;
+
+	for (int i = 0; c->fd < 0 && i < RECONNECTS; i++) {
+		if (i > 0) {
+			struct timespec ts = { 0, (50L << i) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		rc = connect_once(c);
+	}
+	return c->fd >= 0 ? 0 : rc;
+}
+
+int distro_connect(const char *addr, uint32_t timeout_ms, struct distro_client **out)
+{
+	struct distro_client *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -DISTRO_ENOMEM;
+	c->fd = -1;
+	c->timeout_ms = timeout_ms ? timeout_ms : 5000;
+	c->next_id = 1;
+	if ((rc = split_addr(addr, c->host, sizeof(c->host), c->port, sizeof(c->port))) < 0) {
+		free(c);
+		return rc;
+	}
+	c->buf = malloc(FRAME_MAX);
+	if (c->buf == NULL) {
+		free(c);
+		return -DISTRO_ENOMEM;
+	}
+	if ((rc = connect_once(c)) < 0) {
+		free(c->buf);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+static int io_all(struct distro_client *c, uint8_t *p, size_t n, bool writing)
+{
+	while (n > 0) {
+		ssize_t r = writing ? send(c->fd, p, n, MSG_NOSIGNAL) : recv(c->fd, p, n, 0);
+
+		if (r <= 0) {
+			int e = r == 0 ? 0 : errno;
+
+			if (e == EINTR)
+				continue;
+			drop(c);
+			return (e == EAGAIN || e == EWOULDBLOCK) ? -DISTRO_ETIMEDOUT : -DISTRO_EIO;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Sends the request built in c->buf (header to be filled) and reads the
+ * answer to it into c->buf. Returns the body length, or a negative code.
+ */
+static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_t count,
+                 struct proto_header *h)
+{
+	uint32_t id = c->next_id++;
+	int rc;
+
+	if ((rc = ensure_connected(c)) < 0)
+		return rc;
+	proto_header_put(c->buf, op, body_len, id, 0, count);
+	if ((rc = io_all(c, c->buf, PROTO_HEADER_BYTES + body_len, true)) < 0)
+		return rc;
+	for (;;) {
+		long n;
+
+		if ((rc = io_all(c, c->buf, PROTO_HEADER_BYTES, false)) < 0)
+			return rc;
+		n = proto_frame_check(c->buf, PROTO_HEADER_BYTES, FRAME_MAX, h);
+		if (n < 0) {
+			drop(c);
+			return -DISTRO_EPROTO;
+		}
+		if ((rc = io_all(c, c->buf + PROTO_HEADER_BYTES, h->body_len, false)) < 0)
+			return rc;
+		if (h->op == OP_ERROR) {
+			drop(c); /* the node closes after a framing error */
+			return h->status ? -(int)h->status : -DISTRO_EPROTO;
+		}
+		if (h->request_id != id)
+			continue; /* a push for a subscription: not ours to answer */
+		if (h->op != (op | PROTO_RESPONSE)) {
+			drop(c);
+			return -DISTRO_EPROTO;
+		}
+		if (h->status)
+			return -(int)h->status;
+		return (long)h->body_len;
+	}
+}
+
+static struct store_str sv(const char *s)
+{
+	return (struct store_str){ s, s ? (uint32_t)strlen(s) : 0 };
+}
+
+static int to_key(const struct distro_instance *i, struct store_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc.ns = sv(i->ns);
+	k->svc.group = sv(i->group);
+	k->svc.service = sv(i->service);
+	k->cluster = sv(i->cluster);
+	if (i->service == NULL)
+		return -ERR_NAME_EMPTY;
+	return store_addr_parse(i->ip, i->port, &k->addr);
+}
+
+static int write_batch(struct distro_client *c, uint8_t op, const struct distro_instance *in,
+                       uint32_t n, int *results)
+{
+	struct store_kv kv[META_MAX];
+	struct proto_header h;
+	struct proto_wr w;
+	long body;
+	int rc;
+
+	if (n == 0 || n > BATCH_MAX)
+		return -DISTRO_EINVAL;
+	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_key k;
+
+		if ((rc = to_key(&in[i], &k)) < 0)
+			return rc;
+		if (op == OP_DEREGISTER) {
+			proto_wr_key(&w, &k);
+			continue;
+		}
+		struct store_val v = {
+			.weight_milli =
+			        in[i].weight <= 0 ? 0 : (uint32_t)lround(in[i].weight * 1000),
+			.healthy = in[i].healthy,
+			.enabled = in[i].enabled,
+			.ephemeral = in[i].ephemeral,
+			.meta = kv,
+			.meta_n = in[i].meta_n,
+			.timing = { in[i].interval_ms, in[i].timeout_ms, in[i].delete_ms },
+		};
+
+		if (in[i].meta_n > META_MAX || in[i].weight > 10000)
+			return in[i].weight > 10000 ? -ERR_WEIGHT : -ERR_META_PAIRS;
+		for (uint32_t j = 0; j < in[i].meta_n; j++)
+			kv[j] = (struct store_kv){ sv(in[i].meta[j].key), sv(in[i].meta[j].val) };
+		proto_wr_instance(&w, &k, &v);
+	}
+	if (w.overflow)
+		return -DISTRO_EINVAL;
+	body = call(c, op, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), (uint16_t)n, &h);
+	if (body < 0)
+		return (int)body;
+	if (h.count != n || (uint32_t)body != 2 * n)
+		return -DISTRO_EPROTO;
+	for (uint32_t i = 0; results && i < n; i++) {
+		uint8_t *p = c->buf + PROTO_HEADER_BYTES + 2 * i;
+
+		results[i] = (int16_t)(uint16_t)(p[0] | (p[1] << 8));
+	}
+	return 0;
+}
+
+int distro_register(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                    int *results)
+{
+	return write_batch(c, OP_REGISTER, in, n, results);
+}
+
+int distro_deregister(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                      int *results)
+{
+	return write_batch(c, OP_DEREGISTER, in, n, results);
+}
+
+int distro_heartbeat(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                     int *results)
+{
+	return write_batch(c, OP_HEARTBEAT, in, n, results);
+}
+
+int distro_list(struct distro_client *c, const char *ns, const char *group, const char *service,
+                const struct distro_list_opts *opts, distro_entry_fn *fn, void *ctx,
+                uint64_t *revision)
+{
+	static const struct distro_list_opts none;
+	struct store_str clusters[PROTO_FILTER_MAX];
+	struct distro_kv dkv[META_MAX];
+	struct store_kv kv[META_MAX];
+	char strs[8192];
+	struct store_filter f;
+	struct proto_header h;
+	struct proto_wr w;
+	struct proto_rd r;
+	long body;
+
+	if (service == NULL)
+		return -ERR_NAME_EMPTY;
+	if (opts == NULL)
+		opts = &none;
+	if (opts->clusters_n > PROTO_FILTER_MAX)
+		return -DISTRO_EINVAL;
+	for (uint32_t i = 0; i < opts->clusters_n; i++)
+		clusters[i] = sv(opts->clusters[i]);
+	f = (struct store_filter){ clusters, opts->clusters_n, opts->healthy_only,
+		                   !opts->include_disabled };
+	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
+	proto_wr_svc(&w, &(struct store_svc_key){ sv(ns), sv(group), sv(service) });
+	proto_wr_filter(&w, &f);
+	if (w.overflow)
+		return -DISTRO_EINVAL;
+	body = call(c, OP_LIST, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
+	if (body < 0)
+		return (int)body;
+	proto_rd_init(&r, c->buf + PROTO_HEADER_BYTES, (size_t)body);
+	uint64_t rev = proto_rd_u64(&r);
+
+	(void)proto_rd_u32(&r); /* total matched; may exceed what fit in one frame */
+	if (revision)
+		*revision = rev;
+	for (uint32_t i = 0; i < h.count; i++) {
+		struct proto_view v;
+		struct distro_entry e;
+		size_t used = 0;
+
+		proto_rd_view(&r, &v, kv, META_MAX);
+		if (r.err)
+			return -DISTRO_EPROTO;
+		memset(&e, 0, sizeof(e));
+		/* Strings arrive unterminated: copy them, terminated, into strs. */
+#define TERMINATE(dst, s)                                                                          \
+	do {                                                                                       \
+		if (used + (s).len + 1 > sizeof(strs))                                             \
+			return -DISTRO_EPROTO;                                                     \
+		memcpy(strs + used, (s).p ? (s).p : "", (s).len);                                  \
+		strs[used + (s).len] = '\0';                                                       \
+		(dst) = strs + used;                                                               \
+		used += (s).len + 1;                                                               \
+	} while (0)
+		TERMINATE(e.cluster, v.cluster);
+		for (uint32_t j = 0; j < v.meta_n; j++) {
+			TERMINATE(dkv[j].key, v.meta[j].key);
+			TERMINATE(dkv[j].val, v.meta[j].val);
+		}
+#undef TERMINATE
+		struct store_addr a = v.addr;
+
+		store_addr_format(&a, e.ip, sizeof(e.ip));
+		e.port = v.addr.port;
+		e.weight = v.weight_milli / 1000.0;
+		e.healthy = v.flags & PF_HEALTHY;
+		e.enabled = v.flags & PF_ENABLED;
+		e.ephemeral = v.flags & PF_EPHEMERAL;
+		e.interval_ms = v.timing.interval_ms;
+		e.timeout_ms = v.timing.timeout_ms;
+		e.delete_ms = v.timing.delete_ms;
+		e.meta = dkv;
+		e.meta_n = v.meta_n;
+		if (fn)
+			fn(ctx, &e);
+	}
+	if (proto_rd_done(&r) < 0)
+		return -DISTRO_EPROTO;
+	return h.count;
+}
+
+int distro_ping(struct distro_client *c)
+{
+	struct proto_header h;
+	long body;
+
+	memcpy(c->buf + PROTO_HEADER_BYTES, "ping", 4);
+	body = call(c, OP_PING, 4, 0, &h);
+	if (body < 0)
+		return (int)body;
+	return (body == 4 && memcmp(c->buf + PROTO_HEADER_BYTES, "ping", 4) == 0) ? 0
+	                                                                          : -DISTRO_EPROTO;
+}
+
+int distro_stats(struct distro_client *c, char *buf, size_t len)
+{
+	struct proto_header h;
+	long body = call(c, OP_STATS, 0, 0, &h);
+
+	if (body < 0)
+		return (int)body;
+	if (len == 0)
+		return -DISTRO_EINVAL;
+	if ((size_t)body >= len)
+		body = (long)len - 1;
+	memcpy(buf, c->buf + PROTO_HEADER_BYTES, (size_t)body);
+	buf[body] = '\0';
+	return (int)body;
+}
+
+/* ---- automatic heartbeats ---- */
+
+struct keepalive {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	uint32_t interval_ms;
+	struct distro_client *conn;
+	struct distro_instance *in;
+	uint32_t n;
+	char *strings; /* one arena for every copied string */
+	struct distro_kv *kvs;
+	uint64_t beats, failures;
+};
+
+static void *keepalive_main(void *arg)
+{
+	struct keepalive *k = arg;
+
+	pthread_mutex_lock(&k->lock);
+	while (!k->stop) {
+		pthread_mutex_unlock(&k->lock);
+		for (uint32_t off = 0; off < k->n; off += BATCH_MAX) {
+			uint32_t m = k->n - off < BATCH_MAX ? k->n - off : BATCH_MAX;
+
+			if (distro_heartbeat(k->conn, k->in + off, m, NULL) < 0)
+				k->failures++; /* the next round reconnects */
+			else
+				k->beats += m;
+		}
+		pthread_mutex_lock(&k->lock);
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += k->interval_ms / 1000;
+		ts.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!k->stop && pthread_cond_timedwait(&k->cond, &k->lock, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+static size_t slen(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *scopy(char **at, const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = *at;
+	strcpy(d, s);
+	*at += strlen(s) + 1;
+	return d;
+}
+
+int distro_keepalive_start(struct distro_client *c, const struct distro_instance *in, uint32_t n,
+                           uint32_t interval_ms)
+{
+	struct keepalive *k;
+	size_t bytes = 0, kvn = 0;
+	char addr[300], *at;
+	int rc;
+
+	if (c->ka || n == 0)
+		return -DISTRO_EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		bytes += slen(in[i].ns) + slen(in[i].group) + slen(in[i].service) +
+		         slen(in[i].cluster) + slen(in[i].ip);
+		for (uint32_t j = 0; j < in[i].meta_n; j++)
+			bytes += slen(in[i].meta[j].key) + slen(in[i].meta[j].val);
+		kvn += in[i].meta_n;
+	}
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return -DISTRO_ENOMEM;
+	k->in = calloc(n, sizeof(k->in[0]));
+	k->strings = malloc(bytes + 1);
+	k->kvs = calloc(kvn + 1, sizeof(k->kvs[0]));
+	if (!k->in || !k->strings || !k->kvs) {
+		rc = -DISTRO_ENOMEM;
+		goto err;
+	}
+	at = k->strings;
+	kvn = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		k->in[i] = in[i];
+		k->in[i].ns = scopy(&at, in[i].ns);
+		k->in[i].group = scopy(&at, in[i].group);
+		k->in[i].service = scopy(&at, in[i].service);
+		k->in[i].cluster = scopy(&at, in[i].cluster);
+		k->in[i].ip = scopy(&at, in[i].ip);
+		k->in[i].meta = k->kvs + kvn;
+		for (uint32_t j = 0; j < in[i].meta_n; j++, kvn++) {
+			k->kvs[kvn].key = scopy(&at, in[i].meta[j].key);
+			k->kvs[kvn].val = scopy(&at, in[i].meta[j].val);
+		}
+	}
+	k->n = n;
+	k->interval_ms = interval_ms ? interval_ms : 5000;
+	snprintf(addr, sizeof(addr), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s", c->host, c->port);
+	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
+		goto err;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	if (pthread_create(&k->thread, NULL, keepalive_main, k) != 0) {
+		rc = -DISTRO_ENOMEM;
+		distro_close(k->conn);
+		goto err;
+	}
+	c->ka = k;
+	return 0;
+err:
+	free(k->in);
+	free(k->strings);
+	free(k->kvs);
+	free(k);
+	return rc;
+}
+
+void distro_keepalive_stop(struct distro_client *c)
+{
+	struct keepalive *k = c->ka;
+
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->stop = true;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	pthread_join(k->thread, NULL);
+	distro_close(k->conn);
+	free(k->in);
+	free(k->strings);
+	free(k->kvs);
+	free(k);
+	c->ka = NULL;
+}
+
+void distro_close(struct distro_client *c)
+{
+	if (c == NULL)
+		return;
+	distro_keepalive_stop(c);
+	drop(c);
+	free(c->buf);
+	free(c);
+}

@@ -1,0 +1,444 @@
+/*
+ * distroctl - the command line client for distrod.
+ *
+ *   distroctl [-s HOST:PORT] [--json] COMMAND ARGS...
+ *
+ * Human-readable output by default, one JSON document with --json; exit
+ * status 0 on success, 1 when the node refused or failed, 2 on bad usage,
+ * with the reason on stderr.
+ */
+#include "distro/client.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define META_MAX 64
+
+static const char *server = "127.0.0.1:9848";
+static bool json;
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: distroctl [-s HOST:PORT] [--json] COMMAND ...\n"
+	             "\n"
+	             "commands:\n"
+	             "  register SERVICE IP:PORT [instance options] [--keepalive]\n"
+	             "                     register (and with --keepalive, beat until Ctrl-C, then "
+	             "deregister)\n"
+	             "  deregister SERVICE IP:PORT [--ns NS] [--group G] [--cluster C]\n"
+	             "  beat SERVICE IP:PORT [instance options]   one heartbeat (re-creates if "
+	             "unknown)\n"
+	             "  list SERVICE [--ns NS] [--group G] [--cluster C]... [--healthy] [--all]\n"
+	             "  ping               check the node answers\n"
+	             "  stats              the node's counters\n"
+	             "\n"
+	             "options:\n"
+	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:9848)\n"
+	             "  --json                   print JSON instead of text\n"
+	             "instance options:\n"
+	             "  --ns NS  --group G  --cluster C  --weight W (0..10000, default 1)\n"
+	             "  --meta KEY=VALUE (repeatable)  --unhealthy  --disabled  --persistent\n"
+	             "  --interval MS  --timeout MS  --delete MS   heartbeat timing (default: the "
+	             "node's)\n"
+	             "list options:\n"
+	             "  --healthy  only healthy instances;  --all  include disabled ones\n");
+}
+
+static int fail(const char *what, int rc)
+{
+	if (json)
+		printf("{\"ok\":false,\"error\":%d,\"message\":\"%s: %s\"}\n", rc < 0 ? -rc : rc,
+		       what, distro_strerror(rc));
+	fprintf(stderr, "distroctl: %s: %s\n", what, distro_strerror(rc));
+	return 1;
+}
+
+static int parse_ip_port(const char *s, char *ip, size_t iplen, uint16_t *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+
+		if (!e || e[1] != ':' || (size_t)(e - s - 1) >= iplen)
+			return -1;
+		memcpy(ip, s + 1, (size_t)(e - s - 1));
+		ip[e - s - 1] = '\0';
+		colon = e + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= iplen)
+			return -1;
+		memcpy(ip, s, (size_t)(colon - s));
+		ip[colon - s] = '\0';
+	}
+	p = strtol(colon + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+struct list_state {
+	int n;
+};
+
+static void print_entry(void *ctx, const struct distro_entry *e)
+{
+	struct list_state *st = ctx;
+
+	if (json) {
+		printf("%s{\"ip\":", st->n ? "," : "");
+		json_str(e->ip);
+		printf(",\"port\":%u,\"cluster\":", e->port);
+		json_str(e->cluster);
+		printf(",\"weight\":%g,\"healthy\":%s,\"enabled\":%s,\"ephemeral\":%s,"
+		       "\"metadata\":{",
+		       e->weight, e->healthy ? "true" : "false", e->enabled ? "true" : "false",
+		       e->ephemeral ? "true" : "false");
+		for (uint32_t i = 0; i < e->meta_n; i++) {
+			if (i)
+				putchar(',');
+			json_str(e->meta[i].key);
+			putchar(':');
+			json_str(e->meta[i].val);
+		}
+		printf("}}");
+	} else {
+		printf("%s%s%s:%u  cluster=%s weight=%g %s%s", strchr(e->ip, ':') ? "[" : "", e->ip,
+		       strchr(e->ip, ':') ? "]" : "", e->port, e->cluster, e->weight,
+		       e->healthy ? "healthy" : "UNHEALTHY", e->enabled ? "" : " disabled");
+		for (uint32_t i = 0; i < e->meta_n; i++)
+			printf(" %s=%s", e->meta[i].key, e->meta[i].val);
+		putchar('\n');
+	}
+	st->n++;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+enum {
+	O_NS = 256,
+	O_GROUP,
+	O_CLUSTER,
+	O_WEIGHT,
+	O_META,
+	O_UNHEALTHY,
+	O_DISABLED,
+	O_PERSISTENT,
+	O_INTERVAL,
+	O_TIMEOUT,
+	O_DELETE,
+	O_HEALTHY,
+	O_ALL,
+	O_KEEPALIVE,
+	O_JSON
+};
+
+static const char *result_word(int r)
+{
+	switch (r) {
+	case 0:
+		return "unchanged";
+	case 1:
+		return "changed";
+	case 2:
+		return "created";
+	}
+	return "failed";
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option gopts[] = { { "server", required_argument, NULL, 's' },
+		                               { "json", no_argument, NULL, O_JSON },
+		                               { "help", no_argument, NULL, 'h' },
+		                               { NULL, 0, NULL, 0 } };
+	static const struct option copts[] = {
+		{ "ns", required_argument, NULL, O_NS },
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "cluster", required_argument, NULL, O_CLUSTER },
+		{ "weight", required_argument, NULL, O_WEIGHT },
+		{ "meta", required_argument, NULL, O_META },
+		{ "unhealthy", no_argument, NULL, O_UNHEALTHY },
+		{ "disabled", no_argument, NULL, O_DISABLED },
+		{ "persistent", no_argument, NULL, O_PERSISTENT },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "delete", required_argument, NULL, O_DELETE },
+		{ "healthy", no_argument, NULL, O_HEALTHY },
+		{ "all", no_argument, NULL, O_ALL },
+		{ "keepalive", no_argument, NULL, O_KEEPALIVE },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "server", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct distro_kv meta[META_MAX];
+	char metabuf[META_MAX][512];
+	const char *clusters[64];
+	uint32_t nclusters = 0;
+	struct distro_instance in;
+	struct distro_list_opts lo = { 0 };
+	struct distro_client *c;
+	bool keepalive = false;
+	const char *cmd;
+	char ip[64];
+	int ch, rc;
+
+	distro_instance_init(&in);
+	while ((ch = getopt_long(argc, argv, "+s:h", gopts, NULL)) != -1) {
+		if (ch == 's')
+			server = optarg;
+		else if (ch == O_JSON)
+			json = true;
+		else if (ch == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	/* Command options may come before or after the positional arguments. */
+	optind++;
+	int pos0 = optind;
+	char *positional[4];
+	int npos = 0;
+
+	opterr = 1;
+	while (optind < argc) {
+		ch = getopt_long(argc, argv, "s:", copts, NULL);
+		if (ch == -1) {
+			if (npos < 4)
+				positional[npos++] = argv[optind];
+			optind++;
+			continue;
+		}
+		switch (ch) {
+		case 's':
+			server = optarg;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_NS:
+			in.ns = optarg;
+			break;
+		case O_GROUP:
+			in.group = optarg;
+			break;
+		case O_CLUSTER:
+			in.cluster = optarg;
+			if (nclusters < 64)
+				clusters[nclusters++] = optarg;
+			break;
+		case O_WEIGHT:
+			in.weight = atof(optarg);
+			break;
+		case O_META: {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || in.meta_n >= META_MAX || strlen(optarg) >= 512) {
+				fprintf(stderr, "distroctl: --meta wants KEY=VALUE\n");
+				return 2;
+			}
+			strcpy(metabuf[in.meta_n], optarg);
+			metabuf[in.meta_n][eq - optarg] = '\0';
+			meta[in.meta_n].key = metabuf[in.meta_n];
+			meta[in.meta_n].val = metabuf[in.meta_n] + (eq - optarg) + 1;
+			in.meta_n++;
+			break;
+		}
+		case O_UNHEALTHY:
+			in.healthy = false;
+			break;
+		case O_DISABLED:
+			in.enabled = false;
+			break;
+		case O_PERSISTENT:
+			in.ephemeral = false;
+			break;
+		case O_INTERVAL:
+			in.interval_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case O_TIMEOUT:
+			in.timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case O_DELETE:
+			in.delete_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case O_HEALTHY:
+			lo.healthy_only = true;
+			break;
+		case O_ALL:
+			lo.include_disabled = true;
+			break;
+		case O_KEEPALIVE:
+			keepalive = true;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	(void)pos0;
+	in.meta = meta;
+
+	bool needs_addr =
+	        !strcmp(cmd, "register") || !strcmp(cmd, "deregister") || !strcmp(cmd, "beat");
+	bool known =
+	        needs_addr || !strcmp(cmd, "list") || !strcmp(cmd, "ping") || !strcmp(cmd, "stats");
+
+	if (!known) {
+		fprintf(stderr, "distroctl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if ((needs_addr && npos != 2) || (!strcmp(cmd, "list") && npos != 1) ||
+	    ((!strcmp(cmd, "ping") || !strcmp(cmd, "stats")) && npos != 0)) {
+		fprintf(stderr, "distroctl: %s: wrong arguments\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (needs_addr) {
+		in.service = positional[0];
+		if (parse_ip_port(positional[1], ip, sizeof(ip), &in.port) < 0) {
+			fprintf(stderr, "distroctl: '%s' is not IP:PORT\n", positional[1]);
+			return 2;
+		}
+		in.ip = ip;
+	}
+	if ((rc = distro_connect(server, 0, &c)) < 0)
+		return fail(server, rc);
+
+	if (needs_addr) {
+		int result = 0;
+
+		if (!strcmp(cmd, "register"))
+			rc = distro_register(c, &in, 1, &result);
+		else if (!strcmp(cmd, "deregister"))
+			rc = distro_deregister(c, &in, 1, &result);
+		else
+			rc = distro_heartbeat(c, &in, 1, &result);
+		if (rc == 0 && result < 0)
+			rc = result;
+		if (rc < 0 && !(rc == -3 && !strcmp(cmd, "deregister"))) {
+			distro_close(c);
+			return fail(cmd, rc);
+		}
+		const char *word = rc < 0                       ? "absent"
+		                   : !strcmp(cmd, "deregister") ? "deregistered"
+		                                                : result_word(result);
+
+		if (json)
+			printf("{\"ok\":true,\"result\":\"%s\"}\n", word);
+		else if (strchr(in.ip, ':'))
+			printf("%s %s [%s]:%u: %s\n", cmd, in.service, in.ip, in.port, word);
+		else
+			printf("%s %s %s:%u: %s\n", cmd, in.service, in.ip, in.port, word);
+		if (keepalive && !strcmp(cmd, "register")) {
+			signal(SIGINT, on_signal);
+			signal(SIGTERM, on_signal);
+			rc = distro_keepalive_start(c, &in, 1, in.interval_ms);
+			if (rc < 0) {
+				distro_close(c);
+				return fail("keepalive", rc);
+			}
+			if (!json)
+				printf("beating; Ctrl-C deregisters and exits\n");
+			while (!interrupted)
+				pause();
+			distro_keepalive_stop(c);
+			distro_deregister(c, &in, 1, NULL);
+		}
+	} else if (!strcmp(cmd, "list")) {
+		struct list_state st = { 0 };
+		uint64_t rev = 0;
+
+		lo.clusters = nclusters ? clusters : NULL;
+		lo.clusters_n = nclusters;
+		if (json)
+			printf("{\"service\":");
+		if (json)
+			json_str(positional[0]);
+		if (json)
+			printf(",\"hosts\":[");
+		rc = distro_list(c, in.ns, in.group, positional[0], &lo, print_entry, &st, &rev);
+		if (rc < 0) {
+			if (json)
+				printf("]}\n");
+			distro_close(c);
+			return fail("list", rc);
+		}
+		if (json)
+			printf("],\"revision\":%llu}\n", (unsigned long long)rev);
+		else if (st.n == 0)
+			printf("(no instances)\n");
+	} else if (!strcmp(cmd, "ping")) {
+		if ((rc = distro_ping(c)) < 0) {
+			distro_close(c);
+			return fail("ping", rc);
+		}
+		printf(json ? "{\"ok\":true}\n" : "pong\n");
+	} else {
+		static char text[65536];
+
+		if ((rc = distro_stats(c, text, sizeof(text))) < 0) {
+			distro_close(c);
+			return fail("stats", rc);
+		}
+		if (json) {
+			char *line = strtok(text, "\n");
+			int first = 1;
+
+			printf("{");
+			for (; line; line = strtok(NULL, "\n")) {
+				char *sp = strchr(line, ' ');
+
+				if (!sp)
+					continue;
+				*sp = '\0';
+				printf("%s\"%s\":%s", first ? "" : ",", line, sp + 1);
+				first = 0;
+			}
+			printf("}\n");
+		} else {
+			fputs(text, stdout);
+		}
+	}
+	distro_close(c);
+	return 0;
+}
