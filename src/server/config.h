@@ -28,6 +28,11 @@ struct server_config {
 	uint32_t idle_timeout_ms; /* 0: never */
 	uint32_t out_bytes_max;   /* per connection, before it is closed as too slow */
 	uint32_t expire_budget;   /* expiry actions per loop per worker */
+	uint32_t push_window_ms;  /* subscription pushes coalesce changes over this window */
+	uint32_t subs_max;        /* subscriptions per worker */
+	char http_bind[64];
+	uint32_t http_port; /* admin HTTP: /metrics, /health; 0 picks a free one */
+	char http_port_file[256];
 	char log_level[16];
 	char config_file[256];
 	struct store_config store;

@@ -123,7 +123,8 @@ struct pending {
 	uint64_t shard_mask; /* shards with items */
 	int16_t *results;
 	uint8_t *body;
-	bool heap; /* results and body are a separate allocation */
+	int64_t start_us; /* when the frame arrived, for the latency histogram */
+	bool heap;        /* results and body are a separate allocation */
 };
 
 static struct worker *self_of(struct server *s, uint32_t i)
@@ -349,6 +350,27 @@ static void respond_results(struct worker *w, uint32_t idx, const struct proto_h
 	out_commit(w, idx, PROTO_HEADER_BYTES + body);
 }
 
+/* ---- latency ---- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void latency_record(struct worker *w, int64_t start_us)
+{
+	int64_t us = mono_us() - start_us;
+	int b = 0;
+
+	while (b < WORKER_LAT_BUCKETS - 1 && us > worker_lat_bounds_us[b])
+		b++;
+	WSTAT_ADD(w, lat_count[b], 1);
+	WSTAT_ADD(w, lat_sum_us, (uint64_t)(us < 0 ? 0 : us));
+}
+
 /* ---- cross-core ---- */
 
 static void wake(struct worker *w, uint32_t to)
@@ -435,6 +457,7 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 	p->body = (uint8_t *)(p->results + h->count);
 	memcpy(p->body, body, h->body_len);
 	p->origin = w->id;
+	p->start_us = w->frame_start_us;
 	p->conn = idx;
 	p->conn_gen = conn_at(w, idx)->gen;
 	p->h = *h;
@@ -449,6 +472,7 @@ static void pending_part_done(struct worker *w, struct pending *p)
 
 	if (--p->parts > 0)
 		return;
+	latency_record(w, p->start_us);
 	if (c->gen == p->conn_gen) {
 		c->pending--;
 		if (c->state == C_OPEN)
@@ -650,8 +674,23 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 	out_commit(w, idx, PROTO_HEADER_BYTES + (uint32_t)n);
 }
 
+static void handle_frame_inner(struct worker *w, uint32_t idx, const struct proto_header *h,
+                               const uint8_t *body);
+
+/* Frames answered here are timed here; frames sent to other shards when they come back. */
 static void handle_frame(struct worker *w, uint32_t idx, const struct proto_header *h,
                          const uint8_t *body)
+{
+	uint32_t before = w->pendings_n;
+
+	w->frame_start_us = mono_us();
+	handle_frame_inner(w, idx, h, body);
+	if (w->pendings_n == before)
+		latency_record(w, w->frame_start_us);
+}
+
+static void handle_frame_inner(struct worker *w, uint32_t idx, const struct proto_header *h,
+                               const uint8_t *body)
 {
 	int rc = proto_body_check(h, body, w->srv->cfg.batch_max);
 	uint8_t *p;
@@ -1023,6 +1062,13 @@ static void loop(struct worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		WSTAT_ADD(w, cqes, n);
 		WSTAT_INC(w, loops);
+		if (n > 0) {
+			int b = 31 - __builtin_clz(n);
+
+			if (b >= WORKER_BATCH_BUCKETS)
+				b = WORKER_BATCH_BUCKETS - 1;
+			WSTAT_ADD(w, batch_count[b], 1);
+		}
 
 		/* Before sleep. */
 		backlog_retry(w);
@@ -1281,13 +1327,27 @@ void server_stop(struct server *s)
 	server_free(s);
 }
 
+static void stats_add(struct worker_stats *out, const struct worker_stats *st)
+{
+#define WS_SUM(name) out->name += LOAD_RELAXED(&st->name);
+	WORKER_STATS(WS_SUM)
+#undef WS_SUM
+	for (int i = 0; i < WORKER_LAT_BUCKETS; i++)
+		out->lat_count[i] += LOAD_RELAXED(&st->lat_count[i]);
+	out->lat_sum_us += LOAD_RELAXED(&st->lat_sum_us);
+	for (int i = 0; i < WORKER_BATCH_BUCKETS; i++)
+		out->batch_count[i] += LOAD_RELAXED(&st->batch_count[i]);
+}
+
+void worker_stats_read(struct worker *w, struct worker_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	stats_add(out, &w->stats);
+}
+
 void server_stats(struct server *s, struct worker_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	for (uint32_t i = 0; i < s->nworkers; i++) {
-		const struct worker_stats *st = &s->workers[i].stats;
-#define WS_SUM(name) out->name += LOAD_RELAXED(&st->name);
-		WORKER_STATS(WS_SUM)
-#undef WS_SUM
-	}
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		stats_add(out, &s->workers[i].stats);
 }

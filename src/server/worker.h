@@ -38,10 +38,22 @@
 	X(loops)                                                                                   \
 	X(cqes)
 
+/* Request latency buckets, upper bounds in microseconds (the last is +Inf). */
+#define WORKER_LAT_BUCKETS 12
+static const uint32_t worker_lat_bounds_us[WORKER_LAT_BUCKETS - 1] = { 10,   25,    50,    100,
+	                                                               250,  500,   1000,  2500,
+	                                                               5000, 10000, 100000 };
+
+/* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
+#define WORKER_BATCH_BUCKETS 8
+
 struct worker_stats {
 #define WORKER_STAT_FIELD(name) uint64_t name;
 	WORKER_STATS(WORKER_STAT_FIELD)
 #undef WORKER_STAT_FIELD
+	uint64_t lat_count[WORKER_LAT_BUCKETS]; /* not cumulative */
+	uint64_t lat_sum_us;
+	uint64_t batch_count[WORKER_BATCH_BUCKETS]; /* loops by completions reaped, 1+ */
 };
 
 struct conn;
@@ -76,6 +88,7 @@ struct worker {
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
+	int64_t frame_start_us; /* the frame being handled */
 	bool stopping;
 	bool done;
 	pthread_t thread;
@@ -103,5 +116,8 @@ void server_stop(struct server *s);
 
 /* Sums the workers' counters. */
 void server_stats(struct server *s, struct worker_stats *out);
+
+/* One worker's counters (relaxed reads), for per-worker metrics. */
+void worker_stats_read(struct worker *w, struct worker_stats *out);
 
 #endif
