@@ -112,6 +112,25 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
                 const struct distro_list_opts *opts, distro_entry_fn *fn, void *ctx,
                 uint64_t *revision);
 
+/*
+ * Subscriptions. fn gets the service's whole current list (filtered) at
+ * once, then again after every change (changes within the node's push
+ * window come as one call), with the service's revision. Pushes are read
+ * by distro_poll and by any other call on the client. After a reconnect
+ * every subscription is renewed (fn gets the list again). Returns 0 and the
+ * subscription's id in *id, or a negative code.
+ */
+typedef void distro_push_fn(void *ctx, uint32_t id, uint64_t revision,
+                            const struct distro_entry *entries, uint32_t n);
+
+int distro_subscribe(struct distro_client *c, const char *ns, const char *group,
+                     const char *service, const struct distro_list_opts *opts, distro_push_fn *fn,
+                     void *ctx, uint32_t *id);
+int distro_unsubscribe(struct distro_client *c, uint32_t id);
+
+/* Waits up to timeout_ms for pushes and delivers them. Returns how many, or a negative code. */
+int distro_poll(struct distro_client *c, int timeout_ms);
+
 int distro_ping(struct distro_client *c);
 
 /* The node's counters as text ("name value" lines), NUL-terminated. Returns length. */

@@ -33,7 +33,21 @@
 #define META_MAX   256
 #define RECONNECTS 3
 
+#define SUBS_MAX 256
+
 struct keepalive;
+
+/* A subscription as the client remembers it, to renew it after a reconnect. */
+struct csub {
+	bool used;
+	uint32_t server_id; /* request id of the SUBSCRIBE that the node's pushes carry */
+	char *ns, *group, *service;
+	char **clusters;
+	uint32_t clusters_n;
+	bool healthy_only, include_disabled;
+	distro_push_fn *fn;
+	void *ctx;
+};
 
 struct distro_client {
 	char host[256];
@@ -41,8 +55,11 @@ struct distro_client {
 	uint32_t timeout_ms;
 	int fd;
 	uint32_t next_id;
-	uint8_t *buf; /* FRAME_MAX: requests are built and answers read here */
+	uint32_t last_id;
+	bool resubscribe; /* reconnected: renew the subscriptions before anything else */
+	uint8_t *buf;     /* FRAME_MAX: requests are built and answers read here */
 	struct keepalive *ka;
+	struct csub subs[SUBS_MAX];
 };
 
 const char *distro_strerror(int code)
@@ -158,6 +175,8 @@ static int ensure_connected(struct distro_client *c)
 {
 	int rc = 0;
 
+	if (c->fd < 0)
+		c->resubscribe = true;
 	for (int i = 0; c->fd < 0 && i < RECONNECTS; i++) {
 		if (i > 0) {
 			struct timespec ts = { 0, (50L << i) * 1000000L };
@@ -219,6 +238,147 @@ static int io_all(struct distro_client *c, uint8_t *p, size_t n, bool writing)
 }
 
 /*
+ * Decodes a list body (revision, total, count views) into entries whose
+ * strings live in one allocation *mem (free it after use). 0 or -DISTRO_E*.
+ */
+static int decode_entries(const uint8_t *body, size_t len, uint16_t count, uint64_t *revision,
+                          struct distro_entry **out, void **mem)
+{
+	size_t arena = 2 * len + 16, used = 0;
+	struct store_kv kv[META_MAX];
+	struct distro_entry *e;
+	struct distro_kv *dkv;
+	struct proto_rd r;
+	char *strs;
+
+	*mem = malloc(sizeof(*e) * (count + 1u) + sizeof(*dkv) * (len / 4 + 1) + arena);
+	if (*mem == NULL)
+		return -DISTRO_ENOMEM;
+	e = *mem;
+	dkv = (struct distro_kv *)(e + count + 1);
+	strs = (char *)(dkv + len / 4 + 1);
+	proto_rd_init(&r, body, len);
+	*revision = proto_rd_u64(&r);
+	(void)proto_rd_u32(&r); /* total matched; may exceed what fit in one frame */
+	for (uint32_t i = 0; i < count; i++) {
+		struct proto_view v;
+
+		proto_rd_view(&r, &v, kv, META_MAX);
+		if (r.err || v.meta_total > META_MAX)
+			break;
+		memset(&e[i], 0, sizeof(e[i]));
+		/* Strings arrive unterminated: copy them, terminated, into the arena. */
+#define TERMINATE(dst, str)                                                                        \
+	do {                                                                                       \
+		memcpy(strs + used, (str).p ? (str).p : "", (str).len);                            \
+		strs[used + (str).len] = '\0';                                                     \
+		(dst) = strs + used;                                                               \
+		used += (str).len + 1;                                                             \
+	} while (0)
+		TERMINATE(e[i].cluster, v.cluster);
+		e[i].meta = dkv;
+		e[i].meta_n = v.meta_n;
+		for (uint32_t j = 0; j < v.meta_n; j++, dkv++) {
+			TERMINATE(dkv->key, v.meta[j].key);
+			TERMINATE(dkv->val, v.meta[j].val);
+		}
+#undef TERMINATE
+		struct store_addr a = v.addr;
+
+		store_addr_format(&a, e[i].ip, sizeof(e[i].ip));
+		e[i].port = v.addr.port;
+		e[i].weight = v.weight_milli / 1000.0;
+		e[i].healthy = v.flags & PF_HEALTHY;
+		e[i].enabled = v.flags & PF_ENABLED;
+		e[i].ephemeral = v.flags & PF_EPHEMERAL;
+		e[i].interval_ms = v.timing.interval_ms;
+		e[i].timeout_ms = v.timing.timeout_ms;
+		e[i].delete_ms = v.timing.delete_ms;
+	}
+	if (r.err || proto_rd_done(&r) < 0) {
+		free(*mem);
+		*mem = NULL;
+		return -DISTRO_EPROTO;
+	}
+	*out = e;
+	return 0;
+}
+
+static struct csub *sub_by_server_id(struct distro_client *c, uint32_t id)
+{
+	for (int i = 0; i < SUBS_MAX; i++)
+		if (c->subs[i].used && c->subs[i].server_id == id)
+			return &c->subs[i];
+	return NULL;
+}
+
+/* Delivers a PUSH (or a SUBSCRIBE answer) sitting in c->buf. */
+static void dispatch_push(struct distro_client *c, const struct proto_header *h)
+{
+	struct csub *cs = sub_by_server_id(c, h->request_id);
+	struct distro_entry *e;
+	uint64_t rev;
+	void *mem;
+
+	if (cs == NULL || h->status != 0)
+		return;
+	if (decode_entries(c->buf + PROTO_HEADER_BYTES, h->body_len, h->count, &rev, &e, &mem) < 0)
+		return;
+	cs->fn(cs->ctx, (uint32_t)(cs - c->subs) + 1, rev, e, h->count);
+	free(mem);
+}
+
+static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_t count,
+                 struct proto_header *h);
+
+static struct store_str sv(const char *s);
+
+/* Sends a SUBSCRIBE for cs and delivers the current list to its callback. */
+static int sub_send(struct distro_client *c, struct csub *cs)
+{
+	struct store_str clusters[PROTO_FILTER_MAX];
+	struct store_filter f;
+	struct proto_header h;
+	struct proto_wr w;
+	long body;
+
+	for (uint32_t i = 0; i < cs->clusters_n; i++)
+		clusters[i] = sv(cs->clusters[i]);
+	f = (struct store_filter){ clusters, cs->clusters_n, cs->healthy_only,
+		                   !cs->include_disabled };
+	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
+	proto_wr_svc(&w, &(struct store_svc_key){ sv(cs->ns), sv(cs->group), sv(cs->service) });
+	proto_wr_filter(&w, &f);
+	if (w.overflow)
+		return -DISTRO_EINVAL;
+	body = call(c, OP_SUBSCRIBE, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
+	if (body < 0)
+		return (int)body;
+	cs->server_id = c->last_id;
+	dispatch_push(c, &h);
+	return 0;
+}
+
+/* Before building any request: connected, and subscriptions renewed after a reconnect. */
+static int prepare(struct distro_client *c)
+{
+	int rc = ensure_connected(c);
+
+	if (rc < 0)
+		return rc;
+	if (c->resubscribe) {
+		c->resubscribe = false;
+		for (int i = 0; i < SUBS_MAX; i++) {
+			if (c->subs[i].used && (rc = sub_send(c, &c->subs[i])) < 0) {
+				c->resubscribe = true;
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
  * Sends the request built in c->buf (header to be filled) and reads the
  * answer to it into c->buf. Returns the body length, or a negative code.
  */
@@ -228,8 +388,9 @@ static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_
 	uint32_t id = c->next_id++;
 	int rc;
 
-	if ((rc = ensure_connected(c)) < 0)
-		return rc;
+	if (c->fd < 0)
+		return -DISTRO_EIO; /* prepare() reconnects before a request is built */
+	c->last_id = id;
 	proto_header_put(c->buf, op, body_len, id, 0, count);
 	if ((rc = io_all(c, c->buf, PROTO_HEADER_BYTES + body_len, true)) < 0)
 		return rc;
@@ -249,8 +410,12 @@ static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_
 			drop(c); /* the node closes after a framing error */
 			return h->status ? -(int)h->status : -DISTRO_EPROTO;
 		}
+		if (h->op == OP_PUSH) {
+			dispatch_push(c, h);
+			continue;
+		}
 		if (h->request_id != id)
-			continue; /* a push for a subscription: not ours to answer */
+			continue; /* an answer nobody waits for any more */
 		if (h->op != (op | PROTO_RESPONSE)) {
 			drop(c);
 			return -DISTRO_EPROTO;
@@ -289,6 +454,8 @@ static int write_batch(struct distro_client *c, uint8_t op, const struct distro_
 
 	if (n == 0 || n > BATCH_MAX)
 		return -DISTRO_EINVAL;
+	if ((rc = prepare(c)) < 0)
+		return rc;
 	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_key k;
@@ -355,14 +522,14 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
 {
 	static const struct distro_list_opts none;
 	struct store_str clusters[PROTO_FILTER_MAX];
-	struct distro_kv dkv[META_MAX];
-	struct store_kv kv[META_MAX];
-	char strs[8192];
+	struct distro_entry *e;
 	struct store_filter f;
 	struct proto_header h;
 	struct proto_wr w;
-	struct proto_rd r;
+	uint64_t rev;
+	void *mem;
 	long body;
+	int rc;
 
 	if (service == NULL)
 		return -ERR_NAME_EMPTY;
@@ -370,6 +537,8 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
 		opts = &none;
 	if (opts->clusters_n > PROTO_FILTER_MAX)
 		return -DISTRO_EINVAL;
+	if ((rc = prepare(c)) < 0)
+		return rc;
 	for (uint32_t i = 0; i < opts->clusters_n; i++)
 		clusters[i] = sv(opts->clusters[i]);
 	f = (struct store_filter){ clusters, opts->clusters_n, opts->healthy_only,
@@ -382,63 +551,131 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
 	body = call(c, OP_LIST, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
 	if (body < 0)
 		return (int)body;
-	proto_rd_init(&r, c->buf + PROTO_HEADER_BYTES, (size_t)body);
-	uint64_t rev = proto_rd_u64(&r);
-
-	(void)proto_rd_u32(&r); /* total matched; may exceed what fit in one frame */
+	if ((rc = decode_entries(c->buf + PROTO_HEADER_BYTES, (size_t)body, h.count, &rev, &e,
+	                         &mem)) < 0)
+		return rc;
 	if (revision)
 		*revision = rev;
-	for (uint32_t i = 0; i < h.count; i++) {
-		struct proto_view v;
-		struct distro_entry e;
-		size_t used = 0;
-
-		proto_rd_view(&r, &v, kv, META_MAX);
-		if (r.err)
-			return -DISTRO_EPROTO;
-		memset(&e, 0, sizeof(e));
-		/* Strings arrive unterminated: copy them, terminated, into strs. */
-#define TERMINATE(dst, s)                                                                          \
-	do {                                                                                       \
-		if (used + (s).len + 1 > sizeof(strs))                                             \
-			return -DISTRO_EPROTO;                                                     \
-		memcpy(strs + used, (s).p ? (s).p : "", (s).len);                                  \
-		strs[used + (s).len] = '\0';                                                       \
-		(dst) = strs + used;                                                               \
-		used += (s).len + 1;                                                               \
-	} while (0)
-		TERMINATE(e.cluster, v.cluster);
-		for (uint32_t j = 0; j < v.meta_n; j++) {
-			TERMINATE(dkv[j].key, v.meta[j].key);
-			TERMINATE(dkv[j].val, v.meta[j].val);
-		}
-#undef TERMINATE
-		struct store_addr a = v.addr;
-
-		store_addr_format(&a, e.ip, sizeof(e.ip));
-		e.port = v.addr.port;
-		e.weight = v.weight_milli / 1000.0;
-		e.healthy = v.flags & PF_HEALTHY;
-		e.enabled = v.flags & PF_ENABLED;
-		e.ephemeral = v.flags & PF_EPHEMERAL;
-		e.interval_ms = v.timing.interval_ms;
-		e.timeout_ms = v.timing.timeout_ms;
-		e.delete_ms = v.timing.delete_ms;
-		e.meta = dkv;
-		e.meta_n = v.meta_n;
-		if (fn)
-			fn(ctx, &e);
-	}
-	if (proto_rd_done(&r) < 0)
-		return -DISTRO_EPROTO;
+	for (uint32_t i = 0; fn && i < h.count; i++)
+		fn(ctx, &e[i]);
+	free(mem);
 	return h.count;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void csub_free(struct csub *cs)
+{
+	free(cs->ns);
+	free(cs->group);
+	free(cs->service);
+	for (uint32_t i = 0; i < cs->clusters_n; i++)
+		free(cs->clusters[i]);
+	free(cs->clusters);
+	memset(cs, 0, sizeof(*cs));
+}
+
+int distro_subscribe(struct distro_client *c, const char *ns, const char *group,
+                     const char *service, const struct distro_list_opts *opts, distro_push_fn *fn,
+                     void *ctx, uint32_t *id)
+{
+	struct csub *cs = NULL;
+	int rc;
+
+	if (service == NULL || fn == NULL || (opts && opts->clusters_n > PROTO_FILTER_MAX))
+		return -DISTRO_EINVAL;
+	for (int i = 0; i < SUBS_MAX && cs == NULL; i++)
+		if (!c->subs[i].used)
+			cs = &c->subs[i];
+	if (cs == NULL)
+		return -ERR_LIMIT_SUBS;
+	if ((rc = prepare(c)) < 0)
+		return rc;
+	cs->ns = dup_or_null(ns);
+	cs->group = dup_or_null(group);
+	cs->service = strdup(service);
+	cs->fn = fn;
+	cs->ctx = ctx;
+	if (opts) {
+		cs->healthy_only = opts->healthy_only;
+		cs->include_disabled = opts->include_disabled;
+		cs->clusters = calloc(opts->clusters_n + 1, sizeof(char *));
+		for (uint32_t i = 0; cs->clusters && i < opts->clusters_n; i++)
+			cs->clusters[cs->clusters_n++] = dup_or_null(opts->clusters[i]);
+	}
+	cs->used = true;
+	if ((rc = sub_send(c, cs)) < 0) {
+		csub_free(cs);
+		return rc;
+	}
+	*id = (uint32_t)(cs - c->subs) + 1;
+	return 0;
+}
+
+int distro_unsubscribe(struct distro_client *c, uint32_t id)
+{
+	struct csub *cs;
+	struct proto_header h;
+	long body;
+	int rc;
+
+	if (id == 0 || id > SUBS_MAX || !c->subs[id - 1].used)
+		return -DISTRO_EINVAL;
+	cs = &c->subs[id - 1];
+	if ((rc = prepare(c)) < 0) {
+		csub_free(cs); /* no connection: nothing to renew it on either */
+		return 0;
+	}
+	uint32_t server_id = cs->server_id;
+
+	csub_free(cs);
+	c->buf[PROTO_HEADER_BYTES] = (uint8_t)server_id;
+	c->buf[PROTO_HEADER_BYTES + 1] = (uint8_t)(server_id >> 8);
+	c->buf[PROTO_HEADER_BYTES + 2] = (uint8_t)(server_id >> 16);
+	c->buf[PROTO_HEADER_BYTES + 3] = (uint8_t)(server_id >> 24);
+	body = call(c, OP_UNSUBSCRIBE, 4, 0, &h);
+	return body < 0 ? (int)body : 0;
+}
+
+int distro_poll(struct distro_client *c, int timeout_ms)
+{
+	int delivered = 0, rc;
+
+	if ((rc = prepare(c)) < 0)
+		return rc;
+	for (;;) {
+		struct pollfd p = { c->fd, POLLIN, 0 };
+		struct proto_header h;
+
+		rc = poll(&p, 1, delivered ? 0 : timeout_ms);
+		if (rc <= 0)
+			return delivered;
+		if ((rc = io_all(c, c->buf, PROTO_HEADER_BYTES, false)) < 0)
+			return rc;
+		if (proto_frame_check(c->buf, PROTO_HEADER_BYTES, FRAME_MAX, &h) < 0) {
+			drop(c);
+			return -DISTRO_EPROTO;
+		}
+		if ((rc = io_all(c, c->buf + PROTO_HEADER_BYTES, h.body_len, false)) < 0)
+			return rc;
+		if (h.op == OP_PUSH) {
+			dispatch_push(c, &h);
+			delivered++;
+		}
+	}
 }
 
 int distro_ping(struct distro_client *c)
 {
 	struct proto_header h;
 	long body;
+	int rc;
 
+	if ((rc = prepare(c)) < 0)
+		return rc;
 	memcpy(c->buf + PROTO_HEADER_BYTES, "ping", 4);
 	body = call(c, OP_PING, 4, 0, &h);
 	if (body < 0)
@@ -450,8 +687,12 @@ int distro_ping(struct distro_client *c)
 int distro_stats(struct distro_client *c, char *buf, size_t len)
 {
 	struct proto_header h;
-	long body = call(c, OP_STATS, 0, 0, &h);
+	long body;
+	int rc;
 
+	if ((rc = prepare(c)) < 0)
+		return rc;
+	body = call(c, OP_STATS, 0, 0, &h);
 	if (body < 0)
 		return (int)body;
 	if (len == 0)
@@ -617,6 +858,9 @@ void distro_close(struct distro_client *c)
 		return;
 	distro_keepalive_stop(c);
 	drop(c);
+	for (int i = 0; i < SUBS_MAX; i++)
+		if (c->subs[i].used)
+			csub_free(&c->subs[i]);
 	free(c->buf);
 	free(c);
 }

@@ -247,6 +247,19 @@ int config_load(struct server_config *c, int argc, char **argv)
 		                "--conns-max >= 1\n");
 		return -1;
 	}
+	if (!(c->store.timing.interval_ms < c->store.timing.timeout_ms &&
+	      c->store.timing.timeout_ms <= c->store.timing.delete_ms)) {
+		fprintf(stderr,
+		        "distrod: need --beat-interval < --beat-timeout <= --delete-timeout "
+		        "(have %u, %u, %u)\n",
+		        c->store.timing.interval_ms, c->store.timing.timeout_ms,
+		        c->store.timing.delete_ms);
+		return -1;
+	}
+	if (c->store.tombstone_ms < 1000) {
+		fprintf(stderr, "distrod: --tombstone must be at least 1000 ms\n");
+		return -1;
+	}
 	c->store.shards = c->workers;
 	return 0;
 }

@@ -44,6 +44,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/hash.h"
 #include "proto/wire.h"
 
 #include <arpa/inet.h>
@@ -112,6 +113,7 @@ struct conn {
 	uint32_t pending; /* requests of this connection out on other workers */
 	int64_t active_ms;
 	uint32_t next_free;
+	struct sub *subs; /* this connection's subscriptions */
 };
 
 /* A request whose items run on several workers. Owned by its origin worker. */
@@ -185,10 +187,13 @@ static void conn_mark_dirty(struct worker *w, uint32_t idx)
 	}
 }
 
+static void subs_of_conn_end(struct worker *w, struct conn *c);
+
 static void conn_free_slot(struct worker *w, uint32_t idx)
 {
 	struct conn *c = conn_at(w, idx);
 
+	subs_of_conn_end(w, c);
 	close(c->fd);
 	buf_release(&c->in);
 	buf_release(&c->out);
@@ -577,29 +582,24 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 			xsend(w, s, p);
 }
 
-static void handle_list(struct worker *w, uint32_t idx, const struct proto_header *h,
-                        const uint8_t *body)
+/*
+ * Lists a service into the connection's output as a frame of op/id
+ * (a LIST or SUBSCRIBE answer, or a PUSH). 0, or a negative code.
+ */
+static int send_list(struct worker *w, uint32_t idx, uint8_t op, uint32_t id,
+                     const struct store_svc_key *sk, const struct store_filter *f)
 {
-	struct store_str clusters[PROTO_FILTER_MAX];
 	struct store_list_info info;
-	struct store_svc_key sk;
-	struct store_filter f;
-	struct proto_rd r;
 	struct proto_wr wr;
 	uint32_t n, body_len;
 	uint8_t *p;
 	int rc;
 
-	WSTAT_INC(w, op_list);
-	proto_rd_init(&r, body, h->body_len);
-	proto_rd_svc(&r, &sk);
-	proto_rd_filter(&r, &f, clusters);
 	epoch_enter(w->rec);
-	rc = store_list(w->srv->store, &sk, &f, w->views, w->views_cap, &info);
+	rc = store_list(w->srv->store, sk, f, w->views, w->views_cap, &info);
 	if (rc < 0) {
 		epoch_exit(w->rec);
-		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
-		return;
+		return rc;
 	}
 	n = (uint32_t)rc;
 	if (info.total > n && info.total <= w->srv->cfg.store.limits.service_instances_max) {
@@ -610,13 +610,13 @@ static void handle_list(struct worker *w, uint32_t idx, const struct proto_heade
 			mem_free(w->views);
 			w->views = v;
 			w->views_cap = info.total;
-			rc = store_list(w->srv->store, &sk, &f, w->views, w->views_cap, &info);
+			rc = store_list(w->srv->store, sk, f, w->views, w->views_cap, &info);
 			n = rc < 0 ? 0 : (uint32_t)rc;
 		}
 	}
 	if (n > UINT16_MAX)
 		n = UINT16_MAX;
-	/* Encode straight into the connection's output. */
+	/* An upper bound of the encoded size; the frame is written in place. */
 	body_len = 12;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t m = store_meta_count(w->views[i].meta);
@@ -631,7 +631,7 @@ static void handle_list(struct worker *w, uint32_t idx, const struct proto_heade
 	p = out_reserve(w, idx, PROTO_HEADER_BYTES + body_len);
 	if (p == NULL) {
 		epoch_exit(w->rec);
-		return;
+		return -ERR_NOMEM;
 	}
 	proto_wr_init(&wr, p + PROTO_HEADER_BYTES, body_len);
 	proto_wr_u64(&wr, info.revision);
@@ -640,8 +640,284 @@ static void handle_list(struct worker *w, uint32_t idx, const struct proto_heade
 		proto_wr_view(&wr, &w->views[i]);
 	epoch_exit(w->rec);
 	body_len = (uint32_t)(wr.p - (p + PROTO_HEADER_BYTES));
-	proto_header_put(p, h->op | PROTO_RESPONSE, body_len, h->request_id, 0, (uint16_t)n);
+	proto_header_put(p, op, body_len, id, 0, (uint16_t)n);
 	out_commit(w, idx, PROTO_HEADER_BYTES + body_len);
+	return 0;
+}
+
+static void handle_list(struct worker *w, uint32_t idx, const struct proto_header *h,
+                        const uint8_t *body)
+{
+	struct store_str clusters[PROTO_FILTER_MAX];
+	struct store_svc_key sk;
+	struct store_filter f;
+	struct proto_rd r;
+	int rc;
+
+	WSTAT_INC(w, op_list);
+	proto_rd_init(&r, body, h->body_len);
+	proto_rd_svc(&r, &sk);
+	proto_rd_filter(&r, &f, clusters);
+	rc = send_list(w, idx, h->op | PROTO_RESPONSE, h->request_id, &sk, &f);
+	if (rc < 0 && rc != -ERR_NOMEM)
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
+}
+
+/* ---- subscriptions ----
+ *
+ * A subscription lives on the worker that holds its connection. Each
+ * worker keeps one `watch` per distinct service its subscribers follow,
+ * with the service's last revision seen. Every push window the worker reads
+ * each watched service's revision (store_revision: one lookup, no lock) and,
+ * when it moved, lists the service once per subscriber (each has its own
+ * filter) as a PUSH. So a burst of changes inside one window is one push,
+ * changes on any shard are seen without messages between cores, and the
+ * cost per window is O(watched services), not O(instances).
+ *
+ * A subscription ends with UNSUBSCRIBE or its connection; it is then marked
+ * dead and unlinked at the end of the loop, never in the middle of a pass.
+ */
+
+#define WATCH_BUCKETS 4096
+
+struct sub {
+	struct sub *next_in_watch;
+	struct sub *next_in_conn;
+	struct sub *next_dead;
+	struct watch *watch;
+	uint32_t conn, conn_gen, id;
+	bool dead;
+	struct store_filter filter;
+	struct store_str clusters[];
+	/* then the cluster names' bytes */
+};
+
+struct watch {
+	struct watch *next_in_bucket;
+	struct watch *next, *prev; /* every watch of the worker */
+	struct sub *subs;
+	uint64_t hash;
+	uint64_t revision;
+	struct store_svc_key key; /* strings point into names */
+	char names[];
+};
+
+static uint64_t svc_key_hash(const struct store_svc_key *k)
+{
+	uint64_t h = XXH3_64bits(k->ns.p ? k->ns.p : "", k->ns.len);
+
+	h = XXH3_64bits_withSeed(k->group.p ? k->group.p : "", k->group.len, h ^ 1);
+	return XXH3_64bits_withSeed(k->service.p, k->service.len, h ^ 2);
+}
+
+static bool str_same(struct store_str a, struct store_str b)
+{
+	if (a.p == NULL || b.p == NULL)
+		return a.p == b.p;
+	return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+static struct watch *watch_get(struct worker *w, const struct store_svc_key *k)
+{
+	uint64_t h = svc_key_hash(k);
+	struct watch **b = &w->watch_tab[h & (WATCH_BUCKETS - 1)], *x;
+	size_t bytes;
+	char *at;
+
+	for (x = *b; x; x = x->next_in_bucket)
+		if (x->hash == h && str_same(x->key.ns, k->ns) &&
+		    str_same(x->key.group, k->group) && str_same(x->key.service, k->service))
+			return x;
+	bytes = sizeof(*x) + k->ns.len + k->group.len + k->service.len;
+	x = mem_calloc(1, bytes);
+	if (x == NULL)
+		return NULL;
+	x->hash = h;
+	at = x->names;
+#define COPY_NAME(f)                                                                               \
+	do {                                                                                       \
+		x->key.f.len = k->f.len;                                                           \
+		x->key.f.p = k->f.p ? at : NULL;                                                   \
+		if (k->f.p)                                                                        \
+			memcpy(at, k->f.p, k->f.len);                                              \
+		at += k->f.len;                                                                    \
+	} while (0)
+	COPY_NAME(ns);
+	COPY_NAME(group);
+	COPY_NAME(service);
+#undef COPY_NAME
+	x->next_in_bucket = *b;
+	*b = x;
+	x->next = w->watches;
+	if (w->watches)
+		w->watches->prev = x;
+	w->watches = x;
+	WSTAT_INC(w, watches);
+	return x;
+}
+
+static void watch_drop(struct worker *w, struct watch *x)
+{
+	struct watch **b = &w->watch_tab[x->hash & (WATCH_BUCKETS - 1)];
+
+	while (*b != x)
+		b = &(*b)->next_in_bucket;
+	*b = x->next_in_bucket;
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		w->watches = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	WSTAT_ADD(w, watches, (uint64_t)-1);
+	mem_free(x);
+}
+
+/* Marks every subscription of a connection dead (it is closing). */
+static void subs_of_conn_end(struct worker *w, struct conn *c)
+{
+	while (c->subs) {
+		struct sub *s = c->subs;
+
+		c->subs = s->next_in_conn;
+		s->dead = true;
+		s->next_dead = w->dead_subs;
+		w->dead_subs = s;
+	}
+}
+
+/* Unlinks and frees dead subscriptions; drops watches nobody follows. */
+static void subs_reap(struct worker *w)
+{
+	while (w->dead_subs) {
+		struct sub *s = w->dead_subs, **pp;
+		struct watch *x = s->watch;
+
+		w->dead_subs = s->next_dead;
+		for (pp = &x->subs; *pp != s; pp = &(*pp)->next_in_watch)
+			;
+		*pp = s->next_in_watch;
+		if (x->subs == NULL)
+			watch_drop(w, x);
+		mem_free(s);
+		w->nsubs--;
+		WSTAT_ADD(w, subs, (uint64_t)-1);
+	}
+}
+
+static void handle_subscribe(struct worker *w, uint32_t idx, const struct proto_header *h,
+                             const uint8_t *body)
+{
+	struct store_str clusters[PROTO_FILTER_MAX];
+	struct conn *c = conn_at(w, idx);
+	struct store_svc_key sk;
+	struct store_filter f;
+	struct proto_rd r;
+	struct watch *x;
+	struct sub *s;
+	size_t bytes;
+	char *at;
+	int rc;
+
+	WSTAT_INC(w, op_subscribe);
+	proto_rd_init(&r, body, h->body_len);
+	proto_rd_svc(&r, &sk);
+	proto_rd_filter(&r, &f, clusters);
+	if (w->nsubs >= w->srv->cfg.subs_max) {
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_LIMIT_SUBS);
+		return;
+	}
+	/* Validate the names (and answer with the current list) before keeping anything. */
+	uint64_t rev = store_revision(w->srv->store, &sk);
+
+	rc = send_list(w, idx, h->op | PROTO_RESPONSE, h->request_id, &sk, &f);
+	if (rc < 0) {
+		if (rc != -ERR_NOMEM)
+			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
+		return;
+	}
+	bytes = sizeof(*s) + sizeof(s->clusters[0]) * f.clusters_n;
+	for (uint32_t i = 0; i < f.clusters_n; i++)
+		bytes += f.clusters[i].len;
+	s = mem_calloc(1, bytes);
+	x = s ? watch_get(w, &sk) : NULL;
+	if (x == NULL) {
+		mem_free(s);
+		send_error(w, idx, OP_PUSH, h->request_id, -ERR_NOMEM);
+		return;
+	}
+	at = (char *)&s->clusters[f.clusters_n];
+	for (uint32_t i = 0; i < f.clusters_n; i++) {
+		s->clusters[i].len = f.clusters[i].len;
+		s->clusters[i].p = at;
+		memcpy(at, f.clusters[i].p ? f.clusters[i].p : "", f.clusters[i].len);
+		at += f.clusters[i].len;
+	}
+	s->filter = f;
+	s->filter.clusters = s->clusters;
+	s->watch = x;
+	s->conn = idx;
+	s->conn_gen = c->gen;
+	s->id = h->request_id;
+	if (x->subs == NULL)
+		x->revision = rev;
+	s->next_in_watch = x->subs;
+	x->subs = s;
+	s->next_in_conn = c->subs;
+	c->subs = s;
+	w->nsubs++;
+	WSTAT_INC(w, subs);
+}
+
+static void handle_unsubscribe(struct worker *w, uint32_t idx, const struct proto_header *h,
+                               const uint8_t *body)
+{
+	struct conn *c = conn_at(w, idx);
+	struct proto_rd r;
+	struct sub **pp;
+	uint32_t id;
+	uint8_t *p;
+
+	WSTAT_INC(w, op_unsubscribe);
+	proto_rd_init(&r, body, h->body_len);
+	id = proto_rd_u32(&r);
+	for (pp = &c->subs; *pp && (*pp)->id != id; pp = &(*pp)->next_in_conn)
+		;
+	if (*pp == NULL) {
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NOT_FOUND);
+		return;
+	}
+	struct sub *s = *pp;
+
+	*pp = s->next_in_conn;
+	s->dead = true;
+	s->next_dead = w->dead_subs;
+	w->dead_subs = s;
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES);
+	if (p) {
+		proto_header_put(p, h->op | PROTO_RESPONSE, 0, h->request_id, 0, 0);
+		out_commit(w, idx, PROTO_HEADER_BYTES);
+	}
+}
+
+/* The push pass: one revision read per watched service. */
+static void push_changes(struct worker *w)
+{
+	for (struct watch *x = w->watches; x; x = x->next) {
+		uint64_t rev = store_revision(w->srv->store, &x->key);
+
+		if (rev == x->revision)
+			continue;
+		x->revision = rev;
+		for (struct sub *s = x->subs; s; s = s->next_in_watch) {
+			struct conn *c = conn_at(w, s->conn);
+
+			if (s->dead || c->gen != s->conn_gen || c->state != C_OPEN)
+				continue;
+			if (send_list(w, s->conn, OP_PUSH, s->id, &x->key, &s->filter) == 0)
+				WSTAT_INC(w, pushes);
+		}
+	}
 }
 
 static void handle_stats(struct worker *w, uint32_t idx, const struct proto_header *h)
@@ -722,8 +998,13 @@ static void handle_frame_inner(struct worker *w, uint32_t idx, const struct prot
 	case OP_STATS:
 		handle_stats(w, idx, h);
 		break;
+	case OP_SUBSCRIBE:
+		handle_subscribe(w, idx, h, body);
+		break;
+	case OP_UNSUBSCRIBE:
+		handle_unsubscribe(w, idx, h, body);
+		break;
 	default:
-		/* SUBSCRIBE/UNSUBSCRIBE: specified, not served yet (docs/protocol.md). */
 		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_PROTO_OP);
 		break;
 	}
@@ -853,6 +1134,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	c->recv_armed = c->send_inflight = c->dirty = c->close_after_flush = false;
 	c->pending = 0;
 	c->send_off = 0;
+	c->subs = NULL;
 	c->active_ms = w->now_ms;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	WSTAT_INC(w, conns_accepted);
@@ -960,7 +1242,9 @@ static void idle_sweep(struct worker *w)
 	for (uint32_t i = 0; i < w->conns_max; i++) {
 		struct conn *c = conn_at(w, i);
 
-		if (c->state == C_OPEN && c->pending == 0 && w->now_ms - c->active_ms >= idle) {
+		/* A subscriber may rightly be silent: it waits for pushes. */
+		if (c->state == C_OPEN && c->pending == 0 && c->subs == NULL &&
+		    w->now_ms - c->active_ms >= idle) {
 			WSTAT_INC(w, conns_idle_closed);
 			conn_close(w, i);
 		}
@@ -1079,8 +1363,15 @@ static void loop(struct worker *w)
 			w->last_sweep_ms = w->now_ms;
 			idle_sweep(w);
 		}
+		if (w->watches && w->now_ms - w->last_push_ms >= (int64_t)s->cfg.push_window_ms) {
+			w->last_push_ms = w->now_ms;
+			push_changes(w);
+		}
+		subs_reap(w);
 		flush(w);
 		send_wakes(w);
+		/* Subscribers need a look every push window; otherwise sleep longer. */
+		ts.tv_nsec = (w->watches ? (long)s->cfg.push_window_ms : WAIT_MS) * 1000000L;
 		if (!w->accept_armed && !w->stopping && w->listen_fd >= 0)
 			arm_accept(w);
 
@@ -1222,6 +1513,9 @@ static int worker_init(struct server *s, struct worker *w, uint32_t id)
 		w->conn_free = i;
 	}
 	pool_init(&w->pendings, PENDING_INLINE);
+	w->watch_tab = mem_calloc(WATCH_BUCKETS, sizeof(w->watch_tab[0]));
+	if (w->watch_tab == NULL)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -1239,6 +1533,9 @@ static void worker_free(struct worker *w)
 	mem_free(w->views);
 	mem_free(w->backlog);
 	pool_destroy(&w->pendings);
+	if (w->watch_tab)
+		subs_reap(w);
+	mem_free(w->watch_tab);
 }
 
 static void server_free(struct server *s)

@@ -35,6 +35,11 @@
 	X(xcore_sent)                                                                              \
 	X(xcore_full)                                                                              \
 	X(busy)                                                                                    \
+	X(subs)    /* subscriptions (gauge) */                                                     \
+	X(watches) /* distinct services watched (gauge) */                                         \
+	X(pushes)                                                                                  \
+	X(op_subscribe)                                                                            \
+	X(op_unsubscribe)                                                                          \
 	X(loops)                                                                                   \
 	X(cqes)
 
@@ -58,6 +63,8 @@ struct worker_stats {
 
 struct conn;
 struct pending;
+struct watch;
+struct sub;
 struct server;
 
 struct worker {
@@ -85,6 +92,12 @@ struct worker {
 
 	struct store_view *views; /* scratch for LIST */
 	uint32_t views_cap;
+
+	struct watch **watch_tab; /* WATCH_BUCKETS chains, by service */
+	struct watch *watches;    /* every watch, for the push pass */
+	struct sub *dead_subs;    /* unlinked at the end of the loop */
+	uint32_t nsubs;
+	int64_t last_push_ms;
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;

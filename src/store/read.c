@@ -162,6 +162,17 @@ int store_list(struct store *s, const struct store_svc_key *k, const struct stor
 	return (int)written;
 }
 
+uint64_t store_revision(struct store *s, const struct store_svc_key *k)
+{
+	const struct store_svc *svc;
+	struct rkey rk;
+
+	if (svc_key_resolve(s, k, &rk) < 0)
+		return 0;
+	svc = svc_find(&s->shards[shard_of_hash(s, rk.svc_hash)], &rk);
+	return svc ? LOAD_RELAXED(&svc->revision) : 0;
+}
+
 uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count)
 {
 	uint64_t sum = 0;

@@ -301,6 +301,13 @@ int store_get(struct store *s, const struct store_key *k, struct store_view *out
 int store_list(struct store *s, const struct store_svc_key *k, const struct store_filter *f,
                struct store_view *out, uint32_t max, struct store_list_info *info);
 
+/*
+ * A service's change counter: it moves on every change of its instance list
+ * and never repeats, also across the service's deletion and re-creation.
+ * 0 when the service does not exist. O(1).
+ */
+uint64_t store_revision(struct store *s, const struct store_svc_key *k);
+
 /* The checksum (order-independent sum of record hashes) and count of a slot. */
 uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count);
 

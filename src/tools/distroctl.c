@@ -137,6 +137,27 @@ static void print_entry(void *ctx, const struct distro_entry *e)
 	st->n++;
 }
 
+static void print_push(void *ctx, uint32_t id, uint64_t revision, const struct distro_entry *e,
+                       uint32_t n)
+{
+	struct list_state st = { 0 };
+
+	(void)ctx;
+	(void)id;
+	if (json) {
+		printf("{\"revision\":%llu,\"hosts\":[", (unsigned long long)revision);
+		for (uint32_t i = 0; i < n; i++)
+			print_entry(&st, &e[i]);
+		printf("]}\n");
+	} else {
+		printf("-- revision %llu: %u instance%s\n", (unsigned long long)revision, n,
+		       n == 1 ? "" : "s");
+		for (uint32_t i = 0; i < n; i++)
+			print_entry(&st, &e[i]);
+	}
+	fflush(stdout);
+}
+
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -319,15 +340,15 @@ int main(int argc, char **argv)
 
 	bool needs_addr =
 	        !strcmp(cmd, "register") || !strcmp(cmd, "deregister") || !strcmp(cmd, "beat");
-	bool known =
-	        needs_addr || !strcmp(cmd, "list") || !strcmp(cmd, "ping") || !strcmp(cmd, "stats");
+	bool listing = !strcmp(cmd, "list") || !strcmp(cmd, "watch");
+	bool known = needs_addr || listing || !strcmp(cmd, "ping") || !strcmp(cmd, "stats");
 
 	if (!known) {
 		fprintf(stderr, "distroctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
 	}
-	if ((needs_addr && npos != 2) || (!strcmp(cmd, "list") && npos != 1) ||
+	if ((needs_addr && npos != 2) || (listing && npos != 1) ||
 	    ((!strcmp(cmd, "ping") || !strcmp(cmd, "stats")) && npos != 0)) {
 		fprintf(stderr, "distroctl: %s: wrong arguments\n", cmd);
 		usage(stderr);
@@ -407,6 +428,28 @@ int main(int argc, char **argv)
 			printf("],\"revision\":%llu}\n", (unsigned long long)rev);
 		else if (st.n == 0)
 			printf("(no instances)\n");
+	} else if (!strcmp(cmd, "watch")) {
+		uint32_t id;
+
+		lo.clusters = nclusters ? clusters : NULL;
+		lo.clusters_n = nclusters;
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		rc = distro_subscribe(c, in.ns, in.group, positional[0], &lo, print_push, NULL,
+		                      &id);
+		if (rc < 0) {
+			distro_close(c);
+			return fail("watch", rc);
+		}
+		while (!interrupted) {
+			rc = distro_poll(c, 200);
+			if (rc < 0 && rc != -1002) {
+				/* The connection broke: the next poll reconnects and renews. */
+				fprintf(stderr, "distroctl: watch: %s; reconnecting\n",
+				        distro_strerror(rc));
+				sleep(1);
+			}
+		}
 	} else if (!strcmp(cmd, "ping")) {
 		if ((rc = distro_ping(c)) < 0) {
 			distro_close(c);

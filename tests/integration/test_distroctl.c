@@ -89,3 +89,26 @@ Test(distroctl, errors_exit_non_zero)
 
 	cr_assert_eq(WEXITSTATUS(status), 1, "unreachable node");
 }
+
+Test(distroctl, watch_prints_the_list_and_changes)
+{
+	char out[8192], cmd[512];
+	FILE *p;
+	size_t n;
+
+	cr_assert_eq(ctl(out, sizeof(out), "register w 10.0.0.1:1"), 0);
+	snprintf(cmd, sizeof(cmd), "timeout --preserve-status -s INT 2 %s -s %s --json watch w",
+	         DISTROCTL_BIN, node.addr);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	nap_ms(500);
+	cr_assert_eq(ctl(out, sizeof(out), "register w 10.0.0.2:2"), 0);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	cr_assert_eq(WEXITSTATUS(pclose(p)), 0, "Ctrl-C ends watch cleanly");
+	char *second = strchr(out, '\n');
+
+	cr_assert_not_null(second, "%s", out);
+	cr_assert_not_null(strstr(out, "\"hosts\":[{\"ip\":\"10.0.0.1\""), "%s", out);
+	cr_assert_not_null(strstr(second, "10.0.0.2"), "the change is pushed: %s", out);
+}
