@@ -1,28 +1,40 @@
 /*
  * xcore.h - messages between worker cores.
  *
- * One bounded single-producer/single-consumer ring (Concurrency Kit's
- * ck_ring) per ordered pair of workers, so no two threads ever write the
- * same index: worker `from` alone enqueues on q[from][to], worker `to` alone
- * dequeues. ck_ring keeps the producer and consumer indexes on separate
- * cache lines. A message is one pointer; what it points to belongs to the
- * sender until the receiver is done with it and says so by a message back.
+ * One bounded single-producer/single-consumer ring per ordered pair of
+ * workers, so no two threads ever write the same index: worker `from` alone
+ * enqueues on q[from][to], worker `to` alone dequeues. The producer's and
+ * the consumer's indexes live on separate cache lines, and each side keeps
+ * a cached copy of the other's index so it touches the shared line only
+ * when the cache says full (or empty). A message is one pointer; what it
+ * points to belongs to the sender until the receiver sends it back.
+ *
+ * Why not ck_ring: its slot copies are plain loads and stores ordered by
+ * inline-assembly fences, which ThreadSanitizer cannot see, so every message
+ * reads as a race and the TSan build could not check this code. These rings
+ * order the same accesses with C11 acquire/release (plain moves on x86), and
+ * TSan verifies them.
  *
  * Waking the receiver is the sender's job and is done once per loop, not
- * per message (see worker.c). Under ThreadSanitizer the enqueue releases and
- * the dequeue acquires the ring's address, because ck_ring's fences are
- * inline assembly TSan cannot see.
+ * per message (see worker.c).
  */
 #ifndef DISTRO_SHARD_XCORE_H
 #define DISTRO_SHARD_XCORE_H
 
-#include <ck_ring.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct xq {
-	ck_ring_t ring;
-	ck_ring_buffer_t *buf;
+	/* producer's line */
+	uint32_t tail;        /* next slot to write (release) */
+	uint32_t head_cached; /* producer's last look at head */
+	uint8_t pad0[56];
+	/* consumer's line */
+	uint32_t head;        /* next slot to read (release) */
+	uint32_t tail_cached; /* consumer's last look at tail */
+	uint8_t pad1[56];
+	void **slots;
+	uint32_t mask;
 } __attribute__((aligned(64)));
 
 struct xcore {
