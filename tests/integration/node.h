@@ -58,6 +58,8 @@ static inline void node_start(struct node *n, const char *const *extra)
 	argv[argc++] = "0";
 	argv[argc++] = "--port-file";
 	argv[argc++] = n->port_file;
+	argv[argc++] = "--http-port"; /* tests run side by side: no fixed ports */
+	argv[argc++] = "0";
 	argv[argc++] = "--log-level";
 	argv[argc++] = "warn";
 	for (int i = 0; extra && extra[i] && argc < 62; i++)
