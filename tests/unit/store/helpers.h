@@ -86,6 +86,46 @@ static inline bool str_is(struct store_str a, const char *b)
 	return a.len == strlen(b) && memcmp(a.p, b, a.len) == 0;
 }
 
+#ifndef DISTRO_NO_CRITERION
+/*
+ * The fixture most store tests share: a store on a fake clock and a reader
+ * record (static: records outlive their epoch), entered when `enter`.
+ */
+static struct store *s;
+static struct store_config cfg;
+static struct fake_clock fc;
+static struct epoch_rec rd;
+static bool rd_entered;
+
+/* Opens the store with cfg as the caller prepared it (after store_config_default). */
+static inline void fixture_open(bool enter)
+{
+	fake_clock_install(&cfg, &fc);
+	cr_assert_eq(store_create(&cfg, &s), 0);
+	epoch_register(store_epoch(s), &rd);
+	rd_entered = enter;
+	if (enter)
+		epoch_enter(&rd);
+}
+
+static inline void fixture_close(void)
+{
+	if (rd_entered)
+		epoch_exit(&rd);
+	epoch_unregister(&rd);
+	store_destroy(s);
+}
+
+/* The common case: defaults with this many shards and this node id. */
+static inline void fixture_default(uint32_t shards, uint16_t node, bool enter)
+{
+	store_config_default(&cfg);
+	cfg.shards = shards;
+	cfg.node_id = node;
+	fixture_open(enter);
+}
+#endif
+
 /* Runs expiry and epoch reclamation on every shard. */
 static inline uint32_t expire_all(struct store *s)
 {

@@ -1,29 +1,12 @@
 /* CRUD, defaults, filters, and every bound and bad value of the store. */
 #include "helpers.h"
 
-static struct store *s;
-static struct store_config cfg;
-static struct fake_clock fc;
-static struct epoch_rec rd;
-
 static void setup(void)
 {
-	store_config_default(&cfg);
-	cfg.shards = 2;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
-	epoch_register(store_epoch(s), &rd);
-	epoch_enter(&rd);
+	fixture_default(2, 0, true);
 }
 
-static void teardown(void)
-{
-	epoch_exit(&rd);
-	epoch_unregister(&rd);
-	store_destroy(s);
-}
-
-TestSuite(crud, .init = setup, .fini = teardown);
+TestSuite(crud, .init = setup, .fini = fixture_close);
 
 Test(crud, register_get_defaults)
 {
@@ -427,14 +410,11 @@ static void limits_setup(void)
 	cfg.limits.clusters_max = 2;
 	cfg.limits.timings_max = 3;
 	cfg.limits.name_bytes_max = 8;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
-	epoch_register(store_epoch(s), &rd);
-	epoch_enter(&rd);
+	fixture_open(true);
 }
 
 /* Its own suite: Criterion runs suite and test fixtures both. */
-Test(crud_limits, configured_bounds, .init = limits_setup, .fini = teardown)
+Test(crud_limits, configured_bounds, .init = limits_setup, .fini = fixture_close)
 {
 	struct store_key k;
 	struct store_val v;
@@ -517,7 +497,7 @@ Test(crud, bad_config_is_refused)
 }
 
 /* Timings no instance uses any more come back; refused writes never take one. */
-Test(crud_limits, timings_are_reclaimed, .init = limits_setup, .fini = teardown)
+Test(crud_limits, timings_are_reclaimed, .init = limits_setup, .fini = fixture_close)
 {
 	struct store_val v;
 	struct store_kv bad = { S(""), S("x") };

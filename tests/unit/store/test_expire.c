@@ -1,27 +1,12 @@
 /* Heartbeat expiry on an injected clock: right times, and work O(expired). */
 #include "helpers.h"
 
-static struct store *s;
-static struct store_config cfg;
-static struct fake_clock fc;
-static struct epoch_rec rd;
-
 static void setup(void)
 {
-	store_config_default(&cfg);
-	cfg.shards = 2;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
-	epoch_register(store_epoch(s), &rd);
+	fixture_default(2, 0, false);
 }
 
-static void teardown(void)
-{
-	epoch_unregister(&rd);
-	store_destroy(s);
-}
-
-TestSuite(expire, .init = setup, .fini = teardown);
+TestSuite(expire, .init = setup, .fini = fixture_close);
 
 /* 1 healthy, 0 unhealthy, -1 gone. */
 static int state_of(const struct store_key *k)

@@ -1,24 +1,12 @@
 /* The change feed: local changes, coalesced per key, deletes included. */
 #include "helpers.h"
 
-static struct store *s;
-static struct store_config cfg;
-static struct fake_clock fc;
-
 static void setup(void)
 {
-	store_config_default(&cfg);
-	cfg.shards = 1;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
+	fixture_default(1, 0, false);
 }
 
-static void teardown(void)
-{
-	store_destroy(s);
-}
-
-TestSuite(feed, .init = setup, .fini = teardown);
+TestSuite(feed, .init = setup, .fini = fixture_close);
 
 Test(feed, coalesces_per_key_in_change_order)
 {

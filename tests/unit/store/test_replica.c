@@ -1,30 +1,12 @@
 /* Replicated records: last writer wins by (version, node); deletes never come back. */
 #include "helpers.h"
 
-static struct store *s;
-static struct store_config cfg;
-static struct fake_clock fc;
-static struct epoch_rec rd;
-
 static void setup(void)
 {
-	store_config_default(&cfg);
-	cfg.shards = 2;
-	cfg.node_id = 1;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
-	epoch_register(store_epoch(s), &rd);
-	epoch_enter(&rd);
+	fixture_default(2, 1, true);
 }
 
-static void teardown(void)
-{
-	epoch_exit(&rd);
-	epoch_unregister(&rd);
-	store_destroy(s);
-}
-
-TestSuite(replica, .init = setup, .fini = teardown);
+TestSuite(replica, .init = setup, .fini = fixture_close);
 
 static struct store_record rec(uint32_t n, uint64_t version, uint16_t node, uint32_t weight)
 {

@@ -7,28 +7,12 @@
 
 #include <stdlib.h>
 
-static struct store *s;
-static struct store_config cfg;
-static struct fake_clock fc;
-static struct epoch_rec rd;
-
 static void setup(void)
 {
-	store_config_default(&cfg);
-	cfg.shards = 3;
-	cfg.node_id = 1;
-	fake_clock_install(&cfg, &fc);
-	cr_assert_eq(store_create(&cfg, &s), 0);
-	epoch_register(store_epoch(s), &rd);
+	fixture_default(3, 1, false);
 }
 
-static void teardown(void)
-{
-	epoch_unregister(&rd);
-	store_destroy(s);
-}
-
-TestSuite(slots, .init = setup, .fini = teardown);
+TestSuite(slots, .init = setup, .fini = fixture_close);
 
 static uint64_t rng = 88172645463325252ULL;
 
