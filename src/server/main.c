@@ -6,6 +6,7 @@
  * sigwait, so no handler runs inside a worker.
  */
 #include "core/log.h"
+#include "http/admin.h"
 #include "server/config.h"
 #include "server/worker.h"
 
@@ -33,6 +34,7 @@ static int write_port_file(const char *path, uint16_t port)
 int main(int argc, char **argv)
 {
 	static struct server srv;
+	static struct admin admin;
 	struct server_config cfg;
 	sigset_t set;
 	int rc, sig;
@@ -51,10 +53,22 @@ int main(int argc, char **argv)
 		log_error("cannot start: %s", strerror(-rc));
 		return 1;
 	}
+	rc = admin_start(&admin, &srv);
+	if (rc < 0) {
+		log_error("cannot start the HTTP admin port (--http-bind %s --http-port %u): %s",
+		          cfg.http_bind, cfg.http_port, strerror(-rc));
+		server_stop(&srv);
+		return 1;
+	}
+	log_info("HTTP admin on %s:%u", cfg.http_bind, admin.port);
+	if (cfg.http_port_file[0] && write_port_file(cfg.http_port_file, admin.port) < 0)
+		log_warn("cannot write --http-port-file %s: %s", cfg.http_port_file,
+		         strerror(errno));
 	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
 		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
 	sigwait(&set, &sig);
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	admin_stop(&admin);
 	server_stop(&srv);
 	log_info("stopped");
 	return 0;

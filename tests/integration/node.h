@@ -62,6 +62,11 @@ static inline void node_start(struct node *n, const char *const *extra)
 	argv[argc++] = "0";
 	argv[argc++] = "--log-level";
 	argv[argc++] = "warn";
+	/* The admin port defaults to 9849: tests running side by side need their own. */
+	argv[argc++] = "--http-bind";
+	argv[argc++] = "127.0.0.1";
+	argv[argc++] = "--http-port";
+	argv[argc++] = "0";
 	for (int i = 0; extra && extra[i] && argc < 62; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;

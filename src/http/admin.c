@@ -1,0 +1,486 @@
+/*
+ * admin.c - the HTTP admin port: one thread, one poll loop.
+ *
+ * Why a thread of its own: admin traffic (a scrape every few seconds, a
+ * health probe) is rare and slow next to client traffic, and rendering
+ * /metrics walks every worker's counters. On its own thread it never sits
+ * in a worker's loop, never touches a worker's ring and needs no care
+ * about the hot path's no-malloc, no-syscall rules. It shares nothing
+ * with the workers but the counters, which it only reads, with relaxed
+ * loads (server_stats, worker_stats_read, store_stats): no lock anywhere.
+ *
+ * Loop: poll() over the eventfd admin_stop knocks on, the listening socket
+ * and the connections. poll is enough: at most ADMIN_CONNS_MAX + 2 fds.
+ * Each connection is a small state machine: read a chunk, feed it to its
+ * request (http/request.h: resumable, never reads past the end of the
+ * request); once a request is complete, build the whole answer in one
+ * buffer and send it, polling for POLLOUT if the socket takes only part.
+ * While an answer is in flight the connection reads nothing more. Bytes
+ * of a pipelined next request wait in the connection's buffer and are
+ * handled on the next turn of the loop, so each turn serves at most one
+ * request per connection and no client can monopolise the thread.
+ *
+ * Bounds: ADMIN_CONNS_MAX connections (one more is accepted, answered 503
+ * and closed, so the client learns why); a request head of at most
+ * REQUEST_HEAD_MAX bytes (431); no bodies (413); each request and its
+ * answer must be done within ADMIN_IDLE_MS of the connection's accept or
+ * previous answer, else the connection is closed (this also bounds a
+ * client that trickles its head a byte at a time); an answer is at most
+ * METRICS_BYTES_MAX plus its head.
+ *
+ * Answers: 200 for GET/HEAD of /metrics and /health, 404 other paths, 405
+ * other methods (Allow: GET, HEAD), 400 malformed (then close), 413/414/431
+ * (then close). Keep-alive follows HTTP/1.1 (HTTP/1.0 with keep-alive).
+ * A connection closed by us after an answer lingers (see conn_flush) so
+ * unread input cannot turn the close into a reset that eats the answer.
+ */
+#include "http/admin.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "http/request.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct admin_conn {
+	int fd; /* -1: free slot */
+	int64_t deadline_ms;
+	struct request req;
+	char *out; /* the answer in flight, or NULL */
+	size_t out_len, out_off;
+	bool close_after; /* close once the answer is sent */
+	bool lingering;   /* answered and shut for writing: reading to EOF before close */
+	uint32_t in_len;  /* bytes in `in` not fed yet (a pipelined request) */
+	char in[ADMIN_IN_BYTES];
+};
+
+static const char health_body[] = "{\"status\":\"UP\"}";
+static const char metrics_type[] = "text/plain; version=0.0.4";
+static const char text_type[] = "text/plain; charset=utf-8";
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_close(struct admin_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	mem_free(c->out);
+	c->out = NULL;
+	c->in_len = 0;
+	c->lingering = false;
+}
+
+/* Sends what the socket takes. 0 while sending or done, -1 when the connection died. */
+static int conn_flush(struct admin_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	mem_free(c->out);
+	c->out = NULL;
+	if (c->close_after) {
+		/*
+		 * Lingering close: closing a socket with unread input sends a
+		 * reset, which can destroy the answer before the client reads
+		 * it. So send FIN, then read and drop until the client closes,
+		 * for at most ADMIN_LINGER_MS.
+		 */
+		shutdown(c->fd, SHUT_WR);
+		c->lingering = true;
+		c->in_len = 0;
+		c->deadline_ms = now_ms() + ADMIN_LINGER_MS;
+		return 0;
+	}
+	/* Answered: the next request gets a fresh parser and a fresh deadline. */
+	request_init(&c->req);
+	c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
+	return 0;
+}
+
+/* Builds the answer (head + body, one buffer) into c->out. 0 or -ERR_NOMEM. */
+static int conn_answer(struct admin_conn *c, unsigned status, const char *type, const char *body,
+                       size_t body_len, bool head_only, bool keep_alive)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+	             "HTTP/1.1 %u %s\r\n"
+	             "Content-Type: %s\r\n"
+	             "Content-Length: %zu\r\n"
+	             "Cache-Control: no-store\r\n"
+	             "%s"
+	             "Connection: %s\r\n\r\n",
+	             status, http_status_str((enum http_status)status), type, body_len,
+	             status == 405 ? "Allow: GET, HEAD\r\n" : "",
+	             keep_alive ? "keep-alive" : "close");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -ERR_NOMEM;
+	if (head_only)
+		body_len = 0;
+	c->out = mem_alloc((size_t)n + body_len);
+	if (c->out == NULL)
+		return -ERR_NOMEM;
+	memcpy(c->out, head, (size_t)n);
+	if (body_len)
+		memcpy(c->out + n, body, body_len);
+	c->out_len = (size_t)n + body_len;
+	c->out_off = 0;
+	c->close_after = !keep_alive;
+	return 0;
+}
+
+static int render_metrics(struct admin *a, char **text, size_t *len)
+{
+	struct server *s = a->srv;
+	struct worker_stats total;
+	struct store_stats store;
+	struct metrics_input in = {
+		.total = &total,
+		.workers = a->per_worker,
+		.nworkers = s->nworkers,
+		.store = &store,
+		.http = &a->http,
+	};
+
+	server_stats(s, &total);
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		worker_stats_read(&s->workers[i], &a->per_worker[i]);
+	store_stats(s->store, &store);
+	return metrics_render(&in, text, len);
+}
+
+/* Answers the complete request in c->req. 0, or -1 to drop the connection. */
+static int conn_respond(struct admin *a, struct admin_conn *c)
+{
+	const struct request *r = &c->req;
+	unsigned status = r->status;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (status == 0) {
+		switch (r->route) {
+		case REQUEST_ROUTE_METRICS:
+			if (render_metrics(a, &text, &len) == 0) {
+				status = 200;
+				rc = conn_answer(c, status, metrics_type, text, len, r->head_only,
+				                 r->keep_alive);
+				mem_free(text);
+				goto counted;
+			}
+			log_warn("http: /metrics over %u bytes or out of memory",
+			         METRICS_BYTES_MAX);
+			status = 500;
+			break;
+		case REQUEST_ROUTE_HEALTH:
+			status = 200;
+			rc = conn_answer(c, status, "application/json", health_body,
+			                 sizeof(health_body) - 1, r->head_only, r->keep_alive);
+			goto counted;
+		case REQUEST_ROUTE_NONE:
+		default:
+			status = 404;
+			break;
+		}
+	}
+	{
+		const char *reason = http_status_str((enum http_status)status);
+		char body[64];
+		int n = snprintf(body, sizeof(body), "%u %s\n", status, reason);
+
+		rc = conn_answer(c, status, text_type, body, (size_t)n, r->head_only,
+		                 r->keep_alive && status < 500);
+	}
+counted:
+	metrics_http_count(&a->http, status);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Feeds buffered bytes to the request; answers once it is complete. 0 or -1 (drop). */
+static int conn_process(struct admin *a, struct admin_conn *c)
+{
+	size_t used;
+	int rc;
+
+	rc = request_feed(&c->req, c->in, c->in_len, &used);
+	c->in_len -= (uint32_t)used;
+	memmove(c->in, c->in + used, c->in_len);
+	if (rc == REQUEST_AGAIN)
+		return 0;
+	if (conn_respond(a, c) < 0)
+		return -1;
+	return conn_flush(c);
+}
+
+static int conn_read(struct admin *a, struct admin_conn *c)
+{
+	ssize_t n;
+
+	if (c->lingering) {
+		n = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+		return n == 0 ? -1 : 0; /* dropped: the answer was the last word */
+	}
+	n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -1; /* the client closed; a half-sent head is dropped with it */
+	c->in_len += (uint32_t)n;
+	return conn_process(a, c);
+}
+
+/* Accepts what is waiting; over the limit, answers 503 and closes. */
+static void accept_all(struct admin *a)
+{
+	static const char busy_body[] = "too many admin connections\n";
+	char busy[256];
+	int busy_len = snprintf(busy, sizeof(busy),
+	                        "HTTP/1.1 503 Service Unavailable\r\n"
+	                        "Content-Type: %s\r\n"
+	                        "Content-Length: %zu\r\n"
+	                        "Connection: close\r\n\r\n%s",
+	                        text_type, sizeof(busy_body) - 1, busy_body);
+
+	for (int k = 0; k < ADMIN_CONNS_MAX; k++) {
+		struct admin_conn *c = NULL;
+		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("http: accept: %s", strerror(errno));
+			return;
+		}
+		for (int i = 0; i < ADMIN_CONNS_MAX && c == NULL; i++)
+			if (a->conns[i].fd < 0)
+				c = &a->conns[i];
+		if (c == NULL) {
+			/* Best effort: a fresh socket takes this small write. */
+			if (send(fd, busy, (size_t)busy_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				(void)0;
+			close(fd);
+			a->http.conns_refused++;
+			metrics_http_count(&a->http, 503);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->fd = fd;
+		c->in_len = 0;
+		c->out = NULL;
+		c->lingering = false;
+		c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
+		request_init(&c->req);
+		a->http.conns_accepted++;
+	}
+}
+
+static void *admin_main(void *arg)
+{
+	struct admin *a = arg;
+	struct pollfd pfd[ADMIN_CONNS_MAX + 2];
+	int slot[ADMIN_CONNS_MAX + 2];
+	bool ready[ADMIN_CONNS_MAX];
+
+	log_thread_name("http");
+	for (;;) {
+		int nfds = 2, timeout = -1;
+		int64_t now = now_ms();
+
+		pfd[0] = (struct pollfd){ .fd = a->wake_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = a->listen_fd, .events = POLLIN };
+		for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
+			struct admin_conn *c = &a->conns[i];
+			int64_t wait;
+
+			ready[i] = false;
+			if (c->fd < 0)
+				continue;
+			if (c->out == NULL && c->in_len > 0) {
+				ready[i] = true;
+				timeout = 0; /* a pipelined request waits in the buffer */
+				continue;
+			}
+			wait = c->deadline_ms - now;
+			if (wait < 0)
+				wait = 0;
+			if (timeout < 0 || wait < timeout)
+				timeout = (int)wait;
+			slot[nfds] = i;
+			pfd[nfds++] =
+			        (struct pollfd){ .fd = c->fd, .events = c->out ? POLLOUT : POLLIN };
+		}
+		if (poll(pfd, (nfds_t)nfds, timeout) < 0 && errno != EINTR) {
+			log_error("http: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents)
+			break; /* admin_stop */
+		for (int k = 2; k < nfds; k++) {
+			struct admin_conn *c = &a->conns[slot[k]];
+			int rc = 0;
+
+			if (pfd[k].revents == 0)
+				continue;
+			if (c->out)
+				rc = (pfd[k].revents & (POLLERR | POLLHUP)) ? -1 : conn_flush(c);
+			else
+				rc = conn_read(a, c);
+			if (rc < 0)
+				conn_close(c);
+		}
+		/* Pipelined requests: one each per turn of the loop. */
+		now = now_ms();
+		for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
+			struct admin_conn *c = &a->conns[i];
+
+			if (c->fd < 0)
+				continue;
+			if (ready[i] && conn_process(a, c) < 0) {
+				conn_close(c);
+				continue;
+			}
+			if (c->fd >= 0 && now >= c->deadline_ms) {
+				if (!c->lingering)
+					a->http.conns_idle_closed++;
+				conn_close(c);
+			}
+		}
+		if (pfd[1].revents)
+			accept_all(a);
+	}
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++)
+		if (a->conns[i].fd >= 0)
+			conn_close(&a->conns[i]);
+	return NULL;
+}
+
+static int listen_on(const char *host, uint32_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	int fd, one = 1, e;
+
+	if (port > 65535) {
+		log_error("--http-port %u: not a port", port);
+		return -EINVAL;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		slen = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		slen = sizeof(*s6);
+	} else {
+		log_error("--http-bind %s: not an IPv4 or IPv6 address", host);
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* SO_REUSEADDR only: a second distrod on the same port must fail, not share it. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 128) < 0) {
+		e = errno;
+		log_error("cannot listen for HTTP on %s%s%s:%u: %s", strchr(host, ':') ? "[" : "",
+		          host, strchr(host, ':') ? "]" : "", port, strerror(e));
+		close(fd);
+		return -e;
+	}
+	slen = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &slen);
+	*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+	                                       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+int admin_start(struct admin *a, struct server *srv)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->srv = srv;
+	a->listen_fd = a->wake_fd = -1;
+	a->conns = mem_calloc(ADMIN_CONNS_MAX, sizeof(a->conns[0]));
+	a->per_worker = mem_calloc(srv->nworkers ? srv->nworkers : 1, sizeof(a->per_worker[0]));
+	if (a->conns == NULL || a->per_worker == NULL) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++)
+		a->conns[i].fd = -1;
+	a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->wake_fd < 0) {
+		rc = -errno;
+		goto err;
+	}
+	rc = listen_on(srv->cfg.http_bind, srv->cfg.http_port, &a->port);
+	if (rc < 0)
+		goto err;
+	a->listen_fd = rc;
+	rc = -pthread_create(&a->thread, NULL, admin_main, a);
+	if (rc < 0)
+		goto err;
+	a->running = true;
+	return 0;
+err:
+	admin_stop(a);
+	return rc;
+}
+
+void admin_stop(struct admin *a)
+{
+	if (a->running) {
+		uint64_t one = 1;
+
+		if (write(a->wake_fd, &one, sizeof(one)) < 0)
+			log_warn("http: cannot wake the admin thread: %s", strerror(errno));
+		pthread_join(a->thread, NULL);
+		a->running = false;
+	}
+	if (a->listen_fd >= 0)
+		close(a->listen_fd);
+	if (a->wake_fd >= 0)
+		close(a->wake_fd);
+	a->listen_fd = a->wake_fd = -1;
+	mem_free(a->conns);
+	mem_free(a->per_worker);
+	a->conns = NULL;
+	a->per_worker = NULL;
+}

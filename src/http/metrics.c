@@ -1,0 +1,494 @@
+/*
+ * metrics.c - Prometheus text for the admin port.
+ *
+ * Where the numbers come from. Every worker keeps plain counters
+ * (WORKER_STATS in server/worker.h) that only its own thread writes; every
+ * store shard keeps STORE_STATS, written by its owner. A scrape reads them
+ * with relaxed loads and sums them (server_stats, store_stats); nothing
+ * here takes a lock or stops a worker, so a scrape costs the workers
+ * nothing but cache misses. Sums are not a consistent cut across workers:
+ * counters read a few nanoseconds apart, which Prometheus tolerates.
+ *
+ * Names. The counters are declared once, as X-macros; this file expands
+ * them into name and value arrays and renders them through a table of
+ * families (name, type, help, optional label) that says where each counter
+ * goes. A counter the table does not name is still exported, untyped, as
+ * distrod_worker_<name> or distrod_store_<name>, so adding a counter to
+ * an X-macro can never silently leave it out of /metrics; giving it a real
+ * name is a one-line table entry. Table entries for counters this build
+ * does not have are skipped, unless the family is marked `always` (then
+ * it reads 0: distrod_subscribers before subscriptions existed).
+ *
+ * Format: exposition format 0.0.4. Each family's HELP and TYPE lines come
+ * once, right before its samples, which stay together. Histograms are
+ * cumulative with an le="+Inf" bucket equal to _count. Label values are
+ * fixed strings or numbers, so nothing needs escaping.
+ *
+ * Bounds: the output grows with the number of workers (about 1 KiB each)
+ * and is capped at METRICS_BYTES_MAX.
+ */
+#include "http/metrics.h"
+
+#include "core/err.h"
+#include "core/mem.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The counters by name, as the X-macros declare them. */
+static const char *const worker_names[] = {
+#define STAT_NAME(name) #name,
+	WORKER_STATS(STAT_NAME)
+};
+static const char *const store_names[] = { STORE_STATS(STAT_NAME) };
+#undef STAT_NAME
+
+#define WORKER_N (sizeof(worker_names) / sizeof(worker_names[0]))
+#define STORE_N  (sizeof(store_names) / sizeof(store_names[0]))
+
+static void worker_values(const struct worker_stats *s, uint64_t *v)
+{
+	size_t i = 0;
+
+#define STAT_VALUE(name) v[i++] = s->name;
+	WORKER_STATS(STAT_VALUE)
+#undef STAT_VALUE
+}
+
+static void store_values(const struct store_stats *s, uint64_t *v)
+{
+	size_t i = 0;
+
+#define STAT_VALUE(name) v[i++] = s->name;
+	STORE_STATS(STAT_VALUE)
+#undef STAT_VALUE
+}
+
+enum src { SRC_WORKER, SRC_STORE };
+
+struct member {
+	const char *stat;  /* name in the X-macro */
+	const char *value; /* label value; NULL for an unlabelled family */
+};
+
+struct family {
+	const char *name;
+	const char *type;
+	const char *help;
+	enum src src;
+	bool always;       /* render 0 if none of the members exists in this build */
+	const char *label; /* label name, NULL for one unlabelled sample */
+	struct member m[8];
+};
+
+/*
+ * Where each counter goes. Op counters: register, deregister and heartbeat
+ * count instances (a batch of 100 counts 100); the others count requests.
+ */
+static const struct family families[] = {
+	{ "distrod_instances",
+	  "gauge",
+	  "Live instances in the store.",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "instances", NULL } } },
+	{ "distrod_tombstones",
+	  "gauge",
+	  "Deleted instances remembered for replication.",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "tombstones", NULL } } },
+	{ "distrod_services",
+	  "gauge",
+	  "Services with at least one record.",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "services", NULL } } },
+	{ "distrod_subscribers",
+	  "gauge",
+	  "Open subscriptions.",
+	  SRC_WORKER,
+	  true,
+	  NULL,
+	  { { "subs", NULL } } },
+	{ "distrod_watched_services",
+	  "gauge",
+	  "Distinct services with subscribers, per worker, summed.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "watches", NULL } } },
+	{ "distrod_operations_total",
+	  "counter",
+	  "Operations handled (register, deregister, heartbeat: instances; others: requests).",
+	  SRC_WORKER,
+	  false,
+	  "op",
+	  { { "op_register", "register" },
+	    { "op_deregister", "deregister" },
+	    { "op_heartbeat", "heartbeat" },
+	    { "op_list", "list" },
+	    { "op_ping", "ping" },
+	    { "op_stats", "stats" },
+	    { "op_subscribe", "subscribe" },
+	    { "op_unsubscribe", "unsubscribe" } } },
+	{ "distrod_frames_total",
+	  "counter",
+	  "Request frames received on the client port.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "frames", NULL } } },
+	{ "distrod_item_errors_total",
+	  "counter",
+	  "Batch items answered with an error code.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "item_errors", NULL } } },
+	{ "distrod_protocol_errors_total",
+	  "counter",
+	  "Broken frames (magic, version, length, fields): answered with an error, then closed.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "proto_errors", NULL } } },
+	{ "distrod_busy_total",
+	  "counter",
+	  "Requests refused as busy (the client retries).",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "busy", NULL } } },
+	{ "distrod_pushes_total",
+	  "counter",
+	  "Subscription pushes sent.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "pushes", NULL } } },
+	{ "distrod_expired_total",
+	  "counter",
+	  "Instances expired for missing heartbeats: marked unhealthy, or removed.",
+	  SRC_STORE,
+	  false,
+	  "kind",
+	  { { "expired_unhealthy", "unhealthy" }, { "expired_removed", "removed" } } },
+	{ "distrod_store_writes_total",
+	  "counter",
+	  "Local writes: registers that created or changed, deregisters and heartbeats that "
+	  "found their instance.",
+	  SRC_STORE,
+	  false,
+	  "kind",
+	  { { "upserts", "upsert" }, { "deletes", "delete" }, { "touches", "touch" } } },
+	{ "distrod_store_rejected_total",
+	  "counter",
+	  "Writes the store refused with an error.",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "rejected", NULL } } },
+	{ "distrod_replica_applies_total",
+	  "counter",
+	  "Replicated records: applied, or refused as older than the stored one.",
+	  SRC_STORE,
+	  false,
+	  "result",
+	  { { "applies", "applied" }, { "applies_stale", "stale" } } },
+	{ "distrod_tombstones_purged_total",
+	  "counter",
+	  "Tombstones forgotten after their time.",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "tombstones_purged", NULL } } },
+	{ "distrod_expiry_checks_total",
+	  "counter",
+	  "Expiry queue heads examined (the sweep's work).",
+	  SRC_STORE,
+	  false,
+	  NULL,
+	  { { "expiry_checks", NULL } } },
+	{ "distrod_connections_total",
+	  "counter",
+	  "Client connections: accepted, refused over the limit, closed as idle or too slow.",
+	  SRC_WORKER,
+	  false,
+	  "result",
+	  { { "conns_accepted", "accepted" },
+	    { "conns_refused", "refused" },
+	    { "conns_idle_closed", "idle_closed" },
+	    { "conns_slow_closed", "slow_closed" } } },
+	{ "distrod_connections_closed_total",
+	  "counter",
+	  "Client connections closed, for any reason.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "conns_closed", NULL } } },
+	{ "distrod_bytes_total",
+	  "counter",
+	  "Bytes on the client port.",
+	  SRC_WORKER,
+	  false,
+	  "dir",
+	  { { "bytes_in", "in" }, { "bytes_out", "out" } } },
+	{ "distrod_xcore_messages_total",
+	  "counter",
+	  "Requests handed to another core through its ring.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "xcore_sent", NULL } } },
+	{ "distrod_xcore_ring_full_total",
+	  "counter",
+	  "Cross-core messages that found the ring full and waited in the backlog.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "xcore_full", NULL } } },
+	{ "distrod_uring_loops_total",
+	  "counter",
+	  "Worker event loop iterations.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "loops", NULL } } },
+	{ "distrod_uring_completions_total",
+	  "counter",
+	  "io_uring completions reaped.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "cqes", NULL } } },
+};
+
+#define FAMILY_N (sizeof(families) / sizeof(families[0]))
+
+/* A growing output buffer, capped at METRICS_BYTES_MAX; errors stick. */
+struct out {
+	char *p;
+	size_t len, cap;
+	bool err;
+};
+
+static __attribute__((format(printf, 2, 3))) void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->err)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->err = true;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap * 2;
+		char *p;
+
+		if (cap > METRICS_BYTES_MAX || (p = mem_alloc(cap)) == NULL) {
+			o->err = true;
+			return;
+		}
+		memcpy(p, o->p, o->len);
+		mem_free(o->p);
+		o->p = p;
+		o->cap = cap;
+	}
+}
+
+static void head(struct out *o, const char *name, const char *type, const char *help)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int find(const char *const *names, size_t n, const char *stat)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], stat) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void render_families(struct out *o, const uint64_t *wv, bool *wused, const uint64_t *sv,
+                            bool *sused)
+{
+	for (size_t f = 0; f < FAMILY_N; f++) {
+		const struct family *fam = &families[f];
+		const char *const *names = fam->src == SRC_WORKER ? worker_names : store_names;
+		size_t n = fam->src == SRC_WORKER ? WORKER_N : STORE_N;
+		const uint64_t *v = fam->src == SRC_WORKER ? wv : sv;
+		bool *used = fam->src == SRC_WORKER ? wused : sused;
+		int idx[8];
+		int present = 0;
+
+		for (int m = 0; m < 8; m++) {
+			idx[m] = fam->m[m].stat ? find(names, n, fam->m[m].stat) : -1;
+			if (idx[m] >= 0)
+				present++;
+		}
+		if (present == 0 && !fam->always)
+			continue;
+		head(o, fam->name, fam->type, fam->help);
+		if (present == 0) {
+			put(o, "%s 0\n", fam->name);
+			continue;
+		}
+		for (int m = 0; m < 8; m++) {
+			if (idx[m] < 0)
+				continue;
+			used[idx[m]] = true;
+			if (fam->label)
+				put(o, "%s{%s=\"%s\"} %llu\n", fam->name, fam->label,
+				    fam->m[m].value, (unsigned long long)v[idx[m]]);
+			else
+				put(o, "%s %llu\n", fam->name, (unsigned long long)v[idx[m]]);
+		}
+	}
+}
+
+/* Counters no family names yet: exported untyped so none is ever missing. */
+static void render_rest(struct out *o, const char *prefix, const char *macro,
+                        const char *const *names, size_t n, const uint64_t *v, const bool *used)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (used[i])
+			continue;
+		put(o, "# HELP %s%s %s counter %s (no documented name yet).\n", prefix, names[i],
+		    macro, names[i]);
+		put(o, "# TYPE %s%s untyped\n%s%s %llu\n", prefix, names[i], prefix, names[i],
+		    (unsigned long long)v[i]);
+	}
+}
+
+static void render_connections(struct out *o, const uint64_t *wv)
+{
+	int a = find(worker_names, WORKER_N, "conns_accepted");
+	int c = find(worker_names, WORKER_N, "conns_closed");
+
+	if (a < 0 || c < 0)
+		return;
+	head(o, "distrod_connections", "gauge", "Open client connections (accepted - closed).");
+	put(o, "distrod_connections %llu\n", (unsigned long long)(wv[a] - wv[c]));
+}
+
+static void render_latency(struct out *o, const struct worker_stats *t)
+{
+	const char *name = "distrod_request_duration_seconds";
+	uint64_t cum = 0;
+
+	head(o, name, "histogram",
+	     "Client request latency, from the frame's arrival to its answer being queued.");
+	for (int i = 0; i < WORKER_LAT_BUCKETS; i++) {
+		cum += t->lat_count[i];
+		if (i < WORKER_LAT_BUCKETS - 1)
+			put(o, "%s_bucket{le=\"%g\"} %llu\n", name,
+			    (double)worker_lat_bounds_us[i] / 1e6, (unsigned long long)cum);
+		else
+			put(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	}
+	put(o, "%s_sum %llu.%06llu\n%s_count %llu\n", name,
+	    (unsigned long long)(t->lat_sum_us / 1000000),
+	    (unsigned long long)(t->lat_sum_us % 1000000), name, (unsigned long long)cum);
+}
+
+static void render_batches(struct out *o, const struct worker_stats *w, uint32_t nworkers)
+{
+	const char *name = "distrod_uring_completions_per_loop";
+
+	head(o, name, "histogram",
+	     "Completions reaped per worker loop that reaped any (io_uring batch size), per "
+	     "worker.");
+	for (uint32_t k = 0; k < nworkers; k++) {
+		uint64_t cum = 0;
+
+		for (int i = 0; i < WORKER_BATCH_BUCKETS; i++) {
+			cum += w[k].batch_count[i];
+			if (i < WORKER_BATCH_BUCKETS - 1)
+				put(o, "%s_bucket{worker=\"%u\",le=\"%llu\"} %llu\n", name, k,
+				    (2ull << i) - 1, (unsigned long long)cum);
+			else
+				put(o, "%s_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", name, k,
+				    (unsigned long long)cum);
+		}
+		put(o, "%s_sum{worker=\"%u\"} %llu\n%s_count{worker=\"%u\"} %llu\n", name, k,
+		    (unsigned long long)w[k].cqes, name, k, (unsigned long long)cum);
+	}
+}
+
+static const unsigned http_statuses[METRICS_HTTP_STATUS_N] = {
+#define STATUS_VALUE(s) s,
+	METRICS_HTTP_STATUSES(STATUS_VALUE)
+#undef STATUS_VALUE
+};
+
+void metrics_http_count(struct metrics_http *h, unsigned status)
+{
+	for (int i = 0; i < METRICS_HTTP_STATUS_N; i++)
+		if (http_statuses[i] == status)
+			h->requests[i]++;
+}
+
+static void render_http(struct out *o, const struct metrics_http *h)
+{
+	head(o, "distrod_http_requests_total", "counter",
+	     "Requests answered on the HTTP admin port, by status.");
+	for (int i = 0; i < METRICS_HTTP_STATUS_N; i++)
+		put(o, "distrod_http_requests_total{code=\"%u\"} %llu\n", http_statuses[i],
+		    (unsigned long long)h->requests[i]);
+	head(o, "distrod_http_connections_total", "counter",
+	     "HTTP admin connections: accepted, refused over the limit (503), closed as idle.");
+	put(o,
+	    "distrod_http_connections_total{result=\"accepted\"} %llu\n"
+	    "distrod_http_connections_total{result=\"refused\"} %llu\n"
+	    "distrod_http_connections_total{result=\"idle_closed\"} %llu\n",
+	    (unsigned long long)h->conns_accepted, (unsigned long long)h->conns_refused,
+	    (unsigned long long)h->conns_idle_closed);
+}
+
+int metrics_render(const struct metrics_input *in, char **out, size_t *len)
+{
+	uint64_t wv[WORKER_N], sv[STORE_N];
+	bool wused[WORKER_N], sused[STORE_N];
+	struct out o = { .cap = 8192 };
+
+	o.p = mem_alloc(o.cap);
+	if (o.p == NULL)
+		return -ERR_NOMEM;
+	worker_values(in->total, wv);
+	store_values(in->store, sv);
+	memset(wused, 0, sizeof(wused));
+	memset(sused, 0, sizeof(sused));
+
+	render_families(&o, wv, wused, sv, sused);
+	render_connections(&o, wv);
+	render_latency(&o, in->total);
+	render_batches(&o, in->workers, in->nworkers);
+	head(&o, "distrod_workers", "gauge", "Worker threads (one io_uring and store shard each).");
+	put(&o, "distrod_workers %u\n", in->nworkers);
+	if (in->http)
+		render_http(&o, in->http);
+	render_rest(&o, "distrod_worker_", "WORKER_STATS", worker_names, WORKER_N, wv, wused);
+	render_rest(&o, "distrod_store_", "STORE_STATS", store_names, STORE_N, sv, sused);
+	if (o.err) {
+		mem_free(o.p);
+		return -ERR_NOMEM;
+	}
+	*out = o.p;
+	*len = o.len;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * metrics.h - the node's counters as Prometheus text (exposition format
+ * 0.0.4), for GET /metrics on the admin port.
+ *
+ * The renderer works on a snapshot the caller gathered (server_stats,
+ * worker_stats_read, store_stats: relaxed loads, never a lock), so it can
+ * be tested and checked with promtool without a running server.
+ */
+#ifndef DISTRO_HTTP_METRICS_H
+#define DISTRO_HTTP_METRICS_H
+
+#include "server/worker.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_BYTES_MAX (4u << 20) /* a scrape larger than this is answered 500 */
+
+/* The statuses the admin port answers with, counted by code. */
+#define METRICS_HTTP_STATUSES(X) X(200) X(400) X(404) X(405) X(413) X(414) X(431) X(500) X(503)
+#define METRICS_HTTP_STATUS_N    9
+
+/* The admin port's own counters; written by the admin thread only. */
+struct metrics_http {
+	uint64_t requests[METRICS_HTTP_STATUS_N]; /* by METRICS_HTTP_STATUSES order */
+	uint64_t conns_accepted;
+	uint64_t conns_refused; /* over ADMIN_CONNS_MAX: answered 503 */
+	uint64_t conns_idle_closed;
+};
+
+/* Counts one answer with this status (statuses outside the list are not counted). */
+void metrics_http_count(struct metrics_http *h, unsigned status);
+
+struct metrics_input {
+	const struct worker_stats *total;   /* summed over the workers */
+	const struct worker_stats *workers; /* one per worker, for per-worker series */
+	uint32_t nworkers;
+	const struct store_stats *store;
+	const struct metrics_http *http;
+};
+
+/*
+ * Renders every metric into a new buffer: *out (free with mem_free) holds
+ * *len bytes. Every WORKER_STATS and STORE_STATS counter appears: under its
+ * documented name (docs/http.md) or, until one is chosen, as untyped
+ * distrod_worker_<name> / distrod_store_<name>. 0, or -ERR_NOMEM (no memory
+ * or over METRICS_BYTES_MAX). O(counters + workers); allocates.
+ */
+int metrics_render(const struct metrics_input *in, char **out, size_t *len);
+
+#endif

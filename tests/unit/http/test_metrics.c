@@ -1,0 +1,240 @@
+/*
+ * The /metrics text (http/metrics.h) from a made-up snapshot: every
+ * counter of the X-macros appears, families are well formed, histograms
+ * are cumulative, the size bound holds, and promtool accepts the output.
+ */
+#include "http/metrics.h"
+
+#include "core/err.h"
+#include "core/mem.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NWORKERS 3
+
+struct snap {
+	struct worker_stats total, workers[NWORKERS];
+	struct store_stats store;
+	struct metrics_http http;
+	struct metrics_input in;
+};
+
+/* Every counter gets a distinct value, so each can be found in the text. */
+static void snap_fill(struct snap *s)
+{
+	uint64_t v = 1000003;
+
+	memset(s, 0, sizeof(*s));
+#define FILL(name) s->total.name = (v += 7919);
+	WORKER_STATS(FILL)
+#undef FILL
+#define FILL(name) s->store.name = (v += 7919);
+	STORE_STATS(FILL)
+#undef FILL
+	s->total.conns_accepted = 10 * v; /* above closed: the gauge stays positive */
+	for (int i = 0; i < WORKER_LAT_BUCKETS; i++)
+		s->total.lat_count[i] = (uint64_t)i + 1;
+	s->total.lat_sum_us = 1234567;
+	for (int w = 0; w < NWORKERS; w++) {
+		for (int i = 0; i < WORKER_BATCH_BUCKETS; i++)
+			s->workers[w].batch_count[i] = (uint64_t)(w + 1) * (uint64_t)(i + 1);
+		s->workers[w].cqes = 500 + (uint64_t)w;
+	}
+	metrics_http_count(&s->http, 200);
+	metrics_http_count(&s->http, 404);
+	metrics_http_count(&s->http, 299); /* not a status we send: ignored */
+	s->in = (struct metrics_input){ .total = &s->total,
+		                        .workers = s->workers,
+		                        .nworkers = NWORKERS,
+		                        .store = &s->store,
+		                        .http = &s->http };
+}
+
+static char *render(struct snap *s, size_t *len)
+{
+	char *text;
+
+	cr_assert_eq(metrics_render(&s->in, &text, len), 0);
+	/* NUL-terminate a copy for string searches. */
+	char *z = malloc(*len + 1);
+
+	cr_assert_not_null(z);
+	memcpy(z, text, *len);
+	z[*len] = 0;
+	mem_free(text);
+	return z;
+}
+
+static bool has_value(const char *text, uint64_t v)
+{
+	char needle[32];
+
+	snprintf(needle, sizeof(needle), " %llu\n", (unsigned long long)v);
+	return strstr(text, needle) != NULL;
+}
+
+Test(metrics, every_counter_is_exported)
+{
+	struct snap s;
+	size_t len;
+	char *text;
+
+	snap_fill(&s);
+	text = render(&s, &len);
+#define CHECK(name) cr_assert(has_value(text, s.total.name), "WORKER_STATS %s missing", #name);
+	WORKER_STATS(CHECK)
+#undef CHECK
+#define CHECK(name) cr_assert(has_value(text, s.store.name), "STORE_STATS %s missing", #name);
+	STORE_STATS(CHECK)
+#undef CHECK
+	cr_assert(strstr(text, "distrod_instances ") && strstr(text, "distrod_services "));
+	cr_assert(strstr(text, "\ndistrod_subscribers "), "always present, 0 without a counter");
+	cr_assert(strstr(text, "distrod_operations_total{op=\"register\"} "));
+	cr_assert(strstr(text, "distrod_http_requests_total{code=\"200\"} 1\n"));
+	cr_assert(strstr(text, "distrod_http_requests_total{code=\"404\"} 1\n"));
+	cr_assert(strstr(text, "distrod_workers 3\n"));
+	free(text);
+}
+
+Test(metrics, histograms_are_cumulative)
+{
+	struct snap s;
+	size_t len;
+	char *text, line[256];
+
+	snap_fill(&s);
+	text = render(&s, &len);
+	/* lat_count[i] = i + 1: cumulative 1, 3, 6, ... 78 over 12 buckets. */
+	cr_assert(strstr(text, "distrod_request_duration_seconds_bucket{le=\"1e-05\"} 1\n"));
+	cr_assert(strstr(text, "distrod_request_duration_seconds_bucket{le=\"2.5e-05\"} 3\n"));
+	cr_assert(strstr(text, "distrod_request_duration_seconds_bucket{le=\"+Inf\"} 78\n"));
+	cr_assert(strstr(text, "distrod_request_duration_seconds_count 78\n"));
+	cr_assert(strstr(text, "distrod_request_duration_seconds_sum 1.234567\n"));
+	/* Worker 2: batch_count[i] = 3 * (i + 1): cumulative 3, 9, ... 108. */
+	cr_assert(strstr(text,
+	                 "distrod_uring_completions_per_loop_bucket{worker=\"2\",le=\"1\"} 3\n"));
+	cr_assert(strstr(text,
+	                 "distrod_uring_completions_per_loop_bucket{worker=\"2\",le=\"3\"} 9\n"));
+	snprintf(line, sizeof(line),
+	         "distrod_uring_completions_per_loop_bucket{worker=\"2\",le=\"+Inf\"} %d\n",
+	         3 * WORKER_BATCH_BUCKETS * (WORKER_BATCH_BUCKETS + 1) / 2);
+	cr_assert(strstr(text, line), "%s", line);
+	cr_assert(strstr(text, "distrod_uring_completions_per_loop_sum{worker=\"2\"} 502\n"));
+	free(text);
+}
+
+/* Each family: HELP then TYPE once, its samples right after, nothing of it elsewhere. */
+Test(metrics, families_are_well_formed)
+{
+	struct snap s;
+	size_t len;
+	char *text, *save = NULL, family[128] = "", type[32] = "";
+	char seen[256][128];
+	int nseen = 0;
+
+	snap_fill(&s);
+	text = render(&s, &len);
+	cr_assert_eq(text[len - 1], '\n');
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[128];
+
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			cr_assert_eq(sscanf(line + 7, "%127s", family), 1);
+			for (int i = 0; i < nseen; i++)
+				cr_assert_str_neq(seen[i], family, "%s twice", family);
+			cr_assert_lt(nseen, 256);
+			strcpy(seen[nseen++], family);
+			type[0] = 0;
+			continue;
+		}
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			cr_assert_eq(sscanf(line + 7, "%127s %31s", name, type), 2);
+			cr_assert_str_eq(name, family, "TYPE right after its HELP");
+			continue;
+		}
+		cr_assert_neq(line[0], '#', "no other comments: %s", line);
+		cr_assert(type[0], "sample before its TYPE: %s", line);
+		size_t n = strcspn(line, "{ ");
+
+		cr_assert_lt(n, sizeof(name));
+		memcpy(name, line, n);
+		name[n] = 0;
+		if (strcmp(type, "histogram") == 0) {
+			size_t f = strlen(family);
+
+			cr_assert(strncmp(name, family, f) == 0 &&
+			                  (strcmp(name + f, "_bucket") == 0 ||
+			                   strcmp(name + f, "_sum") == 0 ||
+			                   strcmp(name + f, "_count") == 0),
+			          "%s in histogram %s", name, family);
+		} else {
+			cr_assert_str_eq(name, family, "sample %s inside family %s", name, family);
+		}
+		if (strcmp(type, "counter") == 0)
+			cr_assert(strstr(family, "_total"), "counter %s ends in _total", family);
+	}
+	free(text);
+}
+
+Test(metrics, output_is_bounded)
+{
+	static struct worker_stats many[8000];
+	struct snap s;
+	char *text = (char *)1;
+	size_t len = 0;
+
+	snap_fill(&s);
+	s.in.workers = many;
+	s.in.nworkers = 8000; /* about 1 KiB each: over METRICS_BYTES_MAX */
+	cr_assert_eq(metrics_render(&s.in, &text, &len), -ERR_NOMEM);
+	cr_assert_eq(text, (char *)1, "nothing handed out on failure");
+}
+
+static const char *promtool_path(void)
+{
+	static const char *const paths[] = { "/usr/bin/promtool", "/usr/local/bin/promtool" };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (access(paths[i], X_OK) == 0)
+			return paths[i];
+	return NULL;
+}
+
+Test(metrics, promtool_accepts_the_text)
+{
+	const char *promtool = promtool_path();
+	struct snap s;
+	size_t len;
+	char *text, cmd[512], out[4096];
+	FILE *p;
+	size_t got;
+	int status;
+
+	if (promtool == NULL)
+		cr_skip_test("promtool not installed (Debian package prometheus; tools/deps "
+		             "installs it)");
+	snap_fill(&s);
+	text = render(&s, &len);
+	char path[] = "/tmp/distro-metrics-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "%s check metrics < %s 2>&1", promtool, path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	got = fread(out, 1, sizeof(out) - 1, p);
+	out[got] = 0;
+	status = pclose(p);
+	unlink(path);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "promtool: exit %d: %s",
+	          WEXITSTATUS(status), out);
+	cr_assert_eq(got, 0, "promtool said: %s", out);
+	free(text);
+}
