@@ -114,7 +114,8 @@ struct store {
 	uint64_t services;
 	uint32_t nshards;
 	struct store_shard *shards;
-	const char *def_ns, *def_group, *def_cluster;
+	struct store_str def_ns, def_group, def_cluster;
+	uint64_t def_cluster_hash;
 };
 
 #define STAT_ADD(sh, name, d) STORE_RELAXED(&(sh)->stats.name, (sh)->stats.name + (d))
@@ -139,7 +140,7 @@ uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[
 void inst_read(const struct store_shard *sh, const struct store_inst *in, struct store_view *v);
 
 /* Resolves the default for an absent name. */
-struct store_str name_or_default(struct store_str s, const char *def);
+struct store_str name_or_default(struct store_str s, struct store_str def);
 
 /* Validates a name; `cluster` also refuses ',' (Nacos lists clusters comma-separated). */
 int name_check(const struct store *s, struct store_str n, bool cluster);
