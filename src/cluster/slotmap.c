@@ -1,0 +1,52 @@
+#include "cluster/slotmap.h"
+
+#include "core/hash.h"
+
+#include <string.h>
+
+#define SLOTMAP_SEED 0x736c6f746d6170ULL /* "slotmap" */
+
+uint64_t slotmap_score(uint32_t slot, const char *addr)
+{
+	return XXH3_64bits_withSeed(addr, strlen(addr), SLOTMAP_SEED ^ ((uint64_t)slot << 1));
+}
+
+uint32_t slotmap_compute(struct slotmap *sm, const struct members *ms, const bool *eligible)
+{
+	uint32_t changed = 0;
+
+	for (uint32_t slot = 0; slot < STORE_SLOTS; slot++) {
+		uint64_t best = 0;
+		uint16_t owner = 0;
+
+		for (uint32_t i = 0; i < ms->n; i++) {
+			const struct member *m = &ms->m[i];
+			uint64_t score;
+
+			if (!eligible[m->id])
+				continue;
+			score = slotmap_score(slot, m->addr);
+			/* Ties (astronomically rare) go to the lower id, the same on every node. */
+			if (owner == 0 || score > best) {
+				best = score;
+				owner = m->id;
+			}
+		}
+		if (sm->owner[slot] != owner) {
+			sm->owner[slot] = owner;
+			changed++;
+		}
+	}
+	if (changed)
+		sm->version++;
+	return changed;
+}
+
+uint32_t slotmap_count(const struct slotmap *sm, uint16_t id)
+{
+	uint32_t n = 0;
+
+	for (uint32_t slot = 0; slot < STORE_SLOTS; slot++)
+		n += sm->owner[slot] == id;
+	return n;
+}
