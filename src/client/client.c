@@ -28,10 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FRAME_MAX  (1u << 20)
-#define BATCH_MAX  1024
-#define META_MAX   256
-#define RECONNECTS 3
+#define FRAME_MAX       (1u << 20)
+#define BATCH_MAX       1024
+#define KEEPALIVE_BATCH 256 /* below any sensible --batch-max */
+#define META_MAX        256
+#define RECONNECTS      3
 
 #define SUBS_MAX 256
 
@@ -40,6 +41,7 @@ struct keepalive;
 /* A subscription as the client remembers it, to renew it after a reconnect. */
 struct csub {
 	bool used;
+	uint64_t epoch;     /* the connection it was last sent on (client conn_epoch) */
 	uint32_t server_id; /* request id of the SUBSCRIBE that the node's pushes carry */
 	char *ns, *group, *service;
 	char **clusters;
@@ -56,8 +58,8 @@ struct distro_client {
 	int fd;
 	uint32_t next_id;
 	uint32_t last_id;
-	bool resubscribe; /* reconnected: renew the subscriptions before anything else */
-	uint8_t *buf;     /* FRAME_MAX: requests are built and answers read here */
+	uint64_t conn_epoch; /* bumped by every successful connect */
+	uint8_t *buf;        /* FRAME_MAX: requests are built and answers read here */
 	struct keepalive *ka;
 	struct csub subs[SUBS_MAX];
 };
@@ -161,6 +163,7 @@ static int connect_once(struct distro_client *c)
 	if (fd < 0)
 		return rc;
 	c->fd = fd;
+	c->conn_epoch++;
 	return 0;
 }
 
@@ -175,8 +178,6 @@ static int ensure_connected(struct distro_client *c)
 {
 	int rc = 0;
 
-	if (c->fd < 0)
-		c->resubscribe = true;
 	for (int i = 0; c->fd < 0 && i < RECONNECTS; i++) {
 		if (i > 0) {
 			struct timespec ts = { 0, (50L << i) * 1000000L };
@@ -264,8 +265,11 @@ static int decode_entries(const uint8_t *body, size_t len, uint16_t count, uint6
 		struct proto_view v;
 
 		proto_rd_view(&r, &v, kv, META_MAX);
-		if (r.err || v.meta_total > META_MAX)
-			break;
+		if (r.err || v.meta_total > META_MAX) {
+			free(*mem);
+			*mem = NULL;
+			return -DISTRO_EPROTO; /* never hand out an entry not filled in */
+		}
 		memset(&e[i], 0, sizeof(e[i]));
 		/* Strings arrive unterminated: copy them, terminated, into the arena. */
 #define TERMINATE(dst, str)                                                                        \
@@ -359,21 +363,36 @@ static int sub_send(struct distro_client *c, struct csub *cs)
 	return 0;
 }
 
-/* Before building any request: connected, and subscriptions renewed after a reconnect. */
+static bool transport_error(int rc)
+{
+	return rc == -DISTRO_EIO || rc == -DISTRO_ETIMEDOUT || rc == -DISTRO_EPROTO;
+}
+
+/*
+ * Before building any request: a live connection (one the node closed, say
+ * for idleness, is noticed here and replaced), and every subscription sent
+ * on it. A subscription the node refuses on renewal (e.g. its limit) is
+ * not retried on this connection and does not fail the caller's request;
+ * only a broken connection does, and the next call carries on from there.
+ */
 static int prepare(struct distro_client *c)
 {
-	int rc = ensure_connected(c);
+	char b;
+	int rc;
 
-	if (rc < 0)
+	if (c->fd >= 0 && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		drop(c);
+	if ((rc = ensure_connected(c)) < 0)
 		return rc;
-	if (c->resubscribe) {
-		c->resubscribe = false;
-		for (int i = 0; i < SUBS_MAX; i++) {
-			if (c->subs[i].used && (rc = sub_send(c, &c->subs[i])) < 0) {
-				c->resubscribe = true;
-				return rc;
-			}
-		}
+	for (int i = 0; i < SUBS_MAX; i++) {
+		struct csub *cs = &c->subs[i];
+
+		if (!cs->used || cs->epoch == c->conn_epoch)
+			continue;
+		rc = sub_send(c, cs);
+		if (rc < 0 && transport_error(rc))
+			return rc;
+		cs->epoch = c->conn_epoch;
 	}
 	return 0;
 }
@@ -611,6 +630,7 @@ int distro_subscribe(struct distro_client *c, const char *ns, const char *group,
 		csub_free(cs);
 		return rc;
 	}
+	cs->epoch = c->conn_epoch;
 	*id = (uint32_t)(cs - c->subs) + 1;
 	return 0;
 }
@@ -727,8 +747,8 @@ static void *keepalive_main(void *arg)
 	pthread_mutex_lock(&k->lock);
 	while (!k->stop) {
 		pthread_mutex_unlock(&k->lock);
-		for (uint32_t off = 0; off < k->n; off += BATCH_MAX) {
-			uint32_t m = k->n - off < BATCH_MAX ? k->n - off : BATCH_MAX;
+		for (uint32_t off = 0; off < k->n; off += KEEPALIVE_BATCH) {
+			uint32_t m = k->n - off < KEEPALIVE_BATCH ? k->n - off : KEEPALIVE_BATCH;
 
 			if (distro_heartbeat(k->conn, k->in + off, m, NULL) < 0)
 				k->failures++; /* the next round reconnects */

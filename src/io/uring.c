@@ -114,11 +114,10 @@ void uring_bufs_free(struct io_uring *ring, struct uring_bufs *b)
 
 struct io_uring_sqe *uring_sqe(struct io_uring *ring)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_sqe *sqe;
 
-	if (sqe == NULL) {
+	/* A full SQ is submitted; the kernel consumes it, so this ends. */
+	while ((sqe = io_uring_get_sqe(ring)) == NULL)
 		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
 	return sqe;
 }

@@ -49,7 +49,7 @@ static inline void uring_buf_recycle(struct uring_bufs *b, uint16_t bid)
 	io_uring_buf_ring_advance(b->br, 1);
 }
 
-/* An SQE, submitting what is queued first if the SQ is full. */
+/* An SQE, submitting what is queued first if the SQ is full. Never NULL. */
 struct io_uring_sqe *uring_sqe(struct io_uring *ring);
 
 #endif

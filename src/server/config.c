@@ -241,10 +241,15 @@ int config_load(struct server_config *c, int argc, char **argv)
 		fprintf(stderr, "distrod: --port: at most 65535\n");
 		return -1;
 	}
-	if (c->frame_bytes_max < 4096 || c->batch_max == 0 || c->batch_max > 65535 ||
-	    c->conns_max == 0) {
-		fprintf(stderr, "distrod: --frame-max must be >= 4096, --batch-max 1..65535, "
-		                "--conns-max >= 1\n");
+	/* Ranges that keep every size computation far from 32-bit overflow. */
+	if (c->frame_bytes_max < 4096 || c->frame_bytes_max > (64u << 20) || c->batch_max == 0 ||
+	    c->batch_max > 65535 || c->conns_max == 0 || c->conns_max > 1000000 ||
+	    c->out_bytes_max < (64u << 10) || c->out_bytes_max > (1u << 30) ||
+	    c->expire_budget == 0 || c->push_window_ms == 0 || c->push_window_ms > 60000 ||
+	    c->subs_max == 0) {
+		fprintf(stderr, "distrod: out of range: need --frame-max 4096..64Mi, --batch-max "
+		                "1..65535, --conns-max 1..1000000, --out-max 64Ki..1Gi, "
+		                "--expire-budget >= 1, --push-window 1..60000, --subs-max >= 1\n");
 		return -1;
 	}
 	if (!(c->store.timing.interval_ms < c->store.timing.timeout_ms &&

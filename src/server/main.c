@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static int write_port_file(const char *path, uint16_t port)
 {
@@ -29,6 +30,26 @@ static int write_port_file(const char *path, uint16_t port)
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path); /* readers never see a half-written file */
+}
+
+/*
+ * Every connection is a descriptor: raise the soft limit towards what
+ * --conns-max needs (plus slack for listeners, rings and the admin port),
+ * and say so when the hard limit stops short.
+ */
+static void raise_fd_limit(const struct server_config *cfg)
+{
+	rlim_t want = (rlim_t)cfg->conns_max + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want)
+		log_warn("open-file limit %llu is below --conns-max %u: accepts will pause "
+		         "when it is reached (raise ulimit -n)",
+		         (unsigned long long)rl.rlim_cur, cfg->conns_max);
 }
 
 int main(int argc, char **argv)
@@ -48,6 +69,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(&cfg);
 	rc = server_start(&srv, &cfg);
 	if (rc < 0) {
 		log_error("cannot start: %s", strerror(-rc));

@@ -69,6 +69,8 @@
 #define META_PAIRS_WIRE 256
 #define OUT_CHUNK       16384
 
+#define UD_GEN_MASK 0xffffffu
+
 enum ud_op { UD_ACCEPT = 1, UD_RECV = 2, UD_SEND = 3, UD_WAKE = 4, UD_MSG = 5 };
 
 static inline uint64_t ud_make(enum ud_op op, uint32_t idx, uint32_t gen)
@@ -200,7 +202,7 @@ static void conn_free_slot(struct worker *w, uint32_t idx)
 	buf_release(&c->sending);
 	c->fd = -1;
 	c->state = C_FREE;
-	c->gen++;
+	c->gen = (c->gen + 1) & UD_GEN_MASK; /* user_data carries 24 bits of it */
 	c->next_free = w->conn_free;
 	w->conn_free = idx;
 	w->conns_used--;
@@ -269,8 +271,8 @@ static void protocol_error(struct worker *w, uint32_t idx, uint32_t id, int code
 
 /* ---- executing write items on this worker's shard ---- */
 
-static int exec_item(struct worker *w, uint8_t op, struct proto_rd *r, struct store_kv *kv,
-                     uint32_t *shard_out)
+static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto_rd *r,
+                     struct store_kv *kv, uint32_t *shard_out)
 {
 	struct store_key k;
 	struct store_val v;
@@ -281,7 +283,7 @@ static int exec_item(struct worker *w, uint8_t op, struct proto_rd *r, struct st
 	else
 		proto_rd_instance(r, &k, &v, kv, META_PAIRS_WIRE, &item_err);
 	if (k.svc.service.p == NULL) {
-		*shard_out = w->id;
+		*shard_out = origin; /* no shard: the origin answers it, once */
 		return -ERR_NAME_EMPTY;
 	}
 	*shard_out = store_shard_of(w->srv->store, &k.svc);
@@ -306,8 +308,8 @@ static int exec_item(struct worker *w, uint8_t op, struct proto_rd *r, struct st
  * Runs the items of a checked body that belong to this worker's shard,
  * writing their results; returns the mask of other shards with items.
  */
-static uint64_t exec_items(struct worker *w, const struct proto_header *h, const uint8_t *body,
-                           int16_t *results)
+static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto_header *h,
+                           const uint8_t *body, int16_t *results)
 {
 	static __thread struct store_kv kv[META_PAIRS_WIRE];
 	struct proto_rd r;
@@ -317,7 +319,7 @@ static uint64_t exec_items(struct worker *w, const struct proto_header *h, const
 	proto_rd_init(&r, body, h->body_len);
 	for (uint32_t i = 0; i < h->count; i++) {
 		uint32_t shard;
-		int rc = exec_item(w, h->op, &r, kv, &shard);
+		int rc = exec_item(w, origin, h->op, &r, kv, &shard);
 
 		if (shard != w->id) {
 			others |= 1ull << shard;
@@ -496,7 +498,7 @@ static void on_message(struct worker *w, uint32_t from, struct pending *p)
 		return;
 	}
 	/* Run our items of another worker's request and send it back. */
-	(void)exec_items(w, &p->h, p->body, p->results);
+	(void)exec_items(w, p->origin, &p->h, p->body, p->results);
 	xsend(w, p->origin, p);
 }
 
@@ -535,7 +537,7 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 		}
 		results = p->results;
 	}
-	others = exec_items(w, h, body, results);
+	others = exec_items(w, w->id, h, body, results);
 	if (others == 0) {
 		respond_results(w, idx, h, results);
 		if (p)
@@ -617,16 +619,26 @@ static int send_list(struct worker *w, uint32_t idx, uint8_t op, uint32_t id,
 	if (n > UINT16_MAX)
 		n = UINT16_MAX;
 	/* An upper bound of the encoded size; the frame is written in place. */
+	/*
+	 * Frames in both directions stay within --frame-max: a list that would
+	 * not fit is cut; `total` tells the client how many matched.
+	 */
 	body_len = 12;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t m = store_meta_count(w->views[i].meta);
+		uint32_t one = 2 + w->views[i].cluster.len + 1 + 16 + 2 + 4 + 1 + 12 + 2;
 
-		body_len += 2 + w->views[i].cluster.len + 1 + 16 + 2 + 4 + 1 + 12 + 2;
 		for (uint32_t j = 0; j < m; j++) {
 			struct store_kv kv = store_meta_at(w->views[i].meta, j);
 
-			body_len += 4 + kv.key.len + kv.val.len;
+			one += 4 + kv.key.len + kv.val.len;
 		}
+		if ((uint64_t)PROTO_HEADER_BYTES + body_len + one > w->srv->cfg.frame_bytes_max) {
+			n = i;
+			WSTAT_INC(w, lists_cut);
+			break;
+		}
+		body_len += one;
 	}
 	p = out_reserve(w, idx, PROTO_HEADER_BYTES + body_len);
 	if (p == NULL) {
@@ -681,7 +693,7 @@ static void handle_list(struct worker *w, uint32_t idx, const struct proto_heade
 #define WATCH_BUCKETS 4096
 
 struct sub {
-	struct sub *next_in_watch;
+	struct sub *next_in_watch, *prev_in_watch; /* O(1) unlink */
 	struct sub *next_in_conn;
 	struct sub *next_dead;
 	struct watch *watch;
@@ -790,13 +802,16 @@ static void subs_of_conn_end(struct worker *w, struct conn *c)
 static void subs_reap(struct worker *w)
 {
 	while (w->dead_subs) {
-		struct sub *s = w->dead_subs, **pp;
+		struct sub *s = w->dead_subs;
 		struct watch *x = s->watch;
 
 		w->dead_subs = s->next_dead;
-		for (pp = &x->subs; *pp != s; pp = &(*pp)->next_in_watch)
-			;
-		*pp = s->next_in_watch;
+		if (s->prev_in_watch)
+			s->prev_in_watch->next_in_watch = s->next_in_watch;
+		else
+			x->subs = s->next_in_watch;
+		if (s->next_in_watch)
+			s->next_in_watch->prev_in_watch = s->prev_in_watch;
 		if (x->subs == NULL)
 			watch_drop(w, x);
 		mem_free(s);
@@ -827,15 +842,14 @@ static void handle_subscribe(struct worker *w, uint32_t idx, const struct proto_
 		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_LIMIT_SUBS);
 		return;
 	}
-	/* Validate the names (and answer with the current list) before keeping anything. */
-	uint64_t rev = store_revision(w->srv->store, &sk);
-
-	rc = send_list(w, idx, h->op | PROTO_RESPONSE, h->request_id, &sk, &f);
-	if (rc < 0) {
-		if (rc != -ERR_NOMEM)
-			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
+	/* Validate the names first: a bad name is an error answer and keeps nothing. */
+	if (sk.service.p == NULL) {
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NAME_EMPTY);
 		return;
 	}
+	uint64_t rev = store_revision(w->srv->store, &sk);
+
+	/* Allocate before answering, so running out of memory is the answer itself. */
 	bytes = sizeof(*s) + sizeof(s->clusters[0]) * f.clusters_n;
 	for (uint32_t i = 0; i < f.clusters_n; i++)
 		bytes += f.clusters[i].len;
@@ -843,7 +857,16 @@ static void handle_subscribe(struct worker *w, uint32_t idx, const struct proto_
 	x = s ? watch_get(w, &sk) : NULL;
 	if (x == NULL) {
 		mem_free(s);
-		send_error(w, idx, OP_PUSH, h->request_id, -ERR_NOMEM);
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NOMEM);
+		return;
+	}
+	rc = send_list(w, idx, h->op | PROTO_RESPONSE, h->request_id, &sk, &f);
+	if (rc < 0) {
+		if (rc != -ERR_NOMEM)
+			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
+		mem_free(s);
+		if (x->subs == NULL)
+			watch_drop(w, x);
 		return;
 	}
 	at = (char *)&s->clusters[f.clusters_n];
@@ -862,6 +885,9 @@ static void handle_subscribe(struct worker *w, uint32_t idx, const struct proto_
 	if (x->subs == NULL)
 		x->revision = rev;
 	s->next_in_watch = x->subs;
+	s->prev_in_watch = NULL;
+	if (x->subs)
+		x->subs->prev_in_watch = s;
 	x->subs = s;
 	s->next_in_conn = c->subs;
 	c->subs = s;
@@ -1116,8 +1142,20 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		w->accept_armed = false;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED && !w->stopping)
-			log_warn("accept: %s", strerror(-cqe->res));
+		if (cqe->res != -ECANCELED && !w->stopping) {
+			/*
+			 * Out of descriptors (or another accept failure): pause
+			 * accepting for a moment instead of spinning on it, and
+			 * log at most once a second.
+			 */
+			WSTAT_INC(w, accept_errors);
+			w->accept_resume_ms = w->now_ms + 100;
+			if (w->now_ms - w->accept_log_ms >= 1000) {
+				w->accept_log_ms = w->now_ms;
+				log_warn("accept: %s (pausing accepts for 100 ms)",
+				         strerror(-cqe->res));
+			}
+		}
 		return;
 	}
 	if (w->stopping || w->conn_free == UINT32_MAX) {
@@ -1147,8 +1185,13 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	struct conn *c = conn_at(w, idx);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 
-	if (c->gen != ud_gen(cqe->user_data) || c->state == C_FREE)
+	if (c->gen != ud_gen(cqe->user_data) || c->state == C_FREE) {
+		/* Stale (the slot was reused): still give its buffer back. */
+		if (cqe->flags & IORING_CQE_F_BUFFER)
+			uring_buf_recycle(&w->bufs,
+			                  (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
 		return;
+	}
 	if (!more)
 		c->recv_armed = false;
 	if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
@@ -1371,8 +1414,12 @@ static void loop(struct worker *w)
 		flush(w);
 		send_wakes(w);
 		/* Subscribers need a look every push window; otherwise sleep longer. */
-		ts.tv_nsec = (w->watches ? (long)s->cfg.push_window_ms : WAIT_MS) * 1000000L;
-		if (!w->accept_armed && !w->stopping && w->listen_fd >= 0)
+		ts.tv_nsec =
+		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
+		                                                       : WAIT_MS) *
+		        1000000L;
+		if (!w->accept_armed && !w->stopping && w->listen_fd >= 0 &&
+		    w->now_ms >= w->accept_resume_ms)
 			arm_accept(w);
 
 		if (!w->stopping && LOAD_ACQUIRE(&s->stop)) {

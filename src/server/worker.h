@@ -35,8 +35,10 @@
 	X(xcore_sent)                                                                              \
 	X(xcore_full)                                                                              \
 	X(busy)                                                                                    \
-	X(subs)    /* subscriptions (gauge) */                                                     \
-	X(watches) /* distinct services watched (gauge) */                                         \
+	X(accept_errors)                                                                           \
+	X(lists_cut) /* lists cut at --frame-max */                                                \
+	X(subs)      /* subscriptions (gauge) */                                                   \
+	X(watches)   /* distinct services watched (gauge) */                                       \
 	X(pushes)                                                                                  \
 	X(op_subscribe)                                                                            \
 	X(op_unsubscribe)                                                                          \
@@ -101,7 +103,9 @@ struct worker {
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
-	int64_t frame_start_us; /* the frame being handled */
+	int64_t frame_start_us;   /* the frame being handled */
+	int64_t accept_resume_ms; /* accepts pause after an accept error */
+	int64_t accept_log_ms;
 	bool stopping;
 	bool done;
 	pthread_t thread;

@@ -103,13 +103,25 @@ static void json_str(const char *s)
 
 struct list_state {
 	int n;
+	const char *json_head; /* service name: print the document's head before the first entry */
 };
+
+static void json_str(const char *s);
+
+static void print_json_head(const char *service)
+{
+	printf("{\"service\":");
+	json_str(service);
+	printf(",\"hosts\":[");
+}
 
 static void print_entry(void *ctx, const struct distro_entry *e)
 {
 	struct list_state *st = ctx;
 
 	if (json) {
+		if (st->n == 0 && st->json_head)
+			print_json_head(st->json_head);
 		printf("%s{\"ip\":", st->n ? "," : "");
 		json_str(e->ip);
 		printf(",\"port\":%u,\"cluster\":", e->port);
@@ -403,7 +415,14 @@ int main(int argc, char **argv)
 			while (!interrupted)
 				pause();
 			distro_keepalive_stop(c);
-			distro_deregister(c, &in, 1, NULL);
+			/* Idempotent: one retry covers a connection the node closed meanwhile. */
+			rc = distro_deregister(c, &in, 1, NULL);
+			if (rc < 0)
+				rc = distro_deregister(c, &in, 1, NULL);
+			if (rc < 0) {
+				distro_close(c);
+				return fail("deregister on exit", rc);
+			}
 		}
 	} else if (!strcmp(cmd, "list")) {
 		struct list_state st = { 0 };
@@ -411,19 +430,18 @@ int main(int argc, char **argv)
 
 		lo.clusters = nclusters ? clusters : NULL;
 		lo.clusters_n = nclusters;
-		if (json)
-			printf("{\"service\":");
-		if (json)
-			json_str(positional[0]);
-		if (json)
-			printf(",\"hosts\":[");
+		/*
+		 * The library decodes the whole answer before the first callback,
+		 * so a failure comes before any output: one JSON document either way.
+		 */
+		st.json_head = positional[0];
 		rc = distro_list(c, in.ns, in.group, positional[0], &lo, print_entry, &st, &rev);
 		if (rc < 0) {
-			if (json)
-				printf("]}\n");
 			distro_close(c);
 			return fail("list", rc);
 		}
+		if (json && st.n == 0)
+			print_json_head(positional[0]);
 		if (json)
 			printf("],\"revision\":%llu}\n", (unsigned long long)rev);
 		else if (st.n == 0)

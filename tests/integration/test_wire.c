@@ -216,7 +216,8 @@ Test(wire, pipelining_many_requests_in_one_write)
 		k.svc.service.len = (uint32_t)snprintf(svc, sizeof(svc), "pipe%u", i % 16);
 		snprintf(ip, sizeof(ip), "10.9.%u.%u", i / 250, i % 250 + 1);
 		cr_assert_eq(store_addr_parse(ip, 80, &k.addr), 0);
-		proto_wr_init(&w, out + len + PROTO_HEADER_BYTES, sizeof(out) - len - PROTO_HEADER_BYTES);
+		proto_wr_init(&w, out + len + PROTO_HEADER_BYTES,
+		              sizeof(out) - len - PROTO_HEADER_BYTES);
 		proto_wr_instance(&w, &k, &v);
 		uint32_t body = (uint32_t)(w.p - (out + len + PROTO_HEADER_BYTES));
 
@@ -238,5 +239,86 @@ Test(wire, pipelining_many_requests_in_one_write)
 			cr_assert(h.op == (OP_REGISTER | PROTO_RESPONSE) && body[0] == 2,
 			          "register %u: op %u result %u", h.request_id, h.op, body[0]);
 	}
+	close(fd);
+}
+
+/* One connection with tens of thousands of subscriptions closes: others are not stalled. */
+Test(wire, closing_a_connection_with_many_subscriptions_is_cheap)
+{
+	enum { N = 30000 };
+	static uint8_t out[N * 40];
+	size_t len = 0;
+	int fd = raw_connect(), other = raw_connect();
+	struct proto_header h;
+	uint8_t body[256], ping[64];
+
+	for (uint32_t i = 0; i < N; i++) {
+		struct proto_wr w;
+
+		proto_wr_init(&w, out + len + PROTO_HEADER_BYTES, sizeof(out) - len - 16);
+		proto_wr_svc(&w, &(struct store_svc_key){ { NULL, 0 }, { NULL, 0 }, { "one", 3 } });
+		proto_wr_filter(&w, &(struct store_filter){ 0 });
+		uint32_t b = (uint32_t)(w.p - (out + len + PROTO_HEADER_BYTES));
+
+		proto_header_put(out + len, OP_SUBSCRIBE, b, i + 1, 0, 0);
+		len += PROTO_HEADER_BYTES + b;
+	}
+	send_all(fd, out, len);
+	for (uint32_t i = 0; i < N; i++)
+		cr_assert(read_frame(fd, &h, body, sizeof(body)), "answer %u", i);
+	close(fd);
+	int64_t t0 = now_ms();
+
+	/* The node may serve this from either worker; ask both a few times. */
+	for (int i = 0; i < 4; i++) {
+		send_all(other, ping, ping_frame(ping, 77));
+		cr_assert(read_frame(other, &h, body, sizeof(body)));
+	}
+	cr_assert_lt(now_ms() - t0, 1000, "stalled for %ld ms", (long)(now_ms() - t0));
+	close(other);
+}
+
+/* Answers stay within --frame-max (65536 here): a big list is cut, total says so. */
+Test(wire, lists_are_cut_at_the_frame_limit)
+{
+	static struct distro_instance b[1000];
+	static char ips[1000][32];
+	static char big[200];
+	struct distro_kv meta = { "blob", big };
+	struct distro_client *c = node_client(&node);
+	int res[1000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(ips[i], sizeof(ips[i]), "10.12.%d.%d", i / 250, i % 250 + 1);
+		distro_instance_init(&b[i]);
+		b[i].service = "bulky";
+		b[i].ip = ips[i];
+		b[i].port = 1;
+		b[i].meta = &meta;
+		b[i].meta_n = 1;
+	}
+	for (int i = 0; i < 1000; i += 100) /* frames of 100 stay under the 64 KiB limit */
+		cr_assert_eq(distro_register(c, b + i, 100, res), 0);
+	distro_close(c);
+
+	int fd = raw_connect();
+	uint8_t f[128];
+	struct proto_wr w;
+	struct proto_header h;
+	static uint8_t body[65536];
+
+	proto_wr_init(&w, f + PROTO_HEADER_BYTES, sizeof(f) - PROTO_HEADER_BYTES);
+	proto_wr_svc(&w, &(struct store_svc_key){ { NULL, 0 }, { NULL, 0 }, { "bulky", 5 } });
+	proto_wr_filter(&w, &(struct store_filter){ 0 });
+	proto_header_put(f, OP_LIST, (uint32_t)(w.p - (f + PROTO_HEADER_BYTES)), 3, 0, 0);
+	send_all(fd, f, (size_t)(w.p - f));
+	cr_assert(read_frame(fd, &h, body, sizeof(body)));
+	cr_assert_leq(PROTO_HEADER_BYTES + h.body_len, 65536u);
+	uint32_t total = body[8] | body[9] << 8 | body[10] << 16 | (uint32_t)body[11] << 24;
+
+	cr_assert_eq(total, 1000);
+	cr_assert_lt(h.count, 1000, "cut: %u entries", h.count);
+	cr_assert_gt(h.count, 100);
 	close(fd);
 }
