@@ -337,25 +337,39 @@ static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_
 
 static struct store_str sv(const char *s);
 
+/*
+ * Builds a LIST or SUBSCRIBE body (service key and filter) in c->buf.
+ * Returns the body length, or -DISTRO_EINVAL when it cannot be encoded.
+ */
+static long list_body(struct distro_client *c, const char *ns, const char *group,
+                      const char *service, char *const *clusters, uint32_t clusters_n,
+                      bool healthy_only, bool include_disabled)
+{
+	struct store_str cl[PROTO_FILTER_MAX];
+	struct store_filter f;
+	struct proto_wr w;
+
+	if (clusters_n > PROTO_FILTER_MAX)
+		return -DISTRO_EINVAL;
+	for (uint32_t i = 0; i < clusters_n; i++)
+		cl[i] = sv(clusters[i]);
+	f = (struct store_filter){ cl, clusters_n, healthy_only, !include_disabled };
+	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
+	proto_wr_svc(&w, &(struct store_svc_key){ sv(ns), sv(group), sv(service) });
+	proto_wr_filter(&w, &f);
+	return w.overflow ? -DISTRO_EINVAL : (long)(w.p - (c->buf + PROTO_HEADER_BYTES));
+}
+
 /* Sends a SUBSCRIBE for cs and delivers the current list to its callback. */
 static int sub_send(struct distro_client *c, struct csub *cs)
 {
-	struct store_str clusters[PROTO_FILTER_MAX];
-	struct store_filter f;
 	struct proto_header h;
-	struct proto_wr w;
-	long body;
+	long body = list_body(c, cs->ns, cs->group, cs->service, cs->clusters, cs->clusters_n,
+	                      cs->healthy_only, cs->include_disabled);
 
-	for (uint32_t i = 0; i < cs->clusters_n; i++)
-		clusters[i] = sv(cs->clusters[i]);
-	f = (struct store_filter){ clusters, cs->clusters_n, cs->healthy_only,
-		                   !cs->include_disabled };
-	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
-	proto_wr_svc(&w, &(struct store_svc_key){ sv(cs->ns), sv(cs->group), sv(cs->service) });
-	proto_wr_filter(&w, &f);
-	if (w.overflow)
-		return -DISTRO_EINVAL;
-	body = call(c, OP_SUBSCRIBE, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
+	if (body < 0)
+		return (int)body;
+	body = call(c, OP_SUBSCRIBE, (uint32_t)body, 0, &h);
 	if (body < 0)
 		return (int)body;
 	cs->server_id = c->last_id;
@@ -540,11 +554,8 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
                 uint64_t *revision)
 {
 	static const struct distro_list_opts none;
-	struct store_str clusters[PROTO_FILTER_MAX];
 	struct distro_entry *e;
-	struct store_filter f;
 	struct proto_header h;
-	struct proto_wr w;
 	uint64_t rev;
 	void *mem;
 	long body;
@@ -558,16 +569,11 @@ int distro_list(struct distro_client *c, const char *ns, const char *group, cons
 		return -DISTRO_EINVAL;
 	if ((rc = prepare(c)) < 0)
 		return rc;
-	for (uint32_t i = 0; i < opts->clusters_n; i++)
-		clusters[i] = sv(opts->clusters[i]);
-	f = (struct store_filter){ clusters, opts->clusters_n, opts->healthy_only,
-		                   !opts->include_disabled };
-	proto_wr_init(&w, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
-	proto_wr_svc(&w, &(struct store_svc_key){ sv(ns), sv(group), sv(service) });
-	proto_wr_filter(&w, &f);
-	if (w.overflow)
-		return -DISTRO_EINVAL;
-	body = call(c, OP_LIST, (uint32_t)(w.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
+	body = list_body(c, ns, group, service, (char *const *)opts->clusters, opts->clusters_n,
+	                 opts->healthy_only, opts->include_disabled);
+	if (body < 0)
+		return (int)body;
+	body = call(c, OP_LIST, (uint32_t)body, 0, &h);
 	if (body < 0)
 		return (int)body;
 	if ((rc = decode_entries(c->buf + PROTO_HEADER_BYTES, (size_t)body, h.count, &rev, &e,
