@@ -118,6 +118,18 @@ static inline int node_stop(struct node *n)
 	return -1;
 }
 
+/* An instance with the client defaults, for tests. */
+static inline struct distro_instance inst(const char *svc, const char *ip, uint16_t port)
+{
+	struct distro_instance i;
+
+	distro_instance_init(&i);
+	i.service = svc;
+	i.ip = ip;
+	i.port = port;
+	return i;
+}
+
 static inline struct distro_client *node_client(const struct node *n)
 {
 	struct distro_client *c;

@@ -25,17 +25,6 @@ static void stop(void)
 
 TestSuite(http, .init = start, .fini = stop, .timeout = 60);
 
-static struct distro_instance inst(const char *svc, const char *ip, uint16_t port)
-{
-	struct distro_instance i;
-
-	distro_instance_init(&i);
-	i.service = svc;
-	i.ip = ip;
-	i.port = port;
-	return i;
-}
-
 /* Registers 3 instances in 2 services, deregisters 1, lists and pings. */
 static void traffic(void)
 {

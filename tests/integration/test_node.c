@@ -36,17 +36,6 @@ static void stop(void)
 
 TestSuite(node, .init = start_default, .fini = stop, .timeout = 60);
 
-static struct distro_instance inst(const char *svc, const char *ip, uint16_t port)
-{
-	struct distro_instance i;
-
-	distro_instance_init(&i);
-	i.service = svc;
-	i.ip = ip;
-	i.port = port;
-	return i;
-}
-
 struct collected {
 	int n;
 	char ips[2048][48];

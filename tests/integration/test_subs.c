@@ -67,7 +67,7 @@ static void on_push(void *ctx, uint32_t id, uint64_t revision, const struct dist
 		(cond);                                                                            \
 	})
 
-static struct distro_instance inst(const char *ip)
+static struct distro_instance watched_inst(const char *ip)
 {
 	struct distro_instance i;
 
@@ -81,7 +81,7 @@ static struct distro_instance inst(const char *ip)
 Test(subs, list_at_once_then_every_change)
 {
 	struct seen s = { 0 };
-	struct distro_instance a = inst("10.7.0.1");
+	struct distro_instance a = watched_inst("10.7.0.1");
 	uint32_t id;
 
 	cr_assert_eq(distro_register(writer, &a, 1, NULL), 0);
@@ -89,7 +89,7 @@ Test(subs, list_at_once_then_every_change)
 	cr_assert_eq(s.pushes, 1, "the current list comes with the answer");
 	cr_assert_eq(s.n, 1);
 
-	struct distro_instance b = inst("10.7.0.2");
+	struct distro_instance b = watched_inst("10.7.0.2");
 
 	cr_assert_eq(distro_register(writer, &b, 1, NULL), 0);
 	cr_assert(WAIT_FOR(s.n == 2, 3000), "register pushed");
@@ -121,7 +121,7 @@ Test(subs, bursts_coalesce_into_few_pushes)
 	cr_assert_eq(distro_subscribe(sub, NULL, NULL, "watched", NULL, on_push, &s, &id), 0);
 	for (int i = 0; i < 200; i++) {
 		snprintf(ips[i], sizeof(ips[i]), "10.8.0.%d", i + 1);
-		b[i] = inst(ips[i]);
+		b[i] = watched_inst(ips[i]);
 		b[i].interval_ms = 1000;
 		b[i].timeout_ms = 20000;
 		b[i].delete_ms = 20000;
@@ -136,7 +136,7 @@ Test(subs, filters_apply_to_pushes)
 	struct seen s = { 0 };
 	const char *east[] = { "east" };
 	struct distro_list_opts o = { .clusters = east, .clusters_n = 1 };
-	struct distro_instance a = inst("10.9.0.1"), b = inst("10.9.0.2");
+	struct distro_instance a = watched_inst("10.9.0.1"), b = watched_inst("10.9.0.2");
 	uint32_t id;
 
 	a.cluster = "east";
@@ -154,7 +154,7 @@ Test(subs, many_subscribers_one_service)
 	enum { N = 20 };
 	struct distro_client *cs[N];
 	struct seen s[N];
-	struct distro_instance a = inst("10.10.0.1");
+	struct distro_instance a = watched_inst("10.10.0.1");
 	uint32_t id;
 
 	memset(s, 0, sizeof(s));
