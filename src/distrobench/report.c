@@ -50,6 +50,8 @@ void report_error(struct bench_stats *s, int code, uint64_t n)
 		code = -code;
 	s->err_codes[code > 0 && (uint32_t)code < REPORT_CODES ? code : 0] += n;
 	s->errors += n;
+	if (code == ERR_BUSY)
+		s->busy += n; /* shown on its own line: a busy node is not a broken one */
 }
 
 const char *report_class_name(enum op_class c)
@@ -173,6 +175,11 @@ void report_summary(FILE *out, const struct bench_config *c, const struct report
 		if (s->err_codes[i])
 			fprintf(out, "  %5llu x code %u: %s\n", (unsigned long long)s->err_codes[i],
 			        i, report_code_str((int)i));
+	if (s->busy)
+		fprintf(out,
+		        "busy         %llu ops refused as busy by the node (code 29; counted in "
+		        "errors, not retried)\n",
+		        (unsigned long long)s->busy);
 	if (s->unsent)
 		fprintf(out,
 		        "behind       %llu frames due in the window were never sent (pipeline "

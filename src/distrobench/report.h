@@ -52,6 +52,7 @@ enum op_class {
 	X(changes)    /* subscribe: changes acknowledged, sent in the window */                    \
 	X(deliveries) /* subscribe: (subscriber, change) pairs a PUSH showed */                    \
 	X(untimed)    /* deliveries whose change time was overwritten (not in latency) */          \
+	X(busy)       /* ops the node refused as busy (code 29): also in errors, never retried */  \
 	X(conns_lost) /* connections that broke */                                                 \
 	X(unsent)     /* open loop: frames due in the window never sent (the node fell behind) */
 
