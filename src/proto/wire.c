@@ -272,6 +272,7 @@ int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t
 	case OP_PING:
 		return h->body_len <= PROTO_PING_MAX ? 0 : -ERR_PROTO_TOO_BIG;
 	case OP_STATS:
+	case OP_SLOT_MAP:
 		return h->body_len == 0 ? 0 : -ERR_PROTO_TRAILING;
 	case OP_REGISTER:
 	case OP_HEARTBEAT:

@@ -45,6 +45,7 @@ enum proto_op {
 	OP_UNSUBSCRIBE = 7,
 	OP_STATS = 8,
 	OP_PUSH = 9,
+	OP_SLOT_MAP = 10, /* the cluster's members and slot owners (docs/protocol.md) */
 	OP_ERROR = 127,
 };
 

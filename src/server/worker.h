@@ -112,9 +112,12 @@ struct worker {
 	struct worker_stats stats;
 } __attribute__((aligned(64)));
 
+struct peer;
+
 struct server {
 	struct server_config cfg;
 	struct store *store;
+	struct peer *peer; /* NULL when standalone */
 	struct xcore xcore;
 	struct worker *workers;
 	uint32_t nworkers;
