@@ -86,8 +86,11 @@ int peer_create(struct server *s, struct peer **out);
 /* Binds the peer port and starts the thread. 0 or -errno. */
 int peer_start(struct peer *p);
 
-/* Stops the thread and frees everything. */
+/* Stops the thread and closes the links (after the workers stopped). */
 void peer_stop(struct peer *p);
+
+/* Frees what is left; after the store is destroyed (the epoch record). NULL is fine. */
+void peer_destroy(struct peer *p);
 
 /* The owner of a slot in the current map: a member id, 0 for nobody. Any thread. */
 uint16_t peer_owner(const struct peer *p, uint32_t slot);

@@ -54,6 +54,9 @@ static const uint32_t worker_lat_bounds_us[WORKER_LAT_BUCKETS - 1] = { 10,   25,
 /* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
 #define WORKER_BATCH_BUCKETS 8
 
+/* user_data of the CQE that wakes a worker (MSG_RING from a worker or the peer thread). */
+#define WORKER_WAKE_UD (4ull << 56)
+
 struct worker_stats {
 #define WORKER_STAT_FIELD(name) uint64_t name;
 	WORKER_STATS(WORKER_STAT_FIELD)
@@ -88,7 +91,7 @@ struct worker {
 
 	struct pool pendings; /* cross-core requests this worker started */
 	uint32_t pendings_n;
-	struct pending **backlog; /* messages whose ring was full, retried each loop */
+	void **backlog; /* (destination, message) pairs whose ring was full, retried each loop */
 	uint32_t backlog_n, backlog_cap;
 	uint64_t wake_mask; /* workers to wake at the end of this loop */
 
@@ -100,6 +103,7 @@ struct worker {
 	struct sub *dead_subs;    /* unlinked at the end of the loop */
 	uint32_t nsubs;
 	int64_t last_push_ms;
+	int64_t last_sync_ms; /* cluster: the feed was last drained to the peer thread */
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
