@@ -988,7 +988,8 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 {
 	struct worker_stats ws;
 	struct store_stats ss;
-	char text[4096];
+	static __thread struct peer_status ps;
+	char text[8192];
 	int n = 0;
 	uint8_t *p;
 
@@ -1006,6 +1007,27 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 	STORE_STATS(SS_LINE)
 #undef SS_LINE
 	n += snprintf(text + n, sizeof(text) - (size_t)n, "workers %u\n", w->srv->nworkers);
+	if (w->srv->peer) {
+		peer_status_read(w->srv->peer, &ps);
+		n += snprintf(text + n, sizeof(text) - (size_t)n,
+		              "cluster_member %u\ncluster_ready %u\ncluster_map_version %llu\n",
+		              ps.self_id, ps.ready, (unsigned long long)ps.map_version);
+#define PS_LINE(name)                                                                              \
+	n += snprintf(text + n, sizeof(text) - (size_t)n, "peer_%s %llu\n", #name,                 \
+	              (unsigned long long)ps.stats.name);
+		PEER_STATS(PS_LINE)
+#undef PS_LINE
+		for (int b = 0; b < WORKER_REPL_BUCKETS; b++) {
+			if (b < WORKER_REPL_BUCKETS - 1)
+				n += snprintf(text + n, sizeof(text) - (size_t)n,
+				              "repl_lag_ms_le_%u %llu\n", worker_repl_bounds_ms[b],
+				              (unsigned long long)ws.repl_count[b]);
+			else
+				n += snprintf(text + n, sizeof(text) - (size_t)n,
+				              "repl_lag_ms_le_inf %llu\n",
+				              (unsigned long long)ws.repl_count[b]);
+		}
+	}
 	p = out_reserve(w, idx, PROTO_HEADER_BYTES + (uint32_t)n);
 	if (p == NULL)
 		return;
@@ -1095,12 +1117,33 @@ static int u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long a synced record took from its owner's clock to here (same-host clocks agree). */
+static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version)
+{
+	int64_t lag = now_wall - (int64_t)(version >> 16);
+	int b = 0;
+
+	while (b < WORKER_REPL_BUCKETS - 1 && lag > (int64_t)worker_repl_bounds_ms[b])
+		b++;
+	WSTAT_ADD(w, repl_count[b], 1);
+}
+
 /* Applies the records of our shard (last writer wins); keys gets their hashes if not NULL. */
 static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
 {
 	static __thread struct store_kv kv[RECORD_META_MAX];
 	struct proto_rd rd;
 	uint32_t nkeys = 0;
+	bool synced = m->kind == XM_APPLY && m->before == 0; /* not a load chunk */
+	int64_t now_wall = synced ? wall_ms() : 0;
 
 	proto_rd_init(&rd, m->data, m->len);
 	for (uint32_t i = 0; i < m->count; i++) {
@@ -1114,7 +1157,8 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 			continue;
 		if (keys)
 			keys[nkeys++] = key_hash(&r.key);
-		(void)store_apply(w->shard, &r);
+		if (store_apply(w->shard, &r) >= 0 && synced)
+			repl_lag_record(w, now_wall, r.version);
 	}
 	return nkeys;
 }
@@ -2035,6 +2079,8 @@ static void stats_add(struct worker_stats *out, const struct worker_stats *st)
 	out->lat_sum_us += LOAD_RELAXED(&st->lat_sum_us);
 	for (int i = 0; i < WORKER_BATCH_BUCKETS; i++)
 		out->batch_count[i] += LOAD_RELAXED(&st->batch_count[i]);
+	for (int i = 0; i < WORKER_REPL_BUCKETS; i++)
+		out->repl_count[i] += LOAD_RELAXED(&st->repl_count[i]);
 }
 
 void worker_stats_read(struct worker *w, struct worker_stats *out)

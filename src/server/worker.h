@@ -51,6 +51,11 @@ static const uint32_t worker_lat_bounds_us[WORKER_LAT_BUCKETS - 1] = { 10,   25,
 	                                                               250,  500,   1000,  2500,
 	                                                               5000, 10000, 100000 };
 
+/* Replication lag (write stamped at its owner -> applied here), upper bounds in ms. */
+#define WORKER_REPL_BUCKETS 10
+static const uint32_t worker_repl_bounds_ms[WORKER_REPL_BUCKETS - 1] = { 1,  2,   3,    5,    10,
+	                                                                 25, 100, 1000, 10000 };
+
 /* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
 #define WORKER_BATCH_BUCKETS 8
 
@@ -64,6 +69,7 @@ struct worker_stats {
 	uint64_t lat_count[WORKER_LAT_BUCKETS]; /* not cumulative */
 	uint64_t lat_sum_us;
 	uint64_t batch_count[WORKER_BATCH_BUCKETS]; /* loops by completions reaped, 1+ */
+	uint64_t repl_count[WORKER_REPL_BUCKETS];   /* synced records by lag, not cumulative */
 };
 
 struct conn;
