@@ -193,6 +193,7 @@ struct mstate {
 	uint32_t waits_n, waits_cap;
 	struct pull *pulls[PULLS_MAX];
 	uint64_t repair_want[STORE_SLOTS / 64]; /* slots to pull from this owner */
+	uint64_t suspect[STORE_SLOTS / 64];     /* slots that differed in the last round */
 	struct serve *serving, *serving_tail;
 	struct delayed *delayed, *delayed_tail;
 	struct pbuf chunk[1]; /* repair: the slot being collected */
@@ -1133,11 +1134,14 @@ static void on_digest(struct peer *p, uint16_t from, const uint8_t *body)
 	digest(p, from, mine);
 	proto_rd_init(&r, body, 8 * PWIRE_RANGES);
 	proto_wr_init(&w, req + 2, sizeof(req) - 2);
-	for (uint32_t i = 0; i < PWIRE_RANGES; i++)
+	for (uint32_t i = 0; i < PWIRE_RANGES; i++) {
 		if (proto_rd_u64(&r) != mine[i]) {
 			proto_wr_u16(&w, (uint16_t)i);
 			n++;
+		} else { /* ranges of 64 slots: one bitmap word */
+			p->m[from].suspect[i] = 0;
 		}
+	}
 	if (n == 0)
 		return;
 	PSTAT_ADD(p, verify_mismatch, n);
@@ -1207,10 +1211,22 @@ static void on_sums(struct peer *p, uint16_t from, const struct proto_header *h,
 		uint32_t count = proto_rd_u32(&r), my_count;
 		uint64_t my_sum = store_slot_checksum(p->srv->store, s, &my_count);
 
+		uint64_t bit = 1ull << (s % 64);
+
 		/* Only slots the sender owns in our view, and never one we own. */
-		if (peer_owner(p, s) != from || (sum == my_sum && count == my_count))
+		if (peer_owner(p, s) != from || (sum == my_sum && count == my_count)) {
+			p->m[from].suspect[s / 64] &= ~bit;
 			continue;
-		p->m[from].repair_want[s / 64] |= 1ull << (s % 64);
+		}
+		/*
+		 * A difference seen once may be sync still in flight (the digest
+		 * counts writes the owner has not sent yet); seen in two rounds
+		 * in a row, it is real: pull the slot.
+		 */
+		if (p->m[from].suspect[s / 64] & bit)
+			p->m[from].repair_want[s / 64] |= bit;
+		else
+			p->m[from].suspect[s / 64] |= bit;
 	}
 	epoch_exit(&p->rec);
 }
@@ -1334,6 +1350,7 @@ static void pulls_lost(struct peer *p, struct mstate *ms)
 		if (ms->pulls[k])
 			pull_finished(p, id, k, false);
 	memset(ms->repair_want, 0, sizeof(ms->repair_want));
+	memset(ms->suspect, 0, sizeof(ms->suspect));
 	ms->chunk_slot = -1;
 	ms->chunk->len = 0;
 	while (ms->serving) {

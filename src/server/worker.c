@@ -1751,9 +1751,15 @@ static void loop(struct worker *w)
 			push_changes(w);
 		}
 		subs_reap(w);
-		if (s->peer && w->now_ms - w->last_sync_ms >= (int64_t)s->cfg.sync_window_ms) {
-			w->last_sync_ms = w->now_ms;
-			sync_out(w);
+		if (s->peer && store_feed_len(w->shard) > 0) {
+			/* A precise clock: the coarse one ticks every few ms, longer than the
+			 * window. */
+			int64_t now_us = mono_us();
+
+			if (now_us - w->last_sync_us >= (int64_t)s->cfg.sync_window_ms * 1000) {
+				w->last_sync_us = now_us;
+				sync_out(w);
+			}
 		}
 		flush(w);
 		send_wakes(w);

@@ -109,7 +109,7 @@ struct worker {
 	struct sub *dead_subs;    /* unlinked at the end of the loop */
 	uint32_t nsubs;
 	int64_t last_push_ms;
-	int64_t last_sync_ms; /* cluster: the feed was last drained to the peer thread */
+	int64_t last_sync_us; /* cluster: the feed was last drained to the peer thread */
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
