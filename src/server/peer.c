@@ -411,7 +411,8 @@ static void send_wakes(struct peer *p)
 
 		io_uring_submit(&p->ring);
 		while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
-			if (cqe->res < 0)
+			/* A worker that already stopped closed its ring: nothing to wake. */
+			if (cqe->res < 0 && !LOAD_ACQUIRE(&p->srv->stop))
 				log_error("waking a worker: %s", strerror(-cqe->res));
 			io_uring_cqe_seen(&p->ring, cqe);
 		}
@@ -1907,8 +1908,9 @@ static int read_secret(struct peer *p, const struct server_config *cfg)
 		}
 		n = fread(p->secret, 1, sizeof(p->secret), f);
 		fclose(f);
-		while (n > 0 && (p->secret[n - 1] == '\n' || p->secret[n - 1] == '\r'))
-			n--;
+		while (n > 0 && (p->secret[n - 1] == '\n' || p->secret[n - 1] == '\r' ||
+		                 p->secret[n - 1] == ' ' || p->secret[n - 1] == '\t'))
+			n--; /* files made by hand end with a newline */
 	} else if (env) {
 		n = strlen(env) < sizeof(p->secret) ? strlen(env) : sizeof(p->secret);
 		memcpy(p->secret, env, n);
