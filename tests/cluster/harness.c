@@ -128,7 +128,7 @@ static void pick_ports(struct cluster *c)
 void cluster_setup(struct cluster *c, const struct cluster_opts *o)
 {
 	uint8_t raw[32];
-	char secret[2 * sizeof(raw) + 2];
+	char secret[2 * sizeof(raw) + 1];
 	FILE *ur;
 
 	cr_assert(o->n >= 1 && o->n <= CLUSTER_NODES_MAX, "1..%d nodes", CLUSTER_NODES_MAX);
@@ -156,8 +156,7 @@ void cluster_setup(struct cluster *c, const struct cluster_opts *o)
 	fclose(ur);
 	for (size_t k = 0; k < sizeof(raw); k++)
 		snprintf(secret + 2 * k, 3, "%02x", raw[k]);
-	strcat(secret, "\n");
-	write_file(c->secret, secret, 0600);
+	write_file(c->secret, secret, 0600); /* no newline, like tools/run's */
 	pick_ports(c);
 }
 
