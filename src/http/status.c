@@ -134,9 +134,9 @@ int status_cluster_json(const struct peer_status *st, char **out, size_t *len)
 	}
 	n = st->n < MEMBERS_MAX ? st->n : MEMBERS_MAX;
 	put(&w,
-	    "{\"clustered\":true,\"self\":%u,\"ready\":%s,\"map_version\":%" PRIu64
+	    "{\"clustered\":true,\"self\":%u,\"ready\":%s,\"quorum\":%s,\"map_version\":%" PRIu64
 	    ",\"members\":[",
-	    st->self_id, jbool(st->ready), st->map_version);
+	    st->self_id, jbool(st->ready), jbool(st->quorum), st->map_version);
 	for (uint32_t i = 0; i < n; i++) {
 		if (i)
 			put(&w, ",");

@@ -220,7 +220,8 @@ struct peer {
 	struct slotmap scratch;       /* the next map, computed here */
 	uint64_t map_version;         /* atomic */
 	bool eligible[MEMBERS_MAX + 1];
-	bool ready; /* atomic for readers */
+	bool ready;  /* atomic for readers */
+	bool quorum; /* at least half the members (us included) not DOWN; atomic */
 	int64_t start_ms;
 	int64_t last_verify_ms;
 	int64_t last_ping_ms;
@@ -327,7 +328,8 @@ bool peer_owns(void *ctx, uint32_t slot)
 {
 	const struct peer *p = ctx;
 
-	return peer_owner(p, slot) == p->self;
+	/* Cut off from most of the cluster, expire nothing: see quorum_check. */
+	return peer_owner(p, slot) == p->self && LOAD_RELAXED(&p->quorum);
 }
 
 uint64_t peer_map_read(const struct peer *p, uint16_t *owners)
@@ -1575,6 +1577,60 @@ static void member_down(struct peer *p, uint16_t id)
 	ms->delayed_tail = NULL;
 }
 
+/* Every instance of every slot we own gets a fresh deadline (TAKEOVER). */
+static void take_over_owned(struct peer *p)
+{
+	struct xtakeover *t = mem_alloc(sizeof(*t));
+	uint32_t n = 0;
+
+	if (t == NULL)
+		return;
+	memset(t, 0, sizeof(*t));
+	t->kind = XM_TAKEOVER;
+	t->refs = p->srv->nworkers;
+	for (uint32_t s = 0; s < STORE_SLOTS; s++)
+		if (peer_owner(p, s) == p->self) {
+			t->bits[s / 64] |= 1ull << (s % 64);
+			n++;
+		}
+	PSTAT_ADD(p, takeover_slots, n);
+	for (uint32_t w = 0; w < p->srv->nworkers; w++)
+		to_worker(p, w, t);
+}
+
+/*
+ * Expiry needs a quorum. A node that sees fewer than half the members
+ * (itself included) is on the small side of a partition: the instances
+ * it stops hearing about are most likely beating on the other side, and
+ * deletes it made now would win over them (newer versions) once the
+ * partition heals. So it expires nothing while cut off (the store releases
+ * those instances from its expiry lists); when the quorum comes back, every
+ * instance it owns gets a fresh deadline. The big side expires as usual. A
+ * 2-node cluster keeps expiring on both sides (one of two is half).
+ */
+static void quorum_check(struct peer *p)
+{
+	uint32_t up = 1;
+	bool q;
+
+	for (uint32_t id = 1; id <= p->ms.n; id++)
+		if (id != p->self && p->m[id].health != PEER_DOWN)
+			up++;
+	q = 2 * up >= p->ms.n;
+	if (q == p->quorum)
+		return;
+	STORE_RELAXED(&p->quorum, q);
+	if (q) {
+		if (p->ready)
+			log_info("quorum back (%u of %u members reachable): expiry resumes", up,
+			         p->ms.n);
+		take_over_owned(p);
+	} else if (p->ready) {
+		log_warn("only %u of %u members reachable: expiry paused until a quorum is back",
+		         up, p->ms.n);
+	}
+}
+
 static void health_check(struct peer *p, int64_t now)
 {
 	bool changed = false;
@@ -1628,6 +1684,7 @@ static void health_check(struct peer *p, int64_t now)
 	}
 	if (changed || p->eligible[p->self] != p->ready)
 		map_update(p);
+	quorum_check(p);
 }
 
 static void pings(struct peer *p)
@@ -1998,6 +2055,7 @@ int peer_create(struct server *s, struct peer **out)
 	}
 	p->self = p->ms.self_id;
 	p->idx = s->nworkers;
+	p->quorum = true; /* until health says otherwise; a node starting owns nothing anyway */
 	p->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)mono_ms() ^ p->self;
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++)
 		p->m[id].chunk_slot = -1;
@@ -2144,6 +2202,7 @@ void peer_status_read(const struct peer *p, struct peer_status *out)
 	out->clustered = true;
 	out->self_id = p->self;
 	out->ready = LOAD_ACQUIRE(&p->ready);
+	out->quorum = LOAD_RELAXED(&p->quorum);
 	out->map_version = LOAD_ACQUIRE(&p->map_version);
 	out->n = p->ms.n;
 	for (uint32_t i = 0; i < p->ms.n; i++) {

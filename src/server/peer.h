@@ -70,6 +70,7 @@ struct peer_status {
 	bool clustered; /* false: standalone, the rest is zero */
 	uint16_t self_id;
 	bool ready;
+	bool quorum; /* at least half the members reachable: expiry runs */
 	uint64_t map_version;
 	uint32_t n;
 	struct peer_member_status m[MEMBERS_MAX];

@@ -1010,8 +1010,9 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 	if (w->srv->peer) {
 		peer_status_read(w->srv->peer, &ps);
 		n += snprintf(text + n, sizeof(text) - (size_t)n,
-		              "cluster_member %u\ncluster_ready %u\ncluster_map_version %llu\n",
-		              ps.self_id, ps.ready, (unsigned long long)ps.map_version);
+		              "cluster_member %u\ncluster_ready %u\ncluster_quorum %u\n"
+		              "cluster_map_version %llu\n",
+		              ps.self_id, ps.ready, ps.quorum, (unsigned long long)ps.map_version);
 #define PS_LINE(name)                                                                              \
 	n += snprintf(text + n, sizeof(text) - (size_t)n, "peer_%s %llu\n", #name,                 \
 	              (unsigned long long)ps.stats.name);
