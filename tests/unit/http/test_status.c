@@ -36,6 +36,7 @@ static void three_members(struct peer_status *st)
 	st->self_id = 2;
 	st->ready = true;
 	st->map_version = 17;
+	st->quorum = true;
 	st->n = 3;
 	for (uint32_t i = 0; i < 3; i++) {
 		struct peer_member_status *m = &st->m[i];
@@ -76,7 +77,7 @@ Test(status, cluster_document_has_every_field)
 	three_members(&st);
 	text = render(&st);
 	static const char head[] =
-	        "{\"clustered\":true,\"self\":2,\"ready\":true,\"map_version\":17,"
+	        "{\"clustered\":true,\"self\":2,\"ready\":true,\"quorum\":true,\"map_version\":17,"
 	        "\"members\":[{\"id\":1,\"addr\":\"127.0.0.1:7848\",\"client_addr\":"
 	        "\"127.0.0.1:9848\",\"self\":false,\"health\":\"UP\",\"ready\":true,"
 	        "\"slots\":8192,\"last_rx_ms\":12,\"backlog_bytes\":0},";
