@@ -439,7 +439,8 @@ static void records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data
 	m->len = len;
 	m->slot = slot;
 	m->before = before;
-	memcpy(m->data, data, len);
+	if (len) /* an owner with nothing in the slot sends no records */
+		memcpy(m->data, data, len);
 	for (uint32_t w = 0; w < nw; w++)
 		to_worker(p, w, m);
 }

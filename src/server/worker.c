@@ -1158,7 +1158,9 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 			continue;
 		if (keys)
 			keys[nkeys++] = key_hash(&r.key);
-		if (store_apply(w->shard, &r) >= 0 && synced)
+		if (m->kind == XM_REPAIR)
+			(void)store_repair_apply(w->shard, &r, m->before);
+		else if (store_apply(w->shard, &r) >= 0 && synced)
 			repl_lag_record(w, now_wall, r.version);
 	}
 	return nkeys;

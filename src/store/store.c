@@ -1338,7 +1338,20 @@ static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 	return v1 > v2 || (v1 == v2 && n1 > n2);
 }
 
+static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+
 int store_apply(struct store_shard *sh, const struct store_record *r)
+{
+	return apply(sh, r, 0);
+}
+
+int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
+{
+	return apply(sh, r, before);
+}
+
+/* Last writer wins; with `before`, the owner's listing also wins over anything older than it. */
+static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
 {
 	struct store_inst *in;
 	struct rkey rk;
@@ -1352,7 +1365,8 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, &rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node)) {
+	if (in && !newer(r->version, r->node, in->version, in->node) &&
+	    !(in->version < before && (in->version != r->version || in->node != r->node))) {
 		STAT_INC(sh, applies_stale);
 		return -ERR_STALE;
 	}

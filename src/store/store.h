@@ -276,6 +276,16 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
 int store_apply(struct store_shard *sh, const struct store_record *r);
 
 /*
+ * Repair: the slot's owner listed this record when its clock read `before`.
+ * The owner is the authority on its slots, so its record replaces ours even
+ * when ours is newer - provided ours is older than the listing (a newer
+ * one reached us after it and stands). This is what settles a slot after a
+ * partition, where our side may hold a delete the owner's side overrode by
+ * a live, beating instance. Otherwise as store_apply.
+ */
+int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+
+/*
  * Repair: the slot's owner has no such instance, so this replica drops it -
  * if its version is older than `before` (the owner's clock when it listed
  * the slot: anything newer reached us after that list and is kept). The

@@ -137,3 +137,32 @@ Test(responsibility, forget_keeps_slot_checksums_equal_to_a_store_without_the_in
 	cr_assert_eq(after, before);
 	cr_assert_eq(count, count0);
 }
+
+Test(responsibility, the_owners_listing_overrides_an_older_local_delete_but_not_a_newer_one)
+{
+	struct store_key a = key_n("svc", 7);
+	struct store_record r;
+	struct store_view v;
+
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = 1000;
+	r.node = 2;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED);
+	/* Our side deleted it (say, expired during a partition) at version 2000. */
+	r.deleted = true;
+	r.version = 2000;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	r.deleted = false;
+	r.version = 1000;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "sync: last writer wins");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 1500), -ERR_STALE,
+	             "our delete is newer than the owner's listing: it stands");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), STORE_CREATED,
+	             "the owner listed it live after our delete: the owner is right");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(v.version, 1000);
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), -ERR_STALE,
+	             "the same record again changes nothing");
+}
