@@ -146,6 +146,62 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
                            uint32_t interval_ms);
 void distro_keepalive_stop(struct distro_client *c);
 
+/*
+ * The cluster's slot map (SLOT_MAP, docs/protocol.md): who the members are,
+ * how this node sees them, and which member owns each of the 16384 slots.
+ * A smart client sends a write straight to its slot's owner (any node
+ * accepts any write: a stale map costs a forward, never an error).
+ */
+#define DISTRO_SLOTS       16384
+#define DISTRO_MEMBERS_MAX 64
+#define DISTRO_ADDR_MAX    64 /* longest address text, with its terminator */
+
+enum distro_health { DISTRO_DOWN = 0, DISTRO_SUSPICIOUS = 1, DISTRO_UP = 2 };
+
+struct distro_member {
+	uint16_t id;                       /* 1..64; ids number cluster.conf in address order */
+	uint8_t health;                    /* enum distro_health, as the answering node sees it */
+	bool ready;                        /* the member said it is READY */
+	char addr[DISTRO_ADDR_MAX];        /* peer address, as in cluster.conf */
+	char client_addr[DISTRO_ADDR_MAX]; /* host:port for clients; "" until learned */
+};
+
+struct distro_slot_map {
+	uint64_t version; /* grows with every change of the answering node's map */
+	uint16_t self_id; /* the answering node's member id (0: standalone) */
+	bool ready;       /* the answering node is READY */
+	uint32_t n;       /* members; 0: standalone (owners all 0) */
+	struct distro_member m[DISTRO_MEMBERS_MAX];
+	uint16_t owners[DISTRO_SLOTS]; /* member id owning each slot; 0: nobody */
+};
+
+/*
+ * Asks the node for its slot map and decodes it into *out (about 40 KiB:
+ * not for the stack of a small thread). 0, or a negative code;
+ * -DISTRO_EPROTO when the answer is malformed (see distro_slot_map_decode).
+ */
+int distro_slot_map(struct distro_client *c, struct distro_slot_map *out);
+
+/*
+ * Decodes a SLOT_MAP answer body of len bytes whose frame header said
+ * `count` members. Every field is checked: member count, ids (1..64,
+ * unique), health, READY flag, address lengths and bytes (printable, not
+ * empty for the peer address), the answering node's own id, every owner
+ * (0 or a listed member) and the exact length. 0, or -DISTRO_EPROTO with
+ * *out partly written; never reads outside body. O(len).
+ */
+int distro_slot_map_decode(const void *body, size_t len, uint16_t count,
+                           struct distro_slot_map *out);
+
+/* Slots owned by member id in the map (id 0 counts the unowned). */
+uint32_t distro_slot_map_count(const struct distro_slot_map *m, uint16_t id);
+
+/* The member with this id, or NULL. */
+const struct distro_member *distro_slot_map_member(const struct distro_slot_map *m, uint16_t id);
+
+/* The slot of an instance address (0..16383), or -DISTRO_EINVAL for a bad address. */
+int distro_slot_of(const char *ip, uint16_t port);
+
 const char *distro_strerror(int code);
 
 #ifdef __cplusplus

@@ -6,9 +6,16 @@
  * one answering our request id arrives. A broken connection is closed; the
  * next call reconnects with a short backoff. Frames are bounded by the
  * protocol limit; nothing grows without bound.
+ *
+ * Answers are outside bytes: every decoder here checks each field against
+ * its bound and the exact body length, and a malformed answer is
+ * -DISTRO_EPROTO, never a crash or a half-filled result the caller could
+ * mistake for a good one (the SLOT_MAP decoder is fuzzed:
+ * tests/fuzz/fuzz_slot_map.c).
  */
 #include "distro/client.h"
 
+#include "cluster/members.h"
 #include "core/err.h"
 #include "proto/wire.h"
 
@@ -728,6 +735,122 @@ int distro_stats(struct distro_client *c, char *buf, size_t len)
 	memcpy(buf, c->buf + PROTO_HEADER_BYTES, (size_t)body);
 	buf[body] = '\0';
 	return (int)body;
+}
+
+/* ---- the cluster's slot map ---- */
+
+/*
+ * An address text from the answer: present, shorter than DISTRO_ADDR_MAX,
+ * printable ASCII without spaces (so it is safe to print and to parse as
+ * host:port), not empty when required. 0 or -DISTRO_EPROTO.
+ */
+static int rd_addr_text(struct proto_rd *r, char *out, bool required)
+{
+	struct store_str s = proto_rd_str(r);
+
+	if (r->err || s.p == NULL || s.len >= DISTRO_ADDR_MAX || (required && s.len == 0))
+		return -DISTRO_EPROTO;
+	for (uint32_t i = 0; i < s.len; i++)
+		if ((unsigned char)s.p[i] <= 0x20 || (unsigned char)s.p[i] >= 0x7f)
+			return -DISTRO_EPROTO;
+	memcpy(out, s.p, s.len);
+	out[s.len] = '\0';
+	return 0;
+}
+
+int distro_slot_map_decode(const void *body, size_t len, uint16_t count,
+                           struct distro_slot_map *out)
+{
+	bool listed[DISTRO_MEMBERS_MAX + 1] = { false };
+	struct proto_rd r;
+	uint8_t ready;
+
+	_Static_assert(DISTRO_SLOTS == STORE_SLOTS, "the client's slot count is the store's");
+	_Static_assert(DISTRO_ADDR_MAX == MEMBER_ADDR_MAX, "addresses fit the member table's");
+	if (out == NULL || (body == NULL && len > 0))
+		return -DISTRO_EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (count > DISTRO_MEMBERS_MAX)
+		return -DISTRO_EPROTO;
+	proto_rd_init(&r, body, len);
+	out->version = proto_rd_u64(&r);
+	out->self_id = proto_rd_u16(&r);
+	ready = proto_rd_u8(&r);
+	if (r.err || ready > 1)
+		return -DISTRO_EPROTO;
+	out->ready = ready;
+	out->n = count;
+	for (uint32_t i = 0; i < count; i++) {
+		struct distro_member *m = &out->m[i];
+		uint8_t mready;
+
+		m->id = proto_rd_u16(&r);
+		m->health = proto_rd_u8(&r);
+		mready = proto_rd_u8(&r);
+		if (r.err || m->id == 0 || m->id > DISTRO_MEMBERS_MAX || listed[m->id] ||
+		    m->health > DISTRO_UP || mready > 1)
+			return -DISTRO_EPROTO;
+		listed[m->id] = true;
+		m->ready = mready;
+		if (rd_addr_text(&r, m->addr, true) < 0 ||
+		    rd_addr_text(&r, m->client_addr, false) < 0)
+			return -DISTRO_EPROTO;
+	}
+	if (count > 0) {
+		/* A member answers with its own id among the members, then every slot's owner. */
+		if (out->self_id > DISTRO_MEMBERS_MAX || !listed[out->self_id])
+			return -DISTRO_EPROTO;
+		if ((size_t)(r.end - r.p) < 2u * DISTRO_SLOTS)
+			return -DISTRO_EPROTO;
+		for (uint32_t s = 0; s < DISTRO_SLOTS; s++) {
+			uint16_t o = proto_rd_u16(&r);
+
+			if (o > DISTRO_MEMBERS_MAX || (o != 0 && !listed[o]))
+				return -DISTRO_EPROTO;
+			out->owners[s] = o;
+		}
+	}
+	return proto_rd_done(&r) == 0 ? 0 : -DISTRO_EPROTO;
+}
+
+int distro_slot_map(struct distro_client *c, struct distro_slot_map *out)
+{
+	struct proto_header h;
+	long body;
+	int rc;
+
+	if ((rc = prepare(c)) < 0)
+		return rc;
+	body = call(c, OP_SLOT_MAP, 0, 0, &h);
+	if (body < 0)
+		return (int)body;
+	return distro_slot_map_decode(c->buf + PROTO_HEADER_BYTES, (size_t)body, h.count, out);
+}
+
+uint32_t distro_slot_map_count(const struct distro_slot_map *m, uint16_t id)
+{
+	uint32_t n = 0;
+
+	for (uint32_t s = 0; s < DISTRO_SLOTS; s++)
+		n += m->owners[s] == id;
+	return n;
+}
+
+const struct distro_member *distro_slot_map_member(const struct distro_slot_map *m, uint16_t id)
+{
+	for (uint32_t i = 0; i < m->n && i < DISTRO_MEMBERS_MAX; i++)
+		if (m->m[i].id == id)
+			return &m->m[i];
+	return NULL;
+}
+
+int distro_slot_of(const char *ip, uint16_t port)
+{
+	struct store_addr a;
+
+	if (ip == NULL || store_addr_parse(ip, port, &a) < 0)
+		return -DISTRO_EINVAL;
+	return (int)store_slot_of(&a);
 }
 
 /* ---- automatic heartbeats ---- */

@@ -21,5 +21,10 @@ int64_t clock_wall_ms(const struct clock *c)
 {
 	if (c && c->wall_ms)
 		return c->wall_ms(c->ctx);
-	return ts_ms(CLOCK_REALTIME_COARSE);
+	/*
+	 * Precise, not coarse: versions are stamped with it, and a coarse
+	 * clock runs up to a tick (4 ms at HZ=250) behind - which would show
+	 * as replication lag and make more versions tie on the logical part.
+	 */
+	return ts_ms(CLOCK_REALTIME);
 }

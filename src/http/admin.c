@@ -7,7 +7,8 @@
  * in a worker's loop, never touches a worker's ring and needs no care
  * about the hot path's no-malloc, no-syscall rules. It shares nothing
  * with the workers but the counters, which it only reads, with relaxed
- * loads (server_stats, worker_stats_read, store_stats): no lock anywhere.
+ * loads (server_stats, worker_stats_read, store_stats, and the peer
+ * thread's peer_status_read when clustered): no lock anywhere.
  *
  * Loop: poll() over the eventfd admin_stop knocks on, the listening socket
  * and the connections. poll is enough: at most ADMIN_CONNS_MAX + 2 fds.
@@ -28,7 +29,8 @@
  * client that trickles its head a byte at a time); an answer is at most
  * METRICS_BYTES_MAX plus its head.
  *
- * Answers: 200 for GET/HEAD of /metrics and /health, 404 other paths, 405
+ * Answers: 200 for GET/HEAD of /metrics, /health and /cluster (503 for
+ * /health while a clustered node is not READY; http/status.c), 404 other paths, 405
  * other methods (Allow: GET, HEAD), 400 malformed (then close), 413/414/431
  * (then close). Keep-alive follows HTTP/1.1 (HTTP/1.0 with keep-alive).
  * A connection closed by us after an answer lingers (see conn_flush) so
@@ -40,6 +42,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "http/request.h"
+#include "http/status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +68,6 @@ struct admin_conn {
 	char in[ADMIN_IN_BYTES];
 };
 
-static const char health_body[] = "{\"status\":\"UP\"}";
 static const char metrics_type[] = "text/plain; version=0.0.4";
 static const char text_type[] = "text/plain; charset=utf-8";
 
@@ -157,6 +159,15 @@ static int conn_answer(struct admin_conn *c, unsigned status, const char *type, 
 	return 0;
 }
 
+/* The peer thread's snapshot in a->peer_status, or NULL when standalone. */
+static const struct peer_status *peer_snapshot(struct admin *a)
+{
+	if (a->srv->peer == NULL)
+		return NULL;
+	peer_status_read(a->srv->peer, a->peer_status);
+	return a->peer_status;
+}
+
 static int render_metrics(struct admin *a, char **text, size_t *len)
 {
 	struct server *s = a->srv;
@@ -168,6 +179,7 @@ static int render_metrics(struct admin *a, char **text, size_t *len)
 		.nworkers = s->nworkers,
 		.store = &store,
 		.http = &a->http,
+		.peer = peer_snapshot(a),
 	};
 
 	server_stats(s, &total);
@@ -200,11 +212,26 @@ static int conn_respond(struct admin *a, struct admin_conn *c)
 			         METRICS_BYTES_MAX);
 			status = 500;
 			break;
-		case REQUEST_ROUTE_HEALTH:
-			status = 200;
-			rc = conn_answer(c, status, "application/json", health_body,
-			                 sizeof(health_body) - 1, r->head_only, r->keep_alive);
+		case REQUEST_ROUTE_HEALTH: {
+			const char *body;
+			size_t body_len;
+
+			status = status_health(peer_snapshot(a), &body, &body_len);
+			rc = conn_answer(c, status, "application/json", body, body_len,
+			                 r->head_only, r->keep_alive);
 			goto counted;
+		}
+		case REQUEST_ROUTE_CLUSTER:
+			if (status_cluster_json(peer_snapshot(a), &text, &len) == 0) {
+				status = 200;
+				rc = conn_answer(c, status, "application/json", text, len,
+				                 r->head_only, r->keep_alive);
+				mem_free(text);
+				goto counted;
+			}
+			log_warn("http: /cluster: out of memory");
+			status = 500;
+			break;
 		case REQUEST_ROUTE_NONE:
 		default:
 			status = 404;
@@ -439,7 +466,8 @@ int admin_start(struct admin *a, struct server *srv)
 	a->listen_fd = a->wake_fd = -1;
 	a->conns = mem_calloc(ADMIN_CONNS_MAX, sizeof(a->conns[0]));
 	a->per_worker = mem_calloc(srv->nworkers ? srv->nworkers : 1, sizeof(a->per_worker[0]));
-	if (a->conns == NULL || a->per_worker == NULL) {
+	a->peer_status = mem_calloc(1, sizeof(*a->peer_status));
+	if (a->conns == NULL || a->per_worker == NULL || a->peer_status == NULL) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -481,6 +509,8 @@ void admin_stop(struct admin *a)
 	a->listen_fd = a->wake_fd = -1;
 	mem_free(a->conns);
 	mem_free(a->per_worker);
+	mem_free(a->peer_status);
 	a->conns = NULL;
 	a->per_worker = NULL;
+	a->peer_status = NULL;
 }

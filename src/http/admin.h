@@ -1,5 +1,6 @@
 /*
- * admin.h - the HTTP admin port: GET /metrics (Prometheus) and /health.
+ * admin.h - the HTTP admin port: GET /metrics (Prometheus), /health and
+ * /cluster.
  */
 #ifndef DISTRO_HTTP_ADMIN_H
 #define DISTRO_HTTP_ADMIN_H
@@ -27,6 +28,7 @@ struct admin {
 	pthread_t thread;
 	struct admin_conn *conns;        /* ADMIN_CONNS_MAX slots */
 	struct worker_stats *per_worker; /* scrape scratch, one per worker */
+	struct peer_status *peer_status; /* /cluster, /health, /metrics scratch (~10 KiB) */
 	struct metrics_http http;        /* the admin thread's own counters */
 };
 

@@ -19,13 +19,19 @@
  * does not have are skipped, unless the family is marked `always` (then
  * it reads 0: distrod_subscribers before subscriptions existed).
  *
+ * The cluster. A clustered node also exports the peer thread's counters
+ * (PEER_STATS, as distrod_peer_<name>_total) and per-member gauges
+ * (health, ready, slots, link backlog) labelled member="<peer address>",
+ * from the snapshot peer_status_read took; a standalone node has none of
+ * them. Members are bounded (MEMBERS_MAX), so the labels are too.
+ *
  * Format: exposition format 0.0.4. Each family's HELP and TYPE lines come
  * once, right before its samples, which stay together. Histograms are
  * cumulative with an le="+Inf" bucket equal to _count. Label values are
- * fixed strings or numbers, so nothing needs escaping.
+ * fixed strings or numbers, except member addresses, which are escaped.
  *
  * Bounds: the output grows with the number of workers (about 1 KiB each)
- * and is capped at METRICS_BYTES_MAX.
+ * and members (about 250 bytes each) and is capped at METRICS_BYTES_MAX.
  */
 #include "http/metrics.h"
 
@@ -68,7 +74,7 @@ static void store_values(const struct store_stats *s, uint64_t *v)
 
 enum src { SRC_WORKER, SRC_STORE };
 
-struct member {
+struct family_member {
 	const char *stat;  /* name in the X-macro */
 	const char *value; /* label value; NULL for an unlabelled family */
 };
@@ -80,7 +86,7 @@ struct family {
 	enum src src;
 	bool always;       /* render 0 if none of the members exists in this build */
 	const char *label; /* label name, NULL for one unlabelled sample */
-	struct member m[8];
+	struct family_member m[8];
 };
 
 /*
@@ -460,6 +466,132 @@ static void render_http(struct out *o, const struct metrics_http *h)
 	    (unsigned long long)h->conns_idle_closed);
 }
 
+/*
+ * The peer thread's counters (PEER_STATS in server/peer.h), each exported
+ * as distrod_peer_<name>_total. Help texts by name; a counter without one
+ * still appears, with a help line pointing at the X-macro, so adding a
+ * counter can never leave it out.
+ */
+static const char *const peer_names[] = {
+#define STAT_NAME(name) #name,
+	PEER_STATS(STAT_NAME)
+#undef STAT_NAME
+};
+
+#define PEER_N (sizeof(peer_names) / sizeof(peer_names[0]))
+
+static const struct {
+	const char *stat, *help;
+} peer_help[] = {
+	{ "links_up", "Peer links whose handshake completed." },
+	{ "auth_failures", "Peer links refused: bad secret, unknown member or bad hello." },
+	{ "fwd_batches", "Forward frames sent to slot owners." },
+	{ "fwd_items", "Client write items forwarded to their slot's owner." },
+	{ "fwd_unavailable",
+	  "Forwarded items answered retryable because the owner was unreachable." },
+	{ "fwd_served", "Write items executed here for a peer." },
+	{ "sync_frames_out", "Sync frames sent to peers." },
+	{ "sync_records_out", "Records sent to peers in sync frames (counted per peer)." },
+	{ "sync_dropped", "Records not sent: backlog full or link down (verify repairs them)." },
+	{ "sync_frames_in", "Sync frames received from peers." },
+	{ "sync_records_in", "Records received from peers in sync frames." },
+	{ "verify_rounds", "Digests of owned slots sent to peers." },
+	{ "verify_bytes_out", "Digest bytes sent, all peers." },
+	{ "verify_mismatch", "Digest ranges that differed from a peer's." },
+	{ "repair_slots", "Slots pulled from their owner to repair a mismatch." },
+	{ "repair_records", "Records received by repairs." },
+	{ "load_slots", "Slots loaded from peers at startup." },
+	{ "load_records", "Records received by the startup load." },
+	{ "snapshot_records", "Records served to peers for repairs and startup loads." },
+	{ "takeover_slots", "Slots gained; every instance in them got a fresh deadline." },
+	{ "map_changes", "Slot map recomputations that changed an owner." },
+	{ "fault_dropped", "Sync frames dropped by the --fault-drop-sync test hook." },
+	{ "proto_errors", "Peer frames refused; the link was closed." },
+};
+
+static void peer_values(const struct peer_stats *s, uint64_t *v)
+{
+	size_t i = 0;
+
+#define STAT_VALUE(name) v[i++] = s->name;
+	PEER_STATS(STAT_VALUE)
+#undef STAT_VALUE
+}
+
+/* A label value: member addresses are plain text, but escape what the format needs. */
+static void put_label(struct out *o, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	put(o, "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' || s[i] == '"')
+			put(o, "\\%c", s[i]);
+		else if (s[i] == '\n')
+			put(o, "\\n");
+		else
+			put(o, "%c", s[i]);
+	}
+	put(o, "\"");
+}
+
+static void render_peer(struct out *o, const struct peer_status *st)
+{
+	static const struct {
+		const char *name, *help;
+		int field; /* 0 health, 1 ready, 2 slots, 3 backlog */
+	} gauges[] = {
+		{ "distrod_peer_member_health",
+		  "Each member's health as this node sees it: 0 DOWN, 1 SUSPICIOUS, 2 UP.", 0 },
+		{ "distrod_peer_member_ready", "1 if the member is READY (loaded, may own slots).",
+		  1 },
+		{ "distrod_peer_member_slots", "Slots the member owns in this node's map.", 2 },
+		{ "distrod_peer_member_backlog_bytes",
+		  "Output waiting on this node's link to the member.", 3 },
+	};
+	uint64_t v[PEER_N];
+	uint32_t n = st->n < MEMBERS_MAX ? st->n : MEMBERS_MAX;
+
+	peer_values(&st->stats, v);
+	for (size_t i = 0; i < PEER_N; i++) {
+		const char *help = NULL;
+
+		for (size_t k = 0; k < sizeof(peer_help) / sizeof(peer_help[0]); k++)
+			if (strcmp(peer_help[k].stat, peer_names[i]) == 0)
+				help = peer_help[k].help;
+		if (help)
+			put(o, "# HELP distrod_peer_%s_total %s\n", peer_names[i], help);
+		else
+			put(o, "# HELP distrod_peer_%s_total PEER_STATS counter %s.\n",
+			    peer_names[i], peer_names[i]);
+		put(o, "# TYPE distrod_peer_%s_total counter\ndistrod_peer_%s_total %llu\n",
+		    peer_names[i], peer_names[i], (unsigned long long)v[i]);
+	}
+	head(o, "distrod_peer_ready", "gauge",
+	     "1 once this node is READY: loaded, owning slots, healthy for clients.");
+	put(o, "distrod_peer_ready %d\n", st->ready ? 1 : 0);
+	head(o, "distrod_peer_map_version", "gauge",
+	     "Version of this node's slot map (grows with every change).");
+	put(o, "distrod_peer_map_version %llu\n", (unsigned long long)st->map_version);
+	head(o, "distrod_peer_members", "gauge", "Members in cluster.conf, this node included.");
+	put(o, "distrod_peer_members %u\n", n);
+	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+		head(o, gauges[g].name, "gauge", gauges[g].help);
+		for (uint32_t i = 0; i < n; i++) {
+			const struct peer_member_status *m = &st->m[i];
+			unsigned long long val =
+			        gauges[g].field == 0   ? (unsigned long long)m->health
+			        : gauges[g].field == 1 ? (unsigned long long)m->ready
+			        : gauges[g].field == 2 ? (unsigned long long)m->slots
+			                               : m->backlog_bytes;
+
+			put(o, "%s{member=", gauges[g].name);
+			put_label(o, m->addr, sizeof(m->addr));
+			put(o, "} %llu\n", val);
+		}
+	}
+}
+
 int metrics_render(const struct metrics_input *in, char **out, size_t *len)
 {
 	uint64_t wv[WORKER_N], sv[STORE_N];
@@ -482,6 +614,8 @@ int metrics_render(const struct metrics_input *in, char **out, size_t *len)
 	put(&o, "distrod_workers %u\n", in->nworkers);
 	if (in->http)
 		render_http(&o, in->http);
+	if (in->peer && in->peer->clustered)
+		render_peer(&o, in->peer);
 	render_rest(&o, "distrod_worker_", "WORKER_STATS", worker_names, WORKER_N, wv, wused);
 	render_rest(&o, "distrod_store_", "STORE_STATS", store_names, STORE_N, sv, sused);
 	if (o.err) {

@@ -9,6 +9,7 @@
 #ifndef DISTRO_HTTP_METRICS_H
 #define DISTRO_HTTP_METRICS_H
 
+#include "server/peer.h"
 #include "server/worker.h"
 #include "store/store.h"
 
@@ -38,14 +39,17 @@ struct metrics_input {
 	uint32_t nworkers;
 	const struct store_stats *store;
 	const struct metrics_http *http;
+	const struct peer_status *peer; /* NULL or not clustered: no distrod_peer_* series */
 };
 
 /*
  * Renders every metric into a new buffer: *out (free with mem_free) holds
  * *len bytes. Every WORKER_STATS and STORE_STATS counter appears: under its
  * documented name (docs/http.md) or, until one is chosen, as untyped
- * distrod_worker_<name> / distrod_store_<name>. 0, or -ERR_NOMEM (no memory
- * or over METRICS_BYTES_MAX). O(counters + workers); allocates.
+ * distrod_worker_<name> / distrod_store_<name>. A clustered node adds every
+ * PEER_STATS counter as distrod_peer_<name>_total and per-member gauges
+ * labelled member="<peer address>". 0, or -ERR_NOMEM (no memory or over
+ * METRICS_BYTES_MAX). O(counters + workers + members); allocates.
  */
 int metrics_render(const struct metrics_input *in, char **out, size_t *len);
 

@@ -59,6 +59,8 @@ static enum request_route route_of(const struct request *r)
 		return REQUEST_ROUTE_METRICS;
 	if (len == 7 && memcmp(path, "/health", 7) == 0)
 		return REQUEST_ROUTE_HEALTH;
+	if (len == 8 && memcmp(path, "/cluster", 8) == 0)
+		return REQUEST_ROUTE_CLUSTER;
 	return REQUEST_ROUTE_NONE;
 }
 

@@ -28,6 +28,7 @@ enum request_route {
 	REQUEST_ROUTE_NONE = 0, /* unknown path: 404 */
 	REQUEST_ROUTE_METRICS,  /* /metrics */
 	REQUEST_ROUTE_HEALTH,   /* /health */
+	REQUEST_ROUTE_CLUSTER,  /* /cluster */
 };
 
 struct request {

@@ -258,6 +258,18 @@ int proto_rd_done(const struct proto_rd *r)
 	return r->p == r->end ? 0 : -ERR_PROTO_TRAILING;
 }
 
+void proto_rd_skip_item(struct proto_rd *r, uint8_t op)
+{
+	struct store_key k;
+	struct store_val v;
+	int item_err;
+
+	if (op == OP_DEREGISTER)
+		proto_rd_key(r, &k);
+	else
+		proto_rd_instance(r, &k, &v, NULL, 0, &item_err);
+}
+
 int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t batch_max)
 {
 	struct store_str clusters[PROTO_FILTER_MAX];
@@ -272,6 +284,7 @@ int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t
 	case OP_PING:
 		return h->body_len <= PROTO_PING_MAX ? 0 : -ERR_PROTO_TOO_BIG;
 	case OP_STATS:
+	case OP_SLOT_MAP:
 		return h->body_len == 0 ? 0 : -ERR_PROTO_TRAILING;
 	case OP_REGISTER:
 	case OP_HEARTBEAT:

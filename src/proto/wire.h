@@ -45,6 +45,7 @@ enum proto_op {
 	OP_UNSUBSCRIBE = 7,
 	OP_STATS = 8,
 	OP_PUSH = 9,
+	OP_SLOT_MAP = 10, /* the cluster's members and slot owners (docs/protocol.md) */
 	OP_ERROR = 127,
 };
 
@@ -113,6 +114,9 @@ void proto_rd_key(struct proto_rd *r, struct store_key *k);
  */
 void proto_rd_instance(struct proto_rd *r, struct store_key *k, struct store_val *v,
                        struct store_kv *kv, uint32_t kv_max, int *item_err);
+
+/* Steps over one write item (a key for DEREGISTER, else an instance). */
+void proto_rd_skip_item(struct proto_rd *r, uint8_t op);
 
 /* A filter; clusters beyond PROTO_FILTER_MAX are a framing error. */
 void proto_rd_filter(struct proto_rd *r, struct store_filter *f, struct store_str *clusters);

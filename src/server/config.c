@@ -53,7 +53,36 @@ static const struct opt opts[] = {
 	  "info", "error, warn, info or debug" },
 	{ "config", T_STR, OFF(config_file), sizeof(((struct server_config *)0)->config_file), "",
 	  "read settings from this file first (name = value lines)" },
-	{ "node-id", T_U16, SOFF(node_id), 0, "0", "this node's id in versions (cluster)" },
+	{ "node-id", T_U16, SOFF(node_id), 0, "0",
+	  "this node's id in versions; in a cluster its cluster.conf id is used" },
+	{ "cluster-conf", T_STR, OFF(cluster_conf),
+	  sizeof(((struct server_config *)0)->cluster_conf), "",
+	  "cluster.conf (host:peerport per line); empty: standalone" },
+	{ "cluster-self", T_STR, OFF(cluster_self),
+	  sizeof(((struct server_config *)0)->cluster_self), "",
+	  "this node's line in cluster.conf; empty: the local address with --peer-port" },
+	{ "peer-port", T_U32, OFF(peer_port), 0, "7848",
+	  "peer port, to find this node in cluster.conf" },
+	{ "cluster-secret-file", T_STR, OFF(cluster_secret_file),
+	  sizeof(((struct server_config *)0)->cluster_secret_file), "",
+	  "file holding the shared cluster secret (>= 16 bytes); or env DISTRO_CLUSTER_SECRET" },
+	{ "peer-ping", T_U32, OFF(peer_ping_ms), 0, "200", "ping every peer link this often, ms" },
+	{ "peer-suspect", T_U32, OFF(peer_suspect_ms), 0, "1000",
+	  "a peer silent this long is SUSPICIOUS (keeps its slots), ms" },
+	{ "peer-down", T_U32, OFF(peer_down_ms), 0, "3000",
+	  "a peer silent this long is DOWN (its slots move), ms" },
+	{ "sync-window", T_U32, OFF(sync_window_ms), 0, "2",
+	  "changes are coalesced per instance and sent to peers this often, ms" },
+	{ "verify-interval", T_U32, OFF(verify_ms), 0, "1000",
+	  "send each peer a digest of the slots this node owns this often, ms" },
+	{ "startup-wait", T_U32, OFF(startup_wait_ms), 0, "3000",
+	  "with no READY peer for this long after start, become READY empty (cold cluster), ms" },
+	{ "peer-backlog", T_U64, OFF(peer_backlog_bytes), 0, "67108864",
+	  "unsent bytes per peer link before sync records are dropped (verify repairs them)" },
+	{ "fault-drop-sync", T_U32, OFF(fault_drop_pct), 0, "0",
+	  "testing: percent of outgoing sync frames dropped" },
+	{ "fault-delay-sync", T_U32, OFF(fault_delay_ms), 0, "0",
+	  "testing: hold outgoing sync frames this long, ms" },
 	{ "beat-interval", T_U32, SOFF(timing.interval_ms), 0, "5000",
 	  "default heartbeat interval advised to clients, ms" },
 	{ "beat-timeout", T_U32, SOFF(timing.timeout_ms), 0, "15000",
@@ -259,6 +288,17 @@ int config_load(struct server_config *c, int argc, char **argv)
 		        "(have %u, %u, %u)\n",
 		        c->store.timing.interval_ms, c->store.timing.timeout_ms,
 		        c->store.timing.delete_ms);
+		return -1;
+	}
+	if (c->peer_port == 0 || c->peer_port > 65535 || c->peer_ping_ms == 0 ||
+	    c->peer_suspect_ms <= c->peer_ping_ms || c->peer_down_ms <= c->peer_suspect_ms ||
+	    c->sync_window_ms == 0 || c->sync_window_ms > 10000 || c->verify_ms < 10 ||
+	    c->peer_backlog_bytes < (1u << 20) || c->fault_drop_pct > 100 ||
+	    c->fault_delay_ms > 60000) {
+		fprintf(stderr, "distrod: out of range: need --peer-port 1..65535, --peer-ping < "
+		                "--peer-suspect < --peer-down, --sync-window 1..10000, "
+		                "--verify-interval >= 10, --peer-backlog >= 1Mi, --fault-drop-sync "
+		                "0..100, --fault-delay-sync <= 60000\n");
 		return -1;
 	}
 	if (c->store.tombstone_ms < 1000) {

@@ -35,6 +35,21 @@ struct server_config {
 	char http_port_file[256];
 	char log_level[16];
 	char config_file[256];
+	/* cluster (docs/distro.md) */
+	char cluster_conf[256]; /* "": standalone */
+	char cluster_self[64]; /* this node's peer address in cluster.conf; "": found by --peer-port
+	                        */
+	uint32_t peer_port;    /* used to find self when --cluster-self is empty */
+	char cluster_secret_file[256];
+	uint32_t peer_ping_ms;       /* a ping on every link this often */
+	uint32_t peer_suspect_ms;    /* silent this long: SUSPICIOUS (still owns its slots) */
+	uint32_t peer_down_ms;       /* silent this long: DOWN (its slots move), link closed */
+	uint32_t sync_window_ms;     /* changes are coalesced and sent this often */
+	uint32_t verify_ms;          /* digest of owned slots to every peer this often */
+	uint32_t startup_wait_ms;    /* no READY peer seen this long after start: READY empty */
+	uint64_t peer_backlog_bytes; /* unsent bytes per link before sync is dropped */
+	uint32_t fault_drop_pct;     /* tests: share of outgoing sync frames dropped */
+	uint32_t fault_delay_ms;     /* tests: outgoing sync frames held this long */
 	struct store_config store;
 };
 

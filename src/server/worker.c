@@ -45,7 +45,10 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/hash.h"
+#include "cluster/records.h"
 #include "proto/wire.h"
+#include "server/peer.h"
+#include "server/xmsg.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -116,19 +119,6 @@ struct conn {
 	int64_t active_ms;
 	uint32_t next_free;
 	struct sub *subs; /* this connection's subscriptions */
-};
-
-/* A request whose items run on several workers. Owned by its origin worker. */
-struct pending {
-	uint32_t origin;
-	uint32_t conn, conn_gen;
-	struct proto_header h;
-	uint32_t parts;      /* shards still to answer (origin's view) */
-	uint64_t shard_mask; /* shards with items */
-	int16_t *results;
-	uint8_t *body;
-	int64_t start_us; /* when the frame arrived, for the latency histogram */
-	bool heap;        /* results and body are a separate allocation */
 };
 
 static struct worker *self_of(struct server *s, uint32_t i)
@@ -271,8 +261,11 @@ static void protocol_error(struct worker *w, uint32_t idx, uint32_t id, int code
 
 /* ---- executing write items on this worker's shard ---- */
 
+/* Shard number that marks an item for the peer thread: its slot is another node's. */
+#define SHARD_REMOTE UINT32_MAX
+
 static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto_rd *r,
-                     struct store_kv *kv, uint32_t *shard_out)
+                     struct store_kv *kv, bool route, uint32_t *shard_out)
 {
 	struct store_key k;
 	struct store_val v;
@@ -285,6 +278,15 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 	if (k.svc.service.p == NULL) {
 		*shard_out = origin; /* no shard: the origin answers it, once */
 		return -ERR_NAME_EMPTY;
+	}
+	if (route && !item_err) {
+		/* Another node's slot goes to its owner; nobody's (no READY member) runs here. */
+		uint16_t owner = peer_owner(w->srv->peer, store_slot_of(&k.addr));
+
+		if (owner != 0 && owner != peer_self_id(w->srv->peer)) {
+			*shard_out = SHARD_REMOTE;
+			return RESULT_REMOTE;
+		}
 	}
 	*shard_out = store_shard_of(w->srv->store, &k.svc);
 	if (*shard_out != w->id)
@@ -307,9 +309,16 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 /*
  * Runs the items of a checked body that belong to this worker's shard,
  * writing their results; returns the mask of other shards with items.
+ *
+ * With `route` (the origin handling a client's frame in a cluster) every
+ * result is written: RESULT_REMOTE for items whose slot another node owns
+ * (counted in *remote; the peer thread forwards them), 0 for other shards'
+ * items until those shards answer. A part run for another origin skips the
+ * RESULT_REMOTE items of a pending marked `remote`.
  */
 static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto_header *h,
-                           const uint8_t *body, int16_t *results)
+                           const uint8_t *body, int16_t *results, bool route, bool skip_remote,
+                           uint32_t *remote)
 {
 	static __thread struct store_kv kv[META_PAIRS_WIRE];
 	struct proto_rd r;
@@ -319,10 +328,22 @@ static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto
 	proto_rd_init(&r, body, h->body_len);
 	for (uint32_t i = 0; i < h->count; i++) {
 		uint32_t shard;
-		int rc = exec_item(w, origin, h->op, &r, kv, &shard);
+		int rc;
 
+		if (skip_remote && results[i] == RESULT_REMOTE) {
+			proto_rd_skip_item(&r, h->op);
+			continue;
+		}
+		rc = exec_item(w, origin, h->op, &r, kv, route, &shard);
+		if (shard == SHARD_REMOTE) {
+			results[i] = RESULT_REMOTE;
+			(*remote)++;
+			continue;
+		}
 		if (shard != w->id) {
 			others |= 1ull << shard;
+			if (route)
+				results[i] = 0;
 			continue;
 		}
 		results[i] = (int16_t)rc;
@@ -385,7 +406,7 @@ static void wake(struct worker *w, uint32_t to)
 	w->wake_mask |= 1ull << to;
 }
 
-static void xsend(struct worker *w, uint32_t to, struct pending *p)
+static void xsend(struct worker *w, uint32_t to, void *p)
 {
 	if (w->backlog_n == 0 && xcore_send(&w->srv->xcore, w->id, to, p)) {
 		WSTAT_INC(w, xcore_sent);
@@ -396,7 +417,7 @@ static void xsend(struct worker *w, uint32_t to, struct pending *p)
 	WSTAT_INC(w, xcore_full);
 	if (w->backlog_n == w->backlog_cap) {
 		uint32_t cap = w->backlog_cap ? w->backlog_cap * 2 : 64;
-		struct pending **b = mem_alloc(sizeof(b[0]) * 2 * cap);
+		void **b = mem_alloc(sizeof(b[0]) * 2 * cap);
 
 		if (b == NULL) {
 			log_error("out of memory for the cross-core backlog");
@@ -408,7 +429,7 @@ static void xsend(struct worker *w, uint32_t to, struct pending *p)
 		w->backlog_cap = cap;
 	}
 	/* Stored as (destination, message) pairs. */
-	w->backlog[2 * w->backlog_n] = (struct pending *)(uintptr_t)to;
+	w->backlog[2 * w->backlog_n] = (void *)(uintptr_t)to;
 	w->backlog[2 * w->backlog_n + 1] = p;
 	w->backlog_n++;
 }
@@ -463,6 +484,8 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 	}
 	p->body = (uint8_t *)(p->results + h->count);
 	memcpy(p->body, body, h->body_len);
+	p->kind = XM_PENDING;
+	p->remote = false;
 	p->origin = w->id;
 	p->start_us = w->frame_start_us;
 	p->conn = idx;
@@ -490,15 +513,24 @@ static void pending_part_done(struct worker *w, struct pending *p)
 	pending_free(w, p);
 }
 
-static void on_message(struct worker *w, uint32_t from, struct pending *p)
+static void on_cluster_message(struct worker *w, void *m);
+
+static void on_message(struct worker *w, uint32_t from, void *m)
 {
+	struct pending *p = m;
+	uint32_t remote = 0;
+
 	(void)from;
+	if (p->kind != XM_PENDING) {
+		on_cluster_message(w, m);
+		return;
+	}
 	if (p->origin == w->id) {
 		pending_part_done(w, p);
 		return;
 	}
-	/* Run our items of another worker's request and send it back. */
-	(void)exec_items(w, p->origin, &p->h, p->body, p->results);
+	/* Run our items of another worker's (or a peer's) request and send it back. */
+	(void)exec_items(w, p->origin, &p->h, p->body, p->results, false, p->remote, &remote);
 	xsend(w, p->origin, p);
 }
 
@@ -506,7 +538,8 @@ static void drain_inbound(struct worker *w)
 {
 	void *msgs[256];
 
-	for (uint32_t from = 0; from < w->srv->nworkers; from++) {
+	/* Workers, then the peer thread (the last participant) in a cluster. */
+	for (uint32_t from = 0; from < w->srv->xcore.n; from++) {
 		uint32_t n;
 
 		if (from == w->id)
@@ -525,6 +558,8 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 	int16_t local[1024];
 	int16_t *results = h->count <= 1024 ? local : NULL;
 	struct pending *p = NULL;
+	bool route = w->srv->peer != NULL;
+	uint32_t remote = 0;
 	uint64_t others;
 
 	if (results == NULL) {
@@ -537,8 +572,8 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 		}
 		results = p->results;
 	}
-	others = exec_items(w, w->id, h, body, results);
-	if (others == 0) {
+	others = exec_items(w, w->id, h, body, results, route, false, &remote);
+	if (others == 0 && remote == 0) {
 		respond_results(w, idx, h, results);
 		if (p)
 			pending_free(w, p);
@@ -568,7 +603,7 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 					proto_rd_instance(&r, &k, &v, kv, 0, &e);
 				shard = k.svc.service.p ? store_shard_of(w->srv->store, &k.svc)
 				                        : w->id;
-				if (shard != w->id)
+				if (shard != w->id || (route && results[i] == RESULT_REMOTE))
 					results[i] = (int16_t)-ERR_BUSY;
 			}
 			respond_results(w, idx, h, results);
@@ -577,11 +612,14 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 		memcpy(p->results, results, 2u * h->count);
 	}
 	p->shard_mask = others;
-	p->parts = (uint32_t)__builtin_popcountll(others);
+	p->remote = remote > 0;
+	p->parts = (uint32_t)__builtin_popcountll(others) + (remote > 0);
 	conn_at(w, idx)->pending++;
 	for (uint32_t s = 0; s < w->srv->nworkers; s++)
 		if (others & (1ull << s))
 			xsend(w, s, p);
+	if (remote)
+		xsend(w, w->srv->nworkers, p); /* the peer thread forwards them */
 }
 
 /*
@@ -950,7 +988,8 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 {
 	struct worker_stats ws;
 	struct store_stats ss;
-	char text[4096];
+	static __thread struct peer_status ps;
+	char text[8192];
 	int n = 0;
 	uint8_t *p;
 
@@ -968,6 +1007,28 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 	STORE_STATS(SS_LINE)
 #undef SS_LINE
 	n += snprintf(text + n, sizeof(text) - (size_t)n, "workers %u\n", w->srv->nworkers);
+	if (w->srv->peer) {
+		peer_status_read(w->srv->peer, &ps);
+		n += snprintf(text + n, sizeof(text) - (size_t)n,
+		              "cluster_member %u\ncluster_ready %u\ncluster_quorum %u\n"
+		              "cluster_map_version %llu\n",
+		              ps.self_id, ps.ready, ps.quorum, (unsigned long long)ps.map_version);
+#define PS_LINE(name)                                                                              \
+	n += snprintf(text + n, sizeof(text) - (size_t)n, "peer_%s %llu\n", #name,                 \
+	              (unsigned long long)ps.stats.name);
+		PEER_STATS(PS_LINE)
+#undef PS_LINE
+		for (int b = 0; b < WORKER_REPL_BUCKETS; b++) {
+			if (b < WORKER_REPL_BUCKETS - 1)
+				n += snprintf(text + n, sizeof(text) - (size_t)n,
+				              "repl_lag_ms_le_%u %llu\n", worker_repl_bounds_ms[b],
+				              (unsigned long long)ws.repl_count[b]);
+			else
+				n += snprintf(text + n, sizeof(text) - (size_t)n,
+				              "repl_lag_ms_le_inf %llu\n",
+				              (unsigned long long)ws.repl_count[b]);
+		}
+	}
 	p = out_reserve(w, idx, PROTO_HEADER_BYTES + (uint32_t)n);
 	if (p == NULL)
 		return;
@@ -978,6 +1039,276 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 
 static void handle_frame_inner(struct worker *w, uint32_t idx, const struct proto_header *h,
                                const uint8_t *body);
+
+/* ---- the cluster: the feed out, records in, takeovers, the slot map ---- */
+
+#define SYNC_MSG_BYTES (256u << 10)
+
+static void xrecords_unref(struct xrecords *m)
+{
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		mem_free(m);
+}
+
+/*
+ * Every --sync-window the shard's change feed (one entry per changed
+ * instance however often it changed: the coalescing) is encoded into record
+ * batches for the peer thread, which sends each batch to every peer.
+ */
+static void sync_out(struct worker *w)
+{
+	struct xrecords *m = NULL;
+	uint32_t n;
+
+	while ((n = store_feed_drain(w->shard, w->views, w->views_cap, NULL)) > 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct proto_wr wr;
+
+			if (m == NULL) {
+				m = mem_alloc(sizeof(*m) + SYNC_MSG_BYTES);
+				if (m == NULL) {
+					log_error(
+					        "out of memory for sync: %u records left to verify",
+					        n - i);
+					break;
+				}
+				memset(m, 0, sizeof(*m));
+				m->kind = XM_SYNC;
+			}
+			proto_wr_init(&wr, m->data + m->len, SYNC_MSG_BYTES - m->len);
+			record_put(&wr, &w->views[i]);
+			if (wr.overflow) { /* full: send it, put this record in the next one */
+				xsend(w, w->srv->nworkers, m);
+				m = NULL;
+				i--;
+				continue;
+			}
+			m->len = (uint32_t)(wr.p - m->data);
+			m->count++;
+		}
+	}
+	if (m)
+		xsend(w, w->srv->nworkers, m);
+}
+
+static uint64_t key_hash(const struct store_key *k)
+{
+	uint64_t h = XXH3_64bits_withSeed(k->svc.ns.p, k->svc.ns.len, k->svc.ns.len);
+
+	h = XXH3_64bits_withSeed(k->svc.group.p, k->svc.group.len, h ^ k->svc.group.len);
+	h = XXH3_64bits_withSeed(k->svc.service.p, k->svc.service.len, h ^ k->svc.service.len);
+	h = XXH3_64bits_withSeed(k->cluster.p, k->cluster.len, h ^ k->cluster.len);
+	return XXH3_64bits_withSeed(&k->addr, sizeof(k->addr), h);
+}
+
+static void key_of_view(const struct store_view *v, struct store_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc.ns = v->ns;
+	k->svc.group = v->group;
+	k->svc.service = v->service;
+	k->cluster = v->cluster;
+	k->addr = v->addr;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long a synced record took from its owner's clock to here (same-host clocks agree). */
+static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version)
+{
+	int64_t lag = now_wall - (int64_t)(version >> 16);
+	int b = 0;
+
+	while (b < WORKER_REPL_BUCKETS - 1 && lag > (int64_t)worker_repl_bounds_ms[b])
+		b++;
+	WSTAT_ADD(w, repl_count[b], 1);
+}
+
+/* Applies the records of our shard (last writer wins); keys gets their hashes if not NULL. */
+static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
+{
+	static __thread struct store_kv kv[RECORD_META_MAX];
+	struct proto_rd rd;
+	uint32_t nkeys = 0;
+	bool synced = m->kind == XM_APPLY && m->before == 0; /* not a load chunk */
+	int64_t now_wall = synced ? wall_ms() : 0;
+
+	proto_rd_init(&rd, m->data, m->len);
+	for (uint32_t i = 0; i < m->count; i++) {
+		struct store_record r;
+
+		record_get(&rd, &r, kv, RECORD_META_MAX);
+		if (rd.err) /* checked by the peer thread: cannot happen */
+			break;
+		if (r.key.svc.service.p == NULL ||
+		    store_shard_of(w->srv->store, &r.key.svc) != w->id)
+			continue;
+		if (keys)
+			keys[nkeys++] = key_hash(&r.key);
+		if (m->kind == XM_REPAIR)
+			(void)store_repair_apply(w->shard, &r, m->before);
+		else if (store_apply(w->shard, &r) >= 0 && synced)
+			repl_lag_record(w, now_wall, r.version);
+	}
+	return nkeys;
+}
+
+/*
+ * The owner's copy of a slot replaces ours: its records are applied, and
+ * our instances of the slot it does not have - and that are older than
+ * its listing - are forgotten.
+ */
+static void repair_slot(struct worker *w, const struct xrecords *m)
+{
+	uint64_t *keys = mem_alloc(sizeof(keys[0]) * (m->count ? m->count : 1));
+	struct store_cursor c;
+	uint32_t nkeys;
+
+	if (keys == NULL) {
+		log_error("out of memory for a repair of slot %u: verify retries it", m->slot);
+		return;
+	}
+	nkeys = records_apply(w, m, keys);
+	qsort(keys, nkeys, sizeof(keys[0]), u64_cmp);
+	epoch_enter(w->rec);
+	store_cursor_init(&c, m->slot);
+	while (!c.done) {
+		uint32_t n = store_slot_scan(w->srv->store, &c, w->views, w->views_cap);
+
+		for (uint32_t i = 0; i < n; i++) {
+			const struct store_view *v = &w->views[i];
+			struct store_key k;
+			uint64_t h;
+
+			if (v->version >= m->before)
+				continue;
+			key_of_view(v, &k);
+			if (store_shard_of(w->srv->store, &k.svc) != w->id)
+				continue;
+			h = key_hash(&k);
+			if (bsearch(&h, keys, nkeys, sizeof(keys[0]), u64_cmp) == NULL)
+				(void)store_forget(w->shard, &k, m->before);
+		}
+	}
+	epoch_exit(w->rec);
+	mem_free(keys);
+}
+
+/* Slots this node gained: every instance in them gets a full fresh deadline. */
+static void take_over(struct worker *w, const struct xtakeover *t)
+{
+	epoch_enter(w->rec);
+	for (uint32_t word = 0; word < STORE_SLOTS / 64; word++) {
+		uint64_t bits = t->bits[word];
+
+		while (bits) {
+			struct store_cursor c;
+
+			store_cursor_init(&c, word * 64 + (uint32_t)__builtin_ctzll(bits));
+			bits &= bits - 1;
+			while (!c.done) {
+				uint32_t n =
+				        store_slot_scan(w->srv->store, &c, w->views, w->views_cap);
+
+				for (uint32_t i = 0; i < n; i++) {
+					struct store_key k;
+
+					key_of_view(&w->views[i], &k);
+					if (store_shard_of(w->srv->store, &k.svc) == w->id)
+						(void)store_touch(w->shard, &k);
+				}
+			}
+		}
+	}
+	epoch_exit(w->rec);
+}
+
+static void on_cluster_message(struct worker *w, void *msg)
+{
+	switch (*(uint8_t *)msg) {
+	case XM_APPLY:
+		records_apply(w, msg, NULL);
+		xrecords_unref(msg);
+		break;
+	case XM_REPAIR:
+		repair_slot(w, msg);
+		xrecords_unref(msg);
+		break;
+	case XM_TAKEOVER: {
+		struct xtakeover *t = msg;
+
+		take_over(w, t);
+		if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+			mem_free(t);
+		break;
+	}
+	default:
+		log_error("unknown cross-core message kind %u", *(uint8_t *)msg);
+		abort();
+	}
+}
+
+static void handle_slot_map(struct worker *w, uint32_t idx, const struct proto_header *h)
+{
+	static __thread struct peer_status st;
+	static __thread uint16_t owners[STORE_SLOTS];
+	struct proto_wr wr;
+	uint32_t len = 11;
+	uint8_t *p;
+
+	if (w->srv->peer == NULL) {
+		p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
+		if (p == NULL)
+			return;
+		proto_header_put(p, OP_SLOT_MAP | PROTO_RESPONSE, len, h->request_id, 0, 0);
+		proto_wr_init(&wr, p + PROTO_HEADER_BYTES, len);
+		proto_wr_u64(&wr, 0);
+		proto_wr_u16(&wr, 0);
+		proto_wr_u8(&wr, 1);
+		out_commit(w, idx, PROTO_HEADER_BYTES + len);
+		return;
+	}
+	peer_status_read(w->srv->peer, &st);
+	uint64_t version = peer_map_read(w->srv->peer, owners);
+
+	for (uint32_t i = 0; i < st.n; i++)
+		len += 2 + 1 + 1 + 2 + (uint32_t)strlen(st.m[i].addr) + 2 +
+		       (uint32_t)strlen(st.m[i].client_addr);
+	len += 2 * STORE_SLOTS;
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
+	if (p == NULL)
+		return;
+	proto_header_put(p, OP_SLOT_MAP | PROTO_RESPONSE, len, h->request_id, 0, (uint16_t)st.n);
+	proto_wr_init(&wr, p + PROTO_HEADER_BYTES, len);
+	proto_wr_u64(&wr, version);
+	proto_wr_u16(&wr, st.self_id);
+	proto_wr_u8(&wr, st.ready);
+	for (uint32_t i = 0; i < st.n; i++) {
+		proto_wr_u16(&wr, st.m[i].id);
+		proto_wr_u8(&wr, (uint8_t)st.m[i].health);
+		proto_wr_u8(&wr, st.m[i].ready);
+		proto_wr_str(&wr,
+		             (struct store_str){ st.m[i].addr, (uint32_t)strlen(st.m[i].addr) });
+		proto_wr_str(&wr, (struct store_str){ st.m[i].client_addr,
+		                                      (uint32_t)strlen(st.m[i].client_addr) });
+	}
+	for (uint32_t s = 0; s < STORE_SLOTS; s++)
+		proto_wr_u16(&wr, owners[s]);
+	out_commit(w, idx, PROTO_HEADER_BYTES + len);
+}
 
 /* Frames answered here are timed here; frames sent to other shards when they come back. */
 static void handle_frame(struct worker *w, uint32_t idx, const struct proto_header *h,
@@ -1029,6 +1360,9 @@ static void handle_frame_inner(struct worker *w, uint32_t idx, const struct prot
 		break;
 	case OP_UNSUBSCRIBE:
 		handle_unsubscribe(w, idx, h, body);
+		break;
+	case OP_SLOT_MAP:
+		handle_slot_map(w, idx, h);
 		break;
 	default:
 		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_PROTO_OP);
@@ -1301,9 +1635,18 @@ static void send_wakes(struct worker *w)
 	w->wake_mask = 0;
 	while (m) {
 		uint32_t to = (uint32_t)__builtin_ctzll(m);
-		struct io_uring_sqe *sqe = uring_sqe(&w->ring);
+		struct io_uring_sqe *sqe;
 
 		m &= m - 1;
+		if (to == w->srv->nworkers) { /* the peer thread sleeps in epoll */
+			uint64_t one = 1;
+
+			if (write(peer_wake_fd(w->srv->peer), &one, sizeof(one)) < 0 &&
+			    errno != EAGAIN)
+				log_error("waking the peer thread: %s", strerror(errno));
+			continue;
+		}
+		sqe = uring_sqe(&w->ring);
 		io_uring_prep_msg_ring(sqe, self_of(w->srv, to)->ring.ring_fd, 0,
 		                       ud_make(UD_WAKE, 0, 0), 0);
 		io_uring_sqe_set_data64(sqe, ud_make(UD_MSG, 0, 0));
@@ -1411,6 +1754,16 @@ static void loop(struct worker *w)
 			push_changes(w);
 		}
 		subs_reap(w);
+		if (s->peer && store_feed_len(w->shard) > 0) {
+			/* A precise clock: the coarse one ticks every few ms, longer than the
+			 * window. */
+			int64_t now_us = mono_us();
+
+			if (now_us - w->last_sync_us >= (int64_t)s->cfg.sync_window_ms * 1000) {
+				w->last_sync_us = now_us;
+				sync_out(w);
+			}
+		}
 		flush(w);
 		send_wakes(w);
 		/* Subscribers need a look every push window; otherwise sleep longer. */
@@ -1418,6 +1771,10 @@ static void loop(struct worker *w)
 		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
 		                                                       : WAIT_MS) *
 		        1000000L;
+		/* Changes waiting for the peers: back within the sync window. */
+		if (s->peer && store_feed_len(w->shard) > 0 &&
+		    (long)s->cfg.sync_window_ms * 1000000L < ts.tv_nsec)
+			ts.tv_nsec = (long)s->cfg.sync_window_ms * 1000000L;
 		if (!w->accept_armed && !w->stopping && w->listen_fd >= 0 &&
 		    w->now_ms >= w->accept_resume_ms)
 			arm_accept(w);
@@ -1585,6 +1942,41 @@ static void worker_free(struct worker *w)
 	mem_free(w->watch_tab);
 }
 
+/* After every thread stopped: frees the cluster messages still on the rings. */
+static void drop_messages(struct server *s)
+{
+	void *msgs[256];
+
+	if (s->xcore.q == NULL || s->peer == NULL)
+		return;
+	for (uint32_t from = 0; from < s->xcore.n; from++) {
+		for (uint32_t to = 0; to < s->xcore.n; to++) {
+			uint32_t n;
+
+			if (from == to)
+				continue;
+			while ((n = xcore_recv(&s->xcore, from, to, msgs, 256)) > 0) {
+				for (uint32_t i = 0; i < n; i++) {
+					uint8_t kind = *(uint8_t *)msgs[i];
+
+					if (kind == XM_APPLY || kind == XM_REPAIR)
+						xrecords_unref(msgs[i]);
+					else if (kind == XM_TAKEOVER &&
+					         __atomic_sub_fetch(
+					                 &((struct xtakeover *)msgs[i])->refs, 1,
+					                 __ATOMIC_ACQ_REL) == 0)
+						mem_free(msgs[i]);
+					else if (kind == XM_SYNC ||
+					         (kind == XM_PENDING &&
+					          ((struct pending *)msgs[i])->origin ==
+					                  s->nworkers))
+						mem_free(msgs[i]);
+				}
+			}
+		}
+	}
+}
+
 static void server_free(struct server *s)
 {
 	if (s->workers) {
@@ -1593,9 +1985,12 @@ static void server_free(struct server *s)
 		mem_free(s->workers);
 		s->workers = NULL;
 	}
+	drop_messages(s);
 	xcore_free(&s->xcore);
 	store_destroy(s->store);
 	s->store = NULL;
+	peer_destroy(s->peer); /* its epoch record outlives the store's epoch */
+	s->peer = NULL;
 }
 
 int server_start(struct server *s, const struct server_config *cfg)
@@ -1606,11 +2001,16 @@ int server_start(struct server *s, const struct server_config *cfg)
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	s->nworkers = cfg->workers;
+	/* A cluster: the peer thread is one more participant of the rings. */
+	if (peer_create(s, &s->peer) < 0)
+		return -EINVAL;
 	if ((rc = store_create(&s->cfg.store, &s->store)) < 0) {
 		log_error("store: %s", err_str(rc));
+		peer_destroy(s->peer);
+		s->peer = NULL;
 		return -EINVAL;
 	}
-	if (xcore_init(&s->xcore, s->nworkers, XCORE_SLOTS) < 0) {
+	if (xcore_init(&s->xcore, s->nworkers + (s->peer != NULL), XCORE_SLOTS) < 0) {
 		server_free(s);
 		return -ENOMEM;
 	}
@@ -1659,6 +2059,10 @@ int server_start(struct server *s, const struct server_config *cfg)
 	}
 	log_info("distrod listening on %s:%u (binary protocol), %u workers", cfg->bind, s->port,
 	         s->nworkers);
+	if (s->peer && (rc = peer_start(s->peer)) < 0) {
+		server_stop(s);
+		return rc;
+	}
 	return 0;
 }
 
@@ -1667,6 +2071,9 @@ void server_stop(struct server *s)
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i].thread, NULL);
+	/* The peer thread outlives the workers: their forwarded writes need answers. */
+	if (s->peer)
+		peer_stop(s->peer);
 	pthread_barrier_destroy(&s->ready);
 	server_free(s);
 }
@@ -1681,6 +2088,8 @@ static void stats_add(struct worker_stats *out, const struct worker_stats *st)
 	out->lat_sum_us += LOAD_RELAXED(&st->lat_sum_us);
 	for (int i = 0; i < WORKER_BATCH_BUCKETS; i++)
 		out->batch_count[i] += LOAD_RELAXED(&st->batch_count[i]);
+	for (int i = 0; i < WORKER_REPL_BUCKETS; i++)
+		out->repl_count[i] += LOAD_RELAXED(&st->repl_count[i]);
 }
 
 void worker_stats_read(struct worker *w, struct worker_stats *out)

@@ -51,8 +51,16 @@ static const uint32_t worker_lat_bounds_us[WORKER_LAT_BUCKETS - 1] = { 10,   25,
 	                                                               250,  500,   1000,  2500,
 	                                                               5000, 10000, 100000 };
 
+/* Replication lag (write stamped at its owner -> applied here), upper bounds in ms. */
+#define WORKER_REPL_BUCKETS 10
+static const uint32_t worker_repl_bounds_ms[WORKER_REPL_BUCKETS - 1] = { 1,  2,   3,    5,    10,
+	                                                                 25, 100, 1000, 10000 };
+
 /* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
 #define WORKER_BATCH_BUCKETS 8
+
+/* user_data of the CQE that wakes a worker (MSG_RING from a worker or the peer thread). */
+#define WORKER_WAKE_UD (4ull << 56)
 
 struct worker_stats {
 #define WORKER_STAT_FIELD(name) uint64_t name;
@@ -61,6 +69,7 @@ struct worker_stats {
 	uint64_t lat_count[WORKER_LAT_BUCKETS]; /* not cumulative */
 	uint64_t lat_sum_us;
 	uint64_t batch_count[WORKER_BATCH_BUCKETS]; /* loops by completions reaped, 1+ */
+	uint64_t repl_count[WORKER_REPL_BUCKETS];   /* synced records by lag, not cumulative */
 };
 
 struct conn;
@@ -88,7 +97,7 @@ struct worker {
 
 	struct pool pendings; /* cross-core requests this worker started */
 	uint32_t pendings_n;
-	struct pending **backlog; /* messages whose ring was full, retried each loop */
+	void **backlog; /* (destination, message) pairs whose ring was full, retried each loop */
 	uint32_t backlog_n, backlog_cap;
 	uint64_t wake_mask; /* workers to wake at the end of this loop */
 
@@ -100,6 +109,7 @@ struct worker {
 	struct sub *dead_subs;    /* unlinked at the end of the loop */
 	uint32_t nsubs;
 	int64_t last_push_ms;
+	int64_t last_sync_us; /* cluster: the feed was last drained to the peer thread */
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
@@ -112,9 +122,12 @@ struct worker {
 	struct worker_stats stats;
 } __attribute__((aligned(64)));
 
+struct peer;
+
 struct server {
 	struct server_config cfg;
 	struct store *store;
+	struct peer *peer; /* NULL when standalone */
 	struct xcore xcore;
 	struct worker *workers;
 	uint32_t nworkers;

@@ -1315,12 +1315,43 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 	return rc;
 }
 
+int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	int rc;
+
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in == NULL || (in->flags & STORE_F_DELETED))
+		return -ERR_NOT_FOUND;
+	if (in->version >= before)
+		return -ERR_STALE;
+	inst_kill(sh, in, in->version, in->node);
+	STAT_INC(sh, forgotten);
+	return 0;
+}
+
 static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 {
 	return v1 > v2 || (v1 == v2 && n1 > n2);
 }
 
+static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+
 int store_apply(struct store_shard *sh, const struct store_record *r)
+{
+	return apply(sh, r, 0);
+}
+
+int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
+{
+	return apply(sh, r, before);
+}
+
+/* Last writer wins; with `before`, the owner's listing also wins over anything older than it. */
+static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
 {
 	struct store_inst *in;
 	struct rkey rk;
@@ -1334,7 +1365,8 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, &rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node)) {
+	if (in && !newer(r->version, r->node, in->version, in->node) &&
+	    !(in->version < before && (in->version != r->version || in->node != r->node))) {
 		STAT_INC(sh, applies_stale);
 		return -ERR_STALE;
 	}
@@ -1393,6 +1425,21 @@ static inline bool checked(struct store_shard *sh)
 	return true;
 }
 
+/*
+ * Expiry of another node's slot is that node's job: the instance leaves the
+ * expiry lists here (a takeover's store_touch tracks it again).
+ */
+static bool responsible(struct store_shard *sh, struct store_inst *in)
+{
+	const struct store_config *c = &sh->store->cfg;
+
+	if (c->owns == NULL || c->owns(c->owns_ctx, in->slot))
+		return true;
+	list_leave(sh, in);
+	STAT_INC(sh, expiry_released);
+	return false;
+}
+
 uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 {
 	int64_t now = now_ms(sh);
@@ -1405,6 +1452,10 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 
 		while (done < budget && (in = te->healthy.head) && checked(sh) &&
 		       in->beat_ms + te->t.timeout_ms <= now) {
+			if (!responsible(sh, in)) {
+				done++;
+				continue;
+			}
 			fifo_unlink(&te->healthy, in);
 			list_enter(sh, in, W_LIST_UNHEALTHY);
 			if (in->flags & STORE_F_HEALTHY) {
@@ -1421,6 +1472,10 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 		}
 		while (done < budget && (in = te->unhealthy.head) && checked(sh) &&
 		       in->beat_ms + te->t.delete_ms <= now) {
+			if (!responsible(sh, in)) {
+				done++;
+				continue;
+			}
 			inst_kill(sh, in, hlc_next(sh), node);
 			feed_push(sh, in);
 			STAT_INC(sh, expired_removed);

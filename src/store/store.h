@@ -169,6 +169,15 @@ struct store_config {
 	uint32_t tombstone_ms;      /* how long a delete is remembered: 60000 (>= 1000) */
 	uint32_t version_skew_ms;   /* refuse replicated versions this far past our clock: 60000 */
 	struct clock clock;         /* zeroed: the real clocks */
+	/*
+	 * Cluster responsibility, or NULL (standalone: every slot is ours).
+	 * store_expire only expires instances of slots for which owns() is
+	 * true; an instance of another node's slot leaves the expiry lists
+	 * when its turn comes (its owner expires it) until store_touch tracks
+	 * it again. Called on the writer thread; must be cheap.
+	 */
+	bool (*owns)(void *ctx, uint32_t slot);
+	void *owns_ctx;
 };
 
 /* Per-shard counters: declared once, summed by store_stats. */
@@ -185,6 +194,8 @@ struct store_config {
 	X(expired_removed)   /* instances removed by missing heartbeats */                         \
 	X(tombstones_purged) /* tombstones forgotten after tombstone_ms */                         \
 	X(expiry_checks)     /* FIFO heads examined by store_expire: the sweep's work */           \
+	X(expiry_released)   /* instances of another node's slot left to their owner */            \
+	X(forgotten)         /* replicas dropped by store_forget (repair) */                       \
 	X(rejected)          /* writes refused with an error */
 
 struct store_stats {
@@ -263,6 +274,26 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
  * for expiry (their owner does that) until store_touch.
  */
 int store_apply(struct store_shard *sh, const struct store_record *r);
+
+/*
+ * Repair: the slot's owner listed this record when its clock read `before`.
+ * The owner is the authority on its slots, so its record replaces ours even
+ * when ours is newer - provided ours is older than the listing (a newer
+ * one reached us after it and stands). This is what settles a slot after a
+ * partition, where our side may hold a delete the owner's side overrode by
+ * a live, beating instance. Otherwise as store_apply.
+ */
+int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+
+/*
+ * Repair: the slot's owner has no such instance, so this replica drops it -
+ * if its version is older than `before` (the owner's clock when it listed
+ * the slot: anything newer reached us after that list and is kept). The
+ * instance becomes a tombstone keeping its version (an older copy arriving
+ * later is refused) and nothing goes on the feed. 0, -ERR_NOT_FOUND, or
+ * -ERR_STALE when it is not older than `before`.
+ */
+int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before);
 
 /*
  * Marks unhealthy / removes instances whose heartbeats stopped, and forgets

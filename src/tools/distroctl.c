@@ -35,6 +35,9 @@ static void usage(FILE *out)
 	             "  list SERVICE [--ns NS] [--group G] [--cluster C]... [--healthy] [--all]\n"
 	             "  ping               check the node answers\n"
 	             "  stats              the node's counters\n"
+	             "  cluster            the members as the node sees them: health, READY, "
+	             "slots owned\n"
+	             "                     (counted in its slot map), and the map's version\n"
 	             "\n"
 	             "options:\n"
 	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:9848)\n"
@@ -168,6 +171,60 @@ static void print_push(void *ctx, uint32_t id, uint64_t revision, const struct d
 			print_entry(&st, &e[i]);
 	}
 	fflush(stdout);
+}
+
+static const char *health_word(uint8_t h)
+{
+	return h == DISTRO_UP ? "UP" : h == DISTRO_SUSPICIOUS ? "SUSPICIOUS" : "DOWN";
+}
+
+/* `distroctl cluster`: the node's SLOT_MAP, members with the slots each owns. */
+static int print_cluster(struct distro_client *c)
+{
+	static struct distro_slot_map map; /* 40 KiB */
+	uint32_t slots[DISTRO_MEMBERS_MAX + 1] = { 0 };
+	int rc;
+
+	if ((rc = distro_slot_map(c, &map)) < 0)
+		return rc;
+	for (uint32_t s = 0; s < DISTRO_SLOTS; s++)
+		slots[map.owners[s]]++; /* the decoder bounds every owner */
+	if (map.n == 0) {
+		printf(json ? "{\"clustered\":false}\n" : "standalone node (no cluster)\n");
+		return 0;
+	}
+	if (json) {
+		printf("{\"clustered\":true,\"map_version\":%llu,\"self\":%u,\"ready\":%s,"
+		       "\"members\":[",
+		       (unsigned long long)map.version, map.self_id, map.ready ? "true" : "false");
+		for (uint32_t i = 0; i < map.n; i++) {
+			const struct distro_member *m = &map.m[i];
+
+			printf("%s{\"id\":%u,\"addr\":", i ? "," : "", m->id);
+			json_str(m->addr);
+			printf(",\"client_addr\":");
+			json_str(m->client_addr);
+			printf(",\"self\":%s,\"health\":\"%s\",\"ready\":%s,\"slots\":%u}",
+			       m->id == map.self_id ? "true" : "false", health_word(m->health),
+			       m->ready ? "true" : "false", slots[m->id]);
+		}
+		printf("],\"unowned_slots\":%u}\n", slots[0]);
+		return 0;
+	}
+	printf("slot map version %llu; this node is member %u, %s\n",
+	       (unsigned long long)map.version, map.self_id, map.ready ? "READY" : "NOT READY");
+	printf("  %-3s %-24s %-24s %-10s %-5s %5s\n", "ID", "PEER ADDRESS", "CLIENT ADDRESS",
+	       "HEALTH", "READY", "SLOTS");
+	for (uint32_t i = 0; i < map.n; i++) {
+		const struct distro_member *m = &map.m[i];
+
+		printf("%c %-3u %-24s %-24s %-10s %-5s %5u\n", m->id == map.self_id ? '*' : ' ',
+		       m->id, m->addr, m->client_addr[0] ? m->client_addr : "-",
+		       health_word(m->health), m->ready ? "yes" : "no", slots[m->id]);
+	}
+	if (slots[0])
+		printf("unowned slots: %u\n", slots[0]);
+	return 0;
 }
 
 static volatile sig_atomic_t interrupted;
@@ -353,15 +410,15 @@ int main(int argc, char **argv)
 	bool needs_addr =
 	        !strcmp(cmd, "register") || !strcmp(cmd, "deregister") || !strcmp(cmd, "beat");
 	bool listing = !strcmp(cmd, "list") || !strcmp(cmd, "watch");
-	bool known = needs_addr || listing || !strcmp(cmd, "ping") || !strcmp(cmd, "stats");
+	bool bare = !strcmp(cmd, "ping") || !strcmp(cmd, "stats") || !strcmp(cmd, "cluster");
+	bool known = needs_addr || listing || bare;
 
 	if (!known) {
 		fprintf(stderr, "distroctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
 	}
-	if ((needs_addr && npos != 2) || (listing && npos != 1) ||
-	    ((!strcmp(cmd, "ping") || !strcmp(cmd, "stats")) && npos != 0)) {
+	if ((needs_addr && npos != 2) || (listing && npos != 1) || (bare && npos != 0)) {
 		fprintf(stderr, "distroctl: %s: wrong arguments\n", cmd);
 		usage(stderr);
 		return 2;
@@ -467,6 +524,11 @@ int main(int argc, char **argv)
 				        distro_strerror(rc));
 				sleep(1);
 			}
+		}
+	} else if (!strcmp(cmd, "cluster")) {
+		if ((rc = print_cluster(c)) < 0) {
+			distro_close(c);
+			return fail("cluster", rc);
 		}
 	} else if (!strcmp(cmd, "ping")) {
 		if ((rc = distro_ping(c)) < 0) {

@@ -21,6 +21,7 @@ struct snap {
 	struct worker_stats total, workers[NWORKERS];
 	struct store_stats store;
 	struct metrics_http http;
+	struct peer_status peer;
 	struct metrics_input in;
 };
 
@@ -45,6 +46,26 @@ static void snap_fill(struct snap *s)
 			s->workers[w].batch_count[i] = (uint64_t)(w + 1) * (uint64_t)(i + 1);
 		s->workers[w].cqes = 500 + (uint64_t)w;
 	}
+#define FILL(name) s->peer.stats.name = (v += 7919);
+	PEER_STATS(FILL)
+#undef FILL
+	s->peer.clustered = true;
+	s->peer.self_id = 1;
+	s->peer.ready = true;
+	s->peer.map_version = 42;
+	s->peer.n = 3;
+	for (uint32_t i = 0; i < 3; i++) {
+		struct peer_member_status *m = &s->peer.m[i];
+
+		m->id = (uint16_t)(i + 1);
+		snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%u", 7848 + i);
+		snprintf(m->client_addr, sizeof(m->client_addr), "127.0.0.1:%u", 9848 + 10 * i);
+		m->self = i == 0;
+		m->health = i == 2 ? PEER_SUSPICIOUS : PEER_UP;
+		m->ready = i != 2;
+		m->slots = i == 2 ? 0 : 8192;
+		m->backlog_bytes = 100 * i;
+	}
 	metrics_http_count(&s->http, 200);
 	metrics_http_count(&s->http, 404);
 	metrics_http_count(&s->http, 299); /* not a status we send: ignored */
@@ -52,7 +73,8 @@ static void snap_fill(struct snap *s)
 		                        .workers = s->workers,
 		                        .nworkers = NWORKERS,
 		                        .store = &s->store,
-		                        .http = &s->http };
+		                        .http = &s->http,
+		                        .peer = &s->peer };
 }
 
 static char *render(struct snap *s, size_t *len)
@@ -92,12 +114,60 @@ Test(metrics, every_counter_is_exported)
 #define CHECK(name) cr_assert(has_value(text, s.store.name), "STORE_STATS %s missing", #name);
 	STORE_STATS(CHECK)
 #undef CHECK
+#define CHECK(name)                                                                                \
+	cr_assert(strstr(text, "\ndistrod_peer_" #name "_total "), "PEER_STATS %s missing",        \
+	          #name);                                                                          \
+	cr_assert(has_value(text, s.peer.stats.name), "PEER_STATS %s value missing", #name);
+	PEER_STATS(CHECK)
+#undef CHECK
 	cr_assert(strstr(text, "distrod_instances ") && strstr(text, "distrod_services "));
 	cr_assert(strstr(text, "\ndistrod_subscribers "), "always present, 0 without a counter");
 	cr_assert(strstr(text, "distrod_operations_total{op=\"register\"} "));
 	cr_assert(strstr(text, "distrod_http_requests_total{code=\"200\"} 1\n"));
 	cr_assert(strstr(text, "distrod_http_requests_total{code=\"404\"} 1\n"));
 	cr_assert(strstr(text, "distrod_workers 3\n"));
+	free(text);
+}
+
+Test(metrics, cluster_members_are_gauges)
+{
+	struct snap s;
+	size_t len;
+	char *text;
+
+	snap_fill(&s);
+	strcpy(s.peer.m[1].addr, "[::1]:7849\"x\\"); /* escaped, never breaks the line */
+	text = render(&s, &len);
+	cr_assert(strstr(text, "\n# TYPE distrod_peer_member_health gauge\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_member_health{member=\"127.0.0.1:7848\"} 2\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_member_health{member=\"127.0.0.1:7850\"} 1\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_member_health{member=\"[::1]:7849\\\"x\\\\\"} 2\n"),
+	          "%s", text);
+	cr_assert(strstr(text, "\ndistrod_peer_member_ready{member=\"127.0.0.1:7850\"} 0\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_member_slots{member=\"127.0.0.1:7848\"} 8192\n"));
+	cr_assert(strstr(text,
+	                 "\ndistrod_peer_member_backlog_bytes{member=\"127.0.0.1:7850\"} 200\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_ready 1\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_map_version 42\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_members 3\n"));
+	free(text);
+}
+
+Test(metrics, standalone_has_no_peer_series)
+{
+	struct snap s;
+	size_t len;
+	char *text;
+
+	snap_fill(&s);
+	s.in.peer = NULL;
+	text = render(&s, &len);
+	cr_assert_null(strstr(text, "distrod_peer_"));
+	s.in.peer = &s.peer;
+	s.peer.clustered = false;
+	free(text);
+	text = render(&s, &len);
+	cr_assert_null(strstr(text, "distrod_peer_"));
 	free(text);
 }
 

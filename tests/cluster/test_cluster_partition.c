@@ -1,0 +1,458 @@
+/*
+ * A real network partition: three nodes, each in its own network namespace
+ * with two interfaces - one on a "client" bridge the test reaches them
+ * through, one on a "peer" bridge their cluster.conf names. Taking node A's
+ * peer interface down cuts {A} from {B, C} for peer traffic only, so the
+ * test can keep talking to both sides (the AP promise: each side serves
+ * reads and writes).
+ *
+ * Instances X beat through A, instances Y through B, every 500 ms (expiry
+ * 1.5 s / 3 s). During a 4 s partition:
+ * - both sides answer writes (new registrations through A and through B);
+ * - A, which sees only itself of three, has no quorum and expires nothing,
+ *   so it keeps listing Y although Y's beats never reach it (without that
+ *   rule its deletes would win over the live Y when the partition heals);
+ * - B and C keep listing Y.
+ * After the link returns, within a bounded wait, all three nodes list the
+ * same instances, and every beaten instance (X and Y) is among them.
+ *
+ * Needs root and iproute2 (`ip`); traffic stays inside the namespaces this
+ * test creates (10.231.1.0/24 and 10.231.2.0/24) and is removed at the end.
+ */
+#include "harness.h"
+
+#include "core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NODES       3
+#define N_HALF      150 /* X: beaten through A; Y: through B */
+#define N_NEW       20  /* registered on each side during the partition */
+#define BEAT_MS     500
+#define PART_MS     4000
+#define CLIENT_PORT 9848
+#define PEER_PORT   7848
+
+static char tag[16];  /* unique per run: names of namespaces, bridges, links */
+static char dir[128]; /* cluster.conf, secret, logs */
+static pid_t pids[NODES];
+static char addrs[NODES][32];
+static bool net_made;
+
+static struct distro_instance x[N_HALF], y[N_HALF], za[N_NEW], zb[N_NEW];
+static char xip[N_HALF][16], yip[N_HALF][16], zaip[N_NEW][16], zbip[N_NEW][16];
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Runs a shell command; its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+static void net_down(void)
+{
+	for (int i = 0; i < NODES; i++)
+		sh("ip netns del dt%sn%d 2>/dev/null", tag, i);
+	sh("ip link del bc%s 2>/dev/null", tag);
+	sh("ip link del bp%s 2>/dev/null", tag);
+}
+
+/* Two bridges; per node a namespace with c0 (client net) and p0 (peer net). */
+static void net_up(void)
+{
+	cr_assert_eq(sh("ip link add bc%s type bridge && ip link set bc%s up && "
+	                "ip addr add 10.231.1.254/24 dev bc%s",
+	                tag, tag, tag),
+	             0, "a bridge for the client network (needs root and iproute2)");
+	cr_assert_eq(sh("ip link add bp%s type bridge && ip link set bp%s up", tag, tag), 0);
+	net_made = true;
+	for (int i = 0; i < NODES; i++) {
+		cr_assert_eq(
+		        sh("ip netns add dt%sn%d && ip -n dt%sn%d link set lo up", tag, i, tag, i),
+		        0);
+		cr_assert_eq(sh("ip link add vc%s%d type veth peer name c0 netns dt%sn%d && "
+		                "ip link set vc%s%d master bc%s up && "
+		                "ip -n dt%sn%d addr add 10.231.1.%d/24 dev c0 && "
+		                "ip -n dt%sn%d link set c0 up",
+		                tag, i, tag, i, tag, i, tag, tag, i, i + 1, tag, i),
+		             0);
+		cr_assert_eq(sh("ip link add vp%s%d type veth peer name p0 netns dt%sn%d && "
+		                "ip link set vp%s%d master bp%s up && "
+		                "ip -n dt%sn%d addr add 10.231.2.%d/24 dev p0 && "
+		                "ip -n dt%sn%d link set p0 up",
+		                tag, i, tag, i, tag, i, tag, tag, i, i + 1, tag, i),
+		             0);
+		snprintf(addrs[i], sizeof(addrs[i]), "10.231.1.%d:%d", i + 1, CLIENT_PORT);
+	}
+}
+
+static void node_start(int i)
+{
+	char ns[32], bind[32], log[192], conf[192], secret[192];
+
+	snprintf(ns, sizeof(ns), "dt%sn%d", tag, i);
+	snprintf(bind, sizeof(bind), "10.231.1.%d", i + 1);
+	snprintf(log, sizeof(log), "%s/node%d.log", dir, i);
+	snprintf(conf, sizeof(conf), "%s/cluster.conf", dir);
+	snprintf(secret, sizeof(secret), "%s/secret", dir);
+	pids[i] = fork();
+	cr_assert_geq(pids[i], 0);
+	if (pids[i] == 0) {
+		const char *argv[] = { "ip",        "netns",
+			               "exec",      ns,
+			               DISTROD_BIN, "--bind",
+			               bind,        "--port",
+			               "9848",      "--http-bind",
+			               bind,        "--http-port",
+			               "9849",      "--workers",
+			               "2",         "--cluster-conf",
+			               conf,        "--cluster-secret-file",
+			               secret,      "--peer-port",
+			               "7848",      "--peer-ping",
+			               "50",        "--peer-suspect",
+			               "300",       "--peer-down",
+			               "900",       "--verify-interval",
+			               "200",       "--startup-wait",
+			               "1000",      NULL };
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		execvp("ip", (char **)argv); /* ip execs distrod inside the namespace */
+		_exit(127);
+	}
+}
+
+static void dump_logs(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		fprintf(stderr, "---- node %d (%s) ----\n", i, addrs[i]);
+		sh("tail -n 30 %s/node%d.log 1>&2", dir, i);
+	}
+}
+
+#define check(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			dump_logs();                                                               \
+			cr_assert_fail(__VA_ARGS__);                                               \
+		}                                                                                  \
+	} while (0)
+
+static void setup(void)
+{
+	FILE *f;
+
+	snprintf(tag, sizeof(tag), "%d", (int)(getpid() % 100000));
+	snprintf(dir, sizeof(dir), "/tmp/distro-partition-%s", tag);
+	mkdir(dir, 0700);
+	net_down(); /* leftovers of a crashed run with the same pid */
+	net_up();
+	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/cluster.conf"), "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < NODES; i++)
+		fprintf(f, "10.231.2.%d:%d\n", i + 1, PEER_PORT);
+	fclose(f);
+	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/secret"), "w");
+	cr_assert_not_null(f);
+	fprintf(f, "partition-test-secret-%s", tag);
+	fclose(f);
+	for (int i = 0; i < NODES; i++)
+		node_start(i);
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		if (pids[i] > 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+			pids[i] = 0;
+		}
+	}
+	if (net_made)
+		net_down();
+	if (getenv("DISTRO_CLUSTER_KEEP") == NULL)
+		sh("rm -rf %s", dir);
+}
+
+TestSuite(cluster_partition, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---- talking to the nodes (a connection per call: nodes restart their links, not us) ---- */
+
+static struct distro_client *conn(int i)
+{
+	struct distro_client *c = NULL;
+
+	if (distro_connect(addrs[i], 2000, &c) < 0)
+		return NULL;
+	return c;
+}
+
+static bool ready_and_all_up(int i)
+{
+	static struct distro_slot_map m;
+	struct distro_client *c = conn(i);
+	bool ok = false;
+
+	if (c == NULL)
+		return false;
+	if (distro_slot_map(c, &m) == 0 && m.ready && m.n == NODES) {
+		ok = true;
+		for (uint32_t k = 0; k < m.n; k++)
+			ok = ok && (m.m[k].id == m.self_id ||
+			            (m.m[k].health == DISTRO_UP && m.m[k].ready));
+	}
+	distro_close(c);
+	return ok;
+}
+
+static bool all_ready(void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < NODES; i++)
+		if (!ready_and_all_up(i))
+			return false;
+	return true;
+}
+
+/* A node's list of the service as sorted "ip:port" keys (u64). */
+struct listing {
+	uint64_t k[2 * N_HALF + 2 * N_NEW + 16];
+	uint32_t n;
+	bool ok;
+};
+
+static void collect(void *ctx, const struct distro_entry *e)
+{
+	struct listing *l = ctx;
+	unsigned a, b, c, d;
+
+	if (l->n < sizeof(l->k) / sizeof(l->k[0]) &&
+	    sscanf(e->ip, "%u.%u.%u.%u", &a, &b, &c, &d) == 4)
+		l->k[l->n++] = ((uint64_t)((a << 24) | (b << 16) | (c << 8) | d) << 16) | e->port;
+}
+
+static int u64cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void list_node(int i, struct listing *l)
+{
+	struct distro_client *c = conn(i);
+
+	l->n = 0;
+	l->ok = false;
+	if (c == NULL)
+		return;
+	l->ok = distro_list(c, NULL, NULL, "part", NULL, collect, l, NULL) >= 0;
+	distro_close(c);
+	qsort(l->k, l->n, sizeof(l->k[0]), u64cmp);
+}
+
+static uint64_t key_of(const struct distro_instance *in)
+{
+	unsigned a, b, c, d;
+
+	sscanf(in->ip, "%u.%u.%u.%u", &a, &b, &c, &d);
+	return ((uint64_t)((a << 24) | (b << 16) | (c << 8) | d) << 16) | in->port;
+}
+
+static uint32_t count_in(const struct listing *l, const struct distro_instance *in, uint32_t n)
+{
+	uint32_t got = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t k = key_of(&in[i]);
+
+		got += bsearch(&k, l->k, l->n, sizeof(l->k[0]), u64cmp) != NULL;
+	}
+	return got;
+}
+
+/* ---- the beater: X through node 0, Y through node 1, every BEAT_MS ---- */
+
+static int beater_stop;
+
+static void *beater_main(void *arg)
+{
+	struct distro_client *c[2] = { NULL, NULL };
+	int res[N_HALF];
+
+	(void)arg;
+	while (!__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE)) {
+		int64_t next = mono_ms() + BEAT_MS;
+
+		for (int side = 0; side < 2; side++) {
+			if (c[side] == NULL)
+				c[side] = conn(side);
+			if (c[side] && distro_heartbeat(c[side], side ? y : x, N_HALF, res) < 0) {
+				distro_close(c[side]); /* retried next round, as a client would */
+				c[side] = NULL;
+			}
+		}
+		while (mono_ms() < next && !__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE))
+			nap_ms(20);
+	}
+	for (int side = 0; side < 2; side++)
+		if (c[side])
+			distro_close(c[side]);
+	return NULL;
+}
+
+static void make(struct distro_instance *in, char (*ips)[16], uint32_t n, uint32_t base,
+                 uint32_t interval, uint32_t timeout, uint32_t del)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = (base + i + 1) * 2654435761u;
+
+		snprintf(ips[i], sizeof(ips[i]), "10.%u.%u.%u", ((base + i) >> 8) & 255,
+		         (base + i) & 255, 1 + (h >> 24) % 254);
+		distro_instance_init(&in[i]);
+		in[i].service = "part";
+		in[i].ip = ips[i];
+		in[i].port = (uint16_t)(8000 + (h >> 8) % 2000);
+		in[i].interval_ms = interval;
+		in[i].timeout_ms = timeout;
+		in[i].delete_ms = del;
+	}
+}
+
+static void register_all(int node, const struct distro_instance *in, uint32_t n)
+{
+	int res[N_HALF];
+	int64_t end = mono_ms() + 5000;
+
+	/* Retryable answers (an owner being declared down) are retried, as a client would. */
+	for (;;) {
+		struct distro_client *c = conn(node);
+		bool all = false;
+
+		if (c && distro_register(c, in, n, res) == 0) {
+			all = true;
+			for (uint32_t i = 0; i < n; i++)
+				all = all && res[i] >= 0;
+		}
+		if (c)
+			distro_close(c);
+		if (all)
+			return;
+		check(mono_ms() < end, "registering %u through node %d kept failing", n, node);
+		nap_ms(100);
+	}
+}
+
+struct converged_ctx {
+	struct listing l[NODES];
+};
+
+static bool converged(void *ctx)
+{
+	struct converged_ctx *cc = ctx;
+
+	for (int i = 0; i < NODES; i++) {
+		list_node(i, &cc->l[i]);
+		if (!cc->l[i].ok)
+			return false;
+	}
+	for (int i = 1; i < NODES; i++)
+		if (cc->l[i].n != cc->l[0].n ||
+		    memcmp(cc->l[i].k, cc->l[0].k, cc->l[0].n * sizeof(uint64_t)) != 0)
+			return false;
+	return count_in(&cc->l[0], x, N_HALF) == N_HALF && count_in(&cc->l[0], y, N_HALF) == N_HALF;
+}
+
+Test(cluster_partition, both_sides_serve_the_small_side_deletes_nothing_and_all_converge_after)
+{
+	static struct converged_ctx cc;
+	static struct listing l;
+	pthread_t beater;
+
+	check(wait_until(all_ready, NULL, 30000), "three READY nodes that see each other UP");
+	make(x, xip, N_HALF, 0, BEAT_MS, 1500, 3000);
+	make(y, yip, N_HALF, 1000, BEAT_MS, 1500, 3000);
+	make(za, zaip, N_NEW, 2000, 0, 0, 0);
+	make(zb, zbip, N_NEW, 3000, 0, 0, 0);
+	register_all(0, x, N_HALF);
+	register_all(1, y, N_HALF);
+	cr_assert_eq(pthread_create(&beater, NULL, beater_main, NULL), 0);
+	check(wait_until(converged, &cc, 10000), "every node lists X and Y before the partition");
+
+	/* Cut A (node 0) off the peer network; clients still reach every node. */
+	cr_assert_eq(sh("ip link set vp%s0 down", tag), 0);
+	int64_t cut = mono_ms();
+
+	/* Both sides take writes once they noticed (--peer-down 900 ms). */
+	register_all(0, za, N_NEW);
+	register_all(1, zb, N_NEW);
+	while (mono_ms() - cut < PART_MS) {
+		list_node(0, &l);
+		check(l.ok, "A answers LIST while cut off");
+		check(count_in(&l, x, N_HALF) == N_HALF, "A keeps every X (beaten through A)");
+		check(count_in(&l, za, N_NEW) == N_NEW, "A keeps what it accepted while cut off");
+		check(count_in(&l, y, N_HALF) == N_HALF,
+		      "A, without a quorum, must not expire Y (beating on the other side): %u of "
+		      "%u",
+		      count_in(&l, y, N_HALF), N_HALF);
+		for (int i = 1; i < NODES; i++) {
+			list_node(i, &l);
+			check(l.ok, "node %d answers LIST", i);
+			check(count_in(&l, y, N_HALF) == N_HALF, "node %d keeps every Y", i);
+			check(count_in(&l, zb, N_NEW) == N_NEW, "node %d keeps what B accepted", i);
+		}
+		nap_ms(100);
+	}
+
+	/* Heal: the copies converge, and every beaten instance is in them. */
+	cr_assert_eq(sh("ip link set vp%s0 up", tag), 0);
+	check(wait_until(all_ready, NULL, 15000), "the three see each other again");
+	check(wait_until(converged, &cc, 15000),
+	      "after the heal all nodes list the same instances, X and Y among them (lists: %u %u "
+	      "%u)",
+	      cc.l[0].n, cc.l[1].n, cc.l[2].n);
+	__atomic_store_n(&beater_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(beater, NULL);
+}

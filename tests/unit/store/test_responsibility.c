@@ -1,0 +1,168 @@
+/*
+ * Cluster responsibility in the store: expiry only for the slots this node
+ * owns (the owns hook), and store_forget, with which repair drops what a
+ * slot's owner no longer has.
+ */
+#include "helpers.h"
+
+static bool owned[STORE_SLOTS];
+
+static bool owns(void *ctx, uint32_t slot)
+{
+	(void)ctx;
+	return owned[slot];
+}
+
+static void setup(void)
+{
+	for (uint32_t i = 0; i < STORE_SLOTS; i++)
+		owned[i] = true;
+	store_config_default(&cfg);
+	cfg.shards = 2;
+	cfg.node_id = 1;
+	cfg.owns = owns;
+	fixture_open(true);
+}
+
+TestSuite(responsibility, .init = setup, .fini = fixture_close);
+
+static uint32_t slot_of_n(uint32_t n)
+{
+	struct store_key k = key_n("svc", n);
+
+	return store_slot_of(&k.addr);
+}
+
+static bool healthy(uint32_t n)
+{
+	struct store_key k = key_n("svc", n);
+	struct store_view v;
+
+	cr_assert_eq(store_get(s, &k, &v), 0);
+	return v.flags & STORE_F_HEALTHY;
+}
+
+Test(responsibility, another_nodes_slot_is_not_expired_here)
+{
+	struct store_key a = key_n("svc", 1), b = key_n("svc", 2);
+	struct store_stats st;
+
+	cr_assert_neq(slot_of_n(1), slot_of_n(2));
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_geq(up_default(s, &b), 0);
+	owned[slot_of_n(2)] = false; /* slot of b moved to another member */
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	cr_assert_not(healthy(1), "our slot expires as usual");
+	cr_assert(healthy(2), "the owner expires it, not us");
+	store_stats(s, &st);
+	cr_assert_eq(st.expiry_released, 1);
+	fake_advance(&fc, 60 * 60 * 1000);
+	expire_all(s);
+	cr_assert(healthy(2), "released: never expired here while not ours");
+}
+
+Test(responsibility, a_slot_taken_back_expires_after_a_full_fresh_deadline)
+{
+	struct store_key b = key_n("svc", 2);
+
+	cr_assert_geq(up_default(s, &b), 0);
+	owned[slot_of_n(2)] = false;
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	cr_assert(healthy(2));
+	owned[slot_of_n(2)] = true; /* takeover: every instance is touched */
+	cr_assert_eq(store_touch(shard_for(s, &b), &b), STORE_SAME);
+	fake_advance(&fc, 14999);
+	expire_all(s);
+	cr_assert(healthy(2), "a takeover gives the whole timeout");
+	fake_advance(&fc, 1);
+	expire_all(s);
+	cr_assert_not(healthy(2));
+}
+
+Test(responsibility, forget_drops_only_what_is_older_than_the_listing)
+{
+	struct store_key a = key_n("svc", 3);
+	struct store_view v;
+	struct store_stats st;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version), -ERR_STALE,
+	             "written at or after the owner's listing: kept");
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1), 0);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, UINT64_MAX), -ERR_NOT_FOUND);
+	store_stats(s, &st);
+	cr_assert_eq(st.forgotten, 1);
+	cr_assert_eq(st.instances, 0);
+	cr_assert_eq(st.tombstones, 1, "remembered, so an old copy cannot come back");
+}
+
+Test(responsibility, a_forgotten_copy_is_not_resurrected_but_a_newer_write_is_taken)
+{
+	struct store_key a = key_n("svc", 4);
+	struct store_view v;
+	struct store_record r;
+	uint64_t ver;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	ver = v.version;
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, ver + 1), 0);
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = ver;
+	r.node = v.node;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "the same copy again");
+	r.version = ver + 5;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED, "a newer write revives it");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+}
+
+Test(responsibility, forget_keeps_slot_checksums_equal_to_a_store_without_the_instance)
+{
+	struct store_key a = key_n("svc", 5);
+	uint32_t slot = slot_of_n(5), count, count0;
+	uint64_t before, after;
+	struct store_view v;
+
+	before = store_slot_checksum(s, slot, &count0);
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1), 0);
+	after = store_slot_checksum(s, slot, &count);
+	cr_assert_eq(after, before);
+	cr_assert_eq(count, count0);
+}
+
+Test(responsibility, the_owners_listing_overrides_an_older_local_delete_but_not_a_newer_one)
+{
+	struct store_key a = key_n("svc", 7);
+	struct store_record r;
+	struct store_view v;
+
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = 1000;
+	r.node = 2;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED);
+	/* Our side deleted it (say, expired during a partition) at version 2000. */
+	r.deleted = true;
+	r.version = 2000;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	r.deleted = false;
+	r.version = 1000;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "sync: last writer wins");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 1500), -ERR_STALE,
+	             "our delete is newer than the owner's listing: it stands");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), STORE_CREATED,
+	             "the owner listed it live after our delete: the owner is right");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(v.version, 1000);
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), -ERR_STALE,
+	             "the same record again changes nothing");
+}
