@@ -29,6 +29,7 @@ enum request_route {
 	REQUEST_ROUTE_METRICS,  /* /metrics */
 	REQUEST_ROUTE_HEALTH,   /* /health */
 	REQUEST_ROUTE_CLUSTER,  /* /cluster */
+	REQUEST_ROUTE_LAST = REQUEST_ROUTE_CLUSTER,
 };
 
 struct request {

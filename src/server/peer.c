@@ -9,12 +9,12 @@
  * write once per loop when they queued something for it) and wakes workers
  * with MSG_RING from a small io_uring of its own.
  *
- * Links. One TCP connection per pair on the peer port: the member with the
- * lower id dials (backoff 100 ms doubling to 2 s), the other accepts. The
- * handshake (HELLO both ways, then AUTH: HMAC-SHA256 over both nonces and
- * ids, cluster/auth.c) must finish within --peer-down; until it does, any
- * other frame closes the link. A later link from the same member replaces
- * the earlier one.
+ * Links. One TCP connection per pair on the peer port. A member with no
+ * link to another dials it (backoff 100 ms doubling to 2 s) and also
+ * accepts; when both ends dialled, both keep the link the lower id dialled
+ * (link_up). The handshake (HELLO both ways, then AUTH: HMAC-SHA256 over
+ * both nonces and ids, cluster/auth.c) must finish within --peer-down;
+ * until it does, any other frame closes the link.
  *
  * Health. Every link carries a PING each --peer-ping with the sender's
  * READY flag. A member heard from within --peer-suspect is UP; silent
@@ -181,7 +181,8 @@ struct link {
 };
 
 struct mstate {
-	struct link *link; /* the UP (or handshaking, if we dial) link */
+	struct link *link;    /* the UP link */
+	struct link *dialing; /* our connection attempt, until it is UP or closed */
 	enum peer_health health;
 	bool ready;
 	int64_t last_rx_ms;
@@ -231,6 +232,8 @@ struct peer {
 	uint8_t range_state[LOAD_RANGES]; /* 0 to do, 1 in flight, 2 done */
 	uint32_t ranges_done;
 	int64_t load_progress_ms;
+	uint64_t load_sent; /* load chunks handed to the workers */
+	uint64_t load_done; /* ... and applied by all of them (atomic, workers add) */
 
 	uint32_t next_tag;
 	struct mstate m[MEMBERS_MAX + 1]; /* by member id */
@@ -423,7 +426,7 @@ static void send_wakes(struct peer *p)
 
 /* Records to every worker, which applies those of its shard. */
 static void records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data, uint32_t len,
-                               uint32_t count, uint16_t slot, uint64_t before)
+                               uint32_t count, uint16_t slot, uint64_t before, uint64_t *done)
 {
 	uint32_t nw = p->srv->nworkers;
 	struct xrecords *m = mem_alloc(sizeof(*m) + len);
@@ -439,6 +442,9 @@ static void records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data
 	m->len = len;
 	m->slot = slot;
 	m->before = before;
+	m->done = done;
+	if (done)
+		p->load_sent++;
 	if (len) /* an owner with nothing in the slot sends no records */
 		memcpy(m->data, data, len);
 	for (uint32_t w = 0; w < nw; w++)
@@ -541,6 +547,8 @@ static void link_close(struct peer *p, struct link *l, const char *why)
 {
 	if (l->state == L_FREE)
 		return;
+	if (l->id && p->m[l->id].dialing == l)
+		p->m[l->id].dialing = NULL;
 	if (l->id && p->m[l->id].link == l) {
 		if (l->state == L_UP)
 			log_warn("peer %s: link lost (%s)", p->ms.m[l->id - 1].addr, why);
@@ -604,7 +612,7 @@ static void dial(struct peer *p, uint16_t id, int64_t now)
 		close(fd);
 		return;
 	}
-	ms->link = l;
+	ms->dialing = l;
 }
 
 static void on_connected(struct peer *p, struct link *l)
@@ -644,12 +652,33 @@ static void auth_refuse(struct peer *p, struct link *l, const char *why)
 	link_close(p, l, why);
 }
 
+static void send_ping(struct peer *p, struct link *l);
+
+/* The member that dialled a link. */
+static uint16_t dialler(const struct peer *p, const struct link *l)
+{
+	return l->initiator ? p->self : l->id;
+}
+
 static void link_up(struct peer *p, struct link *l)
 {
 	struct mstate *ms = &p->m[l->id];
 
-	if (ms->link && ms->link != l) /* a newer link from the same member wins */
+	if (ms->dialing == l)
+		ms->dialing = NULL;
+	if (ms->link && ms->link != l) {
+		/*
+		 * Two links to one member: both dialled at once (a node
+		 * starting dials everyone), or the member restarted. Both ends
+		 * keep the link the lower id dialled, so they keep the same
+		 * one; between links of the same dialler the new one wins.
+		 */
+		if (dialler(p, ms->link) < dialler(p, l)) {
+			link_close(p, l, "a link to this member already exists");
+			return;
+		}
 		link_close(p, ms->link, "replaced by a new link");
+	}
 	ms->link = l;
 	l->state = L_UP;
 	STORE_RELAXED(&ms->last_rx_ms, mono_ms());
@@ -657,6 +686,7 @@ static void link_up(struct peer *p, struct link *l)
 	STORE_RELAXED(&ms->health, PEER_UP);
 	PSTAT_INC(p, links_up);
 	log_info("peer %s: link up", p->ms.m[l->id - 1].addr);
+	send_ping(p, l); /* our READY flag now, not a ping interval later */
 }
 
 static void client_addr_set(struct peer *p, uint16_t id, uint16_t client_port)
@@ -692,11 +722,6 @@ static void on_hello(struct peer *p, struct link *l, const uint8_t *body)
 		}
 		client_addr_set(p, from, cport);
 		l->state = L_AUTH; /* the acceptor's AUTH follows */
-		return;
-	}
-	/* We accept: only the lower id dials. */
-	if (from > p->self) {
-		auth_refuse(p, l, "hello from a member that should accept, not dial");
 		return;
 	}
 	l->id = from;
@@ -1391,7 +1416,7 @@ static void on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 	if (ms->pulls[k]->load) {
 		if (h->count)
 			records_to_workers(p, XM_APPLY, body + 10, h->body_len - 10, h->count, slot,
-			                   before);
+			                   before, &p->load_done);
 		PSTAT_ADD(p, load_records, h->count);
 		if (h->status & CHUNK_LAST)
 			PSTAT_INC(p, load_slots);
@@ -1415,7 +1440,7 @@ static void on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 	/* Never replace a slot we own, nor one the sender no longer owns in our view. */
 	if (peer_owner(p, slot) == from && p->ready)
 		records_to_workers(p, XM_REPAIR, ms->chunk->p, (uint32_t)ms->chunk->len,
-		                   ms->chunk_count, slot, before);
+		                   ms->chunk_count, slot, before, NULL);
 	PSTAT_ADD(p, repair_records, ms->chunk_count);
 	ms->chunk_slot = -1;
 	ms->chunk->len = 0;
@@ -1678,8 +1703,8 @@ static void health_check(struct peer *p, int64_t now)
 			p->eligible[id] = el;
 			changed = true;
 		}
-		/* The lower id dials. */
-		if (ms->link == NULL && id > p->self && now >= ms->next_dial_ms &&
+		/* Not linked: dial (both ends may; link_up keeps one link). */
+		if (ms->link == NULL && ms->dialing == NULL && now >= ms->next_dial_ms &&
 		    !LOAD_ACQUIRE(&p->stop))
 			dial(p, (uint16_t)id, now);
 	}
@@ -1688,7 +1713,7 @@ static void health_check(struct peer *p, int64_t now)
 	quorum_check(p);
 }
 
-static void pings(struct peer *p)
+static void send_ping(struct peer *p, struct link *l)
 {
 	uint8_t b[9];
 	struct proto_wr w;
@@ -1696,9 +1721,14 @@ static void pings(struct peer *p)
 	proto_wr_init(&w, b, sizeof(b));
 	proto_wr_u8(&w, p->ready);
 	proto_wr_u64(&w, LOAD_RELAXED(&p->map_version));
+	frame_put(l, P_PING, b, sizeof(b), 0, 0, 0);
+}
+
+static void pings(struct peer *p)
+{
 	for (uint32_t id = 1; id <= p->ms.n; id++)
 		if (id != p->self && p->m[id].link && p->m[id].link->state == L_UP)
-			frame_put(p->m[id].link, P_PING, b, sizeof(b), 0, 0, 0);
+			send_ping(p, p->m[id].link);
 }
 
 static void become_ready(struct peer *p, const char *how)
@@ -1707,6 +1737,7 @@ static void become_ready(struct peer *p, const char *how)
 	p->loading = false;
 	log_info("READY (%s)", how);
 	map_update(p);
+	pings(p); /* peers learn it now: they give us our slots sooner */
 }
 
 static void load_progress(struct peer *p, int64_t now)
@@ -1720,7 +1751,9 @@ static void load_progress(struct peer *p, int64_t now)
 		    p->m[id].link->state == L_UP)
 			any_ready = true;
 	if (p->ranges_done == LOAD_RANGES) {
-		become_ready(p, "loaded from peers");
+		/* READY once the workers have applied every chunk, not just received it. */
+		if (LOAD_ACQUIRE(&p->load_done) == p->load_sent)
+			become_ready(p, "loaded from peers");
 		return;
 	}
 	if (!any_ready) {
@@ -1776,7 +1809,7 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 		on_fwd_ack(p, l->id, h, body);
 		break;
 	case P_SYNC:
-		records_to_workers(p, XM_APPLY, body, h->body_len, h->count, 0, 0);
+		records_to_workers(p, XM_APPLY, body, h->body_len, h->count, 0, 0, NULL);
 		PSTAT_INC(p, sync_frames_in);
 		PSTAT_ADD(p, sync_records_in, h->count);
 		break;

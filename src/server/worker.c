@@ -1046,8 +1046,11 @@ static void handle_frame_inner(struct worker *w, uint32_t idx, const struct prot
 
 static void xrecords_unref(struct xrecords *m)
 {
-	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (m->done) /* the peer thread waits for a startup load to be applied */
+			__atomic_add_fetch(m->done, 1, __ATOMIC_RELEASE);
 		mem_free(m);
+	}
 }
 
 /*

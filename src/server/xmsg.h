@@ -57,6 +57,7 @@ struct xrecords {
 	uint32_t len;    /* bytes at data */
 	uint16_t slot;   /* XM_REPAIR: the slot replaced */
 	uint64_t before; /* XM_REPAIR: the owner's clock when it listed the slot */
+	uint64_t *done;  /* if set, incremented (atomic) once every worker is done with it */
 	uint8_t data[];
 };
 

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r.status != 0 && r.status != 400 && r.status != 405 &&
 			    r.status != 413 && r.status != 414 && r.status != 431)
 				abort();
-			if (r.route > REQUEST_ROUTE_HEALTH)
+			if (r.route > REQUEST_ROUTE_LAST)
 				abort();
 			if (!r.keep_alive)
 				return 0; /* the connection closes; the rest is never read */
