@@ -232,7 +232,11 @@ struct peer {
 	uint8_t range_state[LOAD_RANGES]; /* 0 to do, 1 in flight, 2 done */
 	uint32_t ranges_done;
 	int64_t load_progress_ms;
-	uint64_t load_sent; /* load chunks handed to the workers */
+	uint64_t load_sent; /* load messages handed to the workers */
+	struct {
+		uint8_t shard;
+		uint32_t off, len;
+	} split[65536];     /* records_to_workers: where each record of a frame goes */
 	uint64_t load_done; /* ... and applied by all of them (atomic, workers add) */
 
 	uint32_t next_tag;
@@ -425,30 +429,67 @@ static void send_wakes(struct peer *p)
 }
 
 /* Records to every worker, which applies those of its shard. */
+/*
+ * Records to the workers: each record goes only to the worker whose shard
+ * holds its service (decoded once here, so a worker decodes only its own),
+ * one message per worker with records. A repair goes to every worker even
+ * with no record of its shard: each prunes its part of the slot.
+ */
 static void records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data, uint32_t len,
                                uint32_t count, uint16_t slot, uint64_t before, uint64_t *done)
 {
+	static __thread struct store_kv kv[RECORD_META_MAX];
 	uint32_t nw = p->srv->nworkers;
-	struct xrecords *m = mem_alloc(sizeof(*m) + len);
+	uint32_t bytes[STORE_SHARDS_MAX] = { 0 }, n[STORE_SHARDS_MAX] = { 0 };
+	struct xrecords *m[STORE_SHARDS_MAX] = { 0 };
+	struct proto_rd rd;
 
-	if (m == NULL) {
-		log_error("out of memory for %u replicated records: verify repairs them", count);
-		return;
+	proto_rd_init(&rd, data, len);
+	for (uint32_t i = 0; i < count; i++) { /* checked whole already: cannot fail */
+		const uint8_t *start = rd.p;
+		struct store_record r;
+
+		record_get(&rd, &r, kv, RECORD_META_MAX);
+		p->split[i].shard = r.key.svc.service.p
+		                            ? (uint8_t)store_shard_of(p->srv->store, &r.key.svc)
+		                            : 0;
+		p->split[i].off = (uint32_t)(start - data);
+		p->split[i].len = (uint32_t)(rd.p - start);
+		bytes[p->split[i].shard] += p->split[i].len;
+		n[p->split[i].shard]++;
 	}
-	memset(m, 0, sizeof(*m));
-	m->kind = kind;
-	m->refs = nw;
-	m->count = count;
-	m->len = len;
-	m->slot = slot;
-	m->before = before;
-	m->done = done;
-	if (done)
-		p->load_sent++;
-	if (len) /* an owner with nothing in the slot sends no records */
-		memcpy(m->data, data, len);
-	for (uint32_t w = 0; w < nw; w++)
-		to_worker(p, w, m);
+	for (uint32_t w = 0; w < nw; w++) {
+		if (n[w] == 0 && kind != XM_REPAIR)
+			continue;
+		m[w] = mem_alloc(sizeof(*m[w]) + bytes[w]);
+		if (m[w] == NULL) {
+			log_error("out of memory for %u replicated records: verify repairs them",
+			          n[w]);
+			continue;
+		}
+		memset(m[w], 0, sizeof(*m[w]));
+		m[w]->kind = kind;
+		m[w]->refs = 1;
+		m[w]->slot = slot;
+		m[w]->before = before;
+		m[w]->done = done;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		struct xrecords *x = m[p->split[i].shard];
+
+		if (x == NULL)
+			continue;
+		memcpy(x->data + x->len, data + p->split[i].off, p->split[i].len);
+		x->len += p->split[i].len;
+		x->count++;
+	}
+	for (uint32_t w = 0; w < nw; w++) {
+		if (m[w] == NULL)
+			continue;
+		if (done)
+			p->load_sent++;
+		to_worker(p, w, m[w]);
+	}
 }
 
 /* ---- frames out ---- */

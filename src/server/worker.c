@@ -1140,7 +1140,7 @@ static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version
 	WSTAT_ADD(w, repl_count[b], 1);
 }
 
-/* Applies the records of our shard (last writer wins); keys gets their hashes if not NULL. */
+/* Applies records of our shard (last writer wins); keys gets their hashes if not NULL. */
 static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
 {
 	static __thread struct store_kv kv[RECORD_META_MAX];
@@ -1156,8 +1156,7 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 		record_get(&rd, &r, kv, RECORD_META_MAX);
 		if (rd.err) /* checked by the peer thread: cannot happen */
 			break;
-		if (r.key.svc.service.p == NULL ||
-		    store_shard_of(w->srv->store, &r.key.svc) != w->id)
+		if (r.key.svc.service.p == NULL) /* the peer thread sent us only our shard's */
 			continue;
 		if (keys)
 			keys[nkeys++] = key_hash(&r.key);
