@@ -905,7 +905,7 @@ static void on_forward(struct peer *p, struct pending *pd)
 			proto_rd_key(&r, &k);
 		else
 			proto_rd_instance(&r, &k, &v, kv, PROTO_META_MAX, &item_err);
-		if (pd->results[i] != RESULT_REMOTE)
+		if (!pd->marks[i]) /* run by the workers */
 			continue;
 		owner = peer_owner(p, store_slot_of(&k.addr));
 		if (owner == 0 || owner == p->self || owner > p->ms.n || p->m[owner].link == NULL ||
@@ -2134,6 +2134,14 @@ int peer_create(struct server *s, struct peer **out)
 	p->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)mono_ms() ^ p->self;
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++)
 		p->m[id].chunk_slot = -1;
+	/* Before the workers start: they write wake_fd from their first loop. */
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->epfd < 0 || p->wake_fd < 0) {
+		log_error("peer thread: %s", strerror(errno));
+		peer_destroy(p);
+		return -1;
+	}
 	cfg->store.node_id = p->self; /* versions name their writer */
 	cfg->store.owns = peer_owns;
 	cfg->store.owns_ctx = p;
@@ -2165,10 +2173,6 @@ int peer_start(struct peer *p)
 		return rc;
 	}
 	freeaddrinfo(ai);
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
-	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->epfd < 0 || p->wake_fd < 0)
-		return -errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->listen_fd };
 
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->listen_fd, &ev);
