@@ -109,6 +109,9 @@
 #define SERVE_HIGH_BYTES    (4u << 20) /* stop streaming while the link holds this much */
 #define FWD_FRAME_BYTES     (1u << 20) /* a FWD frame is sent once it holds this much */
 #define SECRET_MAX          1024
+#define SERVES_MAX          16   /* pulls a peer may have queued here */
+#define FWD_SERVING_MAX     4096 /* forward frames of one peer running here */
+#define BACKLOG_PAUSE       8192 /* messages for the workers before links stop being read */
 #define LINKS_MAX           (MEMBERS_MAX * 2)
 
 static const uint8_t fwd_ops[3] = { OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT };
@@ -196,6 +199,8 @@ struct mstate {
 	uint64_t repair_want[STORE_SLOTS / 64]; /* slots to pull from this owner */
 	uint64_t suspect[STORE_SLOTS / 64];     /* slots that differed in the last round */
 	struct serve *serving, *serving_tail;
+	uint32_t serving_n;   /* pulls queued (SERVES_MAX) */
+	uint32_t fwd_serving; /* its forward frames running here (FWD_SERVING_MAX) */
 	struct delayed *delayed, *delayed_tail;
 	struct pbuf chunk[1]; /* repair: the slot being collected */
 	int32_t chunk_slot;   /* -1: none */
@@ -967,10 +972,11 @@ static void fail_forwards(struct peer *p, struct mstate *ms)
 static void on_fwd(struct peer *p, uint16_t from, const struct proto_header *h, const uint8_t *body)
 {
 	static __thread struct store_kv kv[PROTO_META_MAX];
-	struct pending *pd = mem_alloc(sizeof(*pd) + 2u * h->count + h->body_len);
+	bool over = p->m[from].fwd_serving >= FWD_SERVING_MAX;
+	struct pending *pd = over ? NULL : mem_alloc(sizeof(*pd) + 2u * h->count + h->body_len);
 	struct proto_rd r;
 
-	if (pd == NULL) { /* answer busy: the origin's client retries */
+	if (pd == NULL) { /* bounded: answer busy, the origin's client retries */
 		int16_t *res = mem_alloc(2u * h->count + 1);
 
 		if (res && p->m[from].link) {
@@ -1010,6 +1016,7 @@ static void on_fwd(struct peer *p, uint16_t from, const struct proto_header *h, 
 			pd->shard_mask |= 1ull << store_shard_of(p->srv->store, &k.svc);
 	}
 	PSTAT_ADD(p, fwd_served, h->count);
+	p->m[from].fwd_serving++;
 	pd->parts = (uint32_t)__builtin_popcountll(pd->shard_mask);
 	if (pd->parts == 0) {
 		pd->parts = 1;
@@ -1028,6 +1035,8 @@ static void on_fwd_part(struct peer *p, struct pending *pd)
 
 	if (--pd->parts > 0)
 		return;
+	if (p->m[pd->fwd_from].fwd_serving > 0)
+		p->m[pd->fwd_from].fwd_serving--;
 	l = p->m[pd->fwd_from].link;
 	if (l && l->state == L_UP) {
 		uint8_t *f = frame_begin(l, 2u * pd->h.count);
@@ -1430,6 +1439,7 @@ static void pulls_lost(struct peer *p, struct mstate *ms)
 		mem_free(sv);
 	}
 	ms->serving_tail = NULL;
+	ms->serving_n = 0;
 }
 
 static int pull_find(struct mstate *ms, uint32_t tag)
@@ -1508,6 +1518,10 @@ static void on_pull(struct peer *p, uint16_t from, const struct proto_header *h,
 		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_UNAVAILABLE, 0);
 		return;
 	}
+	if (ms->serving_n >= SERVES_MAX) { /* bounded: the puller retries */
+		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_BUSY, 0);
+		return;
+	}
 	sv = mem_alloc(sizeof(*sv));
 	if (sv == NULL) {
 		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_NOMEM, 0);
@@ -1524,6 +1538,7 @@ static void on_pull(struct peer *p, uint16_t from, const struct proto_header *h,
 	else
 		ms->serving = sv;
 	ms->serving_tail = sv;
+	ms->serving_n++;
 }
 
 /* Streams queued pulls while the link has room. */
@@ -1541,6 +1556,7 @@ static void serve_some(struct peer *p, uint16_t id)
 			ms->serving = sv->link_next;
 			if (ms->serving == NULL)
 				ms->serving_tail = NULL;
+			ms->serving_n--;
 			mem_free(sv);
 			continue;
 		}
@@ -1880,6 +1896,12 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 
 static void on_readable(struct peer *p, struct link *l)
 {
+	/*
+	 * Workers behind: leave the bytes in the socket, so TCP slows the peer
+	 * down instead of our memory growing (read again once they caught up).
+	 */
+	if (p->backlog_n > BACKLOG_PAUSE)
+		return;
 	for (;;) {
 		ssize_t n;
 
