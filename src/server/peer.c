@@ -251,6 +251,7 @@ struct peer {
 	void **backlog; /* (worker, message) pairs whose ring was full */
 	uint32_t backlog_n, backlog_cap;
 	uint64_t wake_mask;
+	bool reading_paused;
 
 	struct peer_stats stats;
 	uint64_t rng;
@@ -529,6 +530,8 @@ static bool frame_put(struct link *l, uint8_t op, const void *body, uint32_t len
 	return true;
 }
 
+static void link_events(struct peer *p, struct link *l);
+
 static void link_flush(struct peer *p, struct link *l)
 {
 	while (pbuf_used(&l->out) > 0) {
@@ -549,12 +552,44 @@ static void link_flush(struct peer *p, struct link *l)
 	bool want = pbuf_used(&l->out) > 0;
 
 	if (want != l->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
-			                  .data.ptr = l };
-
-		epoll_ctl(p->epfd, EPOLL_CTL_MOD, l->fd, &ev);
 		l->want_out = want;
+		link_events(p, l);
 	}
+}
+
+/* What epoll watches on a link: input unless reading is paused, output while some waits. */
+static void link_events(struct peer *p, struct link *l)
+{
+	struct epoll_event ev = { .events = (p->reading_paused ? 0 : EPOLLIN) |
+		                            (l->want_out ? EPOLLOUT : 0),
+		                  .data.ptr = l };
+
+	epoll_ctl(p->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+}
+
+/*
+ * Workers behind (BACKLOG_PAUSE messages wait for them): stop watching the
+ * links' input, so bytes wait in the sockets and TCP slows the peers down
+ * instead of our memory growing; watch again once the workers caught up.
+ * Silence while paused is ours, not the peers': their last_rx is kept fresh.
+ */
+static void reading_pause_check(struct peer *p)
+{
+	bool pause = p->backlog_n > BACKLOG_PAUSE;
+
+	if (p->reading_paused && !pause && p->backlog_n > BACKLOG_PAUSE / 2)
+		pause = true; /* hysteresis */
+	if (pause == p->reading_paused) {
+		if (pause)
+			for (uint32_t id = 1; id <= p->ms.n; id++)
+				if (p->m[id].link)
+					STORE_RELAXED(&p->m[id].last_rx_ms, mono_ms());
+		return;
+	}
+	p->reading_paused = pause;
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		if (p->links[i].state >= L_HELLO)
+			link_events(p, &p->links[i]);
 }
 
 /* ---- links ---- */
@@ -1390,9 +1425,15 @@ static void load_schedule(struct peer *p)
 			memset(pl, 0, sizeof(*pl));
 			pl->load = true;
 			pl->range = (uint16_t)r;
+			/*
+			 * Range r is every LOAD_RANGES-th slot from r, not 64
+			 * neighbours: a slot is a region of the store's table,
+			 * and filling an empty table region by region piles
+			 * every probe sequence into the next region (quadratic);
+			 * spread out, a load fills the table evenly.
+			 */
 			for (uint32_t s = 0; s < STORE_SLOTS / LOAD_RANGES; s++)
-				pl->slots[pl->n++] =
-				        (uint16_t)(r * (STORE_SLOTS / LOAD_RANGES) + s);
+				pl->slots[pl->n++] = (uint16_t)(s * LOAD_RANGES + r);
 			if (!pull_send(p, (uint16_t)id, pl)) {
 				mem_free(pl);
 				break;
@@ -1896,12 +1937,8 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 
 static void on_readable(struct peer *p, struct link *l)
 {
-	/*
-	 * Workers behind: leave the bytes in the socket, so TCP slows the peer
-	 * down instead of our memory growing (read again once they caught up).
-	 */
-	if (p->backlog_n > BACKLOG_PAUSE)
-		return;
+	if (p->reading_paused)
+		return; /* see reading_pause_check */
 	for (;;) {
 		ssize_t n;
 
@@ -2010,6 +2047,7 @@ static void *peer_main(void *arg)
 			}
 		}
 		backlog_retry(p);
+		reading_pause_check(p);
 		drain_workers(p);
 		if (stopping)
 			break;

@@ -540,12 +540,16 @@ static void on_message(struct worker *w, uint32_t from, void *m)
 	xsend(w, p->origin, p);
 }
 
+/* Replicated records applied per loop at most, so clients are served in between. */
+#define APPLY_BUDGET 4096
+
 static void drain_inbound(struct worker *w)
 {
+	uint32_t peer = w->srv->nworkers, budget = APPLY_BUDGET;
 	void *msgs[256];
 
-	/* Workers, then the peer thread (the last participant) in a cluster. */
-	for (uint32_t from = 0; from < w->srv->xcore.n; from++) {
+	/* Other workers' requests: small, all of them. */
+	for (uint32_t from = 0; from < w->srv->nworkers; from++) {
 		uint32_t n;
 
 		if (from == w->id)
@@ -554,6 +558,21 @@ static void drain_inbound(struct worker *w)
 			for (uint32_t i = 0; i < n; i++)
 				on_message(w, from, msgs[i]);
 	}
+	/* The peer thread's: records by the thousand, so a budget per loop. */
+	w->inbound_more = false;
+	while (w->srv->peer && budget > 0) {
+		void *m;
+
+		if (xcore_recv(&w->srv->xcore, peer, w->id, &m, 1) == 0)
+			return;
+		if (*(uint8_t *)m == XM_APPLY || *(uint8_t *)m == XM_REPAIR) {
+			uint32_t n = ((struct xrecords *)m)->count;
+
+			budget = n >= budget ? 0 : budget - n;
+		}
+		on_message(w, peer, m);
+	}
+	w->inbound_more = w->srv->peer != NULL; /* maybe more: look again without sleeping */
 }
 
 /* ---- request handling ---- */
@@ -1784,6 +1803,8 @@ static void loop(struct worker *w)
 		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
 		                                                       : WAIT_MS) *
 		        1000000L;
+		if (w->inbound_more)
+			ts.tv_nsec = 0;
 		/* Changes waiting for the peers: back within the sync window. */
 		if (s->peer && store_feed_len(w->shard) > 0 &&
 		    (long)s->cfg.sync_window_ms * 1000000L < ts.tv_nsec)
