@@ -412,6 +412,26 @@ static void render_latency(struct out *o, const struct worker_stats *t)
 	    (unsigned long long)(t->lat_sum_us % 1000000), name, (unsigned long long)cum);
 }
 
+static void render_repl_lag(struct out *o, const struct worker_stats *t)
+{
+	const char *name = "distrod_replication_lag_seconds";
+	uint64_t cum = 0;
+
+	head(o, name, "histogram",
+	     "Synced records by lag from the owner's version stamp to being applied here (ms "
+	     "resolution; cluster only).");
+	for (int i = 0; i < WORKER_REPL_BUCKETS; i++) {
+		cum += t->repl_count[i];
+		if (i < WORKER_REPL_BUCKETS - 1)
+			put(o, "%s_bucket{le=\"%g\"} %llu\n", name,
+			    (double)worker_repl_bounds_ms[i] / 1e3, (unsigned long long)cum);
+		else
+			put(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	}
+	/* The sum is not kept (the buckets are what matter); 0 keeps the family valid. */
+	put(o, "%s_sum 0\n%s_count %llu\n", name, name, (unsigned long long)cum);
+}
+
 static void render_batches(struct out *o, const struct worker_stats *w, uint32_t nworkers)
 {
 	const char *name = "distrod_uring_completions_per_loop";
@@ -614,8 +634,10 @@ int metrics_render(const struct metrics_input *in, char **out, size_t *len)
 	put(&o, "distrod_workers %u\n", in->nworkers);
 	if (in->http)
 		render_http(&o, in->http);
-	if (in->peer && in->peer->clustered)
+	if (in->peer && in->peer->clustered) {
 		render_peer(&o, in->peer);
+		render_repl_lag(&o, in->total);
+	}
 	render_rest(&o, "distrod_worker_", "WORKER_STATS", worker_names, WORKER_N, wv, wused);
 	render_rest(&o, "distrod_store_", "STORE_STATS", store_names, STORE_N, sv, sused);
 	if (o.err) {

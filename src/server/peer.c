@@ -109,6 +109,9 @@
 #define SERVE_HIGH_BYTES    (4u << 20) /* stop streaming while the link holds this much */
 #define FWD_FRAME_BYTES     (1u << 20) /* a FWD frame is sent once it holds this much */
 #define SECRET_MAX          1024
+#define SERVES_MAX          16   /* pulls a peer may have queued here */
+#define FWD_SERVING_MAX     4096 /* forward frames of one peer running here */
+#define BACKLOG_PAUSE       8192 /* messages for the workers before links stop being read */
 #define LINKS_MAX           (MEMBERS_MAX * 2)
 
 static const uint8_t fwd_ops[3] = { OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT };
@@ -196,6 +199,8 @@ struct mstate {
 	uint64_t repair_want[STORE_SLOTS / 64]; /* slots to pull from this owner */
 	uint64_t suspect[STORE_SLOTS / 64];     /* slots that differed in the last round */
 	struct serve *serving, *serving_tail;
+	uint32_t serving_n;   /* pulls queued (SERVES_MAX) */
+	uint32_t fwd_serving; /* its forward frames running here (FWD_SERVING_MAX) */
 	struct delayed *delayed, *delayed_tail;
 	struct pbuf chunk[1]; /* repair: the slot being collected */
 	int32_t chunk_slot;   /* -1: none */
@@ -232,7 +237,11 @@ struct peer {
 	uint8_t range_state[LOAD_RANGES]; /* 0 to do, 1 in flight, 2 done */
 	uint32_t ranges_done;
 	int64_t load_progress_ms;
-	uint64_t load_sent; /* load chunks handed to the workers */
+	uint64_t load_sent; /* load messages handed to the workers */
+	struct {
+		uint8_t shard;
+		uint32_t off, len;
+	} split[65536];     /* records_to_workers: where each record of a frame goes */
 	uint64_t load_done; /* ... and applied by all of them (atomic, workers add) */
 
 	uint32_t next_tag;
@@ -242,6 +251,7 @@ struct peer {
 	void **backlog; /* (worker, message) pairs whose ring was full */
 	uint32_t backlog_n, backlog_cap;
 	uint64_t wake_mask;
+	bool reading_paused;
 
 	struct peer_stats stats;
 	uint64_t rng;
@@ -425,30 +435,67 @@ static void send_wakes(struct peer *p)
 }
 
 /* Records to every worker, which applies those of its shard. */
+/*
+ * Records to the workers: each record goes only to the worker whose shard
+ * holds its service (decoded once here, so a worker decodes only its own),
+ * one message per worker with records. A repair goes to every worker even
+ * with no record of its shard: each prunes its part of the slot.
+ */
 static void records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data, uint32_t len,
                                uint32_t count, uint16_t slot, uint64_t before, uint64_t *done)
 {
+	static __thread struct store_kv kv[RECORD_META_MAX];
 	uint32_t nw = p->srv->nworkers;
-	struct xrecords *m = mem_alloc(sizeof(*m) + len);
+	uint32_t bytes[STORE_SHARDS_MAX] = { 0 }, n[STORE_SHARDS_MAX] = { 0 };
+	struct xrecords *m[STORE_SHARDS_MAX] = { 0 };
+	struct proto_rd rd;
 
-	if (m == NULL) {
-		log_error("out of memory for %u replicated records: verify repairs them", count);
-		return;
+	proto_rd_init(&rd, data, len);
+	for (uint32_t i = 0; i < count; i++) { /* checked whole already: cannot fail */
+		const uint8_t *start = rd.p;
+		struct store_record r;
+
+		record_get(&rd, &r, kv, RECORD_META_MAX);
+		p->split[i].shard = r.key.svc.service.p
+		                            ? (uint8_t)store_shard_of(p->srv->store, &r.key.svc)
+		                            : 0;
+		p->split[i].off = (uint32_t)(start - data);
+		p->split[i].len = (uint32_t)(rd.p - start);
+		bytes[p->split[i].shard] += p->split[i].len;
+		n[p->split[i].shard]++;
 	}
-	memset(m, 0, sizeof(*m));
-	m->kind = kind;
-	m->refs = nw;
-	m->count = count;
-	m->len = len;
-	m->slot = slot;
-	m->before = before;
-	m->done = done;
-	if (done)
-		p->load_sent++;
-	if (len) /* an owner with nothing in the slot sends no records */
-		memcpy(m->data, data, len);
-	for (uint32_t w = 0; w < nw; w++)
-		to_worker(p, w, m);
+	for (uint32_t w = 0; w < nw; w++) {
+		if (n[w] == 0 && kind != XM_REPAIR)
+			continue;
+		m[w] = mem_alloc(sizeof(*m[w]) + bytes[w]);
+		if (m[w] == NULL) {
+			log_error("out of memory for %u replicated records: verify repairs them",
+			          n[w]);
+			continue;
+		}
+		memset(m[w], 0, sizeof(*m[w]));
+		m[w]->kind = kind;
+		m[w]->refs = 1;
+		m[w]->slot = slot;
+		m[w]->before = before;
+		m[w]->done = done;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		struct xrecords *x = m[p->split[i].shard];
+
+		if (x == NULL)
+			continue;
+		memcpy(x->data + x->len, data + p->split[i].off, p->split[i].len);
+		x->len += p->split[i].len;
+		x->count++;
+	}
+	for (uint32_t w = 0; w < nw; w++) {
+		if (m[w] == NULL)
+			continue;
+		if (done)
+			p->load_sent++;
+		to_worker(p, w, m[w]);
+	}
 }
 
 /* ---- frames out ---- */
@@ -483,6 +530,8 @@ static bool frame_put(struct link *l, uint8_t op, const void *body, uint32_t len
 	return true;
 }
 
+static void link_events(struct peer *p, struct link *l);
+
 static void link_flush(struct peer *p, struct link *l)
 {
 	while (pbuf_used(&l->out) > 0) {
@@ -503,12 +552,44 @@ static void link_flush(struct peer *p, struct link *l)
 	bool want = pbuf_used(&l->out) > 0;
 
 	if (want != l->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
-			                  .data.ptr = l };
-
-		epoll_ctl(p->epfd, EPOLL_CTL_MOD, l->fd, &ev);
 		l->want_out = want;
+		link_events(p, l);
 	}
+}
+
+/* What epoll watches on a link: input unless reading is paused, output while some waits. */
+static void link_events(struct peer *p, struct link *l)
+{
+	struct epoll_event ev = { .events = (p->reading_paused ? 0 : EPOLLIN) |
+		                            (l->want_out ? EPOLLOUT : 0),
+		                  .data.ptr = l };
+
+	epoll_ctl(p->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+}
+
+/*
+ * Workers behind (BACKLOG_PAUSE messages wait for them): stop watching the
+ * links' input, so bytes wait in the sockets and TCP slows the peers down
+ * instead of our memory growing; watch again once the workers caught up.
+ * Silence while paused is ours, not the peers': their last_rx is kept fresh.
+ */
+static void reading_pause_check(struct peer *p)
+{
+	bool pause = p->backlog_n > BACKLOG_PAUSE;
+
+	if (p->reading_paused && !pause && p->backlog_n > BACKLOG_PAUSE / 2)
+		pause = true; /* hysteresis */
+	if (pause == p->reading_paused) {
+		if (pause)
+			for (uint32_t id = 1; id <= p->ms.n; id++)
+				if (p->m[id].link)
+					STORE_RELAXED(&p->m[id].last_rx_ms, mono_ms());
+		return;
+	}
+	p->reading_paused = pause;
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		if (p->links[i].state >= L_HELLO)
+			link_events(p, &p->links[i]);
 }
 
 /* ---- links ---- */
@@ -864,7 +945,7 @@ static void on_forward(struct peer *p, struct pending *pd)
 			proto_rd_key(&r, &k);
 		else
 			proto_rd_instance(&r, &k, &v, kv, PROTO_META_MAX, &item_err);
-		if (pd->results[i] != RESULT_REMOTE)
+		if (!pd->marks[i]) /* run by the workers */
 			continue;
 		owner = peer_owner(p, store_slot_of(&k.addr));
 		if (owner == 0 || owner == p->self || owner > p->ms.n || p->m[owner].link == NULL ||
@@ -926,10 +1007,11 @@ static void fail_forwards(struct peer *p, struct mstate *ms)
 static void on_fwd(struct peer *p, uint16_t from, const struct proto_header *h, const uint8_t *body)
 {
 	static __thread struct store_kv kv[PROTO_META_MAX];
-	struct pending *pd = mem_alloc(sizeof(*pd) + 2u * h->count + h->body_len);
+	bool over = p->m[from].fwd_serving >= FWD_SERVING_MAX;
+	struct pending *pd = over ? NULL : mem_alloc(sizeof(*pd) + 2u * h->count + h->body_len);
 	struct proto_rd r;
 
-	if (pd == NULL) { /* answer busy: the origin's client retries */
+	if (pd == NULL) { /* bounded: answer busy, the origin's client retries */
 		int16_t *res = mem_alloc(2u * h->count + 1);
 
 		if (res && p->m[from].link) {
@@ -969,6 +1051,7 @@ static void on_fwd(struct peer *p, uint16_t from, const struct proto_header *h, 
 			pd->shard_mask |= 1ull << store_shard_of(p->srv->store, &k.svc);
 	}
 	PSTAT_ADD(p, fwd_served, h->count);
+	p->m[from].fwd_serving++;
 	pd->parts = (uint32_t)__builtin_popcountll(pd->shard_mask);
 	if (pd->parts == 0) {
 		pd->parts = 1;
@@ -987,6 +1070,8 @@ static void on_fwd_part(struct peer *p, struct pending *pd)
 
 	if (--pd->parts > 0)
 		return;
+	if (p->m[pd->fwd_from].fwd_serving > 0)
+		p->m[pd->fwd_from].fwd_serving--;
 	l = p->m[pd->fwd_from].link;
 	if (l && l->state == L_UP) {
 		uint8_t *f = frame_begin(l, 2u * pd->h.count);
@@ -1340,9 +1425,15 @@ static void load_schedule(struct peer *p)
 			memset(pl, 0, sizeof(*pl));
 			pl->load = true;
 			pl->range = (uint16_t)r;
+			/*
+			 * Range r is every LOAD_RANGES-th slot from r, not 64
+			 * neighbours: a slot is a region of the store's table,
+			 * and filling an empty table region by region piles
+			 * every probe sequence into the next region (quadratic);
+			 * spread out, a load fills the table evenly.
+			 */
 			for (uint32_t s = 0; s < STORE_SLOTS / LOAD_RANGES; s++)
-				pl->slots[pl->n++] =
-				        (uint16_t)(r * (STORE_SLOTS / LOAD_RANGES) + s);
+				pl->slots[pl->n++] = (uint16_t)(s * LOAD_RANGES + r);
 			if (!pull_send(p, (uint16_t)id, pl)) {
 				mem_free(pl);
 				break;
@@ -1389,6 +1480,7 @@ static void pulls_lost(struct peer *p, struct mstate *ms)
 		mem_free(sv);
 	}
 	ms->serving_tail = NULL;
+	ms->serving_n = 0;
 }
 
 static int pull_find(struct mstate *ms, uint32_t tag)
@@ -1467,6 +1559,10 @@ static void on_pull(struct peer *p, uint16_t from, const struct proto_header *h,
 		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_UNAVAILABLE, 0);
 		return;
 	}
+	if (ms->serving_n >= SERVES_MAX) { /* bounded: the puller retries */
+		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_BUSY, 0);
+		return;
+	}
 	sv = mem_alloc(sizeof(*sv));
 	if (sv == NULL) {
 		frame_put(ms->link, P_PULL_DONE, NULL, 0, h->request_id, ERR_NOMEM, 0);
@@ -1483,6 +1579,7 @@ static void on_pull(struct peer *p, uint16_t from, const struct proto_header *h,
 	else
 		ms->serving = sv;
 	ms->serving_tail = sv;
+	ms->serving_n++;
 }
 
 /* Streams queued pulls while the link has room. */
@@ -1500,6 +1597,7 @@ static void serve_some(struct peer *p, uint16_t id)
 			ms->serving = sv->link_next;
 			if (ms->serving == NULL)
 				ms->serving_tail = NULL;
+			ms->serving_n--;
 			mem_free(sv);
 			continue;
 		}
@@ -1839,6 +1937,8 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 
 static void on_readable(struct peer *p, struct link *l)
 {
+	if (p->reading_paused)
+		return; /* see reading_pause_check */
 	for (;;) {
 		ssize_t n;
 
@@ -1947,6 +2047,7 @@ static void *peer_main(void *arg)
 			}
 		}
 		backlog_retry(p);
+		reading_pause_check(p);
 		drain_workers(p);
 		if (stopping)
 			break;
@@ -2093,6 +2194,14 @@ int peer_create(struct server *s, struct peer **out)
 	p->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)mono_ms() ^ p->self;
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++)
 		p->m[id].chunk_slot = -1;
+	/* Before the workers start: they write wake_fd from their first loop. */
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->epfd < 0 || p->wake_fd < 0) {
+		log_error("peer thread: %s", strerror(errno));
+		peer_destroy(p);
+		return -1;
+	}
 	cfg->store.node_id = p->self; /* versions name their writer */
 	cfg->store.owns = peer_owns;
 	cfg->store.owns_ctx = p;
@@ -2124,10 +2233,6 @@ int peer_start(struct peer *p)
 		return rc;
 	}
 	freeaddrinfo(ai);
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
-	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->epfd < 0 || p->wake_fd < 0)
-		return -errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->listen_fd };
 
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->listen_fd, &ev);

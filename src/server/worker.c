@@ -311,13 +311,15 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
  * writing their results; returns the mask of other shards with items.
  *
  * With `route` (the origin handling a client's frame in a cluster) every
- * result is written: RESULT_REMOTE for items whose slot another node owns
- * (counted in *remote; the peer thread forwards them), 0 for other shards'
- * items until those shards answer. A part run for another origin skips the
- * RESULT_REMOTE items of a pending marked `remote`.
+ * item gets a mark - 1 when its slot is another node's (counted in *remote;
+ * the peer thread forwards those) - and every result is written
+ * (RESULT_REMOTE, or 0 for other shards' items until they answer). A part
+ * run for another origin skips the marked items (marks non-NULL). The marks
+ * are never written once the pending is sent: parts read them, and each
+ * part writes only the results of its own items.
  */
 static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto_header *h,
-                           const uint8_t *body, int16_t *results, bool route, bool skip_remote,
+                           const uint8_t *body, int16_t *results, bool route, uint8_t *marks,
                            uint32_t *remote)
 {
 	static __thread struct store_kv kv[META_PAIRS_WIRE];
@@ -330,11 +332,13 @@ static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto
 		uint32_t shard;
 		int rc;
 
-		if (skip_remote && results[i] == RESULT_REMOTE) {
+		if (!route && marks && marks[i]) {
 			proto_rd_skip_item(&r, h->op);
 			continue;
 		}
 		rc = exec_item(w, origin, h->op, &r, kv, route, &shard);
+		if (route)
+			marks[i] = shard == SHARD_REMOTE;
 		if (shard == SHARD_REMOTE) {
 			results[i] = RESULT_REMOTE;
 			(*remote)++;
@@ -464,7 +468,7 @@ static void pending_free(struct worker *w, struct pending *p)
 static struct pending *pending_new(struct worker *w, const struct proto_header *h,
                                    const uint8_t *body, uint32_t idx)
 {
-	size_t need = sizeof(struct pending) + 2u * h->count + h->body_len;
+	size_t need = sizeof(struct pending) + 2u * h->count + h->body_len + h->count;
 	struct pending *p;
 
 	if (w->pendings_n >= PENDING_MAX)
@@ -474,7 +478,7 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 		return NULL;
 	p->heap = need > PENDING_INLINE;
 	if (p->heap) {
-		p->results = mem_alloc(2u * h->count + h->body_len);
+		p->results = mem_alloc(2u * h->count + h->body_len + h->count);
 		if (p->results == NULL) {
 			pool_put(&w->pendings, p);
 			return NULL;
@@ -484,6 +488,7 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 	}
 	p->body = (uint8_t *)(p->results + h->count);
 	memcpy(p->body, body, h->body_len);
+	p->marks = p->body + h->body_len;
 	p->kind = XM_PENDING;
 	p->remote = false;
 	p->origin = w->id;
@@ -530,16 +535,21 @@ static void on_message(struct worker *w, uint32_t from, void *m)
 		return;
 	}
 	/* Run our items of another worker's (or a peer's) request and send it back. */
-	(void)exec_items(w, p->origin, &p->h, p->body, p->results, false, p->remote, &remote);
+	(void)exec_items(w, p->origin, &p->h, p->body, p->results, false,
+	                 p->remote ? p->marks : NULL, &remote);
 	xsend(w, p->origin, p);
 }
 
+/* Replicated records applied per loop at most, so clients are served in between. */
+#define APPLY_BUDGET 4096
+
 static void drain_inbound(struct worker *w)
 {
+	uint32_t peer = w->srv->nworkers, budget = APPLY_BUDGET;
 	void *msgs[256];
 
-	/* Workers, then the peer thread (the last participant) in a cluster. */
-	for (uint32_t from = 0; from < w->srv->xcore.n; from++) {
+	/* Other workers' requests: small, all of them. */
+	for (uint32_t from = 0; from < w->srv->nworkers; from++) {
 		uint32_t n;
 
 		if (from == w->id)
@@ -548,6 +558,21 @@ static void drain_inbound(struct worker *w)
 			for (uint32_t i = 0; i < n; i++)
 				on_message(w, from, msgs[i]);
 	}
+	/* The peer thread's: records by the thousand, so a budget per loop. */
+	w->inbound_more = false;
+	while (w->srv->peer && budget > 0) {
+		void *m;
+
+		if (xcore_recv(&w->srv->xcore, peer, w->id, &m, 1) == 0)
+			return;
+		if (*(uint8_t *)m == XM_APPLY || *(uint8_t *)m == XM_REPAIR) {
+			uint32_t n = ((struct xrecords *)m)->count;
+
+			budget = n >= budget ? 0 : budget - n;
+		}
+		on_message(w, peer, m);
+	}
+	w->inbound_more = w->srv->peer != NULL; /* maybe more: look again without sleeping */
 }
 
 /* ---- request handling ---- */
@@ -556,7 +581,9 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
                          const uint8_t *body)
 {
 	int16_t local[1024];
+	uint8_t local_marks[1024];
 	int16_t *results = h->count <= 1024 ? local : NULL;
+	uint8_t *marks = local_marks;
 	struct pending *p = NULL;
 	bool route = w->srv->peer != NULL;
 	uint32_t remote = 0;
@@ -571,8 +598,9 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 			return;
 		}
 		results = p->results;
+		marks = p->marks;
 	}
-	others = exec_items(w, w->id, h, body, results, route, false, &remote);
+	others = exec_items(w, w->id, h, body, results, route, route ? marks : NULL, &remote);
 	if (others == 0 && remote == 0) {
 		respond_results(w, idx, h, results);
 		if (p)
@@ -603,13 +631,15 @@ static void handle_write(struct worker *w, uint32_t idx, const struct proto_head
 					proto_rd_instance(&r, &k, &v, kv, 0, &e);
 				shard = k.svc.service.p ? store_shard_of(w->srv->store, &k.svc)
 				                        : w->id;
-				if (shard != w->id || (route && results[i] == RESULT_REMOTE))
+				if (shard != w->id || (route && marks[i]))
 					results[i] = (int16_t)-ERR_BUSY;
 			}
 			respond_results(w, idx, h, results);
 			return;
 		}
 		memcpy(p->results, results, 2u * h->count);
+		if (route)
+			memcpy(p->marks, marks, h->count);
 	}
 	p->shard_mask = others;
 	p->remote = remote > 0;
@@ -1140,7 +1170,7 @@ static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version
 	WSTAT_ADD(w, repl_count[b], 1);
 }
 
-/* Applies the records of our shard (last writer wins); keys gets their hashes if not NULL. */
+/* Applies records of our shard (last writer wins); keys gets their hashes if not NULL. */
 static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
 {
 	static __thread struct store_kv kv[RECORD_META_MAX];
@@ -1156,8 +1186,7 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 		record_get(&rd, &r, kv, RECORD_META_MAX);
 		if (rd.err) /* checked by the peer thread: cannot happen */
 			break;
-		if (r.key.svc.service.p == NULL ||
-		    store_shard_of(w->srv->store, &r.key.svc) != w->id)
+		if (r.key.svc.service.p == NULL) /* the peer thread sent us only our shard's */
 			continue;
 		if (keys)
 			keys[nkeys++] = key_hash(&r.key);
@@ -1774,6 +1803,8 @@ static void loop(struct worker *w)
 		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
 		                                                       : WAIT_MS) *
 		        1000000L;
+		if (w->inbound_more)
+			ts.tv_nsec = 0;
 		/* Changes waiting for the peers: back within the sync window. */
 		if (s->peer && store_feed_len(w->shard) > 0 &&
 		    (long)s->cfg.sync_window_ms * 1000000L < ts.tv_nsec)

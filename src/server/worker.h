@@ -110,6 +110,7 @@ struct worker {
 	uint32_t nsubs;
 	int64_t last_push_ms;
 	int64_t last_sync_us; /* cluster: the feed was last drained to the peer thread */
+	bool inbound_more;    /* the apply budget ran out with messages maybe left */
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;

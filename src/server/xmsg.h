@@ -24,7 +24,7 @@ enum xmsg_kind {
 	XM_TAKEOVER = 5, /* peer thread -> every worker: slots this node now owns */
 };
 
-/* A result slot of a pending whose item is being forwarded to another node. */
+/* The result of an item the origin marked for another node, until its answer. */
 #define RESULT_REMOTE INT16_MIN
 
 /*
@@ -35,14 +35,15 @@ enum xmsg_kind {
 struct pending {
 	uint8_t kind; /* XM_PENDING */
 	bool heap;    /* results and body are a separate allocation */
-	bool remote;  /* results[] was initialised and RESULT_REMOTE items go to peers */
+	bool remote;  /* some items go to peers: marks[i] says which (read-only once sent) */
 	uint32_t origin;
 	uint32_t conn, conn_gen;
 	struct proto_header h;
 	uint32_t parts;      /* shards (and the peer thread) still to answer */
 	uint64_t shard_mask; /* shards with items */
-	int16_t *results;
+	int16_t *results;    /* each written by the one part that runs the item */
 	uint8_t *body;
+	uint8_t *marks;    /* count bytes: 1 = the item's slot is another node's */
 	int64_t start_us;  /* when the frame arrived, for the latency histogram */
 	uint32_t fwd_left; /* peer thread: remote items not answered yet */
 	uint32_t fwd_tag;  /* peer thread: the forward frame this answers (origin = peer) */
