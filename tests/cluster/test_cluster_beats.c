@@ -10,6 +10,10 @@
  * - beats change nothing replicated, so no node sends any sync record
  *   during the beating;
  * - every beat is answered OK.
+ *
+ * And a client with routing on (distro_route_enable) sends each item to its
+ * owner itself: nothing is forwarded at all; with an owner killed, its
+ * items go through the connected node and are still answered.
  */
 #include "harness.h"
 
@@ -112,4 +116,65 @@ Test(cluster_beats, a_forwarded_beat_costs_one_item_and_no_sync, .init = start, 
 	              "(%llu frames for %u items)",
 	              stat_of(0, "peer_fwd_batches") - frames0, forwarded * ROUNDS);
 	cr_assert_eq(sync_out_all(), sc.total, "beats changed nothing replicated: no sync");
+}
+
+static unsigned long long fwd_all(void)
+{
+	unsigned long long n = 0;
+
+	for (uint32_t i = 0; i < cl.n; i++)
+		n += stat_of(i, "peer_fwd_items");
+	return n;
+}
+
+struct listed_ctx {
+	uint32_t node;
+	int last;
+};
+
+static bool lists_all(void *arg)
+{
+	struct listed_ctx *x = arg;
+
+	x->last = cluster_listed(&cl, x->node, inst, N_INST);
+	return x->last == N_INST;
+}
+
+Test(cluster_beats, a_routing_client_writes_to_owners_and_nothing_is_forwarded, .init = start,
+     .fini = teardown, .timeout = 180)
+{
+	static int res[N_INST];
+	struct distro_client *c;
+	unsigned long long fwd0;
+
+	cluster_assert(&cl, cluster_wait_converged(&cl, 20000), "an agreed map");
+	c = cluster_connect(&cl, 0);
+	cr_assert_not_null(c);
+	cr_assert_eq(distro_route_enable(c), 0);
+	fwd0 = fwd_all();
+	cr_assert_eq(distro_register(c, inst, 256, res), 0);
+	cr_assert_eq(distro_register(c, inst + 256, N_INST - 256, res + 256), 0);
+	for (uint32_t k = 0; k < N_INST; k++)
+		cr_assert_eq(res[k], 2, "item %u created at its owner: %d", k, res[k]);
+	for (int r = 0; r < 3; r++) {
+		cr_assert_eq(distro_heartbeat(c, inst, 256, res), 0);
+		for (uint32_t k = 0; k < 256; k++)
+			cr_assert_eq(res[k], 0, "beat %u: %d", k, res[k]);
+	}
+	cr_assert_eq(fwd_all(), fwd0, "every item went straight to its owner");
+	for (uint32_t i = 0; i < cl.n; i++) {
+		struct listed_ctx x = { i, 0 };
+
+		cluster_assert(&cl, wait_until(lists_all, &x, 5000), "node %u lists %d of %d", i,
+		               x.last, N_INST);
+	}
+	/* An owner gone: its items go through the connected node, answered all the same. */
+	cluster_node_kill(&cl, 2);
+	for (int r = 0; r < 3; r++) {
+		cr_assert_eq(distro_heartbeat(c, inst, 256, res), 0, "round %d", r);
+		for (uint32_t k = 0; k < 256; k++)
+			cr_assert(res[k] == 0 || res[k] == 2 || res[k] == -31,
+			          "beat %u with an owner down: %d", k, res[k]);
+	}
+	distro_close(c);
 }
