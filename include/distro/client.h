@@ -199,6 +199,18 @@ uint32_t distro_slot_map_count(const struct distro_slot_map *m, uint16_t id);
 /* The member with this id, or NULL. */
 const struct distro_member *distro_slot_map_member(const struct distro_slot_map *m, uint16_t id);
 
+/*
+ * Smart routing: from now on this client sends each write item straight to
+ * the member owning its slot (the slot map of the node it is connected to,
+ * fetched now and every 5 s), over one extra connection per member, so no
+ * node has to forward. A part whose owner cannot be reached goes through
+ * this connection instead (its node forwards it), and the map is fetched
+ * again. Results come back in the caller's order, as without routing. A
+ * standalone node: nothing changes. 0, or the SLOT_MAP call's error.
+ * Writes only; lists and subscriptions stay on this connection.
+ */
+int distro_route_enable(struct distro_client *c);
+
 /* The slot of an instance address (0..16383), or -DISTRO_EINVAL for a bad address. */
 int distro_slot_of(const char *ip, uint16_t port);
 

@@ -58,6 +58,8 @@ struct csub {
 	void *ctx;
 };
 
+struct route;
+
 struct distro_client {
 	char host[256];
 	char port[8];
@@ -69,6 +71,7 @@ struct distro_client {
 	uint8_t *buf;        /* FRAME_MAX: requests are built and answers read here */
 	struct keepalive *ka;
 	struct csub subs[SUBS_MAX];
+	struct route *route; /* NULL: every write goes to this connection's node */
 };
 
 const char *distro_strerror(int code)
@@ -538,22 +541,28 @@ static int write_batch(struct distro_client *c, uint8_t op, const struct distro_
 	return 0;
 }
 
+static int routed_write(struct distro_client *c, uint8_t op, const struct distro_instance *in,
+                        uint32_t n, int *results);
+
 int distro_register(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                     int *results)
 {
-	return write_batch(c, OP_REGISTER, in, n, results);
+	return c->route ? routed_write(c, OP_REGISTER, in, n, results)
+	                : write_batch(c, OP_REGISTER, in, n, results);
 }
 
 int distro_deregister(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                       int *results)
 {
-	return write_batch(c, OP_DEREGISTER, in, n, results);
+	return c->route ? routed_write(c, OP_DEREGISTER, in, n, results)
+	                : write_batch(c, OP_DEREGISTER, in, n, results);
 }
 
 int distro_heartbeat(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                      int *results)
 {
-	return write_batch(c, OP_HEARTBEAT, in, n, results);
+	return c->route ? routed_write(c, OP_HEARTBEAT, in, n, results)
+	                : write_batch(c, OP_HEARTBEAT, in, n, results);
 }
 
 int distro_list(struct distro_client *c, const char *ns, const char *group, const char *service,
@@ -853,6 +862,147 @@ int distro_slot_of(const char *ip, uint16_t port)
 	return (int)store_slot_of(&a);
 }
 
+/* ---- routing writes to their slot's owner ---- */
+
+/*
+ * With routing on, a write batch is split by slot owner (from the map the
+ * connected node gave) and each part goes straight to its owner over a
+ * connection of its own, so no node forwards. Anything that goes wrong
+ * with an owner's connection sends that part through the main connection
+ * instead (its node forwards it): routing only ever saves work. The map
+ * is fetched again every ROUTE_REFRESH_MS, and at once when an owner's
+ * connection failed.
+ */
+#define ROUTE_REFRESH_MS 5000
+
+struct route {
+	struct distro_slot_map map;
+	int64_t fetched_ms;
+	struct distro_client *owner[DISTRO_MEMBERS_MAX + 1]; /* by member id, lazily */
+	uint8_t dead[DISTRO_MEMBERS_MAX + 1];                /* connect failed since the map */
+	uint32_t idx[BATCH_MAX];
+	struct distro_instance part[BATCH_MAX];
+	int res[BATCH_MAX];
+};
+
+static int64_t route_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void route_drop_owners(struct route *r)
+{
+	for (uint32_t id = 0; id <= DISTRO_MEMBERS_MAX; id++) {
+		distro_close(r->owner[id]);
+		r->owner[id] = NULL;
+		r->dead[id] = 0;
+	}
+}
+
+static int route_refresh(struct distro_client *c)
+{
+	struct route *r = c->route;
+	int rc = distro_slot_map(c, &r->map);
+
+	if (rc < 0) {
+		r->map.n = 0; /* no map: everything through the main connection */
+		return rc;
+	}
+	r->fetched_ms = route_now_ms();
+	route_drop_owners(r); /* addresses may have changed */
+	return 0;
+}
+
+int distro_route_enable(struct distro_client *c)
+{
+	int rc;
+
+	if (c->route)
+		return 0;
+	c->route = calloc(1, sizeof(*c->route));
+	if (c->route == NULL)
+		return -DISTRO_ENOMEM;
+	if ((rc = route_refresh(c)) < 0) {
+		free(c->route);
+		c->route = NULL;
+	}
+	return rc;
+}
+
+/* The connection to member id, or NULL (then the main connection carries its items). */
+static struct distro_client *route_owner(struct distro_client *c, uint16_t id)
+{
+	struct route *r = c->route;
+	const struct distro_member *m = distro_slot_map_member(&r->map, id);
+
+	if (m == NULL || m->client_addr[0] == '\0' || r->dead[id] || id == r->map.self_id)
+		return NULL;
+	if (r->owner[id] == NULL &&
+	    distro_connect(m->client_addr, c->timeout_ms, &r->owner[id]) < 0) {
+		r->owner[id] = NULL;
+		r->dead[id] = 1;
+	}
+	return r->owner[id];
+}
+
+static int routed_write(struct distro_client *c, uint8_t op, const struct distro_instance *in,
+                        uint32_t n, int *results)
+{
+	struct route *r = c->route;
+	uint64_t done[(BATCH_MAX + 63) / 64] = { 0 };
+	bool failed = false;
+	int rc;
+
+	if (n == 0 || n > BATCH_MAX)
+		return -DISTRO_EINVAL;
+	if (r->map.n == 0 || route_now_ms() - r->fetched_ms > ROUTE_REFRESH_MS)
+		(void)route_refresh(c);
+	if (r->map.n == 0)
+		return write_batch(c, op, in, n, results);
+	/* One owner at a time: its items, in order, through its connection. */
+	for (uint32_t first = 0; first < n; first++) {
+		struct distro_client *oc;
+		uint16_t owner;
+		uint32_t k = 0;
+		int slot;
+
+		if (done[first / 64] & (1ull << (first % 64)))
+			continue;
+		slot = in[first].ip ? distro_slot_of(in[first].ip, in[first].port) : -1;
+		owner = slot < 0 ? 0 : r->map.owners[slot];
+		for (uint32_t i = first; i < n; i++) {
+			int si;
+
+			if (done[i / 64] & (1ull << (i % 64)))
+				continue;
+			si = in[i].ip ? distro_slot_of(in[i].ip, in[i].port) : -1;
+			if ((si < 0 ? 0 : r->map.owners[si]) != owner)
+				continue;
+			r->idx[k] = i;
+			r->part[k++] = in[i];
+			done[i / 64] |= 1ull << (i % 64);
+		}
+		oc = owner ? route_owner(c, owner) : NULL;
+		rc = oc ? write_batch(oc, op, r->part, k, r->res) : -1;
+		if (oc && rc < 0) { /* the owner is gone or moved: its node will forward */
+			distro_close(r->owner[owner]);
+			r->owner[owner] = NULL;
+			r->dead[owner] = 1;
+			failed = true;
+		}
+		if (rc < 0 && (rc = write_batch(c, op, r->part, k, r->res)) < 0)
+			return rc;
+		for (uint32_t j = 0; results && j < k; j++)
+			results[r->idx[j]] = r->res[j];
+	}
+	if (failed)
+		r->fetched_ms = 0; /* a fresh map on the next write */
+	return 0;
+}
+
 /* ---- automatic heartbeats ---- */
 
 struct keepalive {
@@ -1006,6 +1156,10 @@ void distro_close(struct distro_client *c)
 	if (c == NULL)
 		return;
 	distro_keepalive_stop(c);
+	if (c->route) {
+		route_drop_owners(c->route);
+		free(c->route);
+	}
 	drop(c);
 	for (int i = 0; i < SUBS_MAX; i++)
 		if (c->subs[i].used)
