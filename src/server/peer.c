@@ -109,9 +109,15 @@
 #define SERVE_HIGH_BYTES    (4u << 20) /* stop streaming while the link holds this much */
 #define FWD_FRAME_BYTES     (1u << 20) /* a FWD frame is sent once it holds this much */
 #define SECRET_MAX          1024
-#define SERVES_MAX          16   /* pulls a peer may have queued here */
-#define FWD_SERVING_MAX     4096 /* forward frames of one peer running here */
-#define BACKLOG_PAUSE       8192 /* messages for the workers before links stop being read */
+#define SERVES_MAX          16          /* pulls a peer may have queued here */
+#define REPAIR_SLOT_RECORDS 65536       /* one slot's records in one repair (split[] size) */
+#define REPAIR_SLOT_BYTES   (64u << 20) /* ... and bytes */
+#define OUT_CLOSE_FACTOR    2           /* a link holding 2 x --peer-backlog unsent is closed */
+#define FRAMES_PER_READ     256         /* frames handled per readable link per loop */
+#define PREAUTH_FRAME_MAX   64          /* body bytes accepted before a link is authenticated */
+#define WAIT_TIMEOUT_MS     10000       /* a FWD answer or a pull's end this late: given up */
+#define FWD_SERVING_MAX     4096        /* forward frames of one peer running here */
+#define BACKLOG_PAUSE       8192        /* messages for the workers before links stop being read */
 #define LINKS_MAX           (MEMBERS_MAX * 2)
 
 static const uint8_t fwd_ops[3] = { OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT };
@@ -138,12 +144,14 @@ struct fwd_build {
 struct fwd_wait {
 	uint32_t tag;
 	uint32_t n;
+	int64_t sent_ms;
 	struct fref *refs;
 };
 
 /* A pull this node asked a peer for (repair or load). */
 struct pull {
 	uint32_t tag;
+	int64_t sent_ms;
 	bool load;
 	uint16_t range; /* load: the range */
 	uint16_t n;
@@ -176,7 +184,8 @@ struct link {
 	enum link_state state;
 	bool initiator;
 	bool want_out;
-	uint16_t id; /* member, once known */
+	uint16_t id;          /* member, once known */
+	uint16_t client_port; /* from its HELLO; believed once the link is authenticated */
 	uint8_t nonce_me[AUTH_NONCE_BYTES], nonce_peer[AUTH_NONCE_BYTES];
 	bool have_peer_hello;
 	int64_t opened_ms;
@@ -205,6 +214,7 @@ struct mstate {
 	struct pbuf chunk[1]; /* repair: the slot being collected */
 	int32_t chunk_slot;   /* -1: none */
 	uint32_t chunk_count;
+	bool chunk_over; /* the slot is over REPAIR_SLOT_*_MAX: its repair is given up */
 };
 
 struct peer {
@@ -234,6 +244,8 @@ struct peer {
 
 	/* startup load */
 	bool loading;
+	bool need_merge; /* READY without a peer's copy: merge one before sending digests */
+	bool merging;
 	uint8_t range_state[LOAD_RANGES]; /* 0 to do, 1 in flight, 2 done */
 	uint32_t ranges_done;
 	int64_t load_progress_ms;
@@ -549,6 +561,10 @@ static void link_flush(struct peer *p, struct link *l)
 	}
 	if (l->out.off == l->out.len)
 		l->out.off = l->out.len = 0;
+	if (pbuf_used(&l->out) > OUT_CLOSE_FACTOR * p->srv->cfg.peer_backlog_bytes) {
+		link_close(p, l, "the peer does not read what it asks for");
+		return;
+	}
 	bool want = pbuf_used(&l->out) > 0;
 
 	if (want != l->want_out) {
@@ -734,6 +750,7 @@ static void auth_refuse(struct peer *p, struct link *l, const char *why)
 }
 
 static void send_ping(struct peer *p, struct link *l);
+static void client_addr_set(struct peer *p, uint16_t id, uint16_t client_port);
 
 /* The member that dialled a link. */
 static uint16_t dialler(const struct peer *p, const struct link *l)
@@ -762,6 +779,7 @@ static void link_up(struct peer *p, struct link *l)
 	}
 	ms->link = l;
 	l->state = L_UP;
+	client_addr_set(p, l->id, l->client_port);
 	STORE_RELAXED(&ms->last_rx_ms, mono_ms());
 	ms->backoff_ms = 0;
 	STORE_RELAXED(&ms->health, PEER_UP);
@@ -801,12 +819,12 @@ static void on_hello(struct peer *p, struct link *l, const uint8_t *body)
 			auth_refuse(p, l, "hello from another member than dialled");
 			return;
 		}
-		client_addr_set(p, from, cport);
+		l->client_port = cport;
 		l->state = L_AUTH; /* the acceptor's AUTH follows */
 		return;
 	}
 	l->id = from;
-	client_addr_set(p, from, cport);
+	l->client_port = cport;
 	auth_nonce(l->nonce_me);
 	send_hello(p, l, from);
 	auth_mac(p->secret, p->secret_len, AUTH_ACCEPTOR, l->nonce_peer, l->nonce_me, from, p->self,
@@ -915,6 +933,7 @@ static void build_flush(struct peer *p, uint16_t id, uint32_t opi)
 	}
 	wt = &ms->waits[ms->waits_n++];
 	wt->tag = p->next_tag++;
+	wt->sent_ms = mono_ms();
 	wt->n = b->n;
 	wt->refs = b->refs; /* the build takes a fresh array */
 	PSTAT_INC(p, fwd_batches);
@@ -1359,6 +1378,7 @@ static bool pull_send(struct peer *p, uint16_t id, struct pull *pl)
 	if (k == PULLS_MAX || ms->link == NULL || ms->link->state != L_UP)
 		return false;
 	pl->tag = p->next_tag++;
+	pl->sent_ms = mono_ms();
 	proto_wr_init(&w, body, sizeof(body));
 	proto_wr_u16(&w, pl->n);
 	for (uint16_t i = 0; i < pl->n; i++)
@@ -1519,8 +1539,16 @@ static void on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 		ms->chunk_slot = slot;
 		ms->chunk->len = 0;
 		ms->chunk_count = 0;
+		ms->chunk_over = false;
 	}
-	if (h->body_len > 10) {
+	if (!ms->chunk_over && (ms->chunk_count + h->count > REPAIR_SLOT_RECORDS ||
+	                        ms->chunk->len + h->body_len > REPAIR_SLOT_BYTES)) {
+		log_warn("repair of slot %u from %s given up: over %u records or %u MiB", slot,
+		         p->ms.m[from - 1].addr, REPAIR_SLOT_RECORDS, REPAIR_SLOT_BYTES >> 20);
+		ms->chunk_over = true;
+		ms->chunk->len = 0;
+	}
+	if (h->body_len > 10 && !ms->chunk_over) {
 		if (!pbuf_reserve(ms->chunk, h->body_len - 10))
 			return;
 		memcpy(ms->chunk->p + ms->chunk->len, body + 10, h->body_len - 10);
@@ -1530,7 +1558,7 @@ static void on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 	if (!(h->status & CHUNK_LAST))
 		return;
 	/* Never replace a slot we own, nor one the sender no longer owns in our view. */
-	if (peer_owner(p, slot) == from && p->ready)
+	if (peer_owner(p, slot) == from && p->ready && !ms->chunk_over)
 		records_to_workers(p, XM_REPAIR, ms->chunk->p, (uint32_t)ms->chunk->len,
 		                   ms->chunk_count, slot, before, NULL);
 	PSTAT_ADD(p, repair_records, ms->chunk_count);
@@ -1701,6 +1729,33 @@ static void member_down(struct peer *p, uint16_t id)
 	ms->delayed_tail = NULL;
 }
 
+/*
+ * A peer that stays UP but never answers: its forwarded items get
+ * ERR_UNAVAILABLE and its pulls go elsewhere after WAIT_TIMEOUT_MS, so no
+ * client write and no load waits for it forever.
+ */
+static void waits_expire(struct peer *p, uint16_t id, int64_t now)
+{
+	struct mstate *ms = &p->m[id];
+
+	for (uint32_t i = 0; i < ms->waits_n;) {
+		struct fwd_wait *wt = &ms->waits[i];
+
+		if (now - wt->sent_ms < WAIT_TIMEOUT_MS) {
+			i++;
+			continue;
+		}
+		for (uint32_t j = 0; j < wt->n; j++)
+			fref_answer(p, &wt->refs[j], (int16_t)-ERR_UNAVAILABLE);
+		PSTAT_ADD(p, fwd_unavailable, wt->n);
+		mem_free(wt->refs);
+		*wt = ms->waits[--ms->waits_n];
+	}
+	for (int k = 0; k < PULLS_MAX; k++)
+		if (ms->pulls[k] && now - ms->pulls[k]->sent_ms >= WAIT_TIMEOUT_MS)
+			pull_finished(p, id, k, false);
+}
+
 /* Every instance of every slot we own gets a fresh deadline (TAKEOVER). */
 static void take_over_owned(struct peer *p)
 {
@@ -1745,9 +1800,11 @@ static void quorum_check(struct peer *p)
 		return;
 	STORE_RELAXED(&p->quorum, q);
 	if (q) {
-		if (p->ready)
+		if (p->ready) {
 			log_info("quorum back (%u of %u members reachable): expiry resumes", up,
 			         p->ms.n);
+			p->need_merge = true; /* what the others did meanwhile, before digests */
+		}
 		take_over_owned(p);
 	} else if (p->ready) {
 		log_warn("only %u of %u members reachable: expiry paused until a quorum is back",
@@ -1776,6 +1833,7 @@ static void health_check(struct peer *p, int64_t now)
 
 		if (id == p->self)
 			continue;
+		waits_expire(p, (uint16_t)id, now);
 		if (l && l->state == L_UP) {
 			int64_t quiet = now - ms->last_rx_ms;
 
@@ -1829,10 +1887,11 @@ static void pings(struct peer *p)
 			send_ping(p, p->m[id].link);
 }
 
-static void become_ready(struct peer *p, const char *how)
+static void become_ready(struct peer *p, const char *how, bool loaded)
 {
 	STORE_RELEASE(&p->ready, true);
 	p->loading = false;
+	p->need_merge = !loaded;
 	log_info("READY (%s)", how);
 	map_update(p);
 	pings(p); /* peers learn it now: they give us our slots sooner */
@@ -1851,7 +1910,7 @@ static void load_progress(struct peer *p, int64_t now)
 	if (p->ranges_done == LOAD_RANGES) {
 		/* READY once the workers have applied every chunk, not just received it. */
 		if (LOAD_ACQUIRE(&p->load_done) == p->load_sent)
-			become_ready(p, "loaded from peers");
+			become_ready(p, "loaded from peers", true);
 		return;
 	}
 	if (!any_ready) {
@@ -1859,14 +1918,51 @@ static void load_progress(struct peer *p, int64_t now)
 		int64_t since = p->loading ? p->load_progress_ms : p->start_ms;
 
 		if (now - since >= (int64_t)p->srv->cfg.startup_wait_ms)
-			become_ready(p, p->loading ? "load stalled: no READY peer left"
-			                           : "no READY peer: starting empty");
+			become_ready(p,
+			             p->loading ? "load stalled: no READY peer left"
+			                        : "no READY peer: starting empty",
+			             false);
 		return;
 	}
 	if (!p->loading) {
 		p->loading = true;
 		p->load_progress_ms = now;
 		log_info("loading from READY peers");
+	}
+	load_schedule(p);
+}
+
+/*
+ * A node that became READY without a peer's copy (it started alone, or a
+ * load stalled, or it was cut off from most of the cluster) may own slots
+ * whose instances live elsewhere. Until it has merged a READY peer's copy
+ * (the startup load's pulls, applied last-writer-wins, nothing dropped) it
+ * sends no digest: otherwise its peers would "repair" those slots to its
+ * incomplete copy and forget live instances.
+ */
+static void merge_progress(struct peer *p)
+{
+	bool any_ready = false;
+
+	if (!p->ready || !p->need_merge)
+		return;
+	for (uint32_t id = 1; id <= p->ms.n; id++)
+		if (id != p->self && p->m[id].ready && p->m[id].link &&
+		    p->m[id].link->state == L_UP)
+			any_ready = true;
+	if (!p->merging) {
+		if (!any_ready)
+			return;
+		memset(p->range_state, 0, sizeof(p->range_state));
+		p->ranges_done = 0;
+		p->merging = true;
+		log_info("merging a READY peer's copy before verifying");
+	}
+	if (p->ranges_done == LOAD_RANGES && LOAD_ACQUIRE(&p->load_done) == p->load_sent) {
+		p->merging = false;
+		p->need_merge = false;
+		log_info("merged: verify resumes");
+		return;
 	}
 	load_schedule(p);
 }
@@ -1939,7 +2035,9 @@ static void on_readable(struct peer *p, struct link *l)
 {
 	if (p->reading_paused)
 		return; /* see reading_pause_check */
-	for (;;) {
+	/* A bounded amount per loop: one busy link cannot starve the others (epoll is
+	 * level-triggered). */
+	for (int reads = 0; reads < FRAMES_PER_READ / 16; reads++) {
 		ssize_t n;
 
 		if (!pbuf_reserve(&l->in, 65536)) {
@@ -1964,6 +2062,13 @@ static void on_readable(struct peer *p, struct link *l)
 			struct proto_header h;
 			long f = pwire_frame_check(l->in.p + l->in.off, pbuf_used(&l->in), &h);
 
+			/* Before authentication only the handshake's small frames. */
+			if (f >= 0 && l->state != L_UP && pbuf_used(&l->in) >= PROTO_HEADER_BYTES &&
+			    h.body_len > PREAUTH_FRAME_MAX) {
+				PSTAT_INC(p, proto_errors);
+				auth_refuse(p, l, "a big frame before authentication");
+				return;
+			}
 			if (f == 0)
 				break;
 			if (f < 0) {
@@ -2057,7 +2162,9 @@ static void *peer_main(void *arg)
 		}
 		health_check(p, now);
 		load_progress(p, now);
-		if (p->ready && now - p->last_verify_ms >= (int64_t)p->srv->cfg.verify_ms) {
+		merge_progress(p);
+		if (p->ready && !p->need_merge &&
+		    now - p->last_verify_ms >= (int64_t)p->srv->cfg.verify_ms) {
 			p->last_verify_ms = now;
 			verify_round(p);
 		}
@@ -2188,6 +2295,11 @@ int peer_create(struct server *s, struct peer **out)
 		mem_free(p);
 		return 0;
 	}
+	if (s->nworkers >= 64) { /* the peer thread is ring participant nworkers: 64-bit masks */
+		log_error("a cluster member runs at most 63 workers (--workers %u)", s->nworkers);
+		mem_free(p);
+		return -1;
+	}
 	p->self = p->ms.self_id;
 	p->idx = s->nworkers;
 	p->quorum = true; /* until health says otherwise; a node starting owns nothing anyway */
@@ -2265,26 +2377,20 @@ void peer_stop(struct peer *p)
 	p->started = false;
 }
 
+void peer_backlog_take(struct peer *p, bool (*add)(void ***v, uint32_t *n, uint32_t *cap, void *m),
+                       void ***v, uint32_t *n, uint32_t *cap)
+{
+	if (p == NULL)
+		return;
+	for (uint32_t i = 0; i < p->backlog_n; i++)
+		(void)add(v, n, cap, p->backlog[2 * i + 1]);
+	p->backlog_n = 0;
+}
+
 void peer_destroy(struct peer *p)
 {
 	if (p == NULL)
 		return;
-	for (uint32_t i = 0; i < p->backlog_n; i++) {
-		void *m = p->backlog[2 * i + 1];
-		uint8_t kind = *(uint8_t *)m;
-
-		if (kind == XM_APPLY || kind == XM_REPAIR) {
-			if (__atomic_sub_fetch(&((struct xrecords *)m)->refs, 1,
-			                       __ATOMIC_ACQ_REL) == 0)
-				mem_free(m);
-		} else if (kind == XM_TAKEOVER) {
-			if (__atomic_sub_fetch(&((struct xtakeover *)m)->refs, 1,
-			                       __ATOMIC_ACQ_REL) == 0)
-				mem_free(m);
-		} else if (kind == XM_PENDING && ((struct pending *)m)->origin == p->idx) {
-			mem_free(m);
-		}
-	}
 	mem_free(p->backlog);
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++) {
 		struct mstate *ms = &p->m[id];

@@ -90,6 +90,10 @@ int peer_start(struct peer *p);
 /* Stops the thread and closes the links (after the workers stopped). */
 void peer_stop(struct peer *p);
 
+/* Hands the messages still waiting for the workers to add() (shutdown, threads stopped). */
+void peer_backlog_take(struct peer *p, bool (*add)(void ***v, uint32_t *n, uint32_t *cap, void *m),
+                       void ***v, uint32_t *n, uint32_t *cap);
+
 /* Frees what is left; after the store is destroyed (the epoch record). NULL is fine. */
 void peer_destroy(struct peer *p);
 

@@ -1260,7 +1260,7 @@ static void take_over(struct worker *w, const struct xtakeover *t)
 
 					key_of_view(&w->views[i], &k);
 					if (store_shard_of(w->srv->store, &k.svc) == w->id)
-						(void)store_touch(w->shard, &k);
+						(void)store_adopt(w->shard, &k);
 				}
 			}
 		}
@@ -1976,50 +1976,87 @@ static void worker_free(struct worker *w)
 	mem_free(w->watch_tab);
 }
 
-/* After every thread stopped: frees the cluster messages still on the rings. */
+static int ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool msgs_add(void ***v, uint32_t *n, uint32_t *cap, void *m)
+{
+	if (*n == *cap) {
+		uint32_t c = *cap ? *cap * 2 : 256;
+		void **nv = mem_alloc(sizeof(nv[0]) * c);
+
+		if (nv == NULL)
+			return false;
+		if (*n)
+			memcpy(nv, *v, sizeof(nv[0]) * *n);
+		mem_free(*v);
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = m;
+	return true;
+}
+
+/*
+ * After every thread stopped, before the workers' pools go: frees the
+ * cluster messages left on the rings and in the backlogs. One message can
+ * be in several places (a forwarded request sent to every shard, a
+ * takeover to every worker), so each is freed once, whatever its count.
+ */
 static void drop_messages(struct server *s)
 {
-	void *msgs[256];
+	void **v = NULL, *msgs[256];
+	uint32_t n = 0, cap = 0;
 
 	if (s->xcore.q == NULL || s->peer == NULL)
 		return;
-	for (uint32_t from = 0; from < s->xcore.n; from++) {
+	for (uint32_t from = 0; from < s->xcore.n; from++)
 		for (uint32_t to = 0; to < s->xcore.n; to++) {
-			uint32_t n;
+			uint32_t k;
 
-			if (from == to)
-				continue;
-			while ((n = xcore_recv(&s->xcore, from, to, msgs, 256)) > 0) {
-				for (uint32_t i = 0; i < n; i++) {
-					uint8_t kind = *(uint8_t *)msgs[i];
+			while (from != to && (k = xcore_recv(&s->xcore, from, to, msgs, 256)) > 0)
+				for (uint32_t i = 0; i < k; i++)
+					(void)msgs_add(&v, &n, &cap, msgs[i]);
+		}
+	for (uint32_t w = 0; s->workers && w < s->nworkers; w++)
+		for (uint32_t i = 0; i < s->workers[w].backlog_n; i++)
+			(void)msgs_add(&v, &n, &cap, s->workers[w].backlog[2 * i + 1]);
+	peer_backlog_take(s->peer, msgs_add, &v, &n, &cap);
+	if (n > 1)
+		qsort(v, n, sizeof(v[0]), ptr_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t kind;
 
-					if (kind == XM_APPLY || kind == XM_REPAIR)
-						xrecords_unref(msgs[i]);
-					else if (kind == XM_TAKEOVER &&
-					         __atomic_sub_fetch(
-					                 &((struct xtakeover *)msgs[i])->refs, 1,
-					                 __ATOMIC_ACQ_REL) == 0)
-						mem_free(msgs[i]);
-					else if (kind == XM_SYNC ||
-					         (kind == XM_PENDING &&
-					          ((struct pending *)msgs[i])->origin ==
-					                  s->nworkers))
-						mem_free(msgs[i]);
-				}
-			}
+		if (i > 0 && v[i] == v[i - 1])
+			continue;
+		kind = *(uint8_t *)v[i];
+		if (kind == XM_PENDING) {
+			struct pending *pd = v[i];
+
+			if (pd->origin == s->nworkers)
+				mem_free(pd); /* the peer thread's: one allocation */
+			else if (pd->heap)
+				mem_free(pd->results); /* the pool object goes with the pool */
+		} else {
+			mem_free(v[i]);
 		}
 	}
+	mem_free(v);
 }
 
 static void server_free(struct server *s)
 {
+	drop_messages(s); /* before the pools: pendings on the rings live in them */
 	if (s->workers) {
 		for (uint32_t i = 0; i < s->nworkers; i++)
 			worker_free(&s->workers[i]);
 		mem_free(s->workers);
 		s->workers = NULL;
 	}
-	drop_messages(s);
 	xcore_free(&s->xcore);
 	store_destroy(s->store);
 	s->store = NULL;

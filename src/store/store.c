@@ -1315,6 +1315,26 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 	return rc;
 }
 
+int store_adopt(struct store_shard *sh, const struct store_key *k)
+{
+	struct store_inst *in;
+	struct rkey rk;
+	int rc;
+
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in == NULL || (in->flags & STORE_F_DELETED))
+		return -ERR_NOT_FOUND;
+	if (!(in->flags & STORE_F_EPHEMERAL))
+		return STORE_SAME;
+	/* A fresh deadline in its present state: healthy or not, nothing replicated changes. */
+	list_leave(sh, in);
+	STORE_RELAXED(&in->beat_ms, now_ms(sh));
+	list_enter(sh, in, (in->flags & STORE_F_HEALTHY) ? W_LIST_HEALTHY : W_LIST_UNHEALTHY);
+	return STORE_SAME;
+}
+
 int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before)
 {
 	struct store_inst *in;
@@ -1339,6 +1359,19 @@ static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 }
 
 static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+
+/*
+ * A replicated instance that appears in a slot this node owns (it arrived
+ * after the takeover, say) must be expired by us: tracked from now. In
+ * other slots, and standalone, replicas stay untracked (their owner expires).
+ */
+static void owned_track(struct store_shard *sh, struct store_inst *in)
+{
+	const struct store_config *c = &sh->store->cfg;
+
+	if (c->owns && c->owns(c->owns_ctx, in->slot) && !(in->wflags & W_LIST_MASK))
+		track(sh, in, now_ms(sh));
+}
 
 int store_apply(struct store_shard *sh, const struct store_record *r)
 {
@@ -1399,6 +1432,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, uint64_t 
 			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}
+		owned_track(sh, in);
 		rc = STORE_CREATED;
 	} else if (in->flags & STORE_F_DELETED) {
 		if ((rc = inst_revive(sh, in, &p, r->version, r->node)) < 0) {
@@ -1406,6 +1440,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, uint64_t 
 			return rejected(sh, rc);
 		}
 		STORE_RELAXED(&in->beat_ms, now_ms(sh));
+		owned_track(sh, in);
 		rc = STORE_CREATED;
 	} else {
 		inst_set(sh, in, &p, r->version, r->node);

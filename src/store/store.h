@@ -276,6 +276,15 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
 int store_apply(struct store_shard *sh, const struct store_record *r);
 
 /*
+ * Takeover: this node now owns the instance's slot. It gets a full fresh
+ * deadline in its present state (an unhealthy one stays unhealthy and is
+ * removed delete_ms from now; a healthy one turns unhealthy timeout_ms from
+ * now): nothing replicated changes, so a takeover never advertises a dead
+ * instance as healthy. STORE_SAME, or -ERR_NOT_FOUND.
+ */
+int store_adopt(struct store_shard *sh, const struct store_key *k);
+
+/*
  * Repair: the slot's owner listed this record when its clock read `before`.
  * The owner is the authority on its slots, so its record replaces ours even
  * when ours is newer - provided ours is older than the listing (a newer

@@ -166,3 +166,52 @@ Test(responsibility, the_owners_listing_overrides_an_older_local_delete_but_not_
 	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), -ERR_STALE,
 	             "the same record again changes nothing");
 }
+
+Test(responsibility, adopt_gives_a_fresh_deadline_without_reviving_the_unhealthy)
+{
+	struct store_key a = key_n("svc", 8);
+	uint32_t feed;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	cr_assert_not(healthy(8), "unhealthy at its old owner");
+	feed = store_feed_len(shard_for(s, &a));
+	cr_assert_eq(store_adopt(shard_for(s, &a), &a), STORE_SAME);
+	cr_assert_not(healthy(8), "a takeover does not make a dead instance healthy");
+	cr_assert_eq(store_feed_len(shard_for(s, &a)), feed, "and replicates nothing");
+	fake_advance(&fc, 29999);
+	expire_all(s);
+	cr_assert_not(healthy(8));
+	struct store_view v;
+
+	cr_assert_eq(store_get(s, &a, &v), 0, "still there: a full delete timeout from the adopt");
+	fake_advance(&fc, 1);
+	expire_all(s);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND, "removed delete_ms after the adopt");
+}
+
+Test(responsibility, a_replica_arriving_in_an_owned_slot_is_expired_here)
+{
+	struct store_record r;
+	struct store_view v;
+
+	memset(&r, 0, sizeof(r));
+	r.key = key_n("svc", 9);
+	store_val_default(&r.val);
+	r.version = 1000;
+	r.node = 2;
+	cr_assert_eq(store_apply(shard_for(s, &r.key), &r), STORE_CREATED);
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	cr_assert_eq(store_get(s, &r.key, &v), 0);
+	cr_assert_not(v.flags & STORE_F_HEALTHY, "owned here: tracked from its arrival");
+	/* In a slot owned elsewhere a replica is not tracked. */
+	r.key = key_n("svc", 10);
+	owned[slot_of_n(10)] = false;
+	cr_assert_eq(store_apply(shard_for(s, &r.key), &r), STORE_CREATED);
+	fake_advance(&fc, 60000);
+	expire_all(s);
+	cr_assert_eq(store_get(s, &r.key, &v), 0);
+	cr_assert(v.flags & STORE_F_HEALTHY, "its owner expires it, not us");
+}
