@@ -1631,6 +1631,13 @@ static void serve_some(struct peer *p, uint16_t id)
 		}
 		if (!sv->started) {
 			store_cursor_init(&sv->cur, sv->slots[sv->next]);
+			/*
+			 * Deletes too: a replica that learns the delete with the
+			 * listing refuses the older registration a late sync frame
+			 * may still carry (it would come back until that frame's
+			 * successor arrived).
+			 */
+			sv->cur.tombstones = true;
 			sv->before = wall_version();
 			sv->started = true;
 		}

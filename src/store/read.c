@@ -278,7 +278,7 @@ uint32_t store_slot_scan(struct store *s, struct store_cursor *c, struct store_v
 			if (in->slot != c->slot)
 				continue;
 			inst_read(sh, in, &out[n]);
-			if (!(out[n].flags & STORE_F_DELETED))
+			if (c->tombstones || !(out[n].flags & STORE_F_DELETED))
 				n++;
 		}
 		if (region_done) {

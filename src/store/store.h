@@ -145,6 +145,7 @@ struct store_cursor {
 	uint32_t pos;
 	uint32_t gen;
 	bool done;
+	bool tombstones; /* also list remembered deletes (set after store_cursor_init) */
 };
 
 struct store_limits {

@@ -2,11 +2,12 @@
  * Who may speak on the peer port:
  *
  * - a member started with another secret never becomes UP for the others
- *   (both refuse the handshake, counted as auth failures) and each side
- *   becomes READY alone;
+ *   (both refuse the handshake, counted as auth failures in /cluster's
+ *   stats) and each side becomes READY alone;
  * - a raw connection to the peer port sending a client frame, or garbage,
- *   is closed; one sending a well-formed HELLO and then a wrong MAC is
- *   closed too, and counted; the node keeps serving its clients;
+ *   is closed; one sending a well-formed HELLO (the node answers with its
+ *   own HELLO and AUTH, so the HELLO passed) and then a wrong MAC is closed
+ *   too, and counted; the node keeps serving its clients;
  * - a peer frame sent to the client port is refused (an ERROR frame, then
  *   the connection closes) and other clients are not disturbed.
  */
@@ -54,17 +55,22 @@ static void start_two(void)
 	cluster_start(&cl);
 }
 
+/* A peer thread counter (PEER_STATS) from node i's HTTP /cluster document, "stats" object. */
 static unsigned long long stat_of(uint32_t i, const char *name)
 {
-	static char buf[16384];
-	char key[96];
-	const char *p;
+	char key[96], *body, *stats, *p;
+	unsigned long long v;
+	int status = cluster_http_get(&cl, i, "/cluster", &body);
 
-	cr_assert_gt(distro_stats(cluster_client(&cl, i), buf, sizeof(buf)), 0);
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(buf, key);
-	cr_assert_not_null(p, "no %s in STATS", name);
-	return strtoull(p + strlen(key), NULL, 10);
+	cluster_assert(&cl, status == 200 && body, "node %u: GET /cluster answered %d", i, status);
+	stats = strstr(body, "\"stats\":{");
+	cr_assert_not_null(stats, "no stats in /cluster: %s", body);
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	p = strstr(stats, key);
+	cr_assert_not_null(p, "no %s in /cluster's stats: %s", name, stats);
+	v = strtoull(p + strlen(key), NULL, 10);
+	free(body);
+	return v;
 }
 
 static int64_t mono_ms(void)
@@ -100,10 +106,10 @@ Test(cluster_auth, a_member_without_the_secret_is_never_up_and_each_side_runs_al
 
 		nanosleep(&ts, NULL);
 	}
-	cr_assert_gt(stat_of(0, "peer_auth_failures") + stat_of(1, "peer_auth_failures"), 0,
+	cr_assert_gt(stat_of(0, "auth_failures") + stat_of(1, "auth_failures"), 0,
 	             "the refusals were counted");
-	cr_assert_eq(stat_of(0, "peer_links_up"), 0);
-	cr_assert_eq(stat_of(1, "peer_links_up"), 0);
+	cr_assert_eq(stat_of(0, "links_up"), 0, "no handshake completed");
+	cr_assert_eq(stat_of(1, "links_up"), 0, "no handshake completed");
 }
 
 static int connect_port(uint16_t port)
@@ -137,6 +143,37 @@ static bool closed_within(int fd, int timeout_ms)
 	return false;
 }
 
+/*
+ * Reads one frame (header and body, body_len at most cap - 16) within
+ * timeout_ms into f. The body length, or -1 on EOF, error or timeout.
+ */
+static long read_frame(int fd, uint8_t *f, size_t cap, int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+	size_t want = 16, have = 0;
+
+	while (have < want) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int left = (int)(end - mono_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return -1;
+		if ((n = read(fd, f + have, want - have)) <= 0)
+			return -1;
+		have += (size_t)n;
+		if (have == 16) {
+			uint32_t len = (uint32_t)f[4] | (uint32_t)f[5] << 8 | (uint32_t)f[6] << 16 |
+			               (uint32_t)f[7] << 24;
+
+			if (len > cap - 16)
+				return -1;
+			want = 16 + len;
+		}
+	}
+	return (long)(want - 16);
+}
+
 static void header(uint8_t *h, uint8_t m1, uint8_t op, uint32_t len)
 {
 	memset(h, 0, 16);
@@ -156,12 +193,12 @@ static void node_serves(uint32_t i)
 Test(cluster_auth, the_peer_port_closes_client_frames_garbage_and_wrong_macs, .init = start_two,
      .fini = teardown, .timeout = 120)
 {
-	uint8_t f[16 + 40];
+	uint8_t f[16 + 40], got[256];
 	unsigned long long before;
 	int fd;
 
 	cluster_assert(&cl, cluster_wait_converged(&cl, CONVERGE_MS), "two members UP");
-	before = stat_of(0, "peer_auth_failures");
+	before = stat_of(0, "auth_failures");
 
 	/* A client PING frame ('D','R') on the peer port. */
 	fd = connect_port(cl.node[0].peer_port);
@@ -191,13 +228,20 @@ Test(cluster_auth, the_peer_port_closes_client_frames_garbage_and_wrong_macs, .i
 	f[23] = (uint8_t)(cl.node[1].port >> 8);
 	memset(f + 24, 0x5a, 32);
 	cr_assert_eq(write(fd, f, sizeof(f)), (ssize_t)sizeof(f));
+	/* The node took it for a member's HELLO: it answers with its HELLO, then its AUTH. */
+	cr_assert_eq(read_frame(fd, got, sizeof(got), 3000), 40, "the node's HELLO");
+	cr_assert(got[0] == 'D' && got[1] == 'P' && got[3] == 1, "op HELLO");
+	cr_assert_eq(got[18] | got[19] << 8, to, "from the node");
+	cr_assert_eq(got[20] | got[21] << 8, from, "to the member we claimed to be");
+	cr_assert_eq(read_frame(fd, got, sizeof(got), 3000), 32, "the node's AUTH");
+	cr_assert(got[0] == 'D' && got[1] == 'P' && got[3] == 2, "op AUTH");
 	header(f, 'P', 2, 32);
 	memset(f + 16, 0, 32);
 	cr_assert_eq(write(fd, f, 16 + 32), 16 + 32);
 	cr_assert(closed_within(fd, 3000), "a wrong MAC closes the link");
 	close(fd);
 
-	cr_assert_geq(stat_of(0, "peer_auth_failures"), before + 3, "each refusal counted");
+	cr_assert_geq(stat_of(0, "auth_failures"), before + 3, "each refusal counted");
 	node_serves(0);
 	node_serves(1);
 	/* The real link between the members was not disturbed. */
@@ -225,7 +269,9 @@ Test(cluster_auth, a_peer_frame_on_the_client_port_is_refused, .init = start_two
 	cr_assert_eq(got[0], 'D');
 	cr_assert_eq(got[1], 'R');
 	cr_assert_eq(got[3], 127, "op ERROR");
+	cr_assert_eq(got[12] | got[13] << 8, 20, "status ERR_PROTO_MAGIC");
 	cr_assert(closed_within(fd, 3000), "then the connection closes");
 	close(fd);
-	node_serves(0);
+	node_serves(0); /* a client connected before: not disturbed */
+	node_serves(1);
 }

@@ -54,7 +54,12 @@ static void *writer(void *p)
 	struct store_kv kv[2];
 	struct store_val v;
 
-	for (uint32_t op = 0; op < WRITER_OPS; op++) {
+	/*
+	 * At least WRITER_OPS, and on until the readers had some rounds (a
+	 * loaded machine may not schedule them at first), bounded at 20x.
+	 */
+	for (uint32_t op = 0;
+	     op < WRITER_OPS || (atomic_load(&reads) <= 10 && op < 20 * WRITER_OPS); op++) {
 		r ^= r << 13;
 		r ^= r >> 7;
 		r ^= r << 17;
