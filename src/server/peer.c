@@ -1682,7 +1682,6 @@ static void map_update(struct peer *p)
 	struct xtakeover *t;
 	uint32_t gained = 0, changed = 0;
 
-	p->eligible[p->self] = p->ready;
 	slotmap_compute(sm, &p->ms, p->eligible);
 	t = mem_alloc(sizeof(*t));
 	if (t)
@@ -1871,7 +1870,7 @@ static void health_check(struct peer *p, int64_t now)
 		    !LOAD_ACQUIRE(&p->stop))
 			dial(p, (uint16_t)id, now);
 	}
-	if (changed || p->eligible[p->self] != p->ready)
+	if (changed)
 		map_update(p);
 	quorum_check(p);
 }
@@ -1896,11 +1895,13 @@ static void pings(struct peer *p)
 
 static void become_ready(struct peer *p, const char *how, bool loaded)
 {
+	/* The map first: whoever sees READY sees the slots it owns (SLOT_MAP). */
+	p->eligible[p->self] = true;
+	map_update(p);
 	STORE_RELEASE(&p->ready, true);
 	p->loading = false;
 	p->need_merge = !loaded;
 	log_info("READY (%s)", how);
-	map_update(p);
 	pings(p); /* peers learn it now: they give us our slots sooner */
 }
 

@@ -44,7 +44,7 @@
 #define LOG_TAIL      40
 #define START_RETRIES 3
 
-static int64_t mono_ms(void)
+int64_t cluster_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -52,7 +52,7 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void nap_ms(int ms)
+void cluster_nap_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -62,12 +62,12 @@ static void nap_ms(int ms)
 
 bool wait_until(cluster_cond_fn *cond, void *ctx, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = cluster_mono_ms() + timeout_ms;
 
-	while (mono_ms() < end) {
+	while (cluster_mono_ms() < end) {
 		if (cond(ctx))
 			return true;
-		nap_ms(POLL_MS);
+		cluster_nap_ms(POLL_MS);
 	}
 	return cond(ctx);
 }
@@ -266,7 +266,8 @@ static bool try_start(struct cluster *c, uint32_t i)
 	cr_assert_geq(nd->pid, 0, "fork: %s", strerror(errno));
 	if (nd->pid == 0)
 		exec_node(c, i);
-	for (int64_t end = mono_ms() + START_MS; mono_ms() < end; nap_ms(10)) {
+	for (int64_t end = cluster_mono_ms() + START_MS; cluster_mono_ms() < end;
+	     cluster_nap_ms(10)) {
 		if (read_port(nd->port_file) > 0 && read_port(nd->http_port_file) > 0)
 			return true;
 		if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
@@ -333,7 +334,8 @@ int cluster_node_stop(struct cluster *c, uint32_t i)
 	if (nd->pid <= 0)
 		return 0;
 	kill(nd->pid, SIGTERM);
-	for (int64_t end = mono_ms() + STOP_MS; mono_ms() < end; nap_ms(10)) {
+	for (int64_t end = cluster_mono_ms() + STOP_MS; cluster_mono_ms() < end;
+	     cluster_nap_ms(10)) {
 		if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
 			nd->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -723,4 +725,18 @@ void cluster_instances(struct distro_instance *in, char (*ips)[16], uint32_t n, 
 		in[i].ip = ips[i];
 		in[i].port = (uint16_t)(8000 + (h >> 8) % 2000);
 	}
+}
+
+unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name)
+{
+	static char buf[16384];
+	char key[96];
+	const char *p;
+
+	cr_assert_gt(distro_stats(cluster_client(c, i), buf, sizeof(buf)), 0, "STATS of node %u",
+	             i);
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(buf, key);
+	cr_assert_not_null(p, "no %s in node %u's STATS", name, i);
+	return strtoull(p + strlen(key), NULL, 10);
 }

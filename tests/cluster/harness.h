@@ -172,6 +172,14 @@ int cluster_listed(struct cluster *c, uint32_t i, const struct distro_instance *
  */
 int cluster_http_get(const struct cluster *c, uint32_t i, const char *path, char **body);
 
+/* A counter from node i's STATS (e.g. "peer_fwd_items", "store_instances"). Asserts. */
+unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name);
+
+/* ---- time ---- */
+
+int64_t cluster_mono_ms(void); /* CLOCK_MONOTONIC, ms */
+void cluster_nap_ms(int ms);   /* sleeps ms (only between polls, never as an assertion) */
+
 /* ---- instances ---- */
 
 /*

@@ -73,14 +73,6 @@ static unsigned long long stat_of(uint32_t i, const char *name)
 	return v;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 Test(cluster_auth, a_member_without_the_secret_is_never_up_and_each_side_runs_alone,
      .init = start_two_secrets, .fini = teardown, .timeout = 120)
 {
@@ -89,8 +81,8 @@ Test(cluster_auth, a_member_without_the_secret_is_never_up_and_each_side_runs_al
 	for (uint32_t i = 0; i < 2; i++)
 		cluster_assert(&cl, cluster_wait_ready(&cl, i, CONVERGE_MS), "node %u READY alone",
 		               i);
-	end = mono_ms() + 2000;
-	while (mono_ms() < end) {
+	end = cluster_mono_ms() + 2000;
+	while (cluster_mono_ms() < end) {
 		for (uint32_t i = 0; i < 2; i++) {
 			const struct distro_member *o;
 
@@ -127,10 +119,10 @@ static int connect_port(uint16_t port)
 /* Reads until EOF or error within timeout_ms; true when the peer closed. Data is discarded. */
 static bool closed_within(int fd, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = cluster_mono_ms() + timeout_ms;
 	char buf[4096];
 
-	while (mono_ms() < end) {
+	while (cluster_mono_ms() < end) {
 		struct pollfd p = { fd, POLLIN, 0 };
 
 		if (poll(&p, 1, 50) > 0) {
@@ -149,12 +141,12 @@ static bool closed_within(int fd, int timeout_ms)
  */
 static long read_frame(int fd, uint8_t *f, size_t cap, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = cluster_mono_ms() + timeout_ms;
 	size_t want = 16, have = 0;
 
 	while (have < want) {
 		struct pollfd p = { fd, POLLIN, 0 };
-		int left = (int)(end - mono_ms());
+		int left = (int)(end - cluster_mono_ms());
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, left) <= 0)

@@ -41,19 +41,6 @@ static void teardown(void)
 	cluster_teardown(&cl);
 }
 
-static unsigned long long stat_of(uint32_t i, const char *name)
-{
-	static char buf[16384];
-	char key[96];
-	const char *p;
-
-	cr_assert_gt(distro_stats(cluster_client(&cl, i), buf, sizeof(buf)), 0);
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(buf, key);
-	cr_assert_not_null(p, "no %s in STATS", name);
-	return strtoull(p + strlen(key), NULL, 10);
-}
-
 struct synced_ctx {
 	unsigned long long total;
 };
@@ -64,7 +51,8 @@ static unsigned long long sync_out_all(void)
 	unsigned long long n = 0;
 
 	for (uint32_t i = 0; i < cl.n; i++)
-		n += stat_of(i, "peer_sync_records_out") + stat_of(i, "peer_sync_dropped");
+		n += cluster_stat(&cl, i, "peer_sync_records_out") +
+		     cluster_stat(&cl, i, "peer_sync_dropped");
 	return n;
 }
 
@@ -98,8 +86,8 @@ Test(cluster_beats, a_forwarded_beat_costs_one_item_and_no_sync, .init = start, 
 	/* The registration's sync has gone out (the count stops moving). */
 	cluster_assert(&cl, wait_until(sync_settled, &sc, 5000), "sync settles");
 	cluster_assert(&cl, wait_until(sync_settled, &sc, 5000), "sync settles");
-	fwd0 = stat_of(0, "peer_fwd_items");
-	frames0 = stat_of(0, "peer_fwd_batches");
+	fwd0 = cluster_stat(&cl, 0, "peer_fwd_items");
+	frames0 = cluster_stat(&cl, 0, "peer_fwd_batches");
 
 	for (int r = 0; r < ROUNDS; r++) {
 		cr_assert_eq(cluster_heartbeat(&cl, 0, inst, N_INST, res), 0);
@@ -108,13 +96,14 @@ Test(cluster_beats, a_forwarded_beat_costs_one_item_and_no_sync, .init = start, 
 	}
 	/* The map did not move meanwhile, so the forwarded count is exact. */
 	cr_assert_eq(cluster_slot_map(&cl, 0, &map), 0);
-	cr_assert_eq(stat_of(0, "peer_fwd_items") - fwd0, (unsigned long long)forwarded * ROUNDS,
+	cr_assert_eq(cluster_stat(&cl, 0, "peer_fwd_items") - fwd0,
+	             (unsigned long long)forwarded * ROUNDS,
 	             "one forwarded item per beat owned elsewhere, no more");
 	/* The harness sends 300 beats as 2 client frames: at most 2 owners x 2 frames a round. */
-	cr_assert_leq(stat_of(0, "peer_fwd_batches") - frames0, 4ull * ROUNDS,
+	cr_assert_leq(cluster_stat(&cl, 0, "peer_fwd_batches") - frames0, 4ull * ROUNDS,
 	              "batched: one FWD frame per owner per client frame at most, not per item "
 	              "(%llu frames for %u items)",
-	              stat_of(0, "peer_fwd_batches") - frames0, forwarded * ROUNDS);
+	              cluster_stat(&cl, 0, "peer_fwd_batches") - frames0, forwarded * ROUNDS);
 	cr_assert_eq(sync_out_all(), sc.total, "beats changed nothing replicated: no sync");
 }
 
@@ -123,7 +112,7 @@ static unsigned long long fwd_all(void)
 	unsigned long long n = 0;
 
 	for (uint32_t i = 0; i < cl.n; i++)
-		n += stat_of(i, "peer_fwd_items");
+		n += cluster_stat(&cl, i, "peer_fwd_items");
 	return n;
 }
 

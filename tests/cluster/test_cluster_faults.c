@@ -50,21 +50,6 @@ static struct beater bt;
 #define COUNT(field, k) __atomic_fetch_add(&bt.field, (uint64_t)(k), __ATOMIC_RELAXED)
 #define SEEN(field)     ((unsigned long long)__atomic_load_n(&bt.field, __ATOMIC_RELAXED))
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static bool retryable(int r)
 {
 	return r == -ERR_UNAVAILABLE || r == -ERR_BUSY;
@@ -90,7 +75,7 @@ static void beat_round(struct distro_client **conn, uint32_t node, struct distro
 		uint32_t left = 0;
 
 		if (attempt)
-			nap_ms(50);
+			cluster_nap_ms(50);
 		if (distro_heartbeat(*conn, again, todo, res) < 0) {
 			COUNT(call_failures, 1); /* the next call reconnects */
 			return;
@@ -114,15 +99,15 @@ static void *beater_main(void *arg)
 
 	(void)arg;
 	while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED)) {
-		int64_t next = mono_ms() + BEAT_MS;
+		int64_t next = cluster_mono_ms() + BEAT_MS;
 
 		for (uint32_t h = 0; h < 2; h++)
 			beat_round(&conn[h], h, bt.half[h], bt.half_n[h]);
 		COUNT(rounds, 1);
-		if (mono_ms() > next)
+		if (cluster_mono_ms() > next)
 			COUNT(late_rounds, 1);
-		while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED) && mono_ms() < next)
-			nap_ms(10);
+		while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED) && cluster_mono_ms() < next)
+			cluster_nap_ms(10);
 	}
 	for (uint32_t h = 0; h < 2; h++)
 		distro_close(conn[h]);
@@ -245,8 +230,8 @@ Test(cluster_faults, survivors_never_lose_a_beaten_instance_after_a_node_is_kill
 
 	beaten_instances_everywhere();
 	kill_victim_and_wait_for_the_move();
-	end = mono_ms() + WATCH_MS;
-	while (mono_ms() < end) {
+	end = cluster_mono_ms() + WATCH_MS;
+	while (cluster_mono_ms() < end) {
 		for (uint32_t i = 0; i < cl.n; i++) {
 			int got;
 
@@ -256,11 +241,12 @@ Test(cluster_faults, survivors_never_lose_a_beaten_instance_after_a_node_is_kill
 			cluster_assert(&cl, got == N_INST,
 			               "%lld ms after the move, node %u lists %d of %d (beater: "
 			               "%llu rounds, %llu item failures, %llu call failures)",
-			               (long long)(mono_ms() - (end - WATCH_MS)), i, got, N_INST,
-			               SEEN(rounds), SEEN(item_failures), SEEN(call_failures));
+			               (long long)(cluster_mono_ms() - (end - WATCH_MS)), i, got,
+			               N_INST, SEEN(rounds), SEEN(item_failures),
+			               SEEN(call_failures));
 		}
 		looks++;
-		nap_ms(100);
+		cluster_nap_ms(100);
 	}
 	cr_assert_geq(looks, 10, "the survivors were looked at often enough");
 	cr_assert_gt(SEEN(rounds), WATCH_MS / BEAT_MS / 2, "the beater kept going");

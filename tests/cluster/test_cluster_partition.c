@@ -54,21 +54,6 @@ static bool net_made;
 static struct distro_instance x[N_HALF], y[N_HALF], za[N_NEW], zb[N_NEW];
 static char xip[N_HALF][16], yip[N_HALF][16], zaip[N_NEW][16], zbip[N_NEW][16];
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* Runs a shell command; its exit status. */
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -324,7 +309,7 @@ static void *beater_main(void *arg)
 
 	(void)arg;
 	while (!__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE)) {
-		int64_t next = mono_ms() + BEAT_MS;
+		int64_t next = cluster_mono_ms() + BEAT_MS;
 
 		for (int side = 0; side < 2; side++) {
 			if (c[side] == NULL)
@@ -334,8 +319,8 @@ static void *beater_main(void *arg)
 				c[side] = NULL;
 			}
 		}
-		while (mono_ms() < next && !__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE))
-			nap_ms(20);
+		while (cluster_mono_ms() < next && !__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE))
+			cluster_nap_ms(20);
 	}
 	for (int side = 0; side < 2; side++)
 		if (c[side])
@@ -364,7 +349,7 @@ static void make(struct distro_instance *in, char (*ips)[16], uint32_t n, uint32
 static void register_all(int node, const struct distro_instance *in, uint32_t n)
 {
 	int res[N_HALF];
-	int64_t end = mono_ms() + 5000;
+	int64_t end = cluster_mono_ms() + 5000;
 
 	/* Retryable answers (an owner being declared down) are retried, as a client would. */
 	for (;;) {
@@ -380,8 +365,9 @@ static void register_all(int node, const struct distro_instance *in, uint32_t n)
 			distro_close(c);
 		if (all)
 			return;
-		check(mono_ms() < end, "registering %u through node %d kept failing", n, node);
-		nap_ms(100);
+		check(cluster_mono_ms() < end, "registering %u through node %d kept failing", n,
+		      node);
+		cluster_nap_ms(100);
 	}
 }
 
@@ -423,12 +409,12 @@ Test(cluster_partition, both_sides_serve_the_small_side_deletes_nothing_and_all_
 
 	/* Cut A (node 0) off the peer network; clients still reach every node. */
 	cr_assert_eq(sh("ip link set vp%s0 down", tag), 0);
-	int64_t cut = mono_ms();
+	int64_t cut = cluster_mono_ms();
 
 	/* Both sides take writes once they noticed (--peer-down 900 ms). */
 	register_all(0, za, N_NEW);
 	register_all(1, zb, N_NEW);
-	while (mono_ms() - cut < PART_MS) {
+	while (cluster_mono_ms() - cut < PART_MS) {
 		list_node(0, &l);
 		check(l.ok, "A answers LIST while cut off");
 		check(count_in(&l, x, N_HALF) == N_HALF, "A keeps every X (beaten through A)");
@@ -443,7 +429,7 @@ Test(cluster_partition, both_sides_serve_the_small_side_deletes_nothing_and_all_
 			check(count_in(&l, y, N_HALF) == N_HALF, "node %d keeps every Y", i);
 			check(count_in(&l, zb, N_NEW) == N_NEW, "node %d keeps what B accepted", i);
 		}
-		nap_ms(100);
+		cluster_nap_ms(100);
 	}
 
 	/* Heal: the copies converge, and every beaten instance is in them. */

@@ -71,21 +71,6 @@ static struct {
 	int64_t first_ms; /* and when (monotonic) */
 } wt;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- the beater ---- */
 
 /* All 300 beats through c, retrying retryable items (4 tries, 50 ms apart); false if a call failed.
@@ -101,7 +86,7 @@ static bool beat_all(struct distro_client *c)
 		uint32_t left = 0;
 
 		if (attempt)
-			nap_ms(50);
+			cluster_nap_ms(50);
 		if (distro_heartbeat(c, again, todo, res) < 0)
 			return false;
 		for (uint32_t k = 0; k < todo; k++) {
@@ -123,7 +108,7 @@ static void *beater_main(void *arg)
 
 	(void)arg;
 	while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED)) {
-		int64_t next = mono_ms() + BEAT_MS;
+		int64_t next = cluster_mono_ms() + BEAT_MS;
 
 		/* This round through the next node; the one after if it cannot be reached. */
 		at = (at + 1) % cl.n;
@@ -138,8 +123,8 @@ static void *beater_main(void *arg)
 			COUNT(bt.node_failures, 1);
 		}
 		COUNT(bt.rounds, 1);
-		while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED) && mono_ms() < next)
-			nap_ms(10);
+		while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED) && cluster_mono_ms() < next)
+			cluster_nap_ms(10);
 	}
 	for (uint32_t i = 0; i < cl.n; i++)
 		if (conn[i])
@@ -188,7 +173,7 @@ static void first_violation(uint32_t i, int got, const struct distro_slot_map *m
 	         i, got, N_INST, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
 	         (unsigned long long)map->version, distro_slot_map_count(map, map->self_id),
 	         fresh ? "a new" : "an older");
-	wt.first_ms = mono_ms();
+	wt.first_ms = cluster_mono_ms();
 	__atomic_store_n(&wt.violations, 1, __ATOMIC_RELEASE);
 }
 
@@ -227,7 +212,7 @@ static void *watcher_main(void *arg)
 			distro_close(conn[i]);
 			conn[i] = NULL;
 		}
-		nap_ms(WATCH_GAP_MS);
+		cluster_nap_ms(WATCH_GAP_MS);
 	}
 	for (uint32_t i = 0; i < cl.n; i++)
 		if (conn[i])
@@ -265,10 +250,10 @@ static int stop_node(uint32_t i, bool crash)
 /* Lets the watcher look for HOLD_MS more (an observation window, not a wait for a result). */
 static void hold(void)
 {
-	int64_t end = mono_ms() + HOLD_MS;
+	int64_t end = cluster_mono_ms() + HOLD_MS;
 
-	while (mono_ms() < end && SEEN(wt.violations) == 0)
-		nap_ms(50);
+	while (cluster_mono_ms() < end && SEEN(wt.violations) == 0)
+		cluster_nap_ms(50);
 }
 
 /* Fails if the watcher ever saw a READY node short of the 300; when says since what. */
@@ -372,7 +357,7 @@ Test(cluster_restarts, a_rolling_restart_never_shows_a_ready_node_short_of_a_liv
 	watcher_start();
 	for (uint32_t i = 0; i < cl.n; i++) {
 		uint64_t looks = SEEN(wt.looks);
-		int64_t began = mono_ms();
+		int64_t began = cluster_mono_ms();
 		char when[64];
 
 		snprintf(when, sizeof(when), "rolling restart of node %u", i);
@@ -400,7 +385,7 @@ Test(cluster_restarts, a_node_killed_and_restarted_takes_back_its_slots_and_list
 	cr_assert_eq(cluster_slot_map(&cl, 1, &before), 0);
 	cr_assert_gt(distro_slot_map_count(&before, id), 0, "the victim owned slots");
 	watcher_start();
-	began = mono_ms();
+	began = cluster_mono_ms();
 	stop_node(victim, true);
 	cluster_node_start(&cl, victim);
 	cluster_assert(&cl, cluster_wait_ready(&cl, victim, CONVERGE_MS), "restarted node READY");

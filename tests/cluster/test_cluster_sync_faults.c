@@ -37,22 +37,6 @@ static struct cluster cl;
 static struct distro_instance inst[N_INST];
 static char ips[N_INST][16];
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void start_with(const char *flag, const char *value)
 {
 	static const char *extra[3];
@@ -104,7 +88,7 @@ static int64_t write_then_delete(int gap_ms)
 		cluster_converged(&cl, why, sizeof(why));
 		cluster_assert(&cl, false, "no agreed map: %s", why);
 	}
-	began = mono_ms();
+	began = cluster_mono_ms();
 	for (uint32_t part = 0; part < 5; part++) {
 		uint32_t off = part * (N_INST / 5);
 
@@ -113,7 +97,7 @@ static int64_t write_then_delete(int gap_ms)
 			cluster_assert(&cl, res[k] >= 0, "register: %s", distro_strerror(res[k]));
 	}
 	if (gap_ms > 0)
-		nap_ms(gap_ms); /* part of the scenario, not a wait for a result */
+		cluster_nap_ms(gap_ms); /* part of the scenario, not a wait for a result */
 	for (uint32_t part = 0; part < 3; part++) {
 		uint32_t off = part * (N_GONE / 3);
 
@@ -187,7 +171,7 @@ static int node_of(uint16_t id)
 static void resurrected(uint32_t i, struct back b, int64_t exact_ms)
 {
 	static struct distro_slot_map map;
-	int64_t seen = mono_ms(), end = seen + 3000;
+	int64_t seen = cluster_mono_ms(), end = seen + 3000;
 	const struct distro_instance *d = &inst[b.first];
 	int slot = distro_slot_of(d->ip, d->port), gone_ms = -1;
 	struct timespec now;
@@ -196,9 +180,9 @@ static void resurrected(uint32_t i, struct back b, int64_t exact_ms)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	cr_assert_eq(cluster_slot_map(&cl, i, &map), 0);
-	while (mono_ms() < end && gone_ms < 0)
+	while (cluster_mono_ms() < end && gone_ms < 0)
 		if (deleted_listed(i).n == 0)
-			gone_ms = (int)(mono_ms() - seen);
+			gone_ms = (int)(cluster_mono_ms() - seen);
 	cluster_assert(&cl, false,
 	               "node %u lists %d of the %d deleted instances again at %02d:%02d:%02d.%03ld "
 	               "UTC, %lld ms after every node listed exactly the %d; the first, %s:%u "
@@ -221,13 +205,14 @@ static int64_t converge(int within_ms)
 	               "not converged in %d ms: deleted listed %d/%d/%d, kept %d/%d/%d of %d",
 	               within_ms, x.gone[0], x.gone[1], x.gone[2], x.kept[0], x.kept[1], x.kept[2],
 	               N_INST - N_GONE);
-	return mono_ms();
+	return cluster_mono_ms();
 }
 
 /* From then until watch_ms later, no node ever lists a deleted instance again (polled). */
 static void stay_deleted(int64_t exact_ms, int watch_ms)
 {
-	for (int64_t end = mono_ms() + watch_ms; mono_ms() < end; nap_ms(50)) {
+	for (int64_t end = cluster_mono_ms() + watch_ms; cluster_mono_ms() < end;
+	     cluster_nap_ms(50)) {
 		for (uint32_t i = 0; i < 3; i++) {
 			struct back b = deleted_listed(i);
 
@@ -235,20 +220,6 @@ static void stay_deleted(int64_t exact_ms, int watch_ms)
 				resurrected(i, b, exact_ms);
 		}
 	}
-}
-
-/* A counter of the peer thread from node i's STATS. */
-static unsigned long long stat_of(uint32_t i, const char *name)
-{
-	static char buf[16384];
-	char key[96];
-	const char *p;
-
-	cr_assert_gt(distro_stats(cluster_client(&cl, i), buf, sizeof(buf)), 0);
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(buf, key);
-	cr_assert_not_null(p, "no %s in STATS", name);
-	return strtoull(p + strlen(key), NULL, 10);
 }
 
 Test(cluster_sync_faults, half_the_sync_lost_verify_repairs_every_difference_deletes_stay_deleted,
@@ -259,8 +230,8 @@ Test(cluster_sync_faults, half_the_sync_lost_verify_repairs_every_difference_del
 	write_then_delete(0);
 	stay_deleted(converge(REPAIR_MS), WATCH_MS);
 	for (uint32_t i = 0; i < 3; i++) {
-		dropped += stat_of(i, "peer_fault_dropped");
-		repaired += stat_of(i, "peer_repair_slots");
+		dropped += cluster_stat(&cl, i, "peer_fault_dropped");
+		repaired += cluster_stat(&cl, i, "peer_repair_slots");
 	}
 	cr_assert_gt(dropped, 0, "the hook dropped sync frames");
 	cr_assert_gt(repaired, 0, "and repair, not sync, made the copies equal");
@@ -272,7 +243,8 @@ Test(cluster_sync_faults, late_sync_is_repaired_and_never_resurrects_a_delete, .
 	int64_t written;
 
 	(void)write_then_delete(0);
-	written = mono_ms(); /* the last write's sync is sent within --sync-window of this */
+	written =
+	        cluster_mono_ms(); /* the last write's sync is sent within --sync-window of this */
 
 	/*
 	 * Every frame is held 400 ms: until the last has landed a replica may
@@ -280,14 +252,14 @@ Test(cluster_sync_faults, late_sync_is_repaired_and_never_resurrects_a_delete, .
 	 * no deleted instance ever back.
 	 */
 	(void)converge(REPAIR_MS);
-	while (mono_ms() < written + 400 + 600)
-		nap_ms(20);
+	while (cluster_mono_ms() < written + 400 + 600)
+		cluster_nap_ms(20);
 	stay_deleted(converge(REPAIR_MS), WATCH_MS);
 	/* The late frames did arrive: sync counted them on the receivers. */
 	unsigned long long in = 0;
 
 	for (uint32_t i = 0; i < 3; i++)
-		in += stat_of(i, "peer_sync_frames_in");
+		in += cluster_stat(&cl, i, "peer_sync_frames_in");
 	cr_assert_gt(in, 0);
 }
 
@@ -308,9 +280,9 @@ Test(cluster_sync_faults, sync_older_than_a_repair_never_brings_back_a_deleted_i
 	 */
 	int64_t began = write_then_delete(150), exact_ms;
 
-	(void)converge((int)(began + 2500 - mono_ms()));
-	while (mono_ms() < began + 3000 + 150 + 300)
-		nap_ms(20); /* every held frame has landed */
+	(void)converge((int)(began + 2500 - cluster_mono_ms()));
+	while (cluster_mono_ms() < began + 3000 + 150 + 300)
+		cluster_nap_ms(20); /* every held frame has landed */
 	exact_ms = converge(5000);
 	stay_deleted(exact_ms, 1500);
 }
