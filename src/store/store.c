@@ -1273,17 +1273,27 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 	return rc;
 }
 
-int store_delete(struct store_shard *sh, const struct store_key *k)
+/* The live instance with this key on this shard, for a writer op: 0, or a negative code. */
+static int live_find(struct store_shard *sh, const struct store_key *k, struct store_inst **out)
 {
-	struct store_inst *in;
 	struct rkey rk;
 	int rc;
 
 	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
 		return rejected(sh, rc);
-	in = inst_find(sh, &rk, NULL);
-	if (in == NULL || (in->flags & STORE_F_DELETED))
+	*out = inst_find(sh, &rk, NULL);
+	if (*out == NULL || ((*out)->flags & STORE_F_DELETED))
 		return -ERR_NOT_FOUND;
+	return 0;
+}
+
+int store_delete(struct store_shard *sh, const struct store_key *k)
+{
+	struct store_inst *in;
+	int rc;
+
+	if ((rc = live_find(sh, k, &in)) < 0)
+		return rc;
 	inst_kill(sh, in, hlc_next(sh), sh->store->cfg.node_id);
 	feed_push(sh, in);
 	STAT_INC(sh, deletes);
@@ -1293,14 +1303,11 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 int store_touch(struct store_shard *sh, const struct store_key *k)
 {
 	struct store_inst *in;
-	struct rkey rk;
-	int rc = STORE_SAME;
+	int rc;
 
-	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
-		return rejected(sh, rc);
-	in = inst_find(sh, &rk, NULL);
-	if (in == NULL || (in->flags & STORE_F_DELETED))
-		return -ERR_NOT_FOUND;
+	if ((rc = live_find(sh, k, &in)) < 0)
+		return rc;
+	rc = STORE_SAME;
 	if (!(in->flags & STORE_F_HEALTHY) && (in->flags & STORE_F_EPHEMERAL)) {
 		struct pval p = { in->weight_milli, (uint8_t)(in->flags | STORE_F_HEALTHY),
 			          in->timing, in->meta };
@@ -1318,14 +1325,10 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 int store_adopt(struct store_shard *sh, const struct store_key *k)
 {
 	struct store_inst *in;
-	struct rkey rk;
 	int rc;
 
-	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
-		return rejected(sh, rc);
-	in = inst_find(sh, &rk, NULL);
-	if (in == NULL || (in->flags & STORE_F_DELETED))
-		return -ERR_NOT_FOUND;
+	if ((rc = live_find(sh, k, &in)) < 0)
+		return rc;
 	if (!(in->flags & STORE_F_EPHEMERAL))
 		return STORE_SAME;
 	/* A fresh deadline in its present state: healthy or not, nothing replicated changes. */
@@ -1338,14 +1341,10 @@ int store_adopt(struct store_shard *sh, const struct store_key *k)
 int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before)
 {
 	struct store_inst *in;
-	struct rkey rk;
 	int rc;
 
-	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
-		return rejected(sh, rc);
-	in = inst_find(sh, &rk, NULL);
-	if (in == NULL || (in->flags & STORE_F_DELETED))
-		return -ERR_NOT_FOUND;
+	if ((rc = live_find(sh, k, &in)) < 0)
+		return rc;
 	if (in->version >= before)
 		return -ERR_STALE;
 	inst_kill(sh, in, in->version, in->node);
