@@ -740,3 +740,30 @@ unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name)
 	cr_assert_not_null(p, "no %s in node %u's STATS", name, i);
 	return strtoull(p + strlen(key), NULL, 10);
 }
+
+struct listed_wait {
+	struct cluster *c;
+	uint32_t node;
+	const struct distro_instance *in;
+	uint32_t n;
+	int want, last;
+};
+
+static bool listed_is(void *arg)
+{
+	struct listed_wait *x = arg;
+
+	x->last = cluster_listed(x->c, x->node, x->in, x->n);
+	return x->last == x->want;
+}
+
+bool cluster_wait_listed(struct cluster *c, uint32_t i, const struct distro_instance *in,
+                         uint32_t n, int want, int timeout_ms, int *last)
+{
+	struct listed_wait x = { c, i, in, n, want, 0 };
+	bool ok = wait_until(listed_is, &x, timeout_ms);
+
+	if (last)
+		*last = x.last;
+	return ok;
+}

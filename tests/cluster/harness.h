@@ -172,6 +172,13 @@ int cluster_listed(struct cluster *c, uint32_t i, const struct distro_instance *
  */
 int cluster_http_get(const struct cluster *c, uint32_t i, const char *path, char **body);
 
+/*
+ * Within timeout_ms node i lists exactly `want` of in[0..n) (one service);
+ * *last (may be NULL) gets the last count seen. Bounded polling.
+ */
+bool cluster_wait_listed(struct cluster *c, uint32_t i, const struct distro_instance *in,
+                         uint32_t n, int want, int timeout_ms, int *last);
+
 /* A counter from node i's STATS (e.g. "peer_fwd_items", "store_instances"). Asserts. */
 unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name);
 

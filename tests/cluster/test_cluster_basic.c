@@ -84,30 +84,14 @@ Test(cluster_basic, ready_nodes_agree_on_every_slot_and_owners_are_up_and_ready,
 	cr_assert_eq(owned, DISTRO_SLOTS);
 }
 
-struct listed_ctx {
-	uint32_t node;
-	const struct distro_instance *in;
-	uint32_t n;
-	int want; /* how many of in[] must be listed */
-	int last;
-};
-
-static bool listed_is(void *arg)
-{
-	struct listed_ctx *x = arg;
-
-	x->last = cluster_listed(&cl, x->node, x->in, x->n);
-	return x->last == x->want;
-}
-
 static void assert_listed(uint32_t node, const struct distro_instance *in, uint32_t n, int want,
                           int timeout_ms, const char *what)
 {
-	struct listed_ctx x = { node, in, n, want, 0 };
+	int last;
 
-	cluster_assert(&cl, wait_until(listed_is, &x, timeout_ms),
-	               "node %u lists %d of %u %s, not %d, after %d ms", node, x.last, n, what,
-	               want, timeout_ms);
+	cluster_assert(&cl, cluster_wait_listed(&cl, node, in, n, want, timeout_ms, &last),
+	               "node %u lists %d of %u %s, not %d, after %d ms", node, last, n, what, want,
+	               timeout_ms);
 }
 
 Test(cluster_basic, writes_through_one_node_are_listed_by_all_and_deletes_reach_all, .init = start3,

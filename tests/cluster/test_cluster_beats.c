@@ -116,19 +116,6 @@ static unsigned long long fwd_all(void)
 	return n;
 }
 
-struct listed_ctx {
-	uint32_t node;
-	int last;
-};
-
-static bool lists_all(void *arg)
-{
-	struct listed_ctx *x = arg;
-
-	x->last = cluster_listed(&cl, x->node, inst, N_INST);
-	return x->last == N_INST;
-}
-
 Test(cluster_beats, a_routing_client_writes_to_owners_and_nothing_is_forwarded, .init = start,
      .fini = teardown, .timeout = 180)
 {
@@ -152,10 +139,10 @@ Test(cluster_beats, a_routing_client_writes_to_owners_and_nothing_is_forwarded, 
 	}
 	cr_assert_eq(fwd_all(), fwd0, "every item went straight to its owner");
 	for (uint32_t i = 0; i < cl.n; i++) {
-		struct listed_ctx x = { i, 0 };
+		int last;
 
-		cluster_assert(&cl, wait_until(lists_all, &x, 5000), "node %u lists %d of %d", i,
-		               x.last, N_INST);
+		cluster_assert(&cl, cluster_wait_listed(&cl, i, inst, N_INST, N_INST, 5000, &last),
+		               "node %u lists %d of %d", i, last, N_INST);
 	}
 	/* An owner gone: its items go through the connected node, answered all the same. */
 	cluster_node_kill(&cl, 2);

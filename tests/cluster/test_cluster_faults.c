@@ -142,27 +142,14 @@ static void assert_converged(int timeout_ms, const char *when)
 	               why);
 }
 
-struct listed_ctx {
-	uint32_t node;
-	int last;
-};
-
-static bool lists_all(void *arg)
-{
-	struct listed_ctx *x = arg;
-
-	x->last = cluster_listed(&cl, x->node, inst, N_INST);
-	return x->last == N_INST;
-}
-
 static void assert_lists_all(uint32_t node, int timeout_ms, const char *when)
 {
-	struct listed_ctx x = { node, 0 };
+	int last;
 
-	cluster_assert(&cl, wait_until(lists_all, &x, timeout_ms),
+	cluster_assert(&cl, cluster_wait_listed(&cl, node, inst, N_INST, N_INST, timeout_ms, &last),
 	               "%s: node %u lists %d of %d after %d ms (beater: %llu rounds, %llu item "
 	               "failures)",
-	               when, node, x.last, N_INST, timeout_ms, SEEN(rounds), SEEN(item_failures));
+	               when, node, last, N_INST, timeout_ms, SEEN(rounds), SEEN(item_failures));
 }
 
 static void start(void)
