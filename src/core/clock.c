@@ -28,3 +28,16 @@ int64_t clock_wall_ms(const struct clock *c)
 	 */
 	return ts_ms(CLOCK_REALTIME);
 }
+
+uint64_t clock_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t clock_mono_us(void)
+{
+	return (int64_t)(clock_mono_ns() / 1000);
+}

@@ -18,7 +18,20 @@ struct clock {
 	void *ctx;
 };
 
+/*
+ * The monotonic clock in ms: coarse (one tick, a few ms, behind at worst;
+ * the cheapest read), for deadlines of seconds. c NULL: the real clock.
+ */
 int64_t clock_mono_ms(const struct clock *c);
+
+/* The wall clock in ms, precise: versions are stamped with it. c NULL: the real clock. */
 int64_t clock_wall_ms(const struct clock *c);
+
+/*
+ * The real monotonic clock, precise (a vDSO read, no system call): for
+ * latencies and for windows shorter than the coarse clock's tick.
+ */
+int64_t clock_mono_us(void);
+uint64_t clock_mono_ns(void);
 
 #endif
