@@ -72,12 +72,12 @@ void record_get(struct proto_rd *rd, struct store_record *r, struct store_kv *kv
 
 int record_batch_check(const uint8_t *body, size_t len, uint32_t count)
 {
-	static __thread struct store_kv kv[RECORD_META_MAX];
+	static __thread struct store_kv kv[PROTO_META_MAX];
 	struct store_record r;
 	struct proto_rd rd;
 
 	proto_rd_init(&rd, body, len);
 	for (uint32_t i = 0; i < count && !rd.err; i++)
-		record_get(&rd, &r, kv, RECORD_META_MAX);
+		record_get(&rd, &r, kv, PROTO_META_MAX);
 	return proto_rd_done(&rd);
 }

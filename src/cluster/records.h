@@ -27,7 +27,7 @@
 #include "proto/wire.h"
 #include "store/store.h"
 
-#define RECORD_META_MAX 256 /* pairs a record may carry (the store bounds it further) */
+/* A record carries at most PROTO_META_MAX metadata pairs, as a client item does. */
 
 enum record_flag {
 	RF_HEALTHY = 1u << 0,

@@ -6,7 +6,7 @@
 #define DISTRO_HTTP_ADMIN_H
 
 #include "http/metrics.h"
-#include "server/worker.h"
+#include "server/server.h"
 
 #include <pthread.h>
 #include <stdbool.h>

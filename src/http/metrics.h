@@ -9,7 +9,7 @@
 #ifndef DISTRO_HTTP_METRICS_H
 #define DISTRO_HTTP_METRICS_H
 
-#include "server/peer.h"
+#include "cluster/peer.h"
 #include "server/worker.h"
 #include "store/store.h"
 

@@ -9,7 +9,7 @@
 #ifndef DISTRO_HTTP_STATUS_H
 #define DISTRO_HTTP_STATUS_H
 
-#include "server/peer.h"
+#include "cluster/peer.h"
 
 #include <stddef.h>
 

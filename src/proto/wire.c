@@ -258,16 +258,23 @@ int proto_rd_done(const struct proto_rd *r)
 	return r->p == r->end ? 0 : -ERR_PROTO_TRAILING;
 }
 
+void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
+                   struct store_kv *kv, uint32_t kv_max, int *item_err)
+{
+	*item_err = 0;
+	if (op == OP_DEREGISTER)
+		proto_rd_key(r, k);
+	else
+		proto_rd_instance(r, k, v, kv, kv_max, item_err);
+}
+
 void proto_rd_skip_item(struct proto_rd *r, uint8_t op)
 {
 	struct store_key k;
 	struct store_val v;
 	int item_err;
 
-	if (op == OP_DEREGISTER)
-		proto_rd_key(r, &k);
-	else
-		proto_rd_instance(r, &k, &v, NULL, 0, &item_err);
+	proto_rd_item(r, op, &k, &v, NULL, 0, &item_err);
 }
 
 int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t batch_max)

@@ -115,6 +115,14 @@ void proto_rd_key(struct proto_rd *r, struct store_key *k);
 void proto_rd_instance(struct proto_rd *r, struct store_key *k, struct store_val *v,
                        struct store_kv *kv, uint32_t kv_max, int *item_err);
 
+/*
+ * One write item of op: a key for DEREGISTER (v untouched, *item_err 0),
+ * else an instance (proto_rd_instance's rules). The one decoder of items
+ * every reader of a write frame uses.
+ */
+void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
+                   struct store_kv *kv, uint32_t kv_max, int *item_err);
+
 /* Steps over one write item (a key for DEREGISTER, else an instance). */
 void proto_rd_skip_item(struct proto_rd *r, uint8_t op);
 

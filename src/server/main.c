@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "http/admin.h"
 #include "server/config.h"
-#include "server/worker.h"
+#include "server/server.h"
 
 #include <errno.h>
 #include <signal.h>

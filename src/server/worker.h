@@ -1,13 +1,18 @@
 /*
  * worker.h - the per-core server: one thread, one io_uring, one store shard.
+ *
+ * The worker's files are listed in worker_internal.h; the server that owns
+ * the workers is server.h. Other threads read a worker only through its
+ * counters (worker_stats_read: relaxed loads of fields only the worker
+ * writes).
  */
 #ifndef DISTRO_SERVER_WORKER_H
 #define DISTRO_SERVER_WORKER_H
 
+#include "core/buf.h"
 #include "core/pool.h"
 #include "io/uring.h"
-#include "server/config.h"
-#include "shard/xcore.h"
+#include "shard/outbox.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -59,9 +64,6 @@ static const uint32_t worker_repl_bounds_ms[WORKER_REPL_BUCKETS - 1] = { 1,  2, 
 /* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
 #define WORKER_BATCH_BUCKETS 8
 
-/* user_data of the CQE that wakes a worker (MSG_RING from a worker or the peer thread). */
-#define WORKER_WAKE_UD (4ull << 56)
-
 struct worker_stats {
 #define WORKER_STAT_FIELD(name) uint64_t name;
 	WORKER_STATS(WORKER_STAT_FIELD)
@@ -73,16 +75,27 @@ struct worker_stats {
 };
 
 struct conn;
-struct pending;
 struct watch;
 struct sub;
 struct server;
+struct repair_job;
+
+/* The worker's replica side (replica.c): work spread over loops within a budget. */
+struct replica {
+	uint64_t takeover_due[STORE_SLOTS / 64]; /* gained slots not walked yet */
+	struct store_cursor takeover_cur;        /* the slot being walked, if active */
+	bool takeover_active;
+	struct repair_job *repairs, *repairs_tail; /* slots to prune, in arrival order */
+	struct buf scratch;                        /* keys to forget, outside the epoch */
+	int64_t last_sync_us;                      /* the feed was last drained */
+};
 
 struct worker {
 	uint32_t id;
 	struct server *srv;
 	struct io_uring ring;
 	struct uring_bufs bufs;
+	bool ring_ok; /* closed by the server, after the peer thread stopped */
 	int listen_fd;
 	bool accept_armed;
 	struct store_shard *shard;
@@ -97,11 +110,9 @@ struct worker {
 
 	struct pool pendings; /* cross-core requests this worker started */
 	uint32_t pendings_n;
-	void **backlog; /* (destination, message) pairs whose ring was full, retried each loop */
-	uint32_t backlog_n, backlog_cap;
-	uint64_t wake_mask; /* workers to wake at the end of this loop */
+	struct outbox out; /* to the other workers and the peer thread */
 
-	struct store_view *views; /* scratch for LIST */
+	struct store_view *views; /* scratch for LIST, the feed, repairs */
 	uint32_t views_cap;
 
 	struct watch **watch_tab; /* WATCH_BUCKETS chains, by service */
@@ -109,8 +120,8 @@ struct worker {
 	struct sub *dead_subs;    /* unlinked at the end of the loop */
 	uint32_t nsubs;
 	int64_t last_push_ms;
-	int64_t last_sync_us; /* cluster: the feed was last drained to the peer thread */
-	bool inbound_more;    /* the apply budget ran out with messages maybe left */
+	struct replica replica;
+	bool inbound_more; /* the apply budget ran out with messages maybe left */
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
@@ -123,30 +134,14 @@ struct worker {
 	struct worker_stats stats;
 } __attribute__((aligned(64)));
 
-struct peer;
+/* The worker thread's body (server.c starts it). */
+void *worker_main(void *arg);
 
-struct server {
-	struct server_config cfg;
-	struct store *store;
-	struct peer *peer; /* NULL when standalone */
-	struct xcore xcore;
-	struct worker *workers;
-	uint32_t nworkers;
-	uint16_t port; /* the client port actually bound */
-	pthread_barrier_t ready;
-	int start_rc;    /* first worker start failure */
-	uint32_t stop;   /* set by the signal thread (atomic) */
-	uint32_t n_done; /* workers drained (atomic) */
-};
+/* Sets up worker id of s (its memory, not its thread). 0 or -ENOMEM. */
+int worker_init(struct server *s, struct worker *w, uint32_t id);
 
-/* Creates the store, binds the listening sockets and starts the workers. 0 or -errno. */
-int server_start(struct server *s, const struct server_config *cfg);
-
-/* Asks every worker to drain and stop; returns once all have exited. */
-void server_stop(struct server *s);
-
-/* Sums the workers' counters. */
-void server_stats(struct server *s, struct worker_stats *out);
+/* Frees what worker_init and the thread left; the thread has exited. */
+void worker_free(struct worker *w);
 
 /* One worker's counters (relaxed reads), for per-worker metrics. */
 void worker_stats_read(struct worker *w, struct worker_stats *out);

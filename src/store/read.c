@@ -225,6 +225,13 @@ void store_cursor_init(struct store_cursor *c, uint32_t slot)
 	c->slot = slot & (STORE_SLOTS - 1);
 }
 
+void store_cursor_init_shard(struct store_cursor *c, uint32_t slot, uint32_t shard)
+{
+	store_cursor_init(c, slot);
+	c->shard = shard;
+	c->one_shard = true;
+}
+
 /*
  * A slot's entries in a table of 2^bits buckets have their home in
  * [first, first + span) and lie between first and the first EMPTY bucket at
@@ -284,7 +291,7 @@ uint32_t store_slot_scan(struct store *s, struct store_cursor *c, struct store_v
 		if (region_done) {
 			c->pos = 0;
 			c->gen = 0;
-			if (++c->shard == s->nshards)
+			if (c->one_shard || ++c->shard == s->nshards)
 				c->done = true;
 		}
 	}

@@ -40,7 +40,7 @@
  * healthy FIFO, the sweep pops from the heads while the deadline has passed
  * (healthy -> unhealthy FIFO -> removed). Work is O(expired), never O(all).
  * Distinct timings per shard are bounded (timings_max). Only instances this
- * node must expire are tracked: local writes and store_touch track, replicated
+ * node must expire are tracked: local writes, beats and store_adopt track, replicated
  * records do not.
  *
  * The change feed is a FIFO of instances whose replicated state changed
@@ -1461,7 +1461,7 @@ static inline bool checked(struct store_shard *sh)
 
 /*
  * Expiry of another node's slot is that node's job: the instance leaves the
- * expiry lists here (a takeover's store_touch tracks it again).
+ * expiry lists here (a takeover's store_adopt tracks it again).
  */
 static bool responsible(struct store_shard *sh, struct store_inst *in)
 {

@@ -146,6 +146,7 @@ struct store_cursor {
 	uint32_t gen;
 	bool done;
 	bool tombstones; /* also list remembered deletes (set after store_cursor_init) */
+	bool one_shard;  /* only shard `shard` (store_cursor_init_shard) */
 };
 
 struct store_limits {
@@ -174,8 +175,8 @@ struct store_config {
 	 * Cluster responsibility, or NULL (standalone: every slot is ours).
 	 * store_expire only expires instances of slots for which owns() is
 	 * true; an instance of another node's slot leaves the expiry lists
-	 * when its turn comes (its owner expires it) until store_touch tracks
-	 * it again. Called on the writer thread; must be cheap.
+	 * when its turn comes (its owner expires it) until store_adopt tracks
+	 * it again (a takeover). Called on the writer thread; must be cheap.
 	 */
 	bool (*owns)(void *ctx, uint32_t slot);
 	void *owns_ctx;
@@ -272,7 +273,7 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
  * not newer than the stored one (live or tombstone) is refused with
  * -ERR_STALE, so a late update never resurrects a newer delete. A delete of an
  * unknown key is remembered as a tombstone. Applied instances are not tracked
- * for expiry (their owner does that) until store_touch.
+ * for expiry (their owner does that) until store_touch or store_adopt.
  */
 int store_apply(struct store_shard *sh, const struct store_record *r);
 
@@ -365,6 +366,13 @@ void store_slots_nonempty(struct store *s, roaring_bitmap_t *out);
 uint64_t store_view_hash(const struct store_view *v);
 
 void store_cursor_init(struct store_cursor *c, uint32_t slot);
+
+/*
+ * A cursor over one shard's part of a slot: the shard's writer walks only
+ * its own rows (a takeover, a repair), never re-hashing other shards' rows
+ * to skip them.
+ */
+void store_cursor_init_shard(struct store_cursor *c, uint32_t slot, uint32_t shard);
 
 /*
  * Next chunk of a slot's live instances: up to max views; sets c->done after

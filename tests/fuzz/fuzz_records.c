@@ -11,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct store_kv kv[RECORD_META_MAX];
+	static struct store_kv kv[PROTO_META_MAX];
 	struct store_config c;
 	struct store *s;
 	struct proto_rd rd;
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint32_t i = 0; i < count && !rd.err; i++) {
 		struct store_record r;
 
-		record_get(&rd, &r, kv, RECORD_META_MAX);
+		record_get(&rd, &r, kv, PROTO_META_MAX);
 		if (rd.err)
 			break;
 		(void)store_apply(store_shard(s, store_shard_of(s, &r.key.svc)), &r);

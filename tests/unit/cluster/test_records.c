@@ -48,7 +48,7 @@ static struct store_key key_n(const char *svc, uint32_t n)
 static uint32_t sync_once(struct store *a, struct store *b, uint8_t *buf, size_t cap)
 {
 	static struct store_view views[4096];
-	static struct store_kv kv[RECORD_META_MAX];
+	static struct store_kv kv[PROTO_META_MAX];
 	struct proto_wr w;
 	struct proto_rd rd;
 	uint32_t count = 0;
@@ -69,7 +69,7 @@ static uint32_t sync_once(struct store *a, struct store *b, uint8_t *buf, size_t
 	for (uint32_t i = 0; i < count; i++) {
 		struct store_record r;
 
-		record_get(&rd, &r, kv, RECORD_META_MAX);
+		record_get(&rd, &r, kv, PROTO_META_MAX);
 		cr_assert_eq(rd.err, 0);
 		int rc = store_apply(store_shard(b, store_shard_of(b, &r.key.svc)), &r);
 

@@ -1,0 +1,235 @@
+/*
+ * health.c - who is UP, who is READY, whether we have a quorum, and the
+ * slot map that follows from them.
+ *
+ * Health. Every link carries a PING each --peer-ping with the sender's
+ * READY flag (and its map version, published per member for /cluster). A
+ * member heard from within --peer-suspect is UP; silent longer,
+ * SUSPICIOUS (it keeps its slots: a pause is not a failure); silent past
+ * --peer-down, or its link closed, DOWN: the link is closed, everything
+ * waiting on it is answered or given back (health_member_down), and its
+ * slots move.
+ *
+ * The map. Eligible members are those UP or SUSPICIOUS and READY, and this
+ * node once READY. Whenever that set changes the map is recomputed by
+ * rendezvous hashing (cluster/slotmap.c) and published under the view's
+ * seqlock (view.c). Slots gained are taken over: every instance in them
+ * gets a full fresh deadline (store_adopt, which keeps an unhealthy
+ * instance unhealthy - store_touch would heal it). The takeover goes to
+ * each worker as its own message; if one cannot be allocated the slots stay
+ * in takeover_due and are sent at a later loop (counted), so instances of a
+ * gained slot never go without a deadline. Slots lost stop being expired
+ * here (the store's owns hook, peer_owns).
+ *
+ * Quorum. Expiry needs one: a node on the small side of a partition stops
+ * hearing about instances that are most likely beating on the other side,
+ * and deletes it made now would win over them (newer versions) once the
+ * partition heals. A node has a quorum when it reaches (itself included)
+ * more than half the members, or exactly half of them including the member
+ * with the lowest id: of two halves, only one can hold that member, so an
+ * even split never lets both sides expire each other's instances. (A
+ * 2-node cluster therefore keeps expiring on member 1 alone, and member 2
+ * alone waits: clusters of an odd size have no such asymmetry.) Without a
+ * quorum the store releases the instances from its expiry lists; when the
+ * quorum comes back every slot this node owns is taken over, and a READY
+ * node merges a peer's copy before it verifies again (load.c).
+ *
+ * Runs on the peer thread only.
+ */
+#include "cluster/peer_internal.h"
+
+#include "core/log.h"
+
+#include <string.h>
+
+bool health_quorum(uint32_t reachable, uint32_t n, bool lowest_reachable)
+{
+	return 2 * reachable > n || (2 * reachable == n && lowest_reachable);
+}
+
+/* ---- the takeover ---- */
+
+/* Sends takeover_due to every worker, each its own copy; kept for later without memory. */
+void health_takeover_retry(struct peer *p)
+{
+	struct xtakeover *t[64];
+	uint32_t nw = p->env.nworkers, slots = 0;
+	bool any = false;
+
+	for (uint32_t i = 0; i < STORE_SLOTS / 64; i++)
+		if (p->takeover_due[i]) {
+			any = true;
+			slots += (uint32_t)__builtin_popcountll(p->takeover_due[i]);
+		}
+	if (!any)
+		return;
+	for (uint32_t w = 0; w < nw; w++) {
+		t[w] = xmsg_takeover_new();
+		if (t[w] == NULL) {
+			for (uint32_t k = 0; k < w; k++)
+				xmsg_release(t[k]);
+			PSTAT_INC(p, takeover_retries);
+			return;
+		}
+		memcpy(t[w]->bits, p->takeover_due, sizeof(t[w]->bits));
+		t[w]->slots = slots;
+	}
+	memset(p->takeover_due, 0, sizeof(p->takeover_due));
+	PSTAT_ADD(p, takeover_slots, slots);
+	for (uint32_t w = 0; w < nw; w++)
+		peer_to_worker(p, w, t[w]);
+}
+
+void health_take_over_owned(struct peer *p)
+{
+	for (uint32_t s = 0; s < STORE_SLOTS; s++)
+		if (p->view.owners[s] == p->self)
+			p->takeover_due[s / 64] |= 1ull << (s % 64);
+	health_takeover_retry(p);
+}
+
+/* ---- the map ---- */
+
+void health_map_update(struct peer *p)
+{
+	struct slotmap *sm = &p->scratch;
+	uint32_t changed, gained;
+
+	slotmap_compute(sm, &p->conf, p->eligible);
+	for (uint32_t s = 0; s < STORE_SLOTS; s++)
+		if (sm->owner[s] == p->self && p->view.owners[s] != p->self)
+			p->takeover_due[s / 64] |= 1ull << (s % 64);
+	view_map_publish(p, sm->owner, &changed, &gained);
+	if (changed) {
+		PSTAT_INC(p, map_changes);
+		log_info("slot map changed: %u slots moved, %u gained (this node owns %u)", changed,
+		         gained, slotmap_count(sm, p->self));
+	}
+	health_takeover_retry(p);
+}
+
+/* ---- members ---- */
+
+void health_member_down(struct peer *p, uint16_t id)
+{
+	STORE_RELAXED(&p->view.m[id].health, PEER_DOWN);
+	STORE_RELAXED(&p->view.m[id].ready, 0);
+	forward_member_down(p, id);
+	repair_pulls_lost(p, id);
+	fault_member_down(p, id);
+}
+
+void health_send_ping(struct peer *p, struct link *l)
+{
+	uint8_t b[9];
+	struct proto_wr w;
+
+	proto_wr_init(&w, b, sizeof(b));
+	proto_wr_u8(&w, p->ready);
+	proto_wr_u64(&w, LOAD_RELAXED(&p->view.map_seq) / 2);
+	link_frame_put(l, P_PING, b, sizeof(b), 0, 0, 0);
+}
+
+void health_pings(struct peer *p)
+{
+	for (uint16_t id = 1; id <= p->conf.n; id++) {
+		struct link *l = id == p->self ? NULL : member_up(p, id);
+
+		if (l)
+			health_send_ping(p, l);
+	}
+}
+
+void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body)
+{
+	struct proto_rd r;
+	uint8_t ready;
+
+	proto_rd_init(&r, body, 9);
+	ready = proto_rd_u8(&r);
+	STORE_RELAXED(&p->view.m[id].ready, (uint32_t)(ready != 0));
+	STORE_RELAXED(&p->view.m[id].peer_map_version, proto_rd_u64(&r));
+}
+
+void health_on_link_up(struct peer *p, uint16_t id)
+{
+	STORE_RELAXED(&p->view.m[id].last_rx_ms, p->now_ms);
+	STORE_RELAXED(&p->view.m[id].health, PEER_UP);
+	health_send_ping(p, p->by_id[id].link.up); /* our READY flag now, not a ping later */
+}
+
+static void quorum_check(struct peer *p)
+{
+	uint32_t up = 1;
+	bool lowest = p->self == 1, q;
+
+	for (uint16_t id = 1; id <= p->conf.n; id++)
+		if (id != p->self && p->view.m[id].health != PEER_DOWN) {
+			up++;
+			lowest |= id == 1;
+		}
+	q = health_quorum(up, p->conf.n, lowest);
+	if (q == p->quorum)
+		return;
+	p->quorum = q;
+	STORE_RELAXED(&p->view.quorum, (uint32_t)q);
+	if (q) {
+		if (p->ready) {
+			log_info("quorum back (%u of %u members reachable): expiry resumes", up,
+			         p->conf.n);
+			p->need_merge = true; /* what the others did meanwhile, before digests */
+		}
+		health_take_over_owned(p);
+	} else if (p->ready) {
+		log_warn("only %u of %u members reachable: expiry paused until a quorum is back",
+		         up, p->conf.n);
+	}
+}
+
+void health_check(struct peer *p, int64_t now)
+{
+	bool changed = false;
+
+	link_handshake_timeouts(p, now);
+	for (uint16_t id = 1; id <= p->conf.n; id++) {
+		struct peer_view_member *vm = &p->view.m[id];
+		struct link *l = member_up(p, id);
+		enum peer_health h = PEER_DOWN;
+		bool el;
+
+		if (id == p->self)
+			continue;
+		forward_expire(p, id, now);
+		repair_pulls_expire(p, id, now);
+		if (l) {
+			int64_t quiet = now - vm->last_rx_ms;
+
+			if (quiet > (int64_t)p->cfg->peer_down_ms) {
+				link_close(p, l, "silent past --peer-down");
+			} else {
+				h = quiet > (int64_t)p->cfg->peer_suspect_ms ? PEER_SUSPICIOUS
+				                                             : PEER_UP;
+			}
+		}
+		if (h != (enum peer_health)vm->health) {
+			log_info("peer %s: %s", member_conf(p, id)->addr,
+			         h == PEER_UP           ? "UP"
+			         : h == PEER_SUSPICIOUS ? "SUSPICIOUS"
+			                                : "DOWN");
+			STORE_RELAXED(&vm->health, (uint32_t)h);
+		}
+		if (h == PEER_DOWN)
+			STORE_RELAXED(&vm->ready, 0);
+		el = h != PEER_DOWN && vm->ready;
+		if (el != p->eligible[id]) {
+			p->eligible[id] = el;
+			changed = true;
+		}
+		link_dial_due(p, id, now);
+	}
+	if (changed)
+		health_map_update(p);
+	else
+		health_takeover_retry(p);
+	quorum_check(p);
+}

@@ -1,0 +1,578 @@
+/*
+ * link.c - the peer links: frames, dialling, accepting, the handshake,
+ * flushing, reading and its pause, and dispatching frames to the concept
+ * that handles them.
+ *
+ * One TCP connection per pair of members on the peer port. A member with
+ * no link to another dials it (backoff 100 ms doubling to 2 s) and also
+ * accepts; when both ends dialled, both keep the link the lower id dialled
+ * (link_up). The address is resolved before every dial with getaddrinfo_a,
+ * off the thread, so a slow resolver never stalls the loop (and a name
+ * that moved is followed). The handshake (HELLO both ways, then AUTH:
+ * HMAC-SHA256 over both nonces and ids, cluster/auth.c) must finish within
+ * --peer-down; until it does, any other frame, or a frame bigger than
+ * PREAUTH_FRAME_MAX, closes the link. A nonce the system cannot generate
+ * refuses the link: a zero nonce would make the handshake replayable.
+ *
+ * Buffers: each link has an input buffer (whole frames are parsed from it;
+ * at most FRAMES_PER_READ/16 receives per loop per link, so one busy link
+ * cannot starve the others) and an output buffer written by every concept
+ * with link_frame_*, sent at the end of the loop. Output past
+ * OUT_CLOSE_FACTOR x --peer-backlog closes the link (the peer does not read
+ * what it asks for); sync stops at --peer-backlog already (sync.c).
+ *
+ * Reading pauses when the workers are BACKLOG_PAUSE messages behind: bytes
+ * then wait in the sockets and TCP slows the peers down instead of our
+ * memory growing. Silence while paused is ours, so last_rx is kept fresh.
+ */
+#include "cluster/peer_internal.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- frames out ---- */
+
+static size_t link_out_max(const struct link *l)
+{
+	(void)l;
+	/* The close rule (link_flush) bounds steady state; this bounds one loop's burst. */
+	return (size_t)PWIRE_FRAME_MAX * 8 + (size_t)SERVE_HIGH_BYTES;
+}
+
+uint8_t *link_frame_begin(struct link *l, size_t body_len)
+{
+	if (!buf_reserve(&l->out, PROTO_HEADER_BYTES + body_len, link_out_max(l)))
+		return NULL;
+	return l->out.p + l->out.len;
+}
+
+void link_frame_end(struct link *l, uint8_t op, uint32_t body_len, uint32_t id, uint16_t status,
+                    uint16_t count)
+{
+	pwire_header_put(l->out.p + l->out.len, op, body_len, id, status, count);
+	l->out.len += PROTO_HEADER_BYTES + body_len;
+}
+
+bool link_frame_put(struct link *l, uint8_t op, const void *body, uint32_t len, uint32_t id,
+                    uint16_t status, uint16_t count)
+{
+	uint8_t *f = link_frame_begin(l, len);
+
+	if (f == NULL)
+		return false;
+	if (len)
+		memcpy(f + PROTO_HEADER_BYTES, body, len);
+	link_frame_end(l, op, len, id, status, count);
+	return true;
+}
+
+/* What epoll watches on a link: input unless reading is paused, output while some waits. */
+static void link_events(struct peer *p, struct link *l)
+{
+	struct epoll_event ev = { .events = (p->reading_paused ? 0 : EPOLLIN) |
+		                            (l->want_out ? EPOLLOUT : 0),
+		                  .data.ptr = l };
+
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, l->fd, &ev) < 0)
+		link_close(p, l, strerror(errno));
+}
+
+static void link_flush(struct peer *p, struct link *l)
+{
+	while (buf_used(&l->out) > 0) {
+		ssize_t n = send(l->fd, l->out.p + l->out.off, buf_used(&l->out), MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EINTR)
+				continue;
+			link_close(p, l, strerror(errno));
+			return;
+		}
+		buf_consume(&l->out, (size_t)n);
+	}
+	if (l->id && p->by_id[l->id].link.up == l)
+		STORE_RELAXED(&p->view.m[l->id].backlog_bytes, (uint64_t)buf_used(&l->out));
+	if (buf_used(&l->out) > OUT_CLOSE_FACTOR * p->cfg->peer_backlog_bytes) {
+		link_close(p, l, "the peer does not read what it asks for");
+		return;
+	}
+	bool want = buf_used(&l->out) > 0;
+
+	if (want != l->want_out) {
+		l->want_out = want;
+		link_events(p, l);
+	}
+}
+
+void link_flush_all(struct peer *p)
+{
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		if (p->links[i].state >= L_HELLO && buf_used(&p->links[i].out) > 0)
+			link_flush(p, &p->links[i]);
+}
+
+void link_reading_pause_check(struct peer *p)
+{
+	uint32_t backlog = outbox_backlog(&p->out);
+	bool pause = backlog > BACKLOG_PAUSE;
+
+	if (p->reading_paused && !pause && backlog > BACKLOG_PAUSE / 2)
+		pause = true; /* hysteresis */
+	if (pause == p->reading_paused) {
+		if (pause)
+			for (uint16_t id = 1; id <= p->conf.n; id++)
+				if (p->by_id[id].link.up)
+					STORE_RELAXED(&p->view.m[id].last_rx_ms, p->now_ms);
+		return;
+	}
+	p->reading_paused = pause;
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		if (p->links[i].state >= L_HELLO)
+			link_events(p, &p->links[i]);
+}
+
+/* ---- links ---- */
+
+static struct link *link_new(struct peer *p, int fd, bool initiator, uint16_t id)
+{
+	for (uint32_t i = 0; i < LINKS_MAX; i++) {
+		struct link *l = &p->links[i];
+
+		if (l->state != L_FREE)
+			continue;
+		memset(l, 0, sizeof(*l));
+		l->fd = fd;
+		l->initiator = initiator;
+		l->id = id;
+		l->opened_ms = p->now_ms;
+		l->state = initiator ? L_CONNECTING : L_HELLO;
+		struct epoll_event ev = { .events = EPOLLIN | (initiator ? EPOLLOUT : 0),
+			                  .data.ptr = l };
+
+		l->want_out = initiator;
+		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			log_warn("peer link: epoll: %s", strerror(errno));
+			l->state = L_FREE;
+			return NULL;
+		}
+		return l;
+	}
+	return NULL;
+}
+
+void link_close(struct peer *p, struct link *l, const char *why)
+{
+	if (l->state == L_FREE)
+		return;
+	if (l->id && p->by_id[l->id].link.dialing == l)
+		p->by_id[l->id].link.dialing = NULL;
+	if (l->id && p->by_id[l->id].link.up == l) {
+		if (l->state == L_UP)
+			log_warn("peer %s: link lost (%s)", member_conf(p, l->id)->addr, why);
+		p->by_id[l->id].link.up = NULL;
+		STORE_RELAXED(&p->view.m[l->id].backlog_bytes, 0);
+		health_member_down(p, l->id);
+	}
+	(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, l->fd, NULL); /* close() removes it anyway */
+	close(l->fd);
+	buf_free(&l->in);
+	buf_free(&l->out);
+	l->state = L_FREE;
+	l->fd = -1;
+}
+
+void link_handshake_timeouts(struct peer *p, int64_t now)
+{
+	for (uint32_t i = 0; i < LINKS_MAX; i++) {
+		struct link *l = &p->links[i];
+
+		if (l->state != L_FREE && l->state != L_UP &&
+		    now - l->opened_ms > (int64_t)p->cfg->peer_down_ms)
+			link_close(p, l, "handshake timed out");
+	}
+}
+
+static void send_hello(struct peer *p, struct link *l, uint16_t to)
+{
+	uint8_t b[8 + AUTH_NONCE_BYTES];
+	struct proto_wr w;
+
+	proto_wr_init(&w, b, sizeof(b));
+	proto_wr_u16(&w, PWIRE_VERSION);
+	proto_wr_u16(&w, p->self);
+	proto_wr_u16(&w, to);
+	proto_wr_u16(&w, p->env.client_port);
+	proto_wr_bytes(&w, l->nonce_me, AUTH_NONCE_BYTES);
+	link_frame_put(l, P_HELLO, b, sizeof(b), 0, 0, 0);
+}
+
+/* ---- dialling ---- */
+
+static void resolve_start(struct peer *p, uint16_t id)
+{
+	const struct member *mb = member_conf(p, id);
+	struct member_link *ml = &p->by_id[id].link;
+	struct gaicb *list[1] = { &ml->gai };
+
+	memset(&ml->gai, 0, sizeof(ml->gai));
+	memset(&ml->gai_hints, 0, sizeof(ml->gai_hints));
+	ml->gai_hints.ai_socktype = SOCK_STREAM;
+	ml->gai_hints.ai_flags = AI_NUMERICSERV;
+	snprintf(ml->gai_port, sizeof(ml->gai_port), "%u", mb->port);
+	ml->gai.ar_name = mb->host;
+	ml->gai.ar_service = ml->gai_port;
+	ml->gai.ar_request = &ml->gai_hints;
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) == 0)
+		ml->gai_busy = true;
+}
+
+/* The resolution's answer, once it is in: true when addr holds an address. */
+static bool resolve_done(struct peer *p, uint16_t id)
+{
+	struct member_link *ml = &p->by_id[id].link;
+	int rc;
+
+	if (!ml->gai_busy)
+		return false;
+	rc = gai_error(&ml->gai);
+	if (rc == EAI_INPROGRESS)
+		return false;
+	ml->gai_busy = false;
+	if (rc != 0 || ml->gai.ar_result == NULL) {
+		log_debug("peer %s: %s", member_conf(p, id)->addr, gai_strerror(rc));
+		return false;
+	}
+	memcpy(&ml->addr, ml->gai.ar_result->ai_addr, ml->gai.ar_result->ai_addrlen);
+	ml->addr_len = ml->gai.ar_result->ai_addrlen;
+	freeaddrinfo(ml->gai.ar_result);
+	ml->gai.ar_result = NULL;
+	return true;
+}
+
+/* Not linked: resolve, then dial, at most once per backoff (both ends may; link_up keeps one). */
+void link_dial_due(struct peer *p, uint16_t id, int64_t now)
+{
+	struct member_link *ml = &p->by_id[id].link;
+	int fd, one = 1;
+
+	if (ml->up || ml->dialing || LOAD_ACQUIRE(&p->stop))
+		return;
+	if (ml->gai_busy) {
+		if (!resolve_done(p, id))
+			return;
+	} else {
+		if (now < ml->next_dial_ms)
+			return;
+		ml->backoff_ms = ml->backoff_ms ? ml->backoff_ms * 2 : DIAL_BACKOFF_MIN_MS;
+		if (ml->backoff_ms > DIAL_BACKOFF_MAX_MS)
+			ml->backoff_ms = DIAL_BACKOFF_MAX_MS;
+		ml->next_dial_ms = now + ml->backoff_ms;
+		resolve_start(p, id);
+		if (!resolve_done(p, id)) /* a numeric address is in at once */
+			return;
+	}
+	fd = socket(ml->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ml->addr, ml->addr_len) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return;
+	}
+	ml->dialing = link_new(p, fd, true, id);
+	if (ml->dialing == NULL)
+		close(fd);
+}
+
+void link_member_free(struct member_link *ml)
+{
+	if (ml->gai_busy) {
+		const struct gaicb *list[1] = { &ml->gai };
+
+		if (gai_cancel(&ml->gai) != EAI_CANCELED)
+			while (gai_error(&ml->gai) == EAI_INPROGRESS)
+				gai_suspend(list, 1, NULL);
+		ml->gai_busy = false;
+	}
+	if (ml->gai.ar_result)
+		freeaddrinfo(ml->gai.ar_result);
+	ml->gai.ar_result = NULL;
+}
+
+static void auth_refuse(struct peer *p, struct link *l, const char *why)
+{
+	PSTAT_INC(p, auth_failures);
+	log_warn("peer link refused: %s", why);
+	link_close(p, l, why);
+}
+
+static void on_connected(struct peer *p, struct link *l)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+		link_close(p, l, strerror(err ? err : errno));
+		return;
+	}
+	l->state = L_HELLO;
+	if (auth_nonce(l->nonce_me) < 0) {
+		auth_refuse(p, l, "no random bytes for a nonce");
+		return;
+	}
+	send_hello(p, l, l->id);
+}
+
+void link_on_accept(struct peer *p)
+{
+	for (;;) {
+		int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int one = 1;
+
+		if (fd < 0)
+			return;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (link_new(p, fd, false, 0) == NULL) {
+			log_warn("peer port: too many links, connection refused");
+			close(fd);
+		}
+	}
+}
+
+/* ---- the handshake ---- */
+
+/* The member that dialled a link. */
+static uint16_t dialler(const struct peer *p, const struct link *l)
+{
+	return l->initiator ? p->self : l->id;
+}
+
+static void link_up(struct peer *p, struct link *l)
+{
+	struct member_link *ml = &p->by_id[l->id].link;
+
+	if (ml->dialing == l)
+		ml->dialing = NULL;
+	if (ml->up && ml->up != l) {
+		/*
+		 * Two links to one member: both dialled at once (a node
+		 * starting dials everyone), or the member restarted. Both ends
+		 * keep the link the lower id dialled, so they keep the same
+		 * one; between links of the same dialler the new one wins.
+		 */
+		if (dialler(p, ml->up) < dialler(p, l)) {
+			link_close(p, l, "a link to this member already exists");
+			return;
+		}
+		link_close(p, ml->up, "replaced by a new link");
+	}
+	ml->up = l;
+	l->state = L_UP;
+	ml->backoff_ms = 0;
+	STORE_RELAXED(&p->view.m[l->id].client_port, (uint32_t)l->client_port);
+	PSTAT_INC(p, links_up);
+	log_info("peer %s: link up", member_conf(p, l->id)->addr);
+	health_on_link_up(p, l->id);
+}
+
+static void on_hello(struct peer *p, struct link *l, const uint8_t *body)
+{
+	struct proto_rd r;
+	uint16_t ver, from, to, cport;
+	uint8_t mac[AUTH_MAC_BYTES];
+
+	proto_rd_init(&r, body, 8 + AUTH_NONCE_BYTES);
+	ver = proto_rd_u16(&r);
+	from = proto_rd_u16(&r);
+	to = proto_rd_u16(&r);
+	cport = proto_rd_u16(&r);
+	if (ver != PWIRE_VERSION || to != p->self || from == 0 || from > p->conf.n ||
+	    from == p->self || l->have_peer_hello) {
+		auth_refuse(p, l, "bad hello (version, ids or repeated)");
+		return;
+	}
+	memcpy(l->nonce_peer, r.p, AUTH_NONCE_BYTES);
+	l->have_peer_hello = true;
+	if (l->initiator) {
+		if (from != l->id) {
+			auth_refuse(p, l, "hello from another member than dialled");
+			return;
+		}
+		l->client_port = cport;
+		l->state = L_AUTH; /* the acceptor's AUTH follows */
+		return;
+	}
+	l->id = from;
+	l->client_port = cport;
+	if (auth_nonce(l->nonce_me) < 0) {
+		auth_refuse(p, l, "no random bytes for a nonce");
+		return;
+	}
+	send_hello(p, l, from);
+	auth_mac(p->secret, p->secret_len, AUTH_ACCEPTOR, l->nonce_peer, l->nonce_me, from, p->self,
+	         mac);
+	link_frame_put(l, P_AUTH, mac, sizeof(mac), 0, 0, 0);
+	l->state = L_AUTH;
+}
+
+static void on_auth(struct peer *p, struct link *l, const uint8_t *body)
+{
+	uint8_t mac[AUTH_MAC_BYTES];
+
+	if (l->state != L_AUTH) {
+		auth_refuse(p, l, "auth before hello");
+		return;
+	}
+	if (l->initiator) {
+		if (auth_check(p->secret, p->secret_len, AUTH_ACCEPTOR, l->nonce_me, l->nonce_peer,
+		               p->self, l->id, body) != 0) {
+			auth_refuse(p, l, "the acceptor does not know the cluster secret");
+			return;
+		}
+		auth_mac(p->secret, p->secret_len, AUTH_INITIATOR, l->nonce_me, l->nonce_peer,
+		         p->self, l->id, mac);
+		link_frame_put(l, P_AUTH, mac, sizeof(mac), 0, 0, 0);
+	} else if (auth_check(p->secret, p->secret_len, AUTH_INITIATOR, l->nonce_peer, l->nonce_me,
+	                      l->id, p->self, body) != 0) {
+		auth_refuse(p, l, "the dialler does not know the cluster secret");
+		return;
+	}
+	link_up(p, l);
+}
+
+/* ---- frames in ---- */
+
+static void on_frame(struct peer *p, struct link *l, const struct proto_header *h,
+                     const uint8_t *body)
+{
+	int rc = pwire_check(h, body);
+
+	if (rc < 0) {
+		PSTAT_INC(p, proto_errors);
+		log_warn("peer frame refused (op %u): %s", h->op, err_str(rc));
+		link_close(p, l, "bad frame");
+		return;
+	}
+	if (l->state != L_UP) {
+		if (h->op == P_HELLO)
+			on_hello(p, l, body);
+		else if (h->op == P_AUTH)
+			on_auth(p, l, body);
+		else
+			auth_refuse(p, l, "frame before authentication");
+		return;
+	}
+	STORE_RELAXED(&p->view.m[l->id].last_rx_ms, p->now_ms);
+	switch (h->op) {
+	case P_PING:
+		health_on_ping(p, l->id, body);
+		break;
+	case P_FWD:
+		forward_on_fwd(p, l->id, h, body);
+		break;
+	case P_FWD_ACK:
+		forward_on_ack(p, l->id, h, body);
+		break;
+	case P_SYNC:
+		sync_on_frame(p, h, body);
+		break;
+	case P_DIGEST:
+		verify_on_digest(p, l->id, body);
+		break;
+	case P_SUMS_REQ:
+		verify_on_sums_req(p, l->id, h, body);
+		break;
+	case P_SUMS:
+		verify_on_sums(p, l->id, h, body);
+		break;
+	case P_PULL:
+		repair_on_pull(p, l->id, h, body);
+		break;
+	case P_CHUNK:
+		repair_on_chunk(p, l->id, h, body);
+		break;
+	case P_PULL_DONE:
+		repair_on_pull_done(p, l->id, h);
+		break;
+	default:
+		auth_refuse(p, l, "hello or auth on an open link");
+		break;
+	}
+}
+
+static void on_readable(struct peer *p, struct link *l)
+{
+	if (p->reading_paused)
+		return; /* see link_reading_pause_check */
+	for (int reads = 0; reads < FRAMES_PER_READ / 16; reads++) {
+		ssize_t n;
+
+		if (!buf_reserve(&l->in, 65536, LINK_IN_MAX)) {
+			link_close(p, l, "out of memory");
+			return;
+		}
+		n = recv(l->fd, l->in.p + l->in.len, l->in.cap - l->in.len, 0);
+		if (n == 0) {
+			link_close(p, l, "closed by the peer");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				link_close(p, l, strerror(errno));
+			break;
+		}
+		l->in.len += (size_t)n;
+		/* Every whole frame in the buffer. */
+		for (;;) {
+			struct proto_header h;
+			long f = pwire_frame_check(l->in.p + l->in.off, buf_used(&l->in), &h);
+
+			/* Before authentication only the handshake's small frames. */
+			if (f >= 0 && l->state != L_UP && buf_used(&l->in) >= PROTO_HEADER_BYTES &&
+			    h.body_len > PREAUTH_FRAME_MAX) {
+				PSTAT_INC(p, proto_errors);
+				auth_refuse(p, l, "a big frame before authentication");
+				return;
+			}
+			if (f == 0)
+				break;
+			if (f < 0) {
+				PSTAT_INC(p, proto_errors);
+				if (l->state == L_UP)
+					log_warn("peer link: %s", err_str((int)f));
+				auth_refuse(p, l, "not a peer frame");
+				return;
+			}
+			l->in.off += (size_t)f;
+			on_frame(p, l, &h, l->in.p + l->in.off - f + PROTO_HEADER_BYTES);
+			if (l->state == L_FREE)
+				return;
+		}
+		if (l->in.off == l->in.len)
+			buf_clear(&l->in);
+	}
+}
+
+void link_on_event(struct peer *p, struct link *l, uint32_t events)
+{
+	if (l->state == L_FREE)
+		return;
+	if (l->state == L_CONNECTING && (events & (EPOLLOUT | EPOLLERR)))
+		on_connected(p, l);
+	if (l->state != L_FREE && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		on_readable(p, l);
+}

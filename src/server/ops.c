@@ -1,0 +1,589 @@
+/*
+ * ops.c - request dispatch and the ops, on the worker that read the frame.
+ *
+ * A frame is checked whole (proto_body_check) before any item is acted on.
+ * Reads (LIST) are served from any shard under the epoch. A write item
+ * (register, deregister, heartbeat) belongs to the shard of its service
+ * and, in a cluster, to the member that owns its slot. The origin decides
+ * both once per item: items of its own shard run at once; if others
+ * remain, the frame is copied into a `pending` (a per-worker pool object,
+ * cluster/xmsg.h) and a pointer to it is sent to each shard concerned -
+ * and to the peer thread when some items are other members' (owners[]) -
+ * which runs its own items, writes their results in the pending's result
+ * array (distinct slots, no sharing) and sends the pointer back. When the
+ * last part is back the response goes out. So a batch costs one message
+ * per shard it touches, not one per item, and nothing is allocated per
+ * request beyond the pool object (and, past PENDING_INLINE bytes, one
+ * buffer for the results and body).
+ *
+ * Every item gets exactly one result: its own, ERR_BUSY when the worker
+ * has no room to carry the request across (the client retries: writes are
+ * idempotent), or ERR_UNAVAILABLE from the peer thread when its owner
+ * cannot be reached.
+ */
+#include "server/worker_internal.h"
+
+#include "cluster/peer.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Shard number that marks an item for the peer thread: its slot is another node's. */
+#define SHARD_REMOTE UINT32_MAX
+
+/* ---- executing write items on this worker's shard ---- */
+
+/*
+ * Decodes one item and, if it is this worker's, runs it. *shard_out: the
+ * shard that runs it (SHARD_REMOTE: another member, *owner_out). With
+ * `route` (the origin of a client frame in a cluster) the owner is decided
+ * here, once.
+ */
+static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto_rd *r,
+                     struct store_kv *kv, bool route, uint32_t *shard_out, uint8_t *owner_out)
+{
+	struct store_key k;
+	struct store_val v;
+	int item_err, rc;
+
+	proto_rd_item(r, op, &k, &v, kv, PROTO_META_MAX, &item_err);
+	*owner_out = 0;
+	if (k.svc.service.p == NULL) {
+		*shard_out = origin; /* no shard: the origin answers it, once */
+		return -ERR_NAME_EMPTY;
+	}
+	if (route && !item_err) {
+		uint16_t owner = replica_route(w, &k.addr);
+
+		if (owner != 0) {
+			*owner_out = (uint8_t)owner;
+			*shard_out = SHARD_REMOTE;
+			return RESULT_REMOTE;
+		}
+	}
+	*shard_out = store_shard_of(w->srv->store, &k.svc);
+	if (*shard_out != w->id)
+		return 0;
+	if (item_err)
+		return item_err;
+	switch (op) {
+	case OP_REGISTER:
+		return store_upsert(w->shard, &k, &v);
+	case OP_DEREGISTER:
+		return store_delete(w->shard, &k);
+	default:
+		rc = store_touch(w->shard, &k);
+		if (rc == -ERR_NOT_FOUND) /* a beat for an instance we lack re-creates it */
+			rc = store_upsert(w->shard, &k, &v);
+		return rc;
+	}
+}
+
+/*
+ * Runs the items of a checked body that belong to this worker's shard,
+ * writing their results; returns the mask of other shards with items.
+ *
+ * With `route` (the origin handling a client's frame in a cluster) every
+ * item gets its owner in owners[i] - a member id when its slot is another
+ * node's (counted in *remote; the peer thread forwards those), 0 when it
+ * runs here - and every result is written (RESULT_REMOTE, or 0 for other
+ * shards' items until they answer). A part run for another origin skips
+ * the items owners[] gives to other members (owners non-NULL). owners[] is
+ * never written once the pending is sent: parts read it, and each part
+ * writes only the results of its own items.
+ */
+static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto_header *h,
+                           const uint8_t *body, int16_t *results, bool route, uint8_t *owners,
+                           uint32_t *remote)
+{
+	static __thread struct store_kv kv[PROTO_META_MAX];
+	struct proto_rd r;
+	uint64_t others = 0;
+	uint64_t done = 0;
+
+	assert(!route || owners != NULL);
+	proto_rd_init(&r, body, h->body_len);
+	for (uint32_t i = 0; i < h->count; i++) {
+		uint32_t shard;
+		uint8_t owner;
+		int rc;
+
+		if (!route && owners && owners[i]) {
+			proto_rd_skip_item(&r, h->op);
+			continue;
+		}
+		rc = exec_item(w, origin, h->op, &r, kv, route, &shard, &owner);
+		if (route)
+			owners[i] = owner;
+		if (shard == SHARD_REMOTE) {
+			results[i] = RESULT_REMOTE;
+			(*remote)++;
+			continue;
+		}
+		if (shard != w->id) {
+			others |= 1ull << shard;
+			if (route)
+				results[i] = 0;
+			continue;
+		}
+		results[i] = (int16_t)rc;
+		done++;
+		if (rc < 0)
+			WSTAT_INC(w, item_errors);
+	}
+	if (h->op == OP_REGISTER)
+		WSTAT_ADD(w, op_register, done);
+	else if (h->op == OP_DEREGISTER)
+		WSTAT_ADD(w, op_deregister, done);
+	else
+		WSTAT_ADD(w, op_heartbeat, done);
+	return others;
+}
+
+static void respond_results(struct worker *w, uint32_t idx, const struct proto_header *h,
+                            const int16_t *results)
+{
+	uint32_t body = 2u * h->count;
+	uint8_t *p = out_reserve(w, idx, PROTO_HEADER_BYTES + body);
+
+	if (p == NULL)
+		return;
+	proto_header_put(p, h->op | PROTO_RESPONSE, body, h->request_id, 0, h->count);
+	for (uint32_t i = 0; i < h->count; i++) {
+		uint16_t v = (uint16_t)results[i];
+
+		p[PROTO_HEADER_BYTES + 2 * i] = (uint8_t)v;
+		p[PROTO_HEADER_BYTES + 2 * i + 1] = (uint8_t)(v >> 8);
+	}
+	out_commit(w, idx, PROTO_HEADER_BYTES + body);
+}
+
+/* ---- pendings ---- */
+
+void ops_pending_free(struct worker *w, struct pending *p)
+{
+	if (p->heap)
+		mem_free(p->results);
+	pool_put(&w->pendings, p);
+	w->pendings_n--;
+}
+
+static struct pending *pending_new(struct worker *w, const struct proto_header *h,
+                                   const uint8_t *body, uint32_t idx)
+{
+	size_t need = sizeof(struct pending) + 2u * h->count + h->body_len + h->count;
+	struct pending *p;
+
+	if (w->pendings_n >= PENDING_MAX)
+		return NULL;
+	p = pool_get(&w->pendings);
+	if (p == NULL)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->heap = need > PENDING_INLINE;
+	if (p->heap) {
+		p->results = mem_alloc(2u * h->count + h->body_len + h->count);
+		if (p->results == NULL) {
+			pool_put(&w->pendings, p);
+			return NULL;
+		}
+	} else {
+		p->results = (int16_t *)(p + 1);
+	}
+	p->body = (uint8_t *)(p->results + h->count);
+	memcpy(p->body, body, h->body_len);
+	p->owners = p->body + h->body_len;
+	memset(p->owners, 0, h->count);
+	p->head.kind = XM_PENDING;
+	p->origin = w->id;
+	p->start_us = w->frame_start_us;
+	p->conn = idx;
+	p->conn_gen = conn_at(w, idx)->gen;
+	p->h = *h;
+	w->pendings_n++;
+	return p;
+}
+
+/* A pending came back from a shard (or the peer thread) that ran its part. */
+static void pending_part_done(struct worker *w, struct pending *p)
+{
+	struct conn *c = conn_at(w, p->conn);
+
+	assert(p->parts > 0);
+	if (--p->parts > 0)
+		return;
+	latency_record(w, p->start_us);
+	if (c->gen == p->conn_gen) {
+		c->pending--;
+		if (c->state == C_OPEN)
+			respond_results(w, p->conn, &p->h, p->results);
+		else
+			conn_close(w, p->conn);
+	}
+	ops_pending_free(w, p);
+}
+
+void ops_on_pending(struct worker *w, struct pending *p)
+{
+	uint32_t remote = 0;
+
+	assert(xmsg_kind(p) == XM_PENDING);
+	if (p->origin == w->id) {
+		pending_part_done(w, p);
+		return;
+	}
+	/* Run our items of another worker's (or a peer's) request and send it back. */
+	(void)exec_items(w, p->origin, &p->h, p->body, p->results, false,
+	                 p->remote ? p->owners : NULL, &remote);
+	worker_send(w, p->origin, p);
+}
+
+/* ---- writes ---- */
+
+/* Our own items ran but the rest cannot travel: they are answered busy (retryable). */
+static void answer_rest_busy(struct worker *w, uint32_t idx, const struct proto_header *h,
+                             const uint8_t *body, int16_t *results, const uint8_t *owners)
+{
+	struct proto_rd r;
+
+	WSTAT_INC(w, busy);
+	proto_rd_init(&r, body, h->body_len);
+	for (uint32_t i = 0; i < h->count; i++) {
+		struct store_key k;
+		struct store_val v;
+		int e;
+
+		proto_rd_item(&r, h->op, &k, &v, NULL, 0, &e);
+		if ((owners && owners[i]) ||
+		    (k.svc.service.p && store_shard_of(w->srv->store, &k.svc) != w->id))
+			results[i] = (int16_t)-ERR_BUSY;
+	}
+	respond_results(w, idx, h, results);
+}
+
+static void handle_write(struct worker *w, uint32_t idx, const struct proto_header *h,
+                         const uint8_t *body)
+{
+	int16_t local[ITEMS_INLINE];
+	uint8_t local_owners[ITEMS_INLINE];
+	int16_t *results = h->count <= ITEMS_INLINE ? local : NULL;
+	uint8_t *owners = local_owners;
+	struct pending *p = NULL;
+	bool route = worker_clustered(w);
+	uint32_t remote = 0;
+	uint64_t others;
+
+	if (results == NULL) {
+		/* Large batches keep their results in a pending from the start. */
+		p = pending_new(w, h, body, idx);
+		if (p == NULL) {
+			WSTAT_INC(w, busy);
+			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_BUSY);
+			return;
+		}
+		results = p->results;
+		owners = p->owners;
+	}
+	others = exec_items(w, w->id, h, body, results, route, route ? owners : NULL, &remote);
+	if (others == 0 && remote == 0) {
+		respond_results(w, idx, h, results);
+		if (p)
+			ops_pending_free(w, p);
+		return;
+	}
+	if (p == NULL) {
+		p = pending_new(w, h, body, idx);
+		if (p == NULL) {
+			answer_rest_busy(w, idx, h, body, results, route ? owners : NULL);
+			return;
+		}
+		memcpy(p->results, results, 2u * h->count);
+		if (route)
+			memcpy(p->owners, owners, h->count);
+	}
+	p->shard_mask = others;
+	p->remote = remote > 0;
+	p->parts = (uint32_t)__builtin_popcountll(others) + (remote > 0);
+	conn_at(w, idx)->pending++;
+	for (uint32_t s = 0; s < w->srv->nworkers; s++)
+		if (others & (1ull << s))
+			worker_send(w, s, p);
+	if (remote)
+		worker_send(w, w->srv->nworkers, p); /* the peer thread forwards them */
+}
+
+/* ---- reads ---- */
+
+/*
+ * Lists a service into the connection's output as a frame of op/id
+ * (a LIST or SUBSCRIBE answer, or a PUSH). 0, or a negative code.
+ * Frames in both directions stay within --frame-max: a list that would
+ * not fit is cut; `total` tells the client how many matched.
+ */
+int ops_send_list(struct worker *w, uint32_t idx, uint8_t op, uint32_t id,
+                  const struct store_svc_key *sk, const struct store_filter *f)
+{
+	struct store_list_info info;
+	struct proto_wr wr;
+	uint32_t n, body_len;
+	uint8_t *p;
+	int rc;
+
+	epoch_enter(w->rec);
+	rc = store_list(w->srv->store, sk, f, w->views, w->views_cap, &info);
+	if (rc < 0) {
+		epoch_exit(w->rec);
+		return rc;
+	}
+	n = (uint32_t)rc;
+	if (info.total > n && info.total <= w->srv->cfg.store.limits.service_instances_max) {
+		/* Bigger than the scratch: grow it once for this and later lists. */
+		struct store_view *v = mem_alloc(sizeof(*v) * info.total);
+
+		if (v) {
+			mem_free(w->views);
+			w->views = v;
+			w->views_cap = info.total;
+			rc = store_list(w->srv->store, sk, f, w->views, w->views_cap, &info);
+			n = rc < 0 ? 0 : (uint32_t)rc;
+		}
+	}
+	if (n > UINT16_MAX)
+		n = UINT16_MAX;
+	/* An upper bound of the encoded size; the frame is written in place. */
+	body_len = 12;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t m = store_meta_count(w->views[i].meta);
+		uint32_t one = 2 + w->views[i].cluster.len + 1 + 16 + 2 + 4 + 1 + 12 + 2;
+
+		for (uint32_t j = 0; j < m; j++) {
+			struct store_kv kv = store_meta_at(w->views[i].meta, j);
+
+			one += 4 + kv.key.len + kv.val.len;
+		}
+		if ((uint64_t)PROTO_HEADER_BYTES + body_len + one > w->srv->cfg.frame_bytes_max) {
+			n = i;
+			WSTAT_INC(w, lists_cut);
+			break;
+		}
+		body_len += one;
+	}
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES + body_len);
+	if (p == NULL) {
+		epoch_exit(w->rec);
+		return -ERR_NOMEM;
+	}
+	proto_wr_init(&wr, p + PROTO_HEADER_BYTES, body_len);
+	proto_wr_u64(&wr, info.revision);
+	proto_wr_u32(&wr, info.total);
+	for (uint32_t i = 0; i < n; i++)
+		proto_wr_view(&wr, &w->views[i]);
+	epoch_exit(w->rec);
+	body_len = (uint32_t)(wr.p - (p + PROTO_HEADER_BYTES));
+	proto_header_put(p, op, body_len, id, 0, (uint16_t)n);
+	out_commit(w, idx, PROTO_HEADER_BYTES + body_len);
+	return 0;
+}
+
+static void handle_list(struct worker *w, uint32_t idx, const struct proto_header *h,
+                        const uint8_t *body)
+{
+	struct store_str clusters[PROTO_FILTER_MAX];
+	struct store_svc_key sk;
+	struct store_filter f;
+	struct proto_rd r;
+	int rc;
+
+	WSTAT_INC(w, op_list);
+	proto_rd_init(&r, body, h->body_len);
+	proto_rd_svc(&r, &sk);
+	proto_rd_filter(&r, &f, clusters);
+	rc = ops_send_list(w, idx, h->op | PROTO_RESPONSE, h->request_id, &sk, &f);
+	if (rc < 0 && rc != -ERR_NOMEM)
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, rc);
+}
+
+/* ---- STATS ---- */
+
+/* A bounded text: what does not fit is cut, never written past the end. */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) text_put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->len >= t->cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	t->len += (size_t)n < t->cap - t->len ? (size_t)n : t->cap - t->len - 1;
+}
+
+#define STATS_TEXT_MAX 16384
+
+static void handle_stats(struct worker *w, uint32_t idx, const struct proto_header *h)
+{
+	static __thread struct peer_status ps;
+	static __thread char buf[STATS_TEXT_MAX];
+	struct text t = { buf, 0, sizeof(buf) };
+	struct worker_stats ws;
+	struct store_stats ss;
+	uint8_t *p;
+
+	WSTAT_INC(w, op_stats);
+	server_stats(w->srv, &ws);
+	store_stats(w->srv->store, &ss);
+#define WS_LINE(name) text_put(&t, "%s %llu\n", #name, (unsigned long long)ws.name);
+	WORKER_STATS(WS_LINE)
+#undef WS_LINE
+#define SS_LINE(name) text_put(&t, "store_%s %llu\n", #name, (unsigned long long)ss.name);
+	STORE_STATS(SS_LINE)
+#undef SS_LINE
+	text_put(&t, "workers %u\n", w->srv->nworkers);
+	if (worker_clustered(w)) {
+		peer_status_read(w->srv->peer, &ps);
+		text_put(&t,
+		         "cluster_member %u\ncluster_ready %u\ncluster_quorum %u\n"
+		         "cluster_map_version %llu\n",
+		         ps.self_id, ps.ready, ps.quorum, (unsigned long long)ps.map_version);
+#define PS_LINE(name) text_put(&t, "peer_%s %llu\n", #name, (unsigned long long)ps.stats.name);
+		PEER_STATS(PS_LINE)
+#undef PS_LINE
+		for (int b = 0; b < WORKER_REPL_BUCKETS - 1; b++)
+			text_put(&t, "repl_lag_ms_le_%u %llu\n", worker_repl_bounds_ms[b],
+			         (unsigned long long)ws.repl_count[b]);
+		text_put(&t, "repl_lag_ms_le_inf %llu\n",
+		         (unsigned long long)ws.repl_count[WORKER_REPL_BUCKETS - 1]);
+	}
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES + (uint32_t)t.len);
+	if (p == NULL)
+		return;
+	proto_header_put(p, OP_STATS | PROTO_RESPONSE, (uint32_t)t.len, h->request_id, 0, 0);
+	memcpy(p + PROTO_HEADER_BYTES, t.p, t.len);
+	out_commit(w, idx, PROTO_HEADER_BYTES + (uint32_t)t.len);
+}
+
+/* ---- SLOT_MAP ---- */
+
+static void handle_slot_map(struct worker *w, uint32_t idx, const struct proto_header *h)
+{
+	static __thread struct peer_status st;
+	static __thread uint16_t owners[STORE_SLOTS];
+	struct proto_wr wr;
+	uint32_t len = 11;
+	uint64_t version;
+	uint8_t *p;
+
+	if (!worker_clustered(w)) {
+		p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
+		if (p == NULL)
+			return;
+		proto_header_put(p, OP_SLOT_MAP | PROTO_RESPONSE, len, h->request_id, 0, 0);
+		proto_wr_init(&wr, p + PROTO_HEADER_BYTES, len);
+		proto_wr_u64(&wr, 0);
+		proto_wr_u16(&wr, 0);
+		proto_wr_u8(&wr, 1);
+		out_commit(w, idx, PROTO_HEADER_BYTES + len);
+		return;
+	}
+	peer_status_read(w->srv->peer, &st);
+	version = peer_map_read(w->srv->peer, owners); /* the owners and their version agree */
+	for (uint32_t i = 0; i < st.n; i++)
+		len += 2 + 1 + 1 + 2 + (uint32_t)strlen(st.m[i].addr) + 2 +
+		       (uint32_t)strlen(st.m[i].client_addr);
+	len += 2 * STORE_SLOTS;
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
+	if (p == NULL)
+		return;
+	proto_header_put(p, OP_SLOT_MAP | PROTO_RESPONSE, len, h->request_id, 0, (uint16_t)st.n);
+	proto_wr_init(&wr, p + PROTO_HEADER_BYTES, len);
+	proto_wr_u64(&wr, version);
+	proto_wr_u16(&wr, st.self_id);
+	proto_wr_u8(&wr, st.ready);
+	for (uint32_t i = 0; i < st.n; i++) {
+		proto_wr_u16(&wr, st.m[i].id);
+		proto_wr_u8(&wr, (uint8_t)st.m[i].health);
+		proto_wr_u8(&wr, st.m[i].ready);
+		proto_wr_str(&wr,
+		             (struct store_str){ st.m[i].addr, (uint32_t)strlen(st.m[i].addr) });
+		proto_wr_str(&wr, (struct store_str){ st.m[i].client_addr,
+		                                      (uint32_t)strlen(st.m[i].client_addr) });
+	}
+	for (uint32_t s = 0; s < STORE_SLOTS; s++)
+		proto_wr_u16(&wr, owners[s]);
+	out_commit(w, idx, PROTO_HEADER_BYTES + len);
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *h,
+                     const uint8_t *body)
+{
+	int rc = proto_body_check(h, body, w->srv->cfg.batch_max);
+	uint8_t *p;
+
+	WSTAT_INC(w, frames);
+	if (rc < 0) {
+		protocol_error(w, idx, h->request_id, rc);
+		return;
+	}
+	switch (h->op) {
+	case OP_PING:
+		WSTAT_INC(w, op_ping);
+		p = out_reserve(w, idx, PROTO_HEADER_BYTES + h->body_len);
+		if (p) {
+			proto_header_put(p, OP_PING | PROTO_RESPONSE, h->body_len, h->request_id, 0,
+			                 0);
+			memcpy(p + PROTO_HEADER_BYTES, body, h->body_len);
+			out_commit(w, idx, PROTO_HEADER_BYTES + h->body_len);
+		}
+		break;
+	case OP_REGISTER:
+	case OP_DEREGISTER:
+	case OP_HEARTBEAT:
+		handle_write(w, idx, h, body);
+		break;
+	case OP_LIST:
+		handle_list(w, idx, h, body);
+		break;
+	case OP_STATS:
+		handle_stats(w, idx, h);
+		break;
+	case OP_SUBSCRIBE:
+		subs_subscribe(w, idx, h, body);
+		break;
+	case OP_UNSUBSCRIBE:
+		subs_unsubscribe(w, idx, h, body);
+		break;
+	case OP_SLOT_MAP:
+		handle_slot_map(w, idx, h);
+		break;
+	default:
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_PROTO_OP);
+		break;
+	}
+}
+
+/* Frames answered here are timed here; frames sent to other shards when they come back. */
+void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body)
+{
+	uint32_t before = w->pendings_n;
+
+	w->frame_start_us = clock_mono_us();
+	dispatch(w, idx, h, body);
+	if (w->pendings_n == before)
+		latency_record(w, w->frame_start_us);
+}

@@ -1,0 +1,414 @@
+/*
+ * replica.c - the worker's half of Distro.
+ *
+ * The worker reaches Distro through the entry points of cluster/peer.h
+ * alone, and everything it does for the cluster is here:
+ *
+ *   route     which member runs a write item: one relaxed owner read per
+ *             item (view.h), decided once by the origin (cluster/xmsg.h)
+ *   sync out  every --sync-window the shard's change feed (one entry per
+ *             changed instance: the coalescing) is encoded into record
+ *             batches of at most SYNC_MSG_BYTES for the peer thread, which
+ *             sends each to every peer. While the worker's outbox holds a
+ *             backlog (the peer thread is behind), records stay in the
+ *             feed, which is bounded and coalesces, instead of piling up
+ *             as messages.
+ *   apply     a peer's records of this shard, last writer wins (XM_APPLY,
+ *             and XM_LOAD for a load or merge, whose release tells the peer
+ *             thread the load is applied)
+ *   repair    the owner's copy of a slot replaces ours (XM_REPAIR): its
+ *             records are applied at once, then the instances of the slot
+ *             in this shard that the owner did not list, and that are older
+ *             than its listing, are forgotten
+ *   takeover  every instance of a slot this node gained gets a full fresh
+ *             deadline (store_adopt: an unhealthy instance stays unhealthy)
+ *
+ * Bounds. Applies count against APPLY_BUDGET records per loop (worker.c).
+ * A repair's pruning and a takeover walk only this worker's shard
+ * (store_cursor_init_shard) and visit at most REPLICA_BUDGET instances per
+ * loop, so a takeover of thousands of slots at 1M instances is spread over
+ * loops instead of stalling the clients of this worker. Store writes are
+ * never made inside an epoch section (store.h): keys are copied out of the
+ * views into `scratch`, the section ends, then they are forgotten or
+ * adopted.
+ */
+#include "server/worker_internal.h"
+
+#include "cluster/peer.h"
+#include "cluster/records.h"
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNC_MSG_BYTES (256u << 10)
+
+/* A repair whose records are applied and whose pruning is under way. */
+struct repair_job {
+	struct repair_job *next;
+	uint16_t slot;
+	uint64_t before; /* the owner's clock when it listed the slot */
+	uint64_t *keys;  /* hashes of the listed keys, sorted */
+	uint32_t nkeys;
+	struct store_cursor cur; /* this shard's part of the slot */
+};
+
+/* A key copied out of a view: its names live in replica.scratch at off. */
+struct saved_key {
+	uint32_t off;
+	uint32_t len[4];   /* ns, group, service, cluster */
+	uint8_t null_mask; /* bit i: name i was absent (NULL), not empty */
+	struct store_addr addr;
+};
+
+/* ---- route ---- */
+
+uint16_t replica_route(struct worker *w, const struct store_addr *addr)
+{
+	struct peer *p = w->srv->peer;
+	uint16_t owner = peer_owner(p, store_slot_of(addr));
+
+	/* Another node's slot goes to its owner; nobody's (no READY member) runs here. */
+	return owner != 0 && owner != peer_self_id(p) ? owner : 0;
+}
+
+/* ---- sync out ---- */
+
+void replica_sync_out(struct worker *w)
+{
+	struct replica *rp = &w->replica;
+	struct xrecords *m = NULL;
+	int64_t now_us;
+	uint32_t n;
+
+	if (store_feed_len(w->shard) == 0)
+		return;
+	/* A precise clock: the coarse one ticks every few ms, longer than the window. */
+	now_us = clock_mono_us();
+	if (now_us - rp->last_sync_us < (int64_t)w->srv->cfg.sync_window_ms * 1000)
+		return;
+	if (outbox_backlog(&w->out) > 0)
+		return; /* the peer thread (or a worker) is behind: the feed keeps them */
+	rp->last_sync_us = now_us;
+	while (outbox_backlog(&w->out) == 0 &&
+	       (n = store_feed_drain(w->shard, w->views, w->views_cap, NULL)) > 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct proto_wr wr;
+
+			if (m == NULL) {
+				m = xmsg_records_new(XM_SYNC, SYNC_MSG_BYTES);
+				if (m == NULL) {
+					log_error(
+					        "out of memory for sync: %u records left to verify",
+					        n - i);
+					return;
+				}
+			}
+			proto_wr_init(&wr, m->data + m->len, m->cap - m->len);
+			record_put(&wr, &w->views[i]);
+			if (wr.overflow) { /* full: send it, put this record in the next one */
+				assert(m->count > 0);
+				worker_send(w, w->srv->nworkers, m);
+				m = NULL;
+				i--;
+				continue;
+			}
+			m->len = (uint32_t)(wr.p - m->data);
+			m->count++;
+		}
+	}
+	if (m)
+		worker_send(w, w->srv->nworkers, m);
+}
+
+/* ---- apply ---- */
+
+static uint64_t key_hash(const struct store_key *k)
+{
+	uint64_t h = XXH3_64bits_withSeed(k->svc.ns.p, k->svc.ns.len, k->svc.ns.len);
+
+	h = XXH3_64bits_withSeed(k->svc.group.p, k->svc.group.len, h ^ k->svc.group.len);
+	h = XXH3_64bits_withSeed(k->svc.service.p, k->svc.service.len, h ^ k->svc.service.len);
+	h = XXH3_64bits_withSeed(k->cluster.p, k->cluster.len, h ^ k->cluster.len);
+	return XXH3_64bits_withSeed(&k->addr, sizeof(k->addr), h);
+}
+
+static void key_of_view(const struct store_view *v, struct store_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc.ns = v->ns;
+	k->svc.group = v->group;
+	k->svc.service = v->service;
+	k->cluster = v->cluster;
+	k->addr = v->addr;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* How long a synced record took from its owner's clock to here (same-host clocks agree). */
+static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version)
+{
+	int64_t lag = now_wall - (int64_t)(version >> 16);
+	int b = 0;
+
+	while (b < WORKER_REPL_BUCKETS - 1 && lag > (int64_t)worker_repl_bounds_ms[b])
+		b++;
+	WSTAT_ADD(w, repl_count[b], 1);
+}
+
+/* Applies records of our shard (last writer wins); keys gets their hashes if not NULL. */
+static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
+{
+	static __thread struct store_kv kv[PROTO_META_MAX];
+	struct proto_rd rd;
+	uint32_t nkeys = 0;
+	bool synced = xmsg_kind(m) == XM_APPLY;
+	int64_t now_wall = synced ? clock_wall_ms(NULL) : 0;
+
+	proto_rd_init(&rd, m->data, m->len);
+	for (uint32_t i = 0; i < m->count; i++) {
+		struct store_record r;
+
+		record_get(&rd, &r, kv, PROTO_META_MAX);
+		if (rd.err) /* checked by the peer thread: cannot happen */
+			break;
+		if (r.key.svc.service.p == NULL) /* the peer thread sent us only our shard's */
+			continue;
+		if (keys)
+			keys[nkeys++] = key_hash(&r.key);
+		if (xmsg_kind(m) == XM_REPAIR)
+			(void)store_repair_apply(w->shard, &r, m->before);
+		else if (store_apply(w->shard, &r) >= 0 && synced)
+			repl_lag_record(w, now_wall, r.version);
+	}
+	return nkeys;
+}
+
+/* The owner's copy of a slot: applied now, pruned over the next loops (replica_step). */
+static void repair_begin(struct worker *w, const struct xrecords *m)
+{
+	struct repair_job *j = mem_calloc(1, sizeof(*j));
+
+	if (j)
+		j->keys = mem_alloc(sizeof(j->keys[0]) * (m->count ? m->count : 1));
+	if (j == NULL || j->keys == NULL) {
+		/* Nothing applied, nothing forgotten: verify finds the slot again. */
+		log_error("out of memory for a repair of slot %u: verify retries it", m->slot);
+		if (j)
+			mem_free(j);
+		return;
+	}
+	j->nkeys = records_apply(w, m, j->keys);
+	qsort(j->keys, j->nkeys, sizeof(j->keys[0]), u64_cmp);
+	j->slot = m->slot;
+	j->before = m->before;
+	store_cursor_init_shard(&j->cur, m->slot, w->id);
+	if (w->replica.repairs_tail)
+		w->replica.repairs_tail->next = j;
+	else
+		w->replica.repairs = j;
+	w->replica.repairs_tail = j;
+}
+
+void replica_on_message(struct worker *w, void *msg)
+{
+	struct replica *rp = &w->replica;
+
+	switch (xmsg_kind(msg)) {
+	case XM_APPLY:
+	case XM_LOAD:
+		records_apply(w, msg, NULL);
+		break;
+	case XM_REPAIR:
+		repair_begin(w, msg);
+		break;
+	case XM_TAKEOVER: {
+		const struct xtakeover *t = msg;
+
+		for (uint32_t i = 0; i < STORE_SLOTS / 64; i++)
+			rp->takeover_due[i] |= t->bits[i];
+		break;
+	}
+	default:
+		log_error("unknown cross-core message kind %u", xmsg_kind(msg));
+		abort();
+	}
+	xmsg_release(msg);
+}
+
+/* ---- budgeted walks: repair pruning and takeovers ---- */
+
+/* Copies a view's key into scratch (names included); false without memory. */
+static bool key_save(struct buf *scratch, const struct store_view *v)
+{
+	const struct store_str s[4] = { v->ns, v->group, v->service, v->cluster };
+	struct saved_key sk = { .addr = v->addr };
+	size_t names = 0;
+
+	for (int i = 0; i < 4; i++)
+		names += s[i].len;
+	if (!buf_reserve(scratch, sizeof(sk) + names, (size_t)64 << 20))
+		return false;
+	sk.off = (uint32_t)(scratch->len + sizeof(sk));
+	for (int i = 0; i < 4; i++) {
+		sk.len[i] = s[i].len;
+		if (s[i].p == NULL)
+			sk.null_mask |= (uint8_t)(1u << i);
+	}
+	memcpy(scratch->p + scratch->len, &sk, sizeof(sk));
+	scratch->len += sizeof(sk);
+	for (int i = 0; i < 4; i++) {
+		if (s[i].len)
+			memcpy(scratch->p + scratch->len, s[i].p, s[i].len);
+		scratch->len += s[i].len;
+	}
+	return true;
+}
+
+/* Calls fn for each key saved in scratch (outside any epoch section), then empties it. */
+static uint32_t keys_each(struct worker *w,
+                          void (*fn)(struct worker *w, const struct store_key *k, uint64_t arg),
+                          uint64_t arg)
+{
+	struct buf *b = &w->replica.scratch;
+	size_t off = 0;
+	uint32_t n = 0;
+
+	while (off < b->len) {
+		struct saved_key sk;
+		struct store_key k;
+		const char *names;
+		struct store_str *f[4] = { &k.svc.ns, &k.svc.group, &k.svc.service, &k.cluster };
+
+		memcpy(&sk, b->p + off, sizeof(sk));
+		names = (const char *)b->p + sk.off;
+		memset(&k, 0, sizeof(k));
+		for (int i = 0; i < 4; i++) {
+			f[i]->p = (sk.null_mask & (1u << i)) ? NULL : names;
+			f[i]->len = sk.len[i];
+			names += sk.len[i];
+		}
+		k.addr = sk.addr;
+		fn(w, &k, arg);
+		n++;
+		off = (size_t)((const uint8_t *)names - b->p);
+	}
+	buf_clear(b);
+	return n;
+}
+
+static void forget_one(struct worker *w, const struct store_key *k, uint64_t before)
+{
+	(void)store_forget(w->shard, k, before);
+}
+
+static void adopt_one(struct worker *w, const struct store_key *k, uint64_t unused)
+{
+	(void)unused;
+	(void)store_adopt(w->shard, k);
+}
+
+/* Scans up to max of the cursor's views; saves the keys keep() selects. Returns views seen. */
+static uint32_t walk(struct worker *w, struct store_cursor *c, uint32_t max,
+                     const struct repair_job *j)
+{
+	uint32_t n;
+
+	if (max > w->views_cap)
+		max = w->views_cap;
+	epoch_enter(w->rec);
+	n = store_slot_scan(w->srv->store, c, w->views, max);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct store_view *v = &w->views[i];
+
+		if (j) { /* repair: only what the owner did not list, older than the listing */
+			struct store_key k;
+			uint64_t h;
+
+			if (v->version >= j->before)
+				continue;
+			key_of_view(v, &k);
+			h = key_hash(&k);
+			if (bsearch(&h, j->keys, j->nkeys, sizeof(j->keys[0]), u64_cmp) != NULL)
+				continue;
+		}
+		if (!key_save(&w->replica.scratch, v))
+			break; /* the rest waits for the next walk of this slot */
+	}
+	epoch_exit(w->rec);
+	return n;
+}
+
+bool replica_step(struct worker *w)
+{
+	struct replica *rp = &w->replica;
+	uint32_t budget = REPLICA_BUDGET;
+
+	while (rp->repairs && budget > 0) {
+		struct repair_job *j = rp->repairs;
+		uint32_t seen = walk(w, &j->cur, budget, j);
+
+		keys_each(w, forget_one, j->before);
+		budget = seen >= budget ? 0 : budget - (seen ? seen : 1);
+		if (!j->cur.done)
+			continue;
+		rp->repairs = j->next;
+		if (rp->repairs == NULL)
+			rp->repairs_tail = NULL;
+		mem_free(j->keys);
+		mem_free(j);
+	}
+	while (budget > 0) {
+		uint32_t seen;
+
+		if (!rp->takeover_active) {
+			uint32_t word = 0;
+
+			while (word < STORE_SLOTS / 64 && rp->takeover_due[word] == 0)
+				word++;
+			if (word == STORE_SLOTS / 64)
+				break;
+			uint32_t slot =
+			        word * 64 + (uint32_t)__builtin_ctzll(rp->takeover_due[word]);
+
+			rp->takeover_due[word] &= rp->takeover_due[word] - 1;
+			store_cursor_init_shard(&rp->takeover_cur, slot, w->id);
+			rp->takeover_active = true;
+		}
+		seen = walk(w, &rp->takeover_cur, budget, NULL);
+		keys_each(w, adopt_one, 0);
+		budget = seen >= budget ? 0 : budget - (seen ? seen : 1);
+		if (rp->takeover_cur.done)
+			rp->takeover_active = false;
+	}
+	if (rp->repairs || rp->takeover_active)
+		return true;
+	for (uint32_t i = 0; i < STORE_SLOTS / 64; i++)
+		if (rp->takeover_due[i])
+			return true;
+	return false;
+}
+
+void replica_free(struct worker *w)
+{
+	struct replica *rp = &w->replica;
+
+	while (rp->repairs) {
+		struct repair_job *j = rp->repairs;
+
+		rp->repairs = j->next;
+		mem_free(j->keys);
+		mem_free(j);
+	}
+	rp->repairs_tail = NULL;
+	buf_free(&rp->scratch);
+}

@@ -1,0 +1,300 @@
+/*
+ * server.c - the server's life cycle: the store, the rings, the workers
+ * and, in a cluster, the peer thread, started and stopped in an order that
+ * keeps every contract between them.
+ *
+ * Start: the peer (cluster.conf, the secret; it sets the store's node id
+ * and expiry hook), the store, the rings (nworkers participants, one more
+ * for the peer thread), the workers' memory and listening sockets (the
+ * first resolves port 0, the others join it with SO_REUSEPORT), the worker
+ * threads (each creates its io_uring; a barrier waits for all of them),
+ * then the peer thread with its environment (struct peer_env: the store,
+ * the rings, the workers' ring fds).
+ *
+ * Stop: the workers drain and exit first (their forwarded writes need the
+ * peer thread's answers), then the peer thread; only then are the
+ * workers' rings closed (worker_free), so the peer thread never wakes a
+ * closed or reused descriptor. Messages still on the rings or in the
+ * outboxes are freed once each (drop_messages), then the pools, the store,
+ * and last the peer (its epoch record outlives the store's epoch).
+ */
+#include "server/server.h"
+
+#include "cluster/peer.h"
+#include "cluster/xmsg.h"
+#include "core/atomic.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "server/worker_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int listen_socket(const struct server_config *cfg, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->bind, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		slen = sizeof(*a);
+	} else if (inet_pton(AF_INET6, cfg->bind, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		slen = sizeof(*a);
+	} else {
+		log_error("--bind %s: not an IPv4 or IPv6 address", cfg->bind);
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 4096) < 0) {
+		int e = -errno;
+
+		log_error("cannot listen on %s:%u: %s", cfg->bind, port, strerror(errno));
+		close(fd);
+		return e;
+	}
+	if (bound) {
+		slen = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &slen);
+		*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+		                                       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return fd;
+}
+
+/* ---- messages left at shutdown ---- */
+
+struct msg_set {
+	void **v;
+	uint32_t n, cap;
+};
+
+static void msg_set_add(void *ctx, void *m)
+{
+	struct msg_set *set = ctx;
+
+	if (set->n == set->cap) {
+		uint32_t c = set->cap ? set->cap * 2 : 256;
+		void **nv = mem_alloc(sizeof(nv[0]) * c);
+
+		if (nv == NULL)
+			return; /* shutdown: a leak, not a crash */
+		if (set->n)
+			memcpy(nv, set->v, sizeof(nv[0]) * set->n);
+		mem_free(set->v);
+		set->v = nv;
+		set->cap = c;
+	}
+	set->v[set->n++] = m;
+}
+
+static int ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * After every thread stopped, before the workers' pools go: frees the
+ * messages left on the rings and in the outboxes. One pending can be in
+ * several places (sent to every shard it touches), so each message is
+ * freed once, whatever its count.
+ */
+static void drop_messages(struct server *s)
+{
+	struct msg_set set = { 0 };
+	void *msgs[256];
+
+	if (s->xcore.q == NULL || s->peer == NULL)
+		return;
+	for (uint32_t from = 0; from < s->xcore.n; from++)
+		for (uint32_t to = 0; to < s->xcore.n; to++) {
+			uint32_t k;
+
+			while (from != to && (k = xcore_recv(&s->xcore, from, to, msgs, 256)) > 0)
+				for (uint32_t i = 0; i < k; i++)
+					msg_set_add(&set, msgs[i]);
+		}
+	for (uint32_t w = 0; s->workers && w < s->nworkers; w++)
+		outbox_drain(&s->workers[w].out, msg_set_add, &set);
+	peer_backlog_drain(s->peer, msg_set_add, &set);
+	if (set.n > 1)
+		qsort(set.v, set.n, sizeof(set.v[0]), ptr_cmp);
+	for (uint32_t i = 0; i < set.n; i++) {
+		if (i > 0 && set.v[i] == set.v[i - 1])
+			continue;
+		if (xmsg_kind(set.v[i]) == XM_PENDING) {
+			struct pending *pd = set.v[i];
+
+			if (pd->origin == s->nworkers)
+				mem_free(pd); /* the peer thread's: one allocation */
+			else if (pd->heap)
+				mem_free(pd->results); /* the pool object goes with the pool */
+		} else {
+			xmsg_release(set.v[i]);
+		}
+	}
+	mem_free(set.v);
+}
+
+static void server_free(struct server *s)
+{
+	drop_messages(s); /* before the pools: pendings on the rings live in them */
+	if (s->workers) {
+		for (uint32_t i = 0; i < s->nworkers; i++)
+			worker_free(&s->workers[i]);
+		mem_free(s->workers);
+		s->workers = NULL;
+	}
+	mem_free(s->ring_fds);
+	s->ring_fds = NULL;
+	xcore_free(&s->xcore);
+	store_destroy(s->store);
+	s->store = NULL;
+	peer_destroy(s->peer); /* its epoch record outlives the store's epoch */
+	s->peer = NULL;
+}
+
+int server_start(struct server *s, const struct server_config *cfg)
+{
+	int rc;
+	uint32_t started = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	s->nworkers = cfg->workers;
+	/* A cluster: the peer thread is one more participant of the rings. */
+	if (peer_create(&s->cfg, s->nworkers, &s->peer) < 0)
+		return -EINVAL;
+	if (s->peer)
+		peer_store_hooks(s->peer, &s->cfg.store);
+	if ((rc = store_create(&s->cfg.store, &s->store)) < 0) {
+		log_error("store: %s", err_str(rc));
+		peer_destroy(s->peer);
+		s->peer = NULL;
+		return -EINVAL;
+	}
+	if (xcore_init(&s->xcore, s->nworkers + (s->peer != NULL), XCORE_SLOTS) < 0) {
+		server_free(s);
+		return -ENOMEM;
+	}
+	s->workers = mem_alloc_aligned(64, sizeof(s->workers[0]) * s->nworkers);
+	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
+	if (s->workers == NULL || s->ring_fds == NULL) {
+		server_free(s);
+		return -ENOMEM;
+	}
+	memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		if ((rc = worker_init(s, &s->workers[i], i)) < 0) {
+			server_free(s);
+			return rc;
+		}
+	}
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		int fd = listen_socket(cfg, i == 0 ? (uint16_t)cfg->port : s->port,
+		                       i == 0 ? &s->port : NULL);
+
+		if (fd < 0) {
+			server_free(s);
+			return fd;
+		}
+		s->workers[i].listen_fd = fd;
+	}
+	pthread_barrier_init(&s->ready, NULL, s->nworkers + 1);
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+			__atomic_store_n(&s->start_rc, -EAGAIN, __ATOMIC_RELEASE);
+			break;
+		}
+		started++;
+	}
+	/* Threads that never started still count for the barrier. */
+	for (uint32_t i = started; i < s->nworkers; i++)
+		pthread_barrier_wait(&s->ready);
+	pthread_barrier_wait(&s->ready);
+	if (LOAD_ACQUIRE(&s->start_rc) < 0) {
+		rc = s->start_rc;
+		for (uint32_t i = 0; i < started; i++)
+			pthread_join(s->workers[i].thread, NULL);
+		pthread_barrier_destroy(&s->ready);
+		server_free(s);
+		return rc;
+	}
+	log_info("distrod listening on %s:%u (binary protocol), %u workers", cfg->bind, s->port,
+	         s->nworkers);
+	if (s->peer) {
+		struct peer_env env = {
+			.cfg = &s->cfg,
+			.store = s->store,
+			.xcore = &s->xcore,
+			.nworkers = s->nworkers,
+			.client_port = s->port,
+			.worker_ring_fds = s->ring_fds,
+		};
+
+		if ((rc = peer_start(s->peer, &env)) < 0) {
+			server_stop(s);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void server_stop(struct server *s)
+{
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i].thread, NULL);
+	/* The peer thread outlives the workers: their forwarded writes need answers. */
+	if (s->peer)
+		peer_stop(s->peer);
+	pthread_barrier_destroy(&s->ready);
+	server_free(s); /* closes the workers' rings: nobody wakes them any more */
+}
+
+static void stats_add(struct worker_stats *out, const struct worker_stats *st)
+{
+#define WS_SUM(name) out->name += LOAD_RELAXED(&st->name);
+	WORKER_STATS(WS_SUM)
+#undef WS_SUM
+	for (int i = 0; i < WORKER_LAT_BUCKETS; i++)
+		out->lat_count[i] += LOAD_RELAXED(&st->lat_count[i]);
+	out->lat_sum_us += LOAD_RELAXED(&st->lat_sum_us);
+	for (int i = 0; i < WORKER_BATCH_BUCKETS; i++)
+		out->batch_count[i] += LOAD_RELAXED(&st->batch_count[i]);
+	for (int i = 0; i < WORKER_REPL_BUCKETS; i++)
+		out->repl_count[i] += LOAD_RELAXED(&st->repl_count[i]);
+}
+
+void worker_stats_read(struct worker *w, struct worker_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	stats_add(out, &w->stats);
+}
+
+void server_stats(struct server *s, struct worker_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		stats_add(out, &s->workers[i].stats);
+}

@@ -1,0 +1,42 @@
+/*
+ * server.h - distrod's server: the store, the workers, the cross-core
+ * rings and, in a cluster, the peer thread, started and stopped together.
+ */
+#ifndef DISTRO_SERVER_SERVER_H
+#define DISTRO_SERVER_SERVER_H
+
+#include "server/config.h"
+#include "server/worker.h"
+#include "shard/xcore.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct peer;
+
+struct server {
+	struct server_config cfg;
+	struct store *store;
+	struct peer *peer; /* NULL when standalone */
+	struct xcore xcore;
+	struct worker *workers;
+	uint32_t nworkers;
+	int *ring_fds; /* each worker's io_uring fd, for the peer thread's wake-ups */
+	uint16_t port; /* the client port actually bound */
+	pthread_barrier_t ready;
+	int start_rc;    /* first worker start failure */
+	uint32_t stop;   /* set by the signal thread (atomic) */
+	uint32_t n_done; /* workers drained (atomic) */
+};
+
+/* Creates the store, binds the listening sockets and starts the workers. 0 or -errno. */
+int server_start(struct server *s, const struct server_config *cfg);
+
+/* Asks every worker to drain and stop; returns once all have exited. */
+void server_stop(struct server *s);
+
+/* Sums the workers' counters (relaxed reads). Any thread. */
+void server_stats(struct server *s, struct worker_stats *out);
+
+#endif

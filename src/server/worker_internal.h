@@ -1,0 +1,138 @@
+/*
+ * worker_internal.h - what the files of one worker share: a connection,
+ * the helpers that write responses, the cross-core sending side, and the
+ * entry points of each concern.
+ *
+ *   worker.c   the loop, connections, io_uring operations, wake-ups,
+ *              draining the inbound rings
+ *   ops.c      request dispatch and the ops (PING, writes, LIST, STATS,
+ *              SLOT_MAP), the pendings that carry a write across shards
+ *   subs.c     subscriptions and pushes
+ *   replica.c  the worker's half of Distro: routing an item, draining the
+ *              feed to the peer thread, applying records, repairs and
+ *              takeovers within a budget per loop
+ *   server.c   the server's life cycle: start, stop, counters
+ *
+ * Everything here is one worker thread's own; only the store and the
+ * cross-core rings are shared (worker.h).
+ */
+#ifndef DISTRO_SERVER_WORKER_INTERNAL_H
+#define DISTRO_SERVER_WORKER_INTERNAL_H
+
+#include "cluster/xmsg.h"
+#include "core/atomic.h"
+#include "core/buf.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RING_ENTRIES   1024
+#define RECV_BUFS      512
+#define RECV_BUF_BYTES 16384
+#define BUF_GROUP      1
+#define XCORE_SLOTS    4096
+#define PENDING_MAX    8192 /* cross-core requests in flight per worker */
+#define PENDING_INLINE 4096 /* bytes of a pending object: header, results, body */
+#define WAIT_MS        50
+#define OUT_CHUNK      16384
+#define ITEMS_INLINE   1024 /* a write frame's results on the stack up to this many items */
+#define APPLY_BUDGET   4096 /* replicated records applied per loop at most */
+#define REPLICA_BUDGET 4096 /* instances a takeover or repair visits per loop at most */
+
+/* user_data: op in the top byte, the slot's generation (24 bits), the slot. */
+#define UD_GEN_MASK 0xffffffu
+
+enum ud_op { UD_ACCEPT = 1, UD_RECV = 2, UD_SEND = 3, UD_WAKE = 4, UD_MSG = 5 };
+
+_Static_assert(((uint64_t)UD_WAKE << 56) == XMSG_WAKE_UD, "a wake-up is UD_WAKE");
+
+static inline uint64_t ud_make(enum ud_op op, uint32_t idx, uint32_t gen)
+{
+	return ((uint64_t)op << 56) | ((uint64_t)(gen & UD_GEN_MASK) << 32) | idx;
+}
+
+static inline enum ud_op ud_op(uint64_t ud)
+{
+	return (enum ud_op)(ud >> 56);
+}
+
+static inline uint32_t ud_idx(uint64_t ud)
+{
+	return (uint32_t)ud;
+}
+
+static inline uint32_t ud_gen(uint64_t ud)
+{
+	return (uint32_t)(ud >> 32) & UD_GEN_MASK;
+}
+
+enum conn_state { C_FREE = 0, C_OPEN = 1, C_CLOSING = 2 };
+
+struct conn {
+	int fd;
+	uint32_t gen;
+	uint8_t state;
+	bool recv_armed;
+	bool send_inflight;
+	bool dirty;
+	bool close_after_flush; /* a protocol error was answered: close once it is sent */
+	struct buf in;          /* a partial frame carried between receives */
+	struct buf out;         /* responses waiting for the next send */
+	struct buf sending;     /* the send in flight */
+	uint32_t pending;       /* requests of this connection out on other workers */
+	int64_t active_ms;
+	uint32_t next_free;
+	struct sub *subs; /* this connection's subscriptions */
+};
+
+#define WSTAT_ADD(w, name, d) STORE_RELAXED(&(w)->stats.name, (w)->stats.name + (d))
+#define WSTAT_INC(w, name)    WSTAT_ADD(w, name, 1)
+
+static inline struct conn *conn_at(struct worker *w, uint32_t idx)
+{
+	return &w->conns[idx];
+}
+
+/* Is the server clustered (a peer thread runs)? */
+static inline bool worker_clustered(const struct worker *w)
+{
+	return w->srv->peer != NULL;
+}
+
+/* worker.c */
+void conn_close(struct worker *w, uint32_t idx);
+uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n);
+void out_commit(struct worker *w, uint32_t idx, uint32_t n);
+void send_error(struct worker *w, uint32_t idx, uint8_t op, uint32_t id, int code);
+void protocol_error(struct worker *w, uint32_t idx, uint32_t id, int code);
+void worker_send(struct worker *w, uint32_t to, void *msg);
+void latency_record(struct worker *w, int64_t start_us);
+
+/* ops.c */
+void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);
+void ops_on_pending(struct worker *w, struct pending *p);
+void ops_pending_free(struct worker *w, struct pending *p);
+
+/* subs.c */
+void subs_subscribe(struct worker *w, uint32_t idx, const struct proto_header *h,
+                    const uint8_t *body);
+void subs_unsubscribe(struct worker *w, uint32_t idx, const struct proto_header *h,
+                      const uint8_t *body);
+void subs_push(struct worker *w);
+void subs_of_conn_end(struct worker *w, struct conn *c);
+void subs_reap(struct worker *w);
+int subs_init(struct worker *w);
+void subs_free(struct worker *w);
+int ops_send_list(struct worker *w, uint32_t idx, uint8_t op, uint32_t id,
+                  const struct store_svc_key *sk, const struct store_filter *f);
+
+/* replica.c */
+uint16_t replica_route(struct worker *w, const struct store_addr *addr);
+void replica_on_message(struct worker *w, void *msg);
+void replica_sync_out(struct worker *w);
+bool replica_step(struct worker *w);
+void replica_free(struct worker *w);
+
+#endif
