@@ -4,10 +4,11 @@
  * Where the numbers come from. Every worker keeps plain counters
  * (WORKER_STATS in server/worker.h) that only its own thread writes; every
  * store shard keeps STORE_STATS, written by its owner. A scrape reads them
- * with relaxed loads and sums them (server_stats, store_stats); nothing
- * here takes a lock or stops a worker, so a scrape costs the workers
- * nothing but cache misses. Sums are not a consistent cut across workers:
- * counters read a few nanoseconds apart, which Prometheus tolerates.
+ * with relaxed loads and sums them (the admin port's source does, in
+ * server/main.c; http/admin.h is the contract); nothing takes a lock or
+ * stops a worker, so a scrape costs the workers nothing but cache misses.
+ * Sums are not a consistent cut across workers: counters read a few
+ * nanoseconds apart, which Prometheus tolerates.
  *
  * Names. The counters are declared once, as X-macros; this file expands
  * them into name and value arrays and renders them through a table of
@@ -22,8 +23,9 @@
  * The cluster. A clustered node also exports the peer thread's counters
  * (PEER_STATS, as distrod_peer_<name>_total) and per-member gauges
  * (health, ready, slots, link backlog) labelled member="<peer address>",
- * from the snapshot peer_status_read took; a standalone node has none of
- * them. Members are bounded (MEMBERS_MAX), so the labels are too.
+ * from the snapshot peer_status_read took; a standalone node (no
+ * snapshot, or one with clustered false) has none of them. Members are
+ * bounded (MEMBERS_MAX), so the labels are too.
  *
  * Format: exposition format 0.0.4. Each family's HELP and TYPE lines come
  * once, right before its samples, which stay together. Histograms are
@@ -37,6 +39,9 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "server/peer.h"   /* PEER_STATS, struct peer_status */
+#include "server/worker.h" /* WORKER_STATS, the histogram bounds */
+#include "store/store.h"   /* STORE_STATS */
 
 #include <stdarg.h>
 #include <stdbool.h>

@@ -2,19 +2,24 @@
  * metrics.h - the node's counters as Prometheus text (exposition format
  * 0.0.4), for GET /metrics on the admin port.
  *
- * The renderer works on a snapshot the caller gathered (server_stats,
- * worker_stats_read, store_stats: relaxed loads, never a lock), so it can
- * be tested and checked with promtool without a running server.
+ * The renderer works on a snapshot the caller gathered (the admin port's
+ * source, http/admin.h: relaxed loads, never a lock), so it can be tested
+ * and checked with promtool without a running server.
+ *
+ * This header names the counter structs without defining them, so
+ * including it does not drag in the worker (server/worker.h) or the
+ * store: metrics.c, which renders them, includes their headers, and so
+ * does whoever fills them.
  */
 #ifndef DISTRO_HTTP_METRICS_H
 #define DISTRO_HTTP_METRICS_H
 
-#include "server/peer.h"
-#include "server/worker.h"
-#include "store/store.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+struct peer_status;
+struct store_stats;
+struct worker_stats;
 
 #define METRICS_BYTES_MAX (4u << 20) /* a scrape larger than this is answered 500 */
 

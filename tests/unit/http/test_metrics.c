@@ -7,6 +7,9 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "server/peer.h"
+#include "server/worker.h"
+#include "store/store.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
