@@ -474,6 +474,16 @@ void metrics_http_count(struct metrics_http *h, unsigned status)
 			h->requests[i]++;
 }
 
+struct worker_stats *metrics_worker_stats_new(uint32_t n)
+{
+	return mem_calloc(n ? n : 1, sizeof(struct worker_stats));
+}
+
+struct store_stats *metrics_store_stats_new(void)
+{
+	return mem_calloc(1, sizeof(struct store_stats));
+}
+
 static void render_http(struct out *o, const struct metrics_http *h)
 {
 	head(o, "distrod_http_requests_total", "counter",

@@ -48,6 +48,16 @@ struct metrics_input {
 };
 
 /*
+ * Zeroed room for n (at least one) struct worker_stats, or for one struct
+ * store_stats: the buffers a scrape reads counters into, allocated once by
+ * their owner (the admin port, at admin_start) so a scrape allocates only
+ * its text. Here because metrics.c is the file of http/ that sees those
+ * layouts. NULL when out of memory; free with mem_free.
+ */
+struct worker_stats *metrics_worker_stats_new(uint32_t n);
+struct store_stats *metrics_store_stats_new(void);
+
+/*
  * Renders every metric into a new buffer: *out (free with mem_free) holds
  * *len bytes. Every WORKER_STATS and STORE_STATS counter appears: under its
  * documented name (docs/http.md) or, until one is chosen, as untyped
