@@ -5,10 +5,19 @@
  * health probe) is rare and slow next to client traffic, and rendering
  * /metrics walks every worker's counters. On its own thread it never sits
  * in a worker's loop, never touches a worker's ring and needs no care
- * about the hot path's no-malloc, no-syscall rules. It shares nothing
- * with the workers but the counters, which it only reads, with relaxed
- * loads (server_stats, worker_stats_read, store_stats, and the peer
- * thread's peer_status_read when clustered): no lock anywhere.
+ * about the hot path's no-malloc, no-syscall rules.
+ *
+ * Where the numbers come from. This file does not know the server: it
+ * gets a struct admin_source at admin_start and calls its snapshot
+ * callback, on this thread, for each /metrics (the counters and the peer
+ * view) and each /health or /cluster (the peer view only). The callback
+ * reads the owners' counters with relaxed loads into buffers this module
+ * allocated once at admin_start (a->snap: a sum and one struct per
+ * worker, the store's sums, a peer_status of ~10 KiB), so it takes no
+ * lock, allocates nothing and waits for no one; rendering then works on
+ * that private copy (http/metrics.c, http/status.c), and allocates only
+ * the answer. admin.h states the contract in full. Sharing nothing else
+ * with the workers, the admin thread needs no lock anywhere.
  *
  * Loop: poll() over the eventfd admin_stop knocks on, the listening socket
  * and the connections. poll is enough: at most ADMIN_CONNS_MAX + 2 fds.
@@ -159,33 +168,32 @@ static int conn_answer(struct admin_conn *c, unsigned status, const char *type, 
 	return 0;
 }
 
-/* The peer thread's snapshot in a->peer_status, or NULL when standalone. */
-static const struct peer_status *peer_snapshot(struct admin *a)
+/* Has the source fill the parts of a->snap that want names (admin.h's contract). */
+static const struct admin_snapshot *snapshot(struct admin *a, unsigned want)
 {
-	if (a->srv->peer == NULL)
-		return NULL;
-	peer_status_read(a->srv->peer, a->peer_status);
-	return a->peer_status;
+	a->snap.want = want;
+	a->src.snapshot(a->src.ctx, &a->snap);
+	return &a->snap;
+}
+
+/* The peer thread's view alone: all /health and /cluster need. */
+static const struct peer_status *peer_view(struct admin *a)
+{
+	return snapshot(a, ADMIN_WANT_PEER)->peer;
 }
 
 static int render_metrics(struct admin *a, char **text, size_t *len)
 {
-	struct server *s = a->srv;
-	struct worker_stats total;
-	struct store_stats store;
+	const struct admin_snapshot *s = snapshot(a, ADMIN_WANT_COUNTERS | ADMIN_WANT_PEER);
 	struct metrics_input in = {
-		.total = &total,
-		.workers = a->per_worker,
-		.nworkers = s->nworkers,
-		.store = &store,
+		.total = s->total,
+		.workers = s->workers,
+		.nworkers = a->src.nworkers,
+		.store = s->store,
 		.http = &a->http,
-		.peer = peer_snapshot(a),
+		.peer = s->peer,
 	};
 
-	server_stats(s, &total);
-	for (uint32_t i = 0; i < s->nworkers; i++)
-		worker_stats_read(&s->workers[i], &a->per_worker[i]);
-	store_stats(s->store, &store);
 	return metrics_render(&in, text, len);
 }
 
@@ -216,13 +224,13 @@ static int conn_respond(struct admin *a, struct admin_conn *c)
 			const char *body;
 			size_t body_len;
 
-			status = status_health(peer_snapshot(a), &body, &body_len);
+			status = status_health(peer_view(a), &body, &body_len);
 			rc = conn_answer(c, status, "application/json", body, body_len,
 			                 r->head_only, r->keep_alive);
 			goto counted;
 		}
 		case REQUEST_ROUTE_CLUSTER:
-			if (status_cluster_json(peer_snapshot(a), &text, &len) == 0) {
+			if (status_cluster_json(peer_view(a), &text, &len) == 0) {
 				status = 200;
 				rc = conn_answer(c, status, "application/json", text, len,
 				                 r->head_only, r->keep_alive);
@@ -457,17 +465,24 @@ static int listen_on(const char *host, uint32_t port, uint16_t *bound)
 	return fd;
 }
 
-int admin_start(struct admin *a, struct server *srv)
+int admin_start(struct admin *a, const char *host, uint32_t port, const struct admin_source *src)
 {
 	int rc;
 
 	memset(a, 0, sizeof(*a));
-	a->srv = srv;
 	a->listen_fd = a->wake_fd = -1;
+	if (src == NULL || src->snapshot == NULL) {
+		rc = -EINVAL;
+		goto err;
+	}
+	a->src = *src;
 	a->conns = mem_calloc(ADMIN_CONNS_MAX, sizeof(a->conns[0]));
-	a->per_worker = mem_calloc(srv->nworkers ? srv->nworkers : 1, sizeof(a->per_worker[0]));
-	a->peer_status = mem_calloc(1, sizeof(*a->peer_status));
-	if (a->conns == NULL || a->per_worker == NULL || a->peer_status == NULL) {
+	a->snap.total = metrics_worker_stats_new(1);
+	a->snap.workers = metrics_worker_stats_new(src->nworkers);
+	a->snap.store = metrics_store_stats_new();
+	a->snap.peer = mem_calloc(1, sizeof(*a->snap.peer));
+	if (a->conns == NULL || a->snap.total == NULL || a->snap.workers == NULL ||
+	    a->snap.store == NULL || a->snap.peer == NULL) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -478,7 +493,7 @@ int admin_start(struct admin *a, struct server *srv)
 		rc = -errno;
 		goto err;
 	}
-	rc = listen_on(srv->cfg.http_bind, srv->cfg.http_port, &a->port);
+	rc = listen_on(host, port, &a->port);
 	if (rc < 0)
 		goto err;
 	a->listen_fd = rc;
@@ -508,9 +523,10 @@ void admin_stop(struct admin *a)
 		close(a->wake_fd);
 	a->listen_fd = a->wake_fd = -1;
 	mem_free(a->conns);
-	mem_free(a->per_worker);
-	mem_free(a->peer_status);
+	mem_free(a->snap.total);
+	mem_free(a->snap.workers);
+	mem_free(a->snap.store);
+	mem_free(a->snap.peer);
 	a->conns = NULL;
-	a->per_worker = NULL;
-	a->peer_status = NULL;
+	a->snap = (struct admin_snapshot){ 0 };
 }

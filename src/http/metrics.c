@@ -2,12 +2,13 @@
  * metrics.c - Prometheus text for the admin port.
  *
  * Where the numbers come from. Every worker keeps plain counters
- * (WORKER_STATS in server/worker.h) that only its own thread writes; every
+ * (WORKER_STATS in server/stats.h) that only its own thread writes; every
  * store shard keeps STORE_STATS, written by its owner. A scrape reads them
- * with relaxed loads and sums them (server_stats, store_stats); nothing
- * here takes a lock or stops a worker, so a scrape costs the workers
- * nothing but cache misses. Sums are not a consistent cut across workers:
- * counters read a few nanoseconds apart, which Prometheus tolerates.
+ * with relaxed loads and sums them (the admin port's source does, in
+ * server/main.c; http/admin.h is the contract); nothing takes a lock or
+ * stops a worker, so a scrape costs the workers nothing but cache misses.
+ * Sums are not a consistent cut across workers: counters read a few
+ * nanoseconds apart, which Prometheus tolerates.
  *
  * Names. The counters are declared once, as X-macros; this file expands
  * them into name and value arrays and renders them through a table of
@@ -22,8 +23,9 @@
  * The cluster. A clustered node also exports the peer thread's counters
  * (PEER_STATS, as distrod_peer_<name>_total) and per-member gauges
  * (health, ready, slots, link backlog) labelled member="<peer address>",
- * from the snapshot peer_status_read took; a standalone node has none of
- * them. Members are bounded (MEMBERS_MAX), so the labels are too.
+ * from the snapshot peer_status_read took; a standalone node (no
+ * snapshot, or one with clustered false) has none of them. Members are
+ * bounded (MEMBERS_MAX), so the labels are too.
  *
  * Format: exposition format 0.0.4. Each family's HELP and TYPE lines come
  * once, right before its samples, which stay together. Histograms are
@@ -37,6 +39,9 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "cluster/view.h" /* PEER_STATS, struct peer_status */
+#include "server/stats.h" /* WORKER_STATS, the histogram bounds */
+#include "store/store.h"  /* STORE_STATS */
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -469,6 +474,16 @@ void metrics_http_count(struct metrics_http *h, unsigned status)
 			h->requests[i]++;
 }
 
+struct worker_stats *metrics_worker_stats_new(uint32_t n)
+{
+	return mem_calloc(n ? n : 1, sizeof(struct worker_stats));
+}
+
+struct store_stats *metrics_store_stats_new(void)
+{
+	return mem_calloc(1, sizeof(struct store_stats));
+}
+
 static void render_http(struct out *o, const struct metrics_http *h)
 {
 	head(o, "distrod_http_requests_total", "counter",
@@ -487,7 +502,7 @@ static void render_http(struct out *o, const struct metrics_http *h)
 }
 
 /*
- * The peer thread's counters (PEER_STATS in server/peer.h), each exported
+ * The peer thread's counters (PEER_STATS in cluster/view.h), each exported
  * as distrod_peer_<name>_total. Help texts by name; a counter without one
  * still appears, with a help line pointing at the X-macro, so adding a
  * counter can never leave it out.

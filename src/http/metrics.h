@@ -2,19 +2,24 @@
  * metrics.h - the node's counters as Prometheus text (exposition format
  * 0.0.4), for GET /metrics on the admin port.
  *
- * The renderer works on a snapshot the caller gathered (server_stats,
- * worker_stats_read, store_stats: relaxed loads, never a lock), so it can
- * be tested and checked with promtool without a running server.
+ * The renderer works on a snapshot the caller gathered (the admin port's
+ * source, http/admin.h: relaxed loads, never a lock), so it can be tested
+ * and checked with promtool without a running server.
+ *
+ * This header names the counter structs without defining them, so
+ * including it does not drag in the worker (server/worker.h) or the
+ * store: metrics.c, which renders them, includes their headers, and so
+ * does whoever fills them.
  */
 #ifndef DISTRO_HTTP_METRICS_H
 #define DISTRO_HTTP_METRICS_H
 
-#include "cluster/peer.h"
-#include "server/worker.h"
-#include "store/store.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+struct peer_status;
+struct store_stats;
+struct worker_stats;
 
 #define METRICS_BYTES_MAX (4u << 20) /* a scrape larger than this is answered 500 */
 
@@ -41,6 +46,16 @@ struct metrics_input {
 	const struct metrics_http *http;
 	const struct peer_status *peer; /* NULL or not clustered: no distrod_peer_* series */
 };
+
+/*
+ * Zeroed room for n (at least one) struct worker_stats, or for one struct
+ * store_stats: the buffers a scrape reads counters into, allocated once by
+ * their owner (the admin port, at admin_start) so a scrape allocates only
+ * its text. Here because metrics.c is the file of http/ that sees those
+ * layouts. NULL when out of memory; free with mem_free.
+ */
+struct worker_stats *metrics_worker_stats_new(uint32_t n);
+struct store_stats *metrics_store_stats_new(void);
 
 /*
  * Renders every metric into a new buffer: *out (free with mem_free) holds

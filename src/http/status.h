@@ -9,7 +9,7 @@
 #ifndef DISTRO_HTTP_STATUS_H
 #define DISTRO_HTTP_STATUS_H
 
-#include "cluster/peer.h"
+#include "cluster/view.h"
 
 #include <stddef.h>
 

@@ -4,11 +4,18 @@
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait, so no handler runs inside a worker.
+ *
+ * main is also where the HTTP admin port meets the server: http/ knows no
+ * struct server, so admin_snapshot_read below is its struct admin_source
+ * (http/admin.h), reading the workers', the store's and the peer thread's
+ * counters with relaxed loads.
  */
 #include "core/log.h"
 #include "http/admin.h"
 #include "server/config.h"
+#include "cluster/peer.h"
 #include "server/server.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -52,10 +59,37 @@ static void raise_fd_limit(const struct server_config *cfg)
 		         (unsigned long long)rl.rlim_cur, cfg->conns_max);
 }
 
+/*
+ * The admin port's snapshot callback (struct admin_source in
+ * http/admin.h). It runs on the admin thread while the workers and the
+ * peer thread run: server_stats, worker_stats_read, store_stats and
+ * peer_status_read only do relaxed (or acquire) loads of counters their
+ * owners write, take no lock and allocate nothing. ctx is the server,
+ * started before admin_start and stopped after admin_stop.
+ */
+static void admin_snapshot_read(void *ctx, struct admin_snapshot *out)
+{
+	struct server *s = ctx;
+
+	if (out->want & ADMIN_WANT_COUNTERS) {
+		server_stats(s, out->total);
+		for (uint32_t i = 0; i < s->nworkers; i++)
+			worker_stats_read(&s->workers[i], &out->workers[i]);
+		store_stats(s->store, out->store);
+	}
+	if (out->want & ADMIN_WANT_PEER) {
+		if (s->peer != NULL)
+			peer_status_read(s->peer, out->peer);
+		else
+			memset(out->peer, 0, sizeof(*out->peer)); /* standalone: clustered false */
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct server srv;
 	static struct admin admin;
+	struct admin_source src;
 	struct server_config cfg;
 	sigset_t set;
 	int rc, sig;
@@ -75,7 +109,12 @@ int main(int argc, char **argv)
 		log_error("cannot start: %s", strerror(-rc));
 		return 1;
 	}
-	rc = admin_start(&admin, &srv);
+	src = (struct admin_source){
+		.snapshot = admin_snapshot_read,
+		.ctx = &srv,
+		.nworkers = srv.nworkers,
+	};
+	rc = admin_start(&admin, cfg.http_bind, cfg.http_port, &src);
 	if (rc < 0) {
 		log_error("cannot start the HTTP admin port (--http-bind %s --http-port %u): %s",
 		          cfg.http_bind, cfg.http_port, strerror(-rc));

@@ -7,6 +7,9 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "cluster/view.h"
+#include "server/stats.h"
+#include "store/store.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

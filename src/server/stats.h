@@ -1,0 +1,68 @@
+/*
+ * stats.h - the workers' counters, declared once (an X-macro) and expanded
+ * into the struct, the sums, STATS and the Prometheus text. Only a worker
+ * writes its own; everyone else reads them relaxed (server_stats,
+ * worker_stats_read). The HTTP admin renders these without knowing what a
+ * worker is.
+ */
+#ifndef DISTRO_SERVER_STATS_H
+#define DISTRO_SERVER_STATS_H
+
+#include <stdint.h>
+
+/* Per-worker counters: declared once, summed for STATS. */
+#define WORKER_STATS(X)                                                                            \
+	X(conns_accepted)                                                                          \
+	X(conns_refused) /* over --conns-max */                                                    \
+	X(conns_closed)                                                                            \
+	X(conns_idle_closed)                                                                       \
+	X(conns_slow_closed)                                                                       \
+	X(frames)                                                                                  \
+	X(bytes_in)                                                                                \
+	X(bytes_out)                                                                               \
+	X(proto_errors)                                                                            \
+	X(op_ping)                                                                                 \
+	X(op_register)   /* instances */                                                           \
+	X(op_deregister) /* instances */                                                           \
+	X(op_heartbeat)  /* instances */                                                           \
+	X(op_list)                                                                                 \
+	X(op_stats)                                                                                \
+	X(item_errors)                                                                             \
+	X(xcore_sent)                                                                              \
+	X(xcore_full)                                                                              \
+	X(busy)                                                                                    \
+	X(accept_errors)                                                                           \
+	X(lists_cut) /* lists cut at --frame-max */                                                \
+	X(subs)      /* subscriptions (gauge) */                                                   \
+	X(watches)   /* distinct services watched (gauge) */                                       \
+	X(pushes)                                                                                  \
+	X(op_subscribe)                                                                            \
+	X(op_unsubscribe)                                                                          \
+	X(loops)                                                                                   \
+	X(cqes)
+
+/* Request latency buckets, upper bounds in microseconds (the last is +Inf). */
+#define WORKER_LAT_BUCKETS 12
+static const uint32_t worker_lat_bounds_us[WORKER_LAT_BUCKETS - 1] = { 10,   25,    50,    100,
+	                                                               250,  500,   1000,  2500,
+	                                                               5000, 10000, 100000 };
+
+/* Replication lag (write stamped at its owner -> applied here), upper bounds in ms. */
+#define WORKER_REPL_BUCKETS 10
+static const uint32_t worker_repl_bounds_ms[WORKER_REPL_BUCKETS - 1] = { 1,  2,   3,    5,    10,
+	                                                                 25, 100, 1000, 10000 };
+
+/* Completions reaped per loop: bucket i counts loops with 2^i..2^(i+1)-1 (last: more). */
+#define WORKER_BATCH_BUCKETS 8
+
+struct worker_stats {
+#define WORKER_STAT_FIELD(name) uint64_t name;
+	WORKER_STATS(WORKER_STAT_FIELD)
+#undef WORKER_STAT_FIELD
+	uint64_t lat_count[WORKER_LAT_BUCKETS]; /* not cumulative */
+	uint64_t lat_sum_us;
+	uint64_t batch_count[WORKER_BATCH_BUCKETS]; /* loops by completions reaped, 1+ */
+	uint64_t repl_count[WORKER_REPL_BUCKETS];   /* synced records by lag, not cumulative */
+};
+
+#endif
