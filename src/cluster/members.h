@@ -4,10 +4,10 @@
  * The file has Nacos's format: one member per line as `host:port` (IPv6 as
  * `[addr]:port`), `#` starts a comment, blank lines are ignored; a line may
  * also hold several members separated by commas (Nacos accepts that too).
- * The port is the member's peer port. A node finds itself by matching its
- * own peer address (--peer-bind/--peer-port, or --self when it sits behind
- * another address) against the list. No file, or a file naming only this
- * node: standalone.
+ * The port is the member's peer port. A node finds itself as the line
+ * whose port is its --peer-port and whose host is an address of this
+ * machine, or as the line --cluster-self names (when it sits behind
+ * another address). No file, or a file naming only this node: standalone.
  *
  * Members are kept sorted by address text, so every node that reads the
  * same file numbers the members the same way; a member's id is its index

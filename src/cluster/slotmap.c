@@ -37,8 +37,6 @@ uint32_t slotmap_compute(struct slotmap *sm, const struct members *ms, const boo
 			changed++;
 		}
 	}
-	if (changed)
-		sm->version++;
 	return changed;
 }
 

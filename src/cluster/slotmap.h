@@ -24,8 +24,9 @@
 
 struct slotmap {
 	uint16_t owner[STORE_SLOTS]; /* member id, 0 = nobody */
-	uint64_t version;            /* bumped by every recompute that changed something */
 };
+
+/* (The published map and its version live in the peer thread's view: cluster/view.h.) */
 
 /* The score of member address `addr` for slot. */
 uint64_t slotmap_score(uint32_t slot, const char *addr);

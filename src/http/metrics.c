@@ -278,6 +278,20 @@ static const struct family families[] = {
 	  false,
 	  NULL,
 	  { { "cqes", NULL } } },
+	{ "distrod_takeover_adopted_total",
+	  "counter",
+	  "Instances given a fresh heartbeat deadline because this node gained their slot.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "takeover_adopted", NULL } } },
+	{ "distrod_repair_forgotten_total",
+	  "counter",
+	  "Replicas a repair dropped because their slot's owner did not list them.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "repair_forgotten", NULL } } },
 };
 
 #define FAMILY_N (sizeof(families) / sizeof(families[0]))

@@ -308,13 +308,15 @@ static uint32_t keys_each(struct worker *w,
 
 static void forget_one(struct worker *w, const struct store_key *k, uint64_t before)
 {
-	(void)store_forget(w->shard, k, before);
+	if (store_forget(w->shard, k, before) == 0)
+		WSTAT_INC(w, repair_forgotten);
 }
 
 static void adopt_one(struct worker *w, const struct store_key *k, uint64_t unused)
 {
 	(void)unused;
-	(void)store_adopt(w->shard, k);
+	if (store_adopt(w->shard, k) >= 0)
+		WSTAT_INC(w, takeover_adopted);
 }
 
 /* Scans up to max of the cursor's views; saves the keys keep() selects. Returns views seen. */

@@ -38,6 +38,8 @@
 	X(pushes)                                                                                  \
 	X(op_subscribe)                                                                            \
 	X(op_unsubscribe)                                                                          \
+	X(takeover_adopted) /* instances given a fresh deadline in slots this node gained */       \
+	X(repair_forgotten) /* instances a repair dropped: their owner did not list them */        \
 	X(loops)                                                                                   \
 	X(cqes)
 
