@@ -6,9 +6,9 @@
  * One TCP connection per pair of members on the peer port. A member with
  * no link to another dials it (backoff 100 ms doubling to 2 s) and also
  * accepts; when both ends dialled, both keep the link the lower id dialled
- * (link_up). The address is resolved before every dial with getaddrinfo_a,
- * off the thread, so a slow resolver never stalls the loop (and a name
- * that moved is followed). The handshake (HELLO both ways, then AUTH:
+ * (link_up). A name is looked up before every dial by the resolver thread
+ * (resolve.h), so a slow resolver never stalls the loop (and a name that
+ * moved is followed). The handshake (HELLO both ways, then AUTH:
  * HMAC-SHA256 over both nonces and ids, cluster/auth.c) must finish within
  * --peer-down; until it does, any other frame, or a frame bigger than
  * PREAUTH_FRAME_MAX, closes the link. A nonce the system cannot generate
@@ -220,95 +220,39 @@ static void send_hello(struct peer *p, struct link *l, uint16_t to)
 
 /* ---- dialling ---- */
 
-static void resolve_start(struct peer *p, uint16_t id)
-{
-	const struct member *mb = member_conf(p, id);
-	struct member_link *ml = &p->by_id[id].link;
-	struct gaicb *list[1] = { &ml->gai };
-
-	memset(&ml->gai, 0, sizeof(ml->gai));
-	memset(&ml->gai_hints, 0, sizeof(ml->gai_hints));
-	ml->gai_hints.ai_socktype = SOCK_STREAM;
-	ml->gai_hints.ai_flags = AI_NUMERICSERV;
-	snprintf(ml->gai_port, sizeof(ml->gai_port), "%u", mb->port);
-	ml->gai.ar_name = mb->host;
-	ml->gai.ar_service = ml->gai_port;
-	ml->gai.ar_request = &ml->gai_hints;
-	if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) == 0)
-		ml->gai_busy = true;
-}
-
-/* The resolution's answer, once it is in: true when addr holds an address. */
-static bool resolve_done(struct peer *p, uint16_t id)
-{
-	struct member_link *ml = &p->by_id[id].link;
-	int rc;
-
-	if (!ml->gai_busy)
-		return false;
-	rc = gai_error(&ml->gai);
-	if (rc == EAI_INPROGRESS)
-		return false;
-	ml->gai_busy = false;
-	if (rc != 0 || ml->gai.ar_result == NULL) {
-		log_debug("peer %s: %s", member_conf(p, id)->addr, gai_strerror(rc));
-		return false;
-	}
-	memcpy(&ml->addr, ml->gai.ar_result->ai_addr, ml->gai.ar_result->ai_addrlen);
-	ml->addr_len = ml->gai.ar_result->ai_addrlen;
-	freeaddrinfo(ml->gai.ar_result);
-	ml->gai.ar_result = NULL;
-	return true;
-}
-
-/* Not linked: resolve, then dial, at most once per backoff (both ends may; link_up keeps one). */
+/* Not linked: dial at most once per backoff, once its address is known (both ends may). */
 void link_dial_due(struct peer *p, uint16_t id, int64_t now)
 {
 	struct member_link *ml = &p->by_id[id].link;
-	int fd, one = 1;
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int fd, one = 1, rc;
 
 	if (ml->up || ml->dialing || LOAD_ACQUIRE(&p->stop))
 		return;
-	if (ml->gai_busy) {
-		if (!resolve_done(p, id))
-			return;
-	} else {
+	if (!ml->resolving) {
 		if (now < ml->next_dial_ms)
 			return;
 		ml->backoff_ms = ml->backoff_ms ? ml->backoff_ms * 2 : DIAL_BACKOFF_MIN_MS;
 		if (ml->backoff_ms > DIAL_BACKOFF_MAX_MS)
 			ml->backoff_ms = DIAL_BACKOFF_MAX_MS;
 		ml->next_dial_ms = now + ml->backoff_ms;
-		resolve_start(p, id);
-		if (!resolve_done(p, id)) /* a numeric address is in at once */
-			return;
 	}
-	fd = socket(ml->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	rc = resolver_get(&p->resolver, id, &addr, &len);
+	ml->resolving = rc == 0;
+	if (rc <= 0)
+		return; /* looking it up (dial when it is in), or failed (after the backoff) */
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&ml->addr, ml->addr_len) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&addr, len) < 0 && errno != EINPROGRESS) {
 		close(fd);
 		return;
 	}
 	ml->dialing = link_new(p, fd, true, id);
 	if (ml->dialing == NULL)
 		close(fd);
-}
-
-void link_member_free(struct member_link *ml)
-{
-	if (ml->gai_busy) {
-		const struct gaicb *list[1] = { &ml->gai };
-
-		if (gai_cancel(&ml->gai) != EAI_CANCELED)
-			while (gai_error(&ml->gai) == EAI_INPROGRESS)
-				gai_suspend(list, 1, NULL);
-		ml->gai_busy = false;
-	}
-	if (ml->gai.ar_result)
-		freeaddrinfo(ml->gai.ar_result);
-	ml->gai.ar_result = NULL;
 }
 
 static void auth_refuse(struct peer *p, struct link *l, const char *why)

@@ -383,6 +383,10 @@ int peer_start(struct peer *p, const struct peer_env *env)
 	ev.data.ptr = &p->wake_fd;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) < 0)
 		goto err_errno;
+	if ((rc = resolver_start(&p->resolver, &p->conf)) < 0) {
+		log_error("peer thread: no resolver thread");
+		return rc;
+	}
 	if ((rc = io_uring_queue_init(64, &p->ring, 0)) < 0) {
 		log_error("peer thread io_uring: %s", strerror(-rc));
 		return rc;
@@ -408,6 +412,7 @@ void peer_stop(struct peer *p)
 	peer_wake(p);
 	pthread_join(p->thread, NULL);
 	p->started = false;
+	resolver_stop(&p->resolver);
 }
 
 void peer_backlog_drain(struct peer *p, void (*fn)(void *ctx, void *msg), void *ctx)
@@ -420,6 +425,7 @@ void peer_destroy(struct peer *p)
 {
 	if (p == NULL)
 		return;
+	resolver_stop(&p->resolver); /* started, but the thread never was (peer_start failed) */
 	outbox_free(&p->out);
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++) {
 		struct member_state *st = &p->by_id[id];
@@ -427,7 +433,6 @@ void peer_destroy(struct peer *p)
 		fwd_member_free(&st->fwd);
 		repair_member_free(st);
 		fault_member_down(p, (uint16_t)id);
-		link_member_free(&st->link);
 	}
 	for (uint32_t i = 0; i < LINKS_MAX; i++)
 		if (p->links[i].state != L_FREE) {

@@ -18,6 +18,7 @@
  *   repair.c   pulls (repair and load), collecting a slot, serving pulls
  *   load.c     the startup load, merge-before-verify, becoming READY
  *   fault.c    test-only hooks that drop or hold sync frames
+ *   resolve.c  member names looked up on a thread of their own
  *   view.c     the readers of view.h
  *
  * The per-member state is split by concern (struct member_state): the link
@@ -33,6 +34,7 @@
 #include "cluster/members.h"
 #include "cluster/peer.h"
 #include "cluster/pwire.h"
+#include "cluster/resolve.h"
 #include "cluster/slotmap.h"
 #include "cluster/view.h"
 #include "cluster/xmsg.h"
@@ -99,13 +101,7 @@ struct member_link {
 	struct link *dialing; /* our connection attempt, until it is UP or closed */
 	int64_t next_dial_ms;
 	uint32_t backoff_ms;
-	/* Its address, resolved off the thread (getaddrinfo_a): dialling never blocks. */
-	struct gaicb gai;
-	struct addrinfo gai_hints;
-	char gai_port[8];
-	bool gai_busy;
-	struct sockaddr_storage addr;
-	socklen_t addr_len; /* 0: not resolved yet */
+	bool resolving; /* its name is being looked up (resolve.h): dial once it is in */
 };
 
 /* ---- forwarding (forward.c) ---- */
@@ -236,6 +232,7 @@ struct peer {
 	size_t secret_len;
 	int listen_fd, epfd, wake_fd;
 	struct io_uring ring; /* MSG_RING wake-ups of the workers */
+	struct resolver resolver;
 	bool ring_ok;
 	pthread_t thread;
 	bool started;
@@ -313,7 +310,6 @@ void link_on_event(struct peer *p, struct link *l, uint32_t events);
 void link_on_accept(struct peer *p);
 void link_dial_due(struct peer *p, uint16_t id, int64_t now);
 void link_handshake_timeouts(struct peer *p, int64_t now);
-void link_member_free(struct member_link *ml);
 
 /* health.c */
 bool health_quorum(uint32_t reachable, uint32_t n, bool lowest_reachable);

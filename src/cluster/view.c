@@ -3,9 +3,11 @@
  * thread, and the peer thread's one multi-field write: the map.
  *
  * The map is a seqlock: the writer makes map_seq odd, rewrites the owners
- * that changed (relaxed stores), then makes it even again (release); a
- * reader that wants a whole map (SLOT_MAP, /cluster) copies between two
- * reads of map_seq and retries when they differ or were odd. A worker
+ * that changed (release stores, so each is ordered after the odd value),
+ * then makes it even again (release); a reader that wants a whole map
+ * (SLOT_MAP, /cluster) copies the owners with acquire loads between two
+ * reads of map_seq and retries when they differ or were odd. No fences:
+ * ThreadSanitizer checks this form (it cannot see fences). A worker
  * routing one item reads one owner, relaxed, and needs no more (view.h).
  */
 #include "cluster/peer_internal.h"
@@ -38,9 +40,13 @@ uint64_t peer_map_read(const struct peer *p, uint16_t *owners)
 
 		if (s1 & 1)
 			continue; /* a change is being written: a few hundred ns */
+		/*
+		 * Acquire loads: a reader that sees an owner of a change in
+		 * progress synchronizes with its release store, which follows
+		 * the odd map_seq, so s2 cannot equal s1.
+		 */
 		for (uint32_t s = 0; s < STORE_SLOTS; s++)
-			owners[s] = LOAD_RELAXED(&p->view.owners[s]);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			owners[s] = LOAD_ACQUIRE(&p->view.owners[s]);
 		s2 = LOAD_RELAXED(&p->view.map_seq);
 		if (s1 == s2)
 			return s1 / 2;
@@ -57,13 +63,13 @@ void view_map_publish(struct peer *p, const uint16_t *owners, uint32_t *changed,
 			continue;
 		if (!open) {
 			STORE_RELAXED(&p->view.map_seq, p->view.map_seq + 1); /* odd */
-			__atomic_thread_fence(__ATOMIC_RELEASE);
 			open = true;
 		}
 		(*changed)++;
 		if (owners[s] == p->self)
 			(*gained)++;
-		STORE_RELAXED(&p->view.owners[s], owners[s]);
+		/* Release: ordered after the odd map_seq for whoever reads this owner. */
+		STORE_RELEASE(&p->view.owners[s], owners[s]);
 	}
 	if (open)
 		STORE_RELEASE(&p->view.map_seq, p->view.map_seq + 1); /* even: a new version */
