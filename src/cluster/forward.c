@@ -137,7 +137,7 @@ uint32_t fwd_ack(struct member_fwd *f, uint32_t tag, const uint8_t *results, uin
 			int16_t res = (int16_t)-ERR_UNAVAILABLE;
 
 			if (j < n)
-				res = (int16_t)(results[2 * j] | (results[2 * j + 1] << 8));
+				res = proto_result_at(results, j);
 			else
 				missing++;
 			answer(ctx, &wt->refs[j], res);
@@ -305,12 +305,8 @@ static void answer_busy(struct peer *p, uint16_t from, const struct proto_header
 
 	if (f == NULL)
 		return; /* the origin times the frame out: ERR_UNAVAILABLE, retryable */
-	for (uint32_t i = 0; i < h->count; i++) {
-		uint16_t v = (uint16_t)(int16_t)-ERR_BUSY;
-
-		f[PROTO_HEADER_BYTES + 2 * i] = (uint8_t)v;
-		f[PROTO_HEADER_BYTES + 2 * i + 1] = (uint8_t)(v >> 8);
-	}
+	for (uint32_t i = 0; i < h->count; i++)
+		proto_result_put(f + PROTO_HEADER_BYTES, i, (int16_t)-ERR_BUSY);
 	link_frame_end(l, P_FWD_ACK, 2u * h->count, h->request_id, 0, h->count);
 }
 
@@ -380,12 +376,7 @@ void forward_on_part(struct peer *p, struct pending *pd)
 		uint8_t *fr = link_frame_begin(l, 2u * pd->h.count);
 
 		if (fr) {
-			for (uint32_t i = 0; i < pd->h.count; i++) {
-				uint16_t v = (uint16_t)pd->results[i];
-
-				fr[PROTO_HEADER_BYTES + 2 * i] = (uint8_t)v;
-				fr[PROTO_HEADER_BYTES + 2 * i + 1] = (uint8_t)(v >> 8);
-			}
+			proto_results_put(fr + PROTO_HEADER_BYTES, pd->results, pd->h.count);
 			link_frame_end(l, P_FWD_ACK, 2u * pd->h.count, pd->fwd_tag, 0, pd->h.count);
 		}
 	}

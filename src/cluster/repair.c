@@ -115,6 +115,18 @@ static void pull_finished(struct peer *p, uint16_t id, int k, bool ok)
 	mem_free(pl);
 }
 
+static void serves_drop(struct member_serve *ms)
+{
+	while (ms->head) {
+		struct serve *sv = ms->head;
+
+		ms->head = sv->next_serve;
+		mem_free(sv);
+	}
+	ms->tail = NULL;
+	ms->n = 0;
+}
+
 static void collect_reset(struct collect *c)
 {
 	c->slot = -1;
@@ -133,14 +145,7 @@ void repair_pulls_lost(struct peer *p, uint16_t id)
 			pull_finished(p, id, k, false);
 	memset(&st->pulls.verify, 0, sizeof(st->pulls.verify));
 	collect_reset(&st->pulls.collect);
-	while (st->serve.head) {
-		struct serve *sv = st->serve.head;
-
-		st->serve.head = sv->next_serve;
-		mem_free(sv);
-	}
-	st->serve.tail = NULL;
-	st->serve.n = 0;
+	serves_drop(&st->serve);
 }
 
 /* A peer that stays UP but never finishes a pull: the pull goes elsewhere. */
@@ -332,13 +337,6 @@ void repair_member_free(struct member_state *st)
 		mem_free(st->pulls.pulls[k]);
 		st->pulls.pulls[k] = NULL;
 	}
-	while (st->serve.head) {
-		struct serve *sv = st->serve.head;
-
-		st->serve.head = sv->next_serve;
-		mem_free(sv);
-	}
-	st->serve.tail = NULL;
-	st->serve.n = 0;
+	serves_drop(&st->serve);
 	buf_free(&st->pulls.collect.records);
 }

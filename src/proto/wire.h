@@ -123,6 +123,28 @@ void proto_rd_instance(struct proto_rd *r, struct store_key *k, struct store_val
 void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
                    struct store_kv *kv, uint32_t kv_max, int *item_err);
 
+/*
+ * A write's answer body: one i16 result per item, little-endian (0 or a
+ * positive STORE_* code, or a negative -ERR_*). The one encoder and decoder
+ * of it, for client answers and peer FWD_ACKs alike.
+ */
+static inline void proto_result_put(uint8_t *out, uint32_t i, int16_t r)
+{
+	out[2 * i] = (uint8_t)(uint16_t)r;
+	out[2 * i + 1] = (uint8_t)((uint16_t)r >> 8);
+}
+
+static inline void proto_results_put(uint8_t *out, const int16_t *results, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		proto_result_put(out, i, results[i]);
+}
+
+static inline int16_t proto_result_at(const uint8_t *body, uint32_t i)
+{
+	return (int16_t)(uint16_t)(body[2 * i] | (body[2 * i + 1] << 8));
+}
+
 /* Steps over one write item (a key for DEREGISTER, else an instance). */
 void proto_rd_skip_item(struct proto_rd *r, uint8_t op);
 

@@ -155,12 +155,7 @@ static void respond_results(struct worker *w, uint32_t idx, const struct proto_h
 	if (p == NULL)
 		return;
 	proto_header_put(p, h->op | PROTO_RESPONSE, body, h->request_id, 0, h->count);
-	for (uint32_t i = 0; i < h->count; i++) {
-		uint16_t v = (uint16_t)results[i];
-
-		p[PROTO_HEADER_BYTES + 2 * i] = (uint8_t)v;
-		p[PROTO_HEADER_BYTES + 2 * i + 1] = (uint8_t)(v >> 8);
-	}
+	proto_results_put(p + PROTO_HEADER_BYTES, results, h->count);
 	out_commit(w, idx, PROTO_HEADER_BYTES + body);
 }
 
