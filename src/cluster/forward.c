@@ -16,7 +16,7 @@
  * reachable, when its link drops before the answer (fwd_fail_all), when the
  * answer is WAIT_TIMEOUT_MS late (fwd_expire), or when a bound is hit. The
  * fwd_* functions hold that rule on a `struct member_fwd` alone, so the
- * unit tests check it without links (tests/unit/cluster/test_forward.c).
+ * unit tests check it without links (tests/unit/cluster/test_rules.c).
  *
  * In. A peer's FWD runs here like a client frame, never routed again (no
  * loops, no amplification: Nacos #6967): the items go to the workers of
@@ -209,6 +209,22 @@ static void fref_answer(void *ctx, struct fref *f, int16_t res)
 		peer_to_worker(p, f->p->origin, f->p);
 }
 
+/* One owner's collected items of one op as a FWD frame, counted. */
+static void flush_one(struct peer *p, uint16_t id, uint32_t opi)
+{
+	struct member_fwd *f = &p->by_id[id].fwd;
+	uint32_t n = f->build[opi].n, failed;
+
+	if (n == 0)
+		return;
+	failed = fwd_flush(f, opi, member_up(p, id), p->next_tag++, p->now_ms, fref_answer, p);
+	PSTAT_ADD(p, fwd_unavailable, failed);
+	if (failed == 0) {
+		PSTAT_INC(p, fwd_batches);
+		PSTAT_ADD(p, fwd_items, n);
+	}
+}
+
 void forward_on_pending(struct peer *p, struct pending *pd)
 {
 	uint32_t opi = op_index(pd->h.op);
@@ -234,9 +250,7 @@ void forward_on_pending(struct peer *p, struct pending *pd)
 
 		if (buf_used(&f->build[opi].items) >= FWD_FRAME_BYTES ||
 		    f->build[opi].n == PWIRE_FWD_MAX)
-			PSTAT_ADD(p, fwd_unavailable,
-			          fwd_flush(f, opi, member_up(p, owner), p->next_tag++, p->now_ms,
-			                    fref_answer, p));
+			flush_one(p, owner, opi);
 		if (!fwd_add(f, opi, start, (size_t)(r.p - start), pd, i)) {
 			pd->results[i] = (int16_t)-ERR_UNAVAILABLE;
 			PSTAT_INC(p, fwd_unavailable);
@@ -251,26 +265,9 @@ void forward_on_pending(struct peer *p, struct pending *pd)
 /* Every owner's collected items as FWD frames: once per loop. */
 void forward_flush_all(struct peer *p)
 {
-	for (uint16_t id = 1; id <= p->conf.n; id++) {
-		struct member_fwd *f = &p->by_id[id].fwd;
-
-		if (id == p->self)
-			continue;
-		for (uint32_t opi = 0; opi < FWD_OPS; opi++) {
-			uint32_t n = f->build[opi].n;
-			uint32_t failed;
-
-			if (n == 0)
-				continue;
-			failed = fwd_flush(f, opi, member_up(p, id), p->next_tag++, p->now_ms,
-			                   fref_answer, p);
-			PSTAT_ADD(p, fwd_unavailable, failed);
-			if (failed == 0) {
-				PSTAT_INC(p, fwd_batches);
-				PSTAT_ADD(p, fwd_items, n);
-			}
-		}
-	}
+	for (uint16_t id = 1; id <= p->conf.n; id++)
+		for (uint32_t opi = 0; id != p->self && opi < FWD_OPS; opi++)
+			flush_one(p, id, opi);
 }
 
 void forward_on_ack(struct peer *p, uint16_t from, const struct proto_header *h,

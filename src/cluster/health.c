@@ -76,8 +76,20 @@ void health_takeover_retry(struct peer *p)
 	}
 	memset(p->takeover_due, 0, sizeof(p->takeover_due));
 	PSTAT_ADD(p, takeover_slots, slots);
-	for (uint32_t w = 0; w < nw; w++)
-		peer_to_worker(p, w, t[w]);
+	for (uint32_t w = 0; w < nw; w++) {
+		if (outbox_send(&p->out, w, t[w]))
+			continue;
+		/*
+		 * Not taken (the outbox is at its bound): the slots are due again,
+		 * for every worker - adopting an instance twice only renews its
+		 * deadline once more, while not adopting it would leave it without
+		 * one.
+		 */
+		for (uint32_t i = 0; i < STORE_SLOTS / 64; i++)
+			p->takeover_due[i] |= t[w]->bits[i];
+		xmsg_release(t[w]);
+		PSTAT_INC(p, takeover_retries);
+	}
 }
 
 void health_take_over_owned(struct peer *p)

@@ -42,17 +42,13 @@
 
 /* ---- frames out ---- */
 
-static size_t link_out_max(const struct link *l)
-{
-	(void)l;
-	/* The close rule (link_flush) bounds steady state; this bounds one loop's burst. */
-	return (size_t)PWIRE_FRAME_MAX * 8 + (size_t)SERVE_HIGH_BYTES;
-}
-
 uint8_t *link_frame_begin(struct link *l, size_t body_len)
 {
-	if (!buf_reserve(&l->out, PROTO_HEADER_BYTES + body_len, link_out_max(l)))
+	if (!buf_reserve(&l->out, PROTO_HEADER_BYTES + body_len, l->out_max)) {
+		l->overflow =
+		        true; /* link_flush closes it: a frame that cannot go is not skipped */
 		return NULL;
+	}
 	return l->out.p + l->out.len;
 }
 
@@ -104,7 +100,7 @@ static void link_flush(struct peer *p, struct link *l)
 	}
 	if (l->id && p->by_id[l->id].link.up == l)
 		STORE_RELAXED(&p->view.m[l->id].backlog_bytes, (uint64_t)buf_used(&l->out));
-	if (buf_used(&l->out) > OUT_CLOSE_FACTOR * p->cfg->peer_backlog_bytes) {
+	if (l->overflow || buf_used(&l->out) > OUT_CLOSE_FACTOR * p->cfg->peer_backlog_bytes) {
 		link_close(p, l, "the peer does not read what it asks for");
 		return;
 	}
@@ -119,7 +115,8 @@ static void link_flush(struct peer *p, struct link *l)
 void link_flush_all(struct peer *p)
 {
 	for (uint32_t i = 0; i < LINKS_MAX; i++)
-		if (p->links[i].state >= L_HELLO && buf_used(&p->links[i].out) > 0)
+		if (p->links[i].state >= L_HELLO &&
+		    (buf_used(&p->links[i].out) > 0 || p->links[i].overflow))
 			link_flush(p, &p->links[i]);
 }
 
@@ -157,6 +154,13 @@ static struct link *link_new(struct peer *p, int fd, bool initiator, uint16_t id
 		l->initiator = initiator;
 		l->id = id;
 		l->opened_ms = p->now_ms;
+		/*
+		 * The close rule (link_flush) bounds the steady state at
+		 * OUT_CLOSE_FACTOR x --peer-backlog; this bounds one loop's
+		 * burst on top of it (forward frames, streamed chunks).
+		 */
+		l->out_max = OUT_CLOSE_FACTOR * p->cfg->peer_backlog_bytes +
+		             4 * (size_t)PWIRE_FRAME_MAX + SERVE_HIGH_BYTES;
 		l->state = initiator ? L_CONNECTING : L_HELLO;
 		struct epoll_event ev = { .events = EPOLLIN | (initiator ? EPOLLOUT : 0),
 			                  .data.ptr = l };

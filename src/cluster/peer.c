@@ -67,8 +67,8 @@ uint64_t peer_wall_version(void)
 /*
  * A message for worker w. A pending (a request's part, an answer owed)
  * cannot be dropped: past the outbox's bound the node is broken beyond
- * repair. Records and takeovers can: records are repaired by verify, and
- * takeovers are counted and retried by health.c before they get here.
+ * repair. Records can: verify repairs them. (Takeovers do not come here:
+ * health.c keeps one it cannot send and sends it again.)
  */
 void peer_to_worker(struct peer *p, uint32_t w, void *msg)
 {
@@ -111,7 +111,8 @@ static void send_wakes(struct peer *p)
 
 		io_uring_submit(&p->ring);
 		while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
-			if (cqe->res < 0)
+			/* Stopping: a worker whose thread has exited may refuse it (EOWNERDEAD). */
+			if (cqe->res < 0 && !LOAD_ACQUIRE(&p->stop))
 				log_error("waking a worker: %s", strerror(-cqe->res));
 			io_uring_cqe_seen(&p->ring, cqe);
 		}
@@ -341,6 +342,11 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 	return 0;
 }
 
+void peer_client_port_set(struct peer *p, uint16_t port)
+{
+	STORE_RELAXED(&p->view.client_port, (uint32_t)port);
+}
+
 void peer_store_hooks(struct peer *p, struct store_config *sc)
 {
 	sc->node_id = p->self; /* versions name their writer */
@@ -360,7 +366,6 @@ int peer_start(struct peer *p, const struct peer_env *env)
 
 	p->env = *env;
 	p->cfg = env->cfg;
-	STORE_RELAXED(&p->view.client_port, env->client_port);
 	outbox_init(&p->out, env->xcore, p->idx);
 	snprintf(port, sizeof(port), "%u", me->port);
 	if ((rc = getaddrinfo(me->host, port, &hints, &ai)) != 0 || ai == NULL) {

@@ -54,6 +54,9 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 /* Sets the store's node id and its expiry hook (peer_owns): before store_create. */
 void peer_store_hooks(struct peer *p, struct store_config *sc);
 
+/* This node's client port, once bound: before the workers start (they publish it). */
+void peer_client_port_set(struct peer *p, uint16_t port);
+
 /* Binds the peer port and starts the thread. 0 or -errno. env is copied. */
 int peer_start(struct peer *p, const struct peer_env *env);
 

@@ -91,7 +91,9 @@ struct link {
 	uint16_t client_port; /* from its HELLO; believed once the link is authenticated */
 	uint8_t nonce_me[AUTH_NONCE_BYTES], nonce_peer[AUTH_NONCE_BYTES];
 	bool have_peer_hello;
+	bool overflow; /* a frame found no room: the link is closed at the next flush */
 	int64_t opened_ms;
+	size_t out_max; /* output ceiling (link_new) */
 	struct buf in, out;
 };
 
@@ -159,6 +161,7 @@ struct pull {
 /* The repair slot being collected from one owner's chunks. */
 struct collect {
 	struct buf records;
+	uint32_t tag; /* the pull whose chunks these are */
 	int32_t slot; /* -1: none */
 	uint32_t count;
 	bool abandoned; /* too big or out of memory: this slot's repair is given up */

@@ -204,9 +204,10 @@ void repair_on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 		return;
 	}
 	/* Repair: collect the slot whole, then replace ours. */
-	if (c->slot != slot) {
+	if (c->slot != slot || c->tag != h->request_id) { /* a new slot, or a pull given up */
 		collect_reset(c);
 		c->slot = slot;
+		c->tag = h->request_id;
 	}
 	if (c->count + h->count > REPAIR_SLOT_RECORDS ||
 	    buf_used(&c->records) + h->body_len > REPAIR_SLOT_BYTES)

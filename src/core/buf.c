@@ -11,10 +11,10 @@ bool buf_reserve(struct buf *b, size_t more, size_t max)
 
 	if (b->off > 0 && b->off == b->len)
 		b->off = b->len = 0;
-	if (b->len + more <= b->cap)
-		return true;
 	if (buf_used(b) + more > max)
 		return false;
+	if (b->len + more <= b->cap)
+		return true;
 	if (b->off > 0) { /* reclaim the consumed front before growing */
 		memmove(b->p, b->p + b->off, b->len - b->off);
 		b->len -= b->off;

@@ -30,7 +30,10 @@
  * loops instead of stalling the clients of this worker. Store writes are
  * never made inside an epoch section (store.h): keys are copied out of the
  * views into `scratch`, the section ends, then they are forgotten or
- * adopted.
+ * adopted. While a repair prunes, the worker takes nothing more from the
+ * peer thread's ring (worker.c): a record that arrives after the owner's
+ * listing is applied only after the pruning, so the pruning cannot drop
+ * it - as when the pruning ran in one go.
  */
 #include "server/worker_internal.h"
 
@@ -343,8 +346,19 @@ static uint32_t walk(struct worker *w, struct store_cursor *c, uint32_t max,
 			if (bsearch(&h, j->keys, j->nkeys, sizeof(j->keys[0]), u64_cmp) != NULL)
 				continue;
 		}
-		if (!key_save(&w->replica.scratch, v))
-			break; /* the rest waits for the next walk of this slot */
+		if (!key_save(&w->replica.scratch, v)) {
+			/*
+			 * No memory to keep the key: the cursor is already past
+			 * these views, so walk the slot again from its start
+			 * (adopting or forgetting twice is harmless; skipping is
+			 * not).
+			 */
+			bool tombs = c->tombstones;
+
+			store_cursor_init_shard(c, c->slot, w->id);
+			c->tombstones = tombs;
+			break;
+		}
 	}
 	epoch_exit(w->rec);
 	return n;

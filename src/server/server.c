@@ -124,7 +124,7 @@ static void drop_messages(struct server *s)
 	struct msg_set set = { 0 };
 	void *msgs[256];
 
-	if (s->xcore.q == NULL || s->peer == NULL)
+	if (s->xcore.q == NULL)
 		return;
 	for (uint32_t from = 0; from < s->xcore.n; from++)
 		for (uint32_t to = 0; to < s->xcore.n; to++) {
@@ -198,12 +198,16 @@ int server_start(struct server *s, const struct server_config *cfg)
 		return -ENOMEM;
 	}
 	s->workers = mem_alloc_aligned(64, sizeof(s->workers[0]) * s->nworkers);
+	if (s->workers) { /* zeroed at once: server_free may read them */
+		memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
+		for (uint32_t i = 0; i < s->nworkers; i++)
+			s->workers[i].listen_fd = -1;
+	}
 	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
 	if (s->workers == NULL || s->ring_fds == NULL) {
 		server_free(s);
 		return -ENOMEM;
 	}
-	memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
 		if ((rc = worker_init(s, &s->workers[i], i)) < 0) {
 			server_free(s);
@@ -220,6 +224,8 @@ int server_start(struct server *s, const struct server_config *cfg)
 		}
 		s->workers[i].listen_fd = fd;
 	}
+	if (s->peer) /* before the workers run: they read it for SLOT_MAP and STATS */
+		peer_client_port_set(s->peer, s->port);
 	pthread_barrier_init(&s->ready, NULL, s->nworkers + 1);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
 		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {

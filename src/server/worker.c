@@ -211,9 +211,13 @@ static void drain_inbound(struct worker *w)
 			for (uint32_t i = 0; i < n; i++)
 				ops_on_pending(w, msgs[i]);
 	}
-	/* The peer thread's: records by the thousand, so a budget per loop. */
+	/*
+	 * The peer thread's: records by the thousand, so a budget per loop.
+	 * Nothing while a repair is pruning its slot: records that arrived
+	 * after the owner's listing must not be pruned by it (replica.c).
+	 */
 	w->inbound_more = false;
-	while (worker_clustered(w) && budget > 0) {
+	while (worker_clustered(w) && budget > 0 && w->replica.repairs == NULL) {
 		void *m;
 
 		if (xcore_recv(&w->srv->xcore, peer, w->id, &m, 1) == 0)
@@ -229,7 +233,8 @@ static void drain_inbound(struct worker *w)
 		}
 		replica_on_message(w, m);
 	}
-	w->inbound_more = worker_clustered(w); /* maybe more: look again without sleeping */
+	/* Maybe more (the budget ran out, or a repair holds them back): no sleep. */
+	w->inbound_more = worker_clustered(w);
 }
 
 /* ---- input ---- */
@@ -664,6 +669,8 @@ void *worker_main(void *arg)
 	w->last_sweep_ms = w->now_ms;
 	arm_accept(w);
 	loop(w);
+	/* The buffer ring is unregistered by its issuer; the ring itself stays (worker_free). */
+	uring_bufs_free(&w->ring, &w->bufs);
 	log_debug("stopped");
 	return NULL;
 }

@@ -209,6 +209,7 @@ Test(forward, items_of_many_requests_go_as_one_frame_per_op)
 	memset(&an, 0, sizeof(an));
 	memset(&l, 0, sizeof(l));
 	l.state = L_UP;
+	l.out_max = (size_t)1 << 30;
 	add_items(&f, 0, 0, 10); /* two requests' items, interleaved */
 	add_items(&f, 2, 10, 4);
 	cr_assert_eq(fwd_flush(&f, 0, &l, 77, 1000, answer, &an), 0);
@@ -252,6 +253,7 @@ Test(forward, no_link_timeouts_and_link_loss_answer_unavailable)
 	memset(&an, 0, sizeof(an));
 	memset(&l, 0, sizeof(l));
 	l.state = L_UP;
+	l.out_max = (size_t)1 << 30;
 	/* No link: answered at once. */
 	add_items(&f, 0, 0, 6);
 	cr_assert_eq(fwd_flush(&f, 0, NULL, 1, 0, answer, &an), 6);
@@ -285,6 +287,7 @@ Test(forward, waits_are_bounded)
 	memset(&f, 0, sizeof(f));
 	memset(&l, 0, sizeof(l));
 	l.state = L_UP;
+	l.out_max = (size_t)1 << 30;
 	for (uint32_t t = 0; t < FWD_WAITS_MAX + 10; t++) {
 		memset(&an, 0, sizeof(an));
 		add_items(&f, 0, 0, 1);
