@@ -297,9 +297,9 @@ static int decode_entries(const uint8_t *body, size_t len, uint16_t count, uint6
 			TERMINATE(dkv->val, v.meta[j].val);
 		}
 #undef TERMINATE
-		struct store_addr a = v.addr;
+		struct addr a = v.addr;
 
-		store_addr_format(&a, e[i].ip, sizeof(e[i].ip));
+		addr_format(&a, e[i].ip, sizeof(e[i].ip));
 		e[i].port = v.addr.port;
 		e[i].weight = v.weight_milli / 1000.0;
 		e[i].healthy = v.flags & PF_HEALTHY;
@@ -483,7 +483,7 @@ static int to_key(const struct distro_instance *i, struct store_key *k)
 	k->cluster = sv(i->cluster);
 	if (i->service == NULL)
 		return -ERR_NAME_EMPTY;
-	return store_addr_parse(i->ip, i->port, &k->addr);
+	return addr_parse(i->ip, i->port, &k->addr);
 }
 
 static int write_batch(struct distro_client *c, uint8_t op, const struct distro_instance *in,
@@ -774,7 +774,7 @@ int distro_slot_map_decode(const void *body, size_t len, uint16_t count,
 	struct proto_rd r;
 	uint8_t ready;
 
-	_Static_assert(DISTRO_SLOTS == STORE_SLOTS, "the client's slot count is the store's");
+	_Static_assert(DISTRO_SLOTS == ADDR_SLOTS, "the client's slot count is the nodes'");
 	_Static_assert(DISTRO_ADDR_MAX == MEMBER_ADDR_MAX, "addresses fit the member table's");
 	if (out == NULL || (body == NULL && len > 0))
 		return -DISTRO_EINVAL;
@@ -855,11 +855,11 @@ const struct distro_member *distro_slot_map_member(const struct distro_slot_map 
 
 int distro_slot_of(const char *ip, uint16_t port)
 {
-	struct store_addr a;
+	struct addr a;
 
-	if (ip == NULL || store_addr_parse(ip, port, &a) < 0)
+	if (ip == NULL || addr_parse(ip, port, &a) < 0)
 		return -DISTRO_EINVAL;
-	return (int)store_slot_of(&a);
+	return (int)addr_slot(&a);
 }
 
 /* ---- routing writes to their slot's owner ---- */

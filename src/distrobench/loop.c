@@ -764,7 +764,7 @@ static void check_results(struct bench_stats *a, const struct slot *s, const str
  * the probe's weight in *weight (UINT32_MAX if absent), or -1 if malformed.
  */
 static int parse_list(struct loop *l, const struct proto_header *h, const uint8_t *body,
-                      uint32_t *total, const struct store_addr *probe, uint32_t *weight)
+                      uint32_t *total, const struct addr *probe, uint32_t *weight)
 {
 	struct proto_rd r;
 
@@ -876,7 +876,7 @@ static void sub_answer(struct loop *l, struct conn *c, const struct proto_header
                        const uint8_t *body)
 {
 	uint32_t i = h->request_id & ~SUB_BIT, total, w;
-	struct store_addr probe;
+	struct addr probe;
 	struct sub *sb;
 
 	if (i >= c->subs_n || (h->op != (OP_SUBSCRIBE | PROTO_RESPONSE) && h->op != OP_PUSH)) {

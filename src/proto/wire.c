@@ -135,7 +135,7 @@ struct store_str proto_rd_str(struct proto_rd *r)
 	return p ? (struct store_str){ (const char *)p, len } : (struct store_str){ NULL, 0 };
 }
 
-void proto_rd_addr(struct proto_rd *r, struct store_addr *a)
+void proto_rd_addr(struct proto_rd *r, struct addr *a)
 {
 	uint8_t family = proto_rd_u8(r);
 	const uint8_t *p;
@@ -381,7 +381,7 @@ void proto_wr_str(struct proto_wr *w, struct store_str s)
 	proto_wr_bytes(w, s.p, s.len);
 }
 
-void proto_wr_addr(struct proto_wr *w, const struct store_addr *a)
+void proto_wr_addr(struct proto_wr *w, const struct addr *a)
 {
 	static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 

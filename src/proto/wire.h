@@ -102,7 +102,7 @@ uint16_t proto_rd_u16(struct proto_rd *r);
 uint32_t proto_rd_u32(struct proto_rd *r);
 uint64_t proto_rd_u64(struct proto_rd *r);
 struct store_str proto_rd_str(struct proto_rd *r);
-void proto_rd_addr(struct proto_rd *r, struct store_addr *a);
+void proto_rd_addr(struct proto_rd *r, struct addr *a);
 
 /* Service key (ns, group, service). */
 void proto_rd_svc(struct proto_rd *r, struct store_svc_key *k);
@@ -127,7 +127,7 @@ void proto_rd_filter(struct proto_rd *r, struct store_filter *f, struct store_st
  */
 struct proto_view {
 	struct store_str cluster;
-	struct store_addr addr;
+	struct addr addr;
 	uint32_t weight_milli;
 	uint8_t flags;
 	struct store_timing timing;
@@ -167,7 +167,7 @@ void proto_wr_u32(struct proto_wr *w, uint32_t v);
 void proto_wr_u64(struct proto_wr *w, uint64_t v);
 void proto_wr_bytes(struct proto_wr *w, const void *p, size_t len);
 void proto_wr_str(struct proto_wr *w, struct store_str s);
-void proto_wr_addr(struct proto_wr *w, const struct store_addr *a);
+void proto_wr_addr(struct proto_wr *w, const struct addr *a);
 void proto_wr_svc(struct proto_wr *w, const struct store_svc_key *k);
 void proto_wr_key(struct proto_wr *w, const struct store_key *k);
 void proto_wr_instance(struct proto_wr *w, const struct store_key *k, const struct store_val *v);
