@@ -11,11 +11,16 @@
  *
  * Encoders write into a caller's buffer and flag overflow instead of
  * writing past it. Nothing here allocates.
+ *
+ * The codec (wire.c) needs only the key and value types of store/types.h
+ * and struct addr of core/addr.h, never the store's code: the client
+ * library links it on its own. The one encoder that reads the store,
+ * proto_wr_view, is in proto/view.c and only the node links it.
  */
 #ifndef DISTRO_PROTO_WIRE_H
 #define DISTRO_PROTO_WIRE_H
 
-#include "store/store.h"
+#include "store/types.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -172,6 +177,15 @@ void proto_wr_svc(struct proto_wr *w, const struct store_svc_key *k);
 void proto_wr_key(struct proto_wr *w, const struct store_key *k);
 void proto_wr_instance(struct proto_wr *w, const struct store_key *k, const struct store_val *v);
 void proto_wr_filter(struct proto_wr *w, const struct store_filter *f);
+
+struct store_view;
+
+/*
+ * A list entry from the store's view of an instance: the node's side of
+ * proto_rd_view. Defined in proto/view.c, apart from the codec, because it
+ * reads the store's interned metadata: the client library links wire.c
+ * alone and so none of the store.
+ */
 void proto_wr_view(struct proto_wr *w, const struct store_view *v);
 
 #ifdef __cplusplus

@@ -18,9 +18,9 @@
 #ifndef DISTRO_STORE_STORE_H
 #define DISTRO_STORE_STORE_H
 
-#include "core/addr.h"
 #include "core/clock.h"
 #include "core/epoch.h"
+#include "store/types.h"
 
 #include <roaring/roaring.h>
 #include <stdbool.h>
@@ -31,13 +31,7 @@
 extern "C" {
 #endif
 
-/* Slots are the address slots of core/addr.h, the unit of cluster responsibility. */
-#define STORE_SLOT_BITS ADDR_SLOT_BITS
-#define STORE_SLOTS     ADDR_SLOTS
-
 #define STORE_SHARDS_MAX    64
-#define STORE_WEIGHT_MAX    10000u
-#define STORE_WEIGHT_SCALE  1000u /* weights are kept in thousandths: 1.5 -> 1500 */
 #define STORE_CLUSTERS_HARD 65535u
 #define STORE_TIMINGS_HARD  255u
 
@@ -54,46 +48,6 @@ enum store_flag {
 	STORE_F_ENABLED = 1u << 1,
 	STORE_F_EPHEMERAL = 1u << 2,
 	STORE_F_DELETED = 1u << 3, /* a tombstone: kept to refuse older updates */
-};
-
-/* A borrowed string. p == NULL means absent (the default applies where there is one). */
-struct store_str {
-	const char *p;
-	uint32_t len;
-};
-
-struct store_svc_key {
-	struct store_str ns;      /* default "public" */
-	struct store_str group;   /* default "DEFAULT_GROUP" */
-	struct store_str service; /* required */
-};
-
-struct store_key {
-	struct store_svc_key svc;
-	struct store_str cluster; /* default "DEFAULT" */
-	struct addr addr;
-};
-
-struct store_kv {
-	struct store_str key, val;
-};
-
-/* Heartbeat timing of an instance; a zero field takes the store default. */
-struct store_timing {
-	uint32_t interval_ms; /* how often the client beats (advice, replicated) */
-	uint32_t timeout_ms;  /* unhealthy after this long without a beat */
-	uint32_t delete_ms;   /* removed after this long without a beat */
-};
-
-/* The replicated value of an instance, as a client gives it. */
-struct store_val {
-	uint32_t weight_milli; /* 0..STORE_WEIGHT_MAX * STORE_WEIGHT_SCALE */
-	bool healthy;
-	bool enabled;
-	bool ephemeral; /* false: never expired by missing heartbeats */
-	const struct store_kv *meta;
-	uint32_t meta_n;
-	struct store_timing timing;
 };
 
 /* A replicated record from a peer: key, value and its version. */
@@ -119,13 +73,6 @@ struct store_view {
 	uint64_t version;
 	uint16_t node;
 	int64_t beat_ms; /* owner-local: last heartbeat (monotonic clock), not replicated */
-};
-
-struct store_filter {
-	const struct store_str *clusters; /* NULL or clusters_n == 0: every cluster */
-	uint32_t clusters_n;
-	bool healthy_only;
-	bool enabled_only;
 };
 
 struct store_list_info {
