@@ -16,6 +16,7 @@
 #include "distro/client.h"
 
 #include "cluster/members.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "proto/wire.h"
 
@@ -885,12 +886,10 @@ struct route {
 	int res[BATCH_MAX];
 };
 
+/* The precise monotonic clock in ms (clock_mono_ms would be the coarse one). */
 static int64_t route_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_us() / 1000;
 }
 
 static void route_drop_owners(struct route *r)
