@@ -1034,15 +1034,14 @@ static void *keepalive_main(void *arg)
 				k->beats += m;
 		}
 		pthread_mutex_lock(&k->lock);
-		struct timespec ts;
+		/*
+		 * k->cond waits on CLOCK_MONOTONIC (clock_mono_ns's clock), so a
+		 * step of the wall clock neither stalls nor hurries the beats.
+		 */
+		uint64_t due_ns = clock_mono_ns() + (uint64_t)k->interval_ms * 1000000u;
+		struct timespec ts = { (time_t)(due_ns / 1000000000u),
+			               (long)(due_ns % 1000000000u) };
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += k->interval_ms / 1000;
-		ts.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		while (!k->stop && pthread_cond_timedwait(&k->cond, &k->lock, &ts) == 0)
 			;
 	}
@@ -1072,6 +1071,7 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 {
 	struct keepalive *k;
 	size_t bytes = 0, kvn = 0;
+	pthread_condattr_t ca;
 	char addr[300], *at;
 	int rc;
 
@@ -1115,7 +1115,10 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
 		goto err;
 	pthread_mutex_init(&k->lock, NULL);
-	pthread_cond_init(&k->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&k->thread, NULL, keepalive_main, k) != 0) {
 		rc = -DISTRO_ENOMEM;
 		distro_close(k->conn);
