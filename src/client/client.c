@@ -16,6 +16,7 @@
 #include "distro/client.h"
 
 #include "cluster/members.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "proto/wire.h"
 
@@ -297,9 +298,9 @@ static int decode_entries(const uint8_t *body, size_t len, uint16_t count, uint6
 			TERMINATE(dkv->val, v.meta[j].val);
 		}
 #undef TERMINATE
-		struct store_addr a = v.addr;
+		struct addr a = v.addr;
 
-		store_addr_format(&a, e[i].ip, sizeof(e[i].ip));
+		addr_format(&a, e[i].ip, sizeof(e[i].ip));
 		e[i].port = v.addr.port;
 		e[i].weight = v.weight_milli / 1000.0;
 		e[i].healthy = v.flags & PF_HEALTHY;
@@ -483,7 +484,7 @@ static int to_key(const struct distro_instance *i, struct store_key *k)
 	k->cluster = sv(i->cluster);
 	if (i->service == NULL)
 		return -ERR_NAME_EMPTY;
-	return store_addr_parse(i->ip, i->port, &k->addr);
+	return addr_parse(i->ip, i->port, &k->addr);
 }
 
 static int write_batch(struct distro_client *c, uint8_t op, const struct distro_instance *in,
@@ -774,7 +775,7 @@ int distro_slot_map_decode(const void *body, size_t len, uint16_t count,
 	struct proto_rd r;
 	uint8_t ready;
 
-	_Static_assert(DISTRO_SLOTS == STORE_SLOTS, "the client's slot count is the store's");
+	_Static_assert(DISTRO_SLOTS == ADDR_SLOTS, "the client's slot count is the nodes'");
 	_Static_assert(DISTRO_ADDR_MAX == MEMBER_ADDR_MAX, "addresses fit the member table's");
 	if (out == NULL || (body == NULL && len > 0))
 		return -DISTRO_EINVAL;
@@ -855,11 +856,11 @@ const struct distro_member *distro_slot_map_member(const struct distro_slot_map 
 
 int distro_slot_of(const char *ip, uint16_t port)
 {
-	struct store_addr a;
+	struct addr a;
 
-	if (ip == NULL || store_addr_parse(ip, port, &a) < 0)
+	if (ip == NULL || addr_parse(ip, port, &a) < 0)
 		return -DISTRO_EINVAL;
-	return (int)store_slot_of(&a);
+	return (int)addr_slot(&a);
 }
 
 /* ---- routing writes to their slot's owner ---- */
@@ -885,12 +886,10 @@ struct route {
 	int res[BATCH_MAX];
 };
 
+/* The precise monotonic clock in ms (clock_mono_ms would be the coarse one). */
 static int64_t route_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_us() / 1000;
 }
 
 static void route_drop_owners(struct route *r)
@@ -1035,15 +1034,14 @@ static void *keepalive_main(void *arg)
 				k->beats += m;
 		}
 		pthread_mutex_lock(&k->lock);
-		struct timespec ts;
+		/*
+		 * k->cond waits on CLOCK_MONOTONIC (clock_mono_ns's clock), so a
+		 * step of the wall clock neither stalls nor hurries the beats.
+		 */
+		uint64_t due_ns = clock_mono_ns() + (uint64_t)k->interval_ms * 1000000u;
+		struct timespec ts = { (time_t)(due_ns / 1000000000u),
+			               (long)(due_ns % 1000000000u) };
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += k->interval_ms / 1000;
-		ts.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		while (!k->stop && pthread_cond_timedwait(&k->cond, &k->lock, &ts) == 0)
 			;
 	}
@@ -1073,6 +1071,7 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 {
 	struct keepalive *k;
 	size_t bytes = 0, kvn = 0;
+	pthread_condattr_t ca;
 	char addr[300], *at;
 	int rc;
 
@@ -1116,7 +1115,10 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
 		goto err;
 	pthread_mutex_init(&k->lock, NULL);
-	pthread_cond_init(&k->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&k->thread, NULL, keepalive_main, k) != 0) {
 		rc = -DISTRO_ENOMEM;
 		distro_close(k->conn);

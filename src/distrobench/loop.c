@@ -52,6 +52,8 @@
 #include "distrobench/loop.h"
 
 #include "core/atomic.h"
+#include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "io/uring.h"
@@ -64,7 +66,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define FRAME_BYTES_MAX  (64u << 20) /* a LIST of 65535 instances with metadata fits */
@@ -86,6 +87,8 @@
 #define ITEM_BYTES_MAX   (48u + PLAN_NAME_MAX) /* an encoded instance without metadata */
 #define SEQ_MAX          (STORE_WEIGHT_MAX * STORE_WEIGHT_SCALE) /* a change number is a weight */
 #define RING_ENTRIES_MAX 32768u
+/* A connection's buffer never holds more: one answer, and what comes around it. */
+#define CONN_BUF_BYTES_MAX ((size_t)FRAME_BYTES_MAX + OUT_SOFT_BYTES + RECV_BUF_BYTES)
 
 _Static_assert(ARGS_PIPELINE_MAX <= (1u << SLOT_BITS), "a slot index fits its bits");
 _Static_assert(SETUP_PIPELINE <= ARGS_PIPELINE_MAX, "setup uses the same slots");
@@ -113,11 +116,6 @@ struct slot {
 	bool busy;
 };
 
-struct buf {
-	uint8_t *p;
-	uint32_t len, cap;
-};
-
 struct sub {
 	uint32_t service;
 	uint32_t last; /* the newest change number seen */
@@ -133,8 +131,7 @@ struct conn {
 	bool dead, recv_armed, send_busy, in_ready, in_heap, done, churn_dereg;
 	struct buf carry;   /* a partial answer between receives */
 	struct buf out;     /* frames encoded, not yet sending */
-	struct buf sending; /* the send in flight */
-	uint32_t send_off;
+	struct buf sending; /* the send in flight; consumed as the kernel takes it */
 	struct slot *slots;
 	uint16_t *free_slots;
 	uint32_t slots_n, free_n, inflight;
@@ -183,14 +180,6 @@ struct loop {
 	struct proto_view view;     /* scratch for parsing lists */
 };
 
-uint64_t loop_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static inline uint64_t ud_make(enum ud_op op, uint32_t idx)
 {
 	return ((uint64_t)op << 32) | idx;
@@ -212,38 +201,6 @@ static uint32_t pow2_at_least(uint32_t v)
 	while (p < v)
 		p <<= 1;
 	return p;
-}
-
-/* ---- buffers ---- */
-
-static int buf_reserve(struct buf *b, uint32_t more)
-{
-	uint64_t need = (uint64_t)b->len + more;
-	uint32_t cap;
-	uint8_t *p;
-
-	if (need <= b->cap)
-		return 0;
-	if (need > FRAME_BYTES_MAX + (uint64_t)OUT_SOFT_BYTES + RECV_BUF_BYTES)
-		return -ERR_NOMEM;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < need)
-		cap *= 2;
-	p = mem_alloc(cap);
-	if (p == NULL)
-		return -ERR_NOMEM;
-	if (b->len)
-		memcpy(p, b->p, b->len);
-	mem_free(b->p);
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-static void buf_free(struct buf *b)
-{
-	mem_free(b->p);
-	memset(b, 0, sizeof(*b));
 }
 
 /* ---- the ready list and the timer heap ---- */
@@ -421,7 +378,7 @@ static int encode_batch(struct loop *l, struct conn *c, uint8_t op, uint8_t cls,
 	struct slot *s;
 	uint8_t *p;
 
-	if (buf_reserve(&c->out, PROTO_HEADER_BYTES + body_cap) < 0)
+	if (!buf_reserve(&c->out, PROTO_HEADER_BYTES + body_cap, CONN_BUF_BYTES_MAX))
 		return -ERR_NOMEM;
 	p = c->out.p + c->out.len;
 	proto_wr_init(&w, p + PROTO_HEADER_BYTES, body_cap);
@@ -464,7 +421,7 @@ static int encode_list(struct loop *l, struct conn *c, uint8_t op, uint32_t serv
 	struct proto_wr w;
 	uint8_t *p;
 
-	if (buf_reserve(&c->out, PROTO_HEADER_BYTES + cap) < 0)
+	if (!buf_reserve(&c->out, PROTO_HEADER_BYTES + cap, CONN_BUF_BYTES_MAX))
 		return -ERR_NOMEM;
 	p = c->out.p + c->out.len;
 	proto_wr_init(&w, p + PROTO_HEADER_BYTES, cap);
@@ -515,7 +472,7 @@ static int encode_change(struct loop *l, struct conn *c)
 
 	if (pr->next_seq >= SEQ_MAX)
 		return 0; /* a probe's weight cannot count further: this service rests */
-	if (buf_reserve(&c->out, PROTO_HEADER_BYTES + cap) < 0)
+	if (!buf_reserve(&c->out, PROTO_HEADER_BYTES + cap, CONN_BUF_BYTES_MAX))
 		return -ERR_NOMEM;
 	c->w_k = (c->w_k + 1) % c->w_own;
 	seq = ++pr->next_seq;
@@ -625,7 +582,7 @@ static int encode_next(struct loop *l, struct conn *c, uint64_t start)
 
 static bool out_room(const struct conn *c)
 {
-	return c->out.len < OUT_SOFT_BYTES;
+	return buf_used(&c->out) < OUT_SOFT_BYTES;
 }
 
 /* Encodes what connection c may send now. */
@@ -707,7 +664,7 @@ static void submit_send(struct loop *l, struct conn *c)
 {
 	struct io_uring_sqe *sqe = uring_sqe(&l->ring);
 
-	io_uring_prep_send(sqe, c->fd, c->sending.p + c->send_off, c->sending.len - c->send_off,
+	io_uring_prep_send(sqe, c->fd, c->sending.p + c->sending.off, buf_used(&c->sending),
 	                   MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, (uint32_t)(c - l->conns)));
 	c->send_busy = true;
@@ -719,8 +676,7 @@ static void flush(struct loop *l, struct conn *c)
 
 	c->sending = c->out;
 	c->out = t;
-	c->out.len = 0;
-	c->send_off = 0;
+	buf_clear(&c->out);
 	submit_send(l, c);
 }
 
@@ -764,7 +720,7 @@ static void check_results(struct bench_stats *a, const struct slot *s, const str
  * the probe's weight in *weight (UINT32_MAX if absent), or -1 if malformed.
  */
 static int parse_list(struct loop *l, const struct proto_header *h, const uint8_t *body,
-                      uint32_t *total, const struct store_addr *probe, uint32_t *weight)
+                      uint32_t *total, const struct addr *probe, uint32_t *weight)
 {
 	struct proto_rd r;
 
@@ -876,7 +832,7 @@ static void sub_answer(struct loop *l, struct conn *c, const struct proto_header
                        const uint8_t *body)
 {
 	uint32_t i = h->request_id & ~SUB_BIT, total, w;
-	struct store_addr probe;
+	struct addr probe;
 	struct sub *sb;
 
 	if (i >= c->subs_n || (h->op != (OP_SUBSCRIBE | PROTO_RESPONSE) && h->op != OP_PUSH)) {
@@ -976,31 +932,22 @@ static void feed(struct loop *l, struct conn *c, const uint8_t *data, uint32_t l
 {
 	uint32_t used;
 
-	if (c->carry.len == 0) {
+	if (buf_used(&c->carry) == 0) {
 		used = parse_frames(l, c, data, len);
 		if (c->dead || used == len)
 			return;
-		data += used;
-		len -= used;
-		if (buf_reserve(&c->carry, len) < 0) {
+		if (!buf_append(&c->carry, data + used, len - used, CONN_BUF_BYTES_MAX))
 			conn_fail(l, c, REPORT_E_ANSWER);
-			return;
-		}
-		memcpy(c->carry.p, data, len);
-		c->carry.len = len;
 		return;
 	}
-	if (buf_reserve(&c->carry, len) < 0) {
+	if (!buf_append(&c->carry, data, len, CONN_BUF_BYTES_MAX)) {
 		conn_fail(l, c, REPORT_E_ANSWER);
 		return;
 	}
-	memcpy(c->carry.p + c->carry.len, data, len);
-	c->carry.len += len;
-	used = parse_frames(l, c, c->carry.p, c->carry.len);
+	used = parse_frames(l, c, c->carry.p + c->carry.off, (uint32_t)buf_used(&c->carry));
 	if (c->dead)
 		return;
-	memmove(c->carry.p, c->carry.p + used, c->carry.len - used);
-	c->carry.len -= used;
+	buf_consume(&c->carry, used);
 }
 
 static void handle_cqe(struct loop *l, const struct io_uring_cqe *cqe)
@@ -1014,12 +961,12 @@ static void handle_cqe(struct loop *l, const struct io_uring_cqe *cqe)
 			conn_fail(l, c, REPORT_E_CONN);
 			return;
 		}
-		c->send_off += (uint32_t)cqe->res;
-		if (c->send_off < c->sending.len && !c->dead) {
+		buf_consume(&c->sending, (size_t)cqe->res);
+		if (buf_used(&c->sending) && !c->dead) {
 			submit_send(l, c); /* a short send: the rest */
 			return;
 		}
-		c->sending.len = 0;
+		buf_clear(&c->sending);
 		make_ready(l, c);
 		return;
 	}
@@ -1065,7 +1012,7 @@ static void turn(struct loop *l)
 	uint64_t wait = WAIT_MAX_NS;
 	unsigned head, n = 0;
 
-	l->now = loop_now_ns();
+	l->now = clock_mono_ns();
 	l->t_end = LOAD_RELAXED(&l->sh->t_end_ns);
 	publish(l, false);
 	while (l->heap_n && l->conns[l->heap[0]].due_ns <= l->now)
@@ -1079,7 +1026,7 @@ static void turn(struct loop *l)
 			continue;
 		if (!c->recv_armed)
 			arm_recv(l, c);
-		if (!c->send_busy && c->out.len)
+		if (!c->send_busy && buf_used(&c->out))
 			flush(l, c);
 	}
 	if (l->heap_n) {
@@ -1098,7 +1045,7 @@ static void turn(struct loop *l)
 	ts.tv_sec = (long long)(wait / 1000000000ull);
 	ts.tv_nsec = (long long)(wait % 1000000000ull);
 	io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
-	l->now = loop_now_ns();
+	l->now = clock_mono_ns();
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
 		handle_cqe(l, cqe);

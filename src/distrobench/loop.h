@@ -81,9 +81,6 @@ struct bench_thread {
 	char why[512];
 };
 
-/* CLOCK_MONOTONIC in ns. */
-uint64_t loop_now_ns(void);
-
 /* The thread body (arg: its struct bench_thread). */
 void *loop_thread(void *arg);
 

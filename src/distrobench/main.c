@@ -25,6 +25,7 @@
 #include "distrobench/report.h"
 
 #include "core/atomic.h"
+#include "core/clock.h"
 #include "core/mem.h"
 
 #include <errno.h>
@@ -160,7 +161,7 @@ static void progress_line(struct run *r, struct progress *p, uint64_t now)
 /* Waits for every thread to finish phase ph; false if one failed or we were stopped. */
 static bool wait_phase(struct run *r, enum bench_phase ph)
 {
-	uint64_t next = loop_now_ns() + TICK_NS, t0 = loop_now_ns();
+	uint64_t next = clock_mono_ns() + TICK_NS, t0 = clock_mono_ns();
 	uint64_t total =
 	        (uint64_t)r->plan.population * (r->plan.setup_per_target ? r->cfg.targets_n : 1);
 	int bad;
@@ -176,7 +177,7 @@ static bool wait_phase(struct run *r, enum bench_phase ph)
 		if (interrupted)
 			return false;
 		sleep_ns(POLL_NS);
-		now = loop_now_ns();
+		now = clock_mono_ns();
 		if (now >= next && !r->cfg.quiet) {
 			if (ph == PH_SETUP)
 				fprintf(stderr,
@@ -211,7 +212,7 @@ static void watch_run(struct run *r, struct rusage *cpu0, struct rusage *cpu1)
 	next = r->sh.t_start_ns + TICK_NS;
 	while (!all_arrived(r, PH_RUN)) {
 		sleep_ns(POLL_NS);
-		now = loop_now_ns();
+		now = clock_mono_ns();
 		if (interrupted && now < LOAD_RELAXED(&r->sh.t_end_ns)) {
 			STORE_RELAXED(&r->sh.t_end_ns, now); /* the window ends here */
 			interrupted = 0;
@@ -235,7 +236,7 @@ static void watch_run(struct run *r, struct rusage *cpu0, struct rusage *cpu1)
 		}
 	}
 	/* The last second (or less) of the window, if no tick covered it. */
-	now = loop_now_ns();
+	now = clock_mono_ns();
 	if (p.last_ns < LOAD_RELAXED(&r->sh.t_end_ns))
 		progress_line(r, &p,
 		              now < LOAD_RELAXED(&r->sh.t_end_ns) ? now
@@ -318,14 +319,14 @@ int main(int argc, char **argv)
 		stop_threads(&r);
 		return 1;
 	}
-	setup_t0 = loop_now_ns();
+	setup_t0 = clock_mono_ns();
 	release(&r, PH_SETUP);
 	if (!wait_phase(&r, PH_SETUP)) {
 		stop_threads(&r);
 		return 1;
 	}
 	memset(&res, 0, sizeof(res));
-	res.setup_seconds = r.plan.setup ? (double)(loop_now_ns() - setup_t0) / 1e9 : 0;
+	res.setup_seconds = r.plan.setup ? (double)(clock_mono_ns() - setup_t0) / 1e9 : 0;
 	res.setup_ops = LOAD_RELAXED(&r.sh.setup_ops);
 	release(&r, PH_SUBSCRIBE);
 	if (!wait_phase(&r, PH_SUBSCRIBE)) {
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "[subscribe] %llu subscriptions open\n",
 		        (unsigned long long)LOAD_RELAXED(&r.sh.subscriptions));
 	/* The schedule, fixed before any thread may start the run. */
-	r.sh.t_start_ns = loop_now_ns() + START_DELAY_NS;
+	r.sh.t_start_ns = clock_mono_ns() + START_DELAY_NS;
 	r.sh.t_measure_ns = r.sh.t_start_ns + (uint64_t)(r.cfg.warmup_s * 1e9);
 	STORE_RELAXED(&r.sh.t_end_ns, r.sh.t_measure_ns + (uint64_t)(r.cfg.duration_s * 1e9));
 	release(&r, PH_RUN);

@@ -97,7 +97,7 @@ void plan_service_range(const struct plan *p, uint32_t s, uint32_t *lo, uint32_t
 	*hi = first_of(p, s + 1);
 }
 
-void plan_addr(uint32_t i, struct store_addr *a)
+void plan_addr(uint32_t i, struct addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ip[10] = a->ip[11] = 0xff; /* IPv4-mapped */

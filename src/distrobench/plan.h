@@ -57,7 +57,7 @@ uint32_t plan_service_of(const struct plan *p, uint32_t i);
 void plan_service_range(const struct plan *p, uint32_t s, uint32_t *lo, uint32_t *hi);
 
 /* The address of instance i. */
-void plan_addr(uint32_t i, struct store_addr *a);
+void plan_addr(uint32_t i, struct addr *a);
 
 /* The service key of s (names borrowed from the plan). */
 void plan_svc_key(const struct plan *p, uint32_t s, struct store_svc_key *k);

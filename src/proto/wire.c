@@ -1,4 +1,4 @@
-#include "proto/wire.h"
+#include "proto/wire_internal.h"
 
 #include "core/err.h"
 
@@ -135,7 +135,7 @@ struct store_str proto_rd_str(struct proto_rd *r)
 	return p ? (struct store_str){ (const char *)p, len } : (struct store_str){ NULL, 0 };
 }
 
-void proto_rd_addr(struct proto_rd *r, struct store_addr *a)
+void proto_rd_addr(struct proto_rd *r, struct addr *a)
 {
 	uint8_t family = proto_rd_u8(r);
 	const uint8_t *p;
@@ -319,56 +319,29 @@ int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t
 
 /* ---- writing ---- */
 
-static uint8_t *give(struct proto_wr *w, size_t n)
-{
-	uint8_t *p = w->p;
-
-	if (w->overflow || (size_t)(w->end - w->p) < n) {
-		w->overflow = true;
-		return NULL;
-	}
-	w->p += n;
-	return p;
-}
-
 void proto_wr_u8(struct proto_wr *w, uint8_t v)
 {
-	uint8_t *p = give(w, 1);
-
-	if (p)
-		p[0] = v;
+	wr_u8(w, v);
 }
 
 void proto_wr_u16(struct proto_wr *w, uint16_t v)
 {
-	uint8_t *p = give(w, 2);
-
-	v = htole16(v);
-	if (p)
-		memcpy(p, &v, 2);
+	wr_u16(w, v);
 }
 
 void proto_wr_u32(struct proto_wr *w, uint32_t v)
 {
-	uint8_t *p = give(w, 4);
-
-	v = htole32(v);
-	if (p)
-		memcpy(p, &v, 4);
+	wr_u32(w, v);
 }
 
 void proto_wr_u64(struct proto_wr *w, uint64_t v)
 {
-	uint8_t *p = give(w, 8);
-
-	v = htole64(v);
-	if (p)
-		memcpy(p, &v, 8);
+	wr_u64(w, v);
 }
 
 void proto_wr_bytes(struct proto_wr *w, const void *src, size_t len)
 {
-	uint8_t *p = give(w, len);
+	uint8_t *p = wr_take(w, len);
 
 	if (p && len)
 		memcpy(p, src, len);
@@ -388,7 +361,7 @@ void proto_wr_str(struct proto_wr *w, struct store_str s)
 	proto_wr_bytes(w, s.p, s.len);
 }
 
-void proto_wr_addr(struct proto_wr *w, const struct store_addr *a)
+void proto_wr_addr(struct proto_wr *w, const struct addr *a)
 {
 	static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
@@ -416,13 +389,6 @@ void proto_wr_key(struct proto_wr *w, const struct store_key *k)
 	proto_wr_addr(w, &k->addr);
 }
 
-static void wr_timing(struct proto_wr *w, const struct store_timing *t)
-{
-	proto_wr_u32(w, t->interval_ms);
-	proto_wr_u32(w, t->timeout_ms);
-	proto_wr_u32(w, t->delete_ms);
-}
-
 void proto_wr_instance(struct proto_wr *w, const struct store_key *k, const struct store_val *v)
 {
 	proto_wr_key(w, k);
@@ -444,24 +410,4 @@ void proto_wr_filter(struct proto_wr *w, const struct store_filter *f)
 	proto_wr_u16(w, (uint16_t)f->clusters_n);
 	for (uint32_t i = 0; i < f->clusters_n; i++)
 		proto_wr_str(w, f->clusters[i]);
-}
-
-void proto_wr_view(struct proto_wr *w, const struct store_view *v)
-{
-	uint32_t n = store_meta_count(v->meta);
-
-	proto_wr_str(w, v->cluster);
-	proto_wr_addr(w, &v->addr);
-	proto_wr_u32(w, v->weight_milli);
-	proto_wr_u8(w, (uint8_t)(((v->flags & STORE_F_HEALTHY) ? PF_HEALTHY : 0) |
-	                         ((v->flags & STORE_F_ENABLED) ? PF_ENABLED : 0) |
-	                         ((v->flags & STORE_F_EPHEMERAL) ? PF_EPHEMERAL : 0)));
-	wr_timing(w, &v->timing);
-	proto_wr_u16(w, (uint16_t)n);
-	for (uint32_t i = 0; i < n; i++) {
-		struct store_kv kv = store_meta_at(v->meta, i);
-
-		proto_wr_str(w, kv.key);
-		proto_wr_str(w, kv.val);
-	}
 }

@@ -11,11 +11,16 @@
  *
  * Encoders write into a caller's buffer and flag overflow instead of
  * writing past it. Nothing here allocates.
+ *
+ * The codec (wire.c) needs only the key and value types of store/types.h
+ * and struct addr of core/addr.h, never the store's code: the client
+ * library links it on its own. The one encoder that reads the store,
+ * proto_wr_view, is in proto/view.c and only the node links it.
  */
 #ifndef DISTRO_PROTO_WIRE_H
 #define DISTRO_PROTO_WIRE_H
 
-#include "store/store.h"
+#include "store/types.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,7 +107,7 @@ uint16_t proto_rd_u16(struct proto_rd *r);
 uint32_t proto_rd_u32(struct proto_rd *r);
 uint64_t proto_rd_u64(struct proto_rd *r);
 struct store_str proto_rd_str(struct proto_rd *r);
-void proto_rd_addr(struct proto_rd *r, struct store_addr *a);
+void proto_rd_addr(struct proto_rd *r, struct addr *a);
 
 /* Service key (ns, group, service). */
 void proto_rd_svc(struct proto_rd *r, struct store_svc_key *k);
@@ -157,7 +162,7 @@ void proto_rd_filter(struct proto_rd *r, struct store_filter *f, struct store_st
  */
 struct proto_view {
 	struct store_str cluster;
-	struct store_addr addr;
+	struct addr addr;
 	uint32_t weight_milli;
 	uint8_t flags;
 	struct store_timing timing;
@@ -197,11 +202,20 @@ void proto_wr_u32(struct proto_wr *w, uint32_t v);
 void proto_wr_u64(struct proto_wr *w, uint64_t v);
 void proto_wr_bytes(struct proto_wr *w, const void *p, size_t len);
 void proto_wr_str(struct proto_wr *w, struct store_str s);
-void proto_wr_addr(struct proto_wr *w, const struct store_addr *a);
+void proto_wr_addr(struct proto_wr *w, const struct addr *a);
 void proto_wr_svc(struct proto_wr *w, const struct store_svc_key *k);
 void proto_wr_key(struct proto_wr *w, const struct store_key *k);
 void proto_wr_instance(struct proto_wr *w, const struct store_key *k, const struct store_val *v);
 void proto_wr_filter(struct proto_wr *w, const struct store_filter *f);
+
+struct store_view;
+
+/*
+ * A list entry from the store's view of an instance: the node's side of
+ * proto_rd_view. Defined in proto/view.c, apart from the codec, because it
+ * reads the store's interned metadata: the client library links wire.c
+ * alone and so none of the store.
+ */
 void proto_wr_view(struct proto_wr *w, const struct store_view *v);
 
 #ifdef __cplusplus

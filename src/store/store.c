@@ -26,9 +26,10 @@
  * next local write wins over everything seen. A delete leaves a tombstone
  * (STORE_F_DELETED) that refuses older updates for tombstone_ms.
  *
- * Slots. slot = XXH3(ip || port) mod STORE_SLOTS. The instance table's hash
- * carries the slot in its top bits, so the table is laid out in slot order
- * and one slot's entries form one region (store_slot_scan). Each shard keeps,
+ * Slots. slot = XXH3(ip || port) mod STORE_SLOTS (core/addr.h). The
+ * instance table's hash carries the slot in its top bits, so the table is
+ * laid out in slot order and one slot's entries form one region
+ * (store_slot_scan). Each shard keeps,
  * per slot, the sum mod 2^64 of the hashes of its live records' replicated
  * state, and their count: adding, removing or changing a record adjusts one
  * sum in O(1); sums from any order of changes agree, so a slot's checksum is
@@ -52,7 +53,6 @@
 #include "core/err.h"
 #include "core/mem.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <string.h>
 #include "core/hash.h"
@@ -63,21 +63,6 @@
 _Static_assert(sizeof(struct store_inst) == 88, "store_inst grew");
 
 /* ---- hashes ---- */
-
-uint64_t inst_slot_hash(const uint8_t ip[16], uint16_t port)
-{
-	uint8_t b[18];
-
-	memcpy(b, ip, 16);
-	b[16] = (uint8_t)(port >> 8);
-	b[17] = (uint8_t)port;
-	return XXH3_64bits(b, sizeof(b));
-}
-
-uint32_t store_slot_of(const struct store_addr *a)
-{
-	return (uint32_t)(inst_slot_hash(a->ip, a->port) & (STORE_SLOTS - 1));
-}
 
 uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
                      const char *name, uint32_t name_len)
@@ -134,57 +119,7 @@ uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[
 	return XXH3_64bits_withSeed(&b, sizeof(b), HASH_SEED);
 }
 
-/* ---- addresses and names ---- */
-
-int store_addr_parse(const char *ip, uint16_t port, struct store_addr *out)
-{
-	static const uint8_t zero[16];
-	struct in_addr v4;
-
-	memset(out, 0, sizeof(*out));
-	if (ip == NULL)
-		return -ERR_ADDR;
-	if (inet_pton(AF_INET, ip, &v4) == 1) {
-		out->ip[10] = 0xff;
-		out->ip[11] = 0xff;
-		memcpy(&out->ip[12], &v4, 4);
-	} else if (inet_pton(AF_INET6, ip, out->ip) != 1) {
-		return -ERR_ADDR;
-	}
-	out->port = port;
-	if (port == 0 || memcmp(out->ip, zero, 16) == 0)
-		return -ERR_ADDR;
-	if (out->ip[10] == 0xff && out->ip[11] == 0xff && memcmp(out->ip, zero, 10) == 0 &&
-	    memcmp(&out->ip[12], zero, 4) == 0)
-		return -ERR_ADDR;
-	return 0;
-}
-
-static bool addr_is_v4(const uint8_t ip[16])
-{
-	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	return memcmp(ip, prefix, 12) == 0;
-}
-
-void store_addr_format(const struct store_addr *a, char *buf, size_t len)
-{
-	if (addr_is_v4(a->ip))
-		inet_ntop(AF_INET, &a->ip[12], buf, (socklen_t)len);
-	else
-		inet_ntop(AF_INET6, a->ip, buf, (socklen_t)len);
-}
-
-static int addr_check(const struct store_addr *a)
-{
-	static const uint8_t zero[16];
-
-	if (a->port == 0 || memcmp(a->ip, zero, 16) == 0)
-		return -ERR_ADDR;
-	if (addr_is_v4(a->ip) && memcmp(&a->ip[12], zero, 4) == 0)
-		return -ERR_ADDR;
-	return 0;
-}
+/* ---- names ---- */
 
 struct store_str name_or_default(struct store_str s, struct store_str def)
 {
@@ -258,7 +193,7 @@ int key_resolve(const struct store *s, const struct store_key *k, struct rkey *r
 	/* Most instances are in the default cluster: its hash is computed once. */
 	rk->cluster_hash =
 	        k->cluster.p ? intern_hash(rk->cluster.p, rk->cluster.len) : s->def_cluster_hash;
-	rk->slot_hash = inst_slot_hash(k->addr.ip, k->addr.port);
+	rk->slot_hash = addr_slot_hash(k->addr.ip, k->addr.port);
 	rk->slot = (uint16_t)(rk->slot_hash & (STORE_SLOTS - 1));
 	rk->hash = inst_table_hash(rk->svc_hash, rk->cluster_hash, rk->slot_hash);
 	return 0;
@@ -707,7 +642,7 @@ static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct
 struct inst_lookup {
 	const struct store_svc *svc;
 	int cluster;
-	const struct store_addr *addr;
+	const struct addr *addr;
 };
 
 static bool inst_eq(const void *obj, const void *key)
@@ -729,7 +664,7 @@ static uint64_t inst_rehash(const void *obj)
 	const struct store_inst *in = obj;
 
 	return inst_table_hash(in->svc->hash, inst_cluster(in)->hash,
-	                       inst_slot_hash(in->ip, in->port));
+	                       addr_slot_hash(in->ip, in->port));
 }
 
 /* Reader-safe lookup of a resolved key; NULL if absent. */

@@ -121,9 +121,6 @@ struct store {
 #define STAT_ADD(sh, name, d) STORE_RELAXED(&(sh)->stats.name, (sh)->stats.name + (d))
 #define STAT_INC(sh, name)    STAT_ADD(sh, name, 1)
 
-/* Hash of the slot part: what decides an instance's slot. */
-uint64_t inst_slot_hash(const uint8_t ip[16], uint16_t port);
-
 /* Content hash of a service's names, identical on every node. */
 uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
                      const char *name, uint32_t name_len);
@@ -150,7 +147,7 @@ struct rkey {
 	struct store_str ns, group, service, cluster;
 	uint64_t svc_hash, cluster_hash, slot_hash, hash;
 	uint16_t slot;
-	const struct store_addr *addr;
+	const struct addr *addr;
 };
 
 int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct rkey *rk);

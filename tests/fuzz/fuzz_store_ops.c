@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		next_key(&in, &k);
 		sh = store_shard(s, store_shard_of(s, &k.svc));
 		if (ntouched < TOUCHED_MAX)
-			touched[ntouched++] = store_slot_of(&k.addr);
+			touched[ntouched++] = addr_slot(&k.addr);
 		switch (op % 8) {
 		case 0:
 		case 1:

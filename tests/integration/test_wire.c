@@ -215,7 +215,7 @@ Test(wire, pipelining_many_requests_in_one_write)
 
 		k.svc.service.len = (uint32_t)snprintf(svc, sizeof(svc), "pipe%u", i % 16);
 		snprintf(ip, sizeof(ip), "10.9.%u.%u", i / 250, i % 250 + 1);
-		cr_assert_eq(store_addr_parse(ip, 80, &k.addr), 0);
+		cr_assert_eq(addr_parse(ip, 80, &k.addr), 0);
 		proto_wr_init(&w, out + len + PROTO_HEADER_BYTES,
 		              sizeof(out) - len - PROTO_HEADER_BYTES);
 		proto_wr_instance(&w, &k, &v);

@@ -147,7 +147,7 @@ static void *reader(void *p)
 		/* Scan one slot in small chunks. */
 		struct store_cursor c;
 
-		store_cursor_init(&c, store_slot_of(&k.addr));
+		store_cursor_init(&c, addr_slot(&k.addr));
 		while (store_slot_scan(s, &c, out, 3) > 0)
 			if (!view_consistent(&out[0]) && str_is(out[0].service, name))
 				atomic_fetch_add(&torn, 1);

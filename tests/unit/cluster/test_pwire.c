@@ -129,7 +129,7 @@ Test(pwire, forwarded_items_are_client_write_items_only)
 
 	memset(&k, 0, sizeof(k));
 	k.svc.service = (struct store_str){ "svc", 3 };
-	cr_assert_eq(store_addr_parse("10.0.0.1", 80, &k.addr), 0);
+	cr_assert_eq(addr_parse("10.0.0.1", 80, &k.addr), 0);
 	proto_wr_init(&w, b, sizeof(b));
 	proto_wr_key(&w, &k);
 	uint32_t len = (uint32_t)(w.p - b);
@@ -152,7 +152,7 @@ Test(pwire, every_truncation_of_a_sync_or_chunk_is_refused)
 	v.ns = (struct store_str){ "public", 6 };
 	v.group = (struct store_str){ "DEFAULT_GROUP", 13 };
 	v.cluster = (struct store_str){ "DEFAULT", 7 };
-	cr_assert_eq(store_addr_parse("10.0.0.1", 80, &v.addr), 0);
+	cr_assert_eq(addr_parse("10.0.0.1", 80, &v.addr), 0);
 	v.flags = STORE_F_HEALTHY | STORE_F_ENABLED | STORE_F_EPHEMERAL;
 	v.version = 1ull << 40;
 	v.node = 2;

@@ -101,13 +101,13 @@ Test(plan, list_blocks_and_per_target_setup, .fini = done)
 Test(plan, addresses_and_names, .fini = done)
 {
 	setup_plan("-W", "register", "-n", "67108864", "-S", "3", "--prefix", "p", NULL);
-	struct store_addr a;
+	struct addr a;
 	struct store_key k;
 	struct store_val v;
 	char ip[64];
 
 	plan_addr(0x01020304, &a);
-	store_addr_format(&a, ip, sizeof(ip));
+	addr_format(&a, ip, sizeof(ip));
 	cr_assert_str_eq(ip, "10.2.3.4");
 	cr_assert_eq(a.port, 1025);
 	plan_addr(0, &a);

@@ -33,8 +33,8 @@ static size_t make_register(uint8_t *buf, size_t cap, uint32_t id)
 	struct store_val v2 = { .weight_milli = 1000, .enabled = true };
 	struct proto_wr w;
 
-	cr_assert_eq(store_addr_parse("10.1.2.3", 8080, &k1.addr), 0);
-	cr_assert_eq(store_addr_parse("2001:db8::1", 9090, &k2.addr), 0);
+	cr_assert_eq(addr_parse("10.1.2.3", 8080, &k1.addr), 0);
+	cr_assert_eq(addr_parse("2001:db8::1", 9090, &k2.addr), 0);
 	proto_wr_init(&w, buf + PROTO_HEADER_BYTES, cap - PROTO_HEADER_BYTES);
 	proto_wr_instance(&w, &k1, &v1);
 	proto_wr_instance(&w, &k2, &v2);
@@ -70,7 +70,7 @@ Test(wire, register_round_trip)
 	cr_assert_null(k.svc.group.p, "absent stays absent");
 	cr_assert(str_eq(k.svc.service, S("orders")));
 	cr_assert(str_eq(k.cluster, S("east")));
-	store_addr_format(&k.addr, ip, sizeof(ip));
+	addr_format(&k.addr, ip, sizeof(ip));
 	cr_assert_str_eq(ip, "10.1.2.3");
 	cr_assert_eq(k.addr.port, 8080);
 	cr_assert_eq(v.weight_milli, 1500);
@@ -82,7 +82,7 @@ Test(wire, register_round_trip)
 	cr_assert_eq(v.meta[1].val.len, 0);
 
 	proto_rd_instance(&r, &k, &v, kv, 4, &item_err);
-	store_addr_format(&k.addr, ip, sizeof(ip));
+	addr_format(&k.addr, ip, sizeof(ip));
 	cr_assert_str_eq(ip, "2001:db8::1");
 	cr_assert_null(k.cluster.p);
 	cr_assert_not(v.healthy);
@@ -188,7 +188,7 @@ Test(wire, too_many_meta_pairs_fail_the_item_not_the_frame)
 
 	for (int i = 0; i < 10; i++)
 		meta[i] = (struct store_kv){ S("k"), S("v") };
-	cr_assert_eq(store_addr_parse("10.0.0.1", 1, &k.addr), 0);
+	cr_assert_eq(addr_parse("10.0.0.1", 1, &k.addr), 0);
 	proto_wr_init(&w, buf, sizeof(buf));
 	proto_wr_instance(&w, &k, &v);
 	proto_wr_instance(&w, &k, &(struct store_val){ .weight_milli = 2 });

@@ -32,8 +32,8 @@ Test(feed, coalesces_per_key_in_change_order)
 	cr_assert_eq(out[0].weight_milli, 49, "the feed carries the current state");
 	cr_assert_eq(out[1].addr.ip[15], 2);
 	cr_assert(out[1].flags & STORE_F_DELETED);
-	cr_assert(roaring_bitmap_contains(slots, store_slot_of(&a.addr)));
-	cr_assert(roaring_bitmap_contains(slots, store_slot_of(&b.addr)));
+	cr_assert(roaring_bitmap_contains(slots, addr_slot(&a.addr)));
+	cr_assert(roaring_bitmap_contains(slots, addr_slot(&b.addr)));
 	cr_assert_eq(store_feed_len(sh), 1);
 	cr_assert_eq(store_feed_drain(sh, out, 16, NULL), 1);
 	cr_assert_eq(out[0].addr.ip[15], 3);

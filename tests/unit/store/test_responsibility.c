@@ -30,7 +30,7 @@ static uint32_t slot_of_n(uint32_t n)
 {
 	struct store_key k = key_n("svc", n);
 
-	return store_slot_of(&k.addr);
+	return addr_slot(&k.addr);
 }
 
 static bool healthy(uint32_t n)

@@ -219,7 +219,7 @@ Test(slots, same_records_any_order_same_checksums, .timeout = 120)
 	recs[0].version++;
 	cr_assert_eq(store_apply(store_shard(t, store_shard_of(t, &recs[0].key.svc)), &recs[0]),
 	             STORE_CHANGED);
-	uint32_t differ = 0, slot0 = store_slot_of(&recs[0].key.addr);
+	uint32_t differ = 0, slot0 = addr_slot(&recs[0].key.addr);
 
 	for (uint32_t slot = 0; slot < STORE_SLOTS; slot++)
 		if (store_slot_checksum(s, slot, NULL) != store_slot_checksum(t, slot, NULL)) {
@@ -243,10 +243,10 @@ Test(slots, scan_survives_rebuilds_between_chunks)
 
 	/* Put 400 instances in one slot: vary ports until the slot matches. */
 	k = key_n("scan", 1);
-	slot = store_slot_of(&k.addr);
+	slot = addr_slot(&k.addr);
 	for (uint32_t port = 1; placed < 400 && port < 65535; port++) {
 		k.addr.port = (uint16_t)port;
-		if (store_slot_of(&k.addr) != slot)
+		if (addr_slot(&k.addr) != slot)
 			continue;
 		char name[16];
 
@@ -257,7 +257,7 @@ Test(slots, scan_survives_rebuilds_between_chunks)
 	}
 	for (uint32_t ip = 2; placed < 400; ip++) {
 		k = key_n("scan", ip);
-		if (store_slot_of(&k.addr) == slot) {
+		if (addr_slot(&k.addr) == slot) {
 			cr_assert_eq(up_default(s, &k), STORE_CREATED);
 			placed++;
 		}
