@@ -65,15 +65,15 @@ struct saved_key {
 	uint32_t off;
 	uint32_t len[4];   /* ns, group, service, cluster */
 	uint8_t null_mask; /* bit i: name i was absent (NULL), not empty */
-	struct store_addr addr;
+	struct addr addr;
 };
 
 /* ---- route ---- */
 
-uint16_t replica_route(struct worker *w, const struct store_addr *addr)
+uint16_t replica_route(struct worker *w, const struct addr *addr)
 {
 	struct peer *p = w->srv->peer;
-	uint16_t owner = peer_owner(p, store_slot_of(addr));
+	uint16_t owner = peer_owner(p, addr_slot(addr));
 
 	/* Another node's slot goes to its owner; nobody's (no READY member) runs here. */
 	return owner != 0 && owner != peer_self_id(p) ? owner : 0;

@@ -174,29 +174,6 @@ struct epoch_rec *store_shard_rec(struct store_shard *sh);
 /* The shard that holds a service. Pure function of the names; O(name bytes). */
 uint32_t store_shard_of(const struct store *s, const struct store_svc_key *k);
 
-/*
- * The former names of core/addr.h's type and functions, for src/server,
- * src/cluster and src/http while they are being restructured; other code
- * uses the addr_ names. A macro is the one way to keep `struct store_addr`
- * naming struct addr. Remove all of these once nothing there uses them.
- */
-#define store_addr addr
-
-static inline uint32_t store_slot_of(const struct addr *a)
-{
-	return addr_slot(a);
-}
-
-static inline int store_addr_parse(const char *ip, uint16_t port, struct addr *out)
-{
-	return addr_parse(ip, port, out);
-}
-
-static inline void store_addr_format(const struct addr *a, char *buf, size_t len)
-{
-	addr_format(a, buf, len);
-}
-
 /* Metadata of a view. */
 uint32_t store_meta_count(const struct store_meta *m);
 struct store_kv store_meta_at(const struct store_meta *m, uint32_t i);

@@ -94,7 +94,7 @@ Test(replica, a_repair_forgets_only_unlisted_rows_of_its_shard)
 	struct store_key k0 = key_of(0, services, name, sizeof(name));
 
 	/* Every instance has the same address: one slot, spread over both shards. */
-	slot = store_slot_of(&k0.addr);
+	slot = addr_slot(&k0.addr);
 	cr_assert(n0 > 0 && n0 < services);
 	cr_assert_not_null(m);
 	m->slot = (uint16_t)slot;
