@@ -47,6 +47,7 @@
  */
 #include "http/admin.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -82,10 +83,7 @@ static const char text_type[] = "text/plain; charset=utf-8";
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_us() / 1000;
 }
 
 static void conn_close(struct admin_conn *c)

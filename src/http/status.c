@@ -116,7 +116,8 @@ static void put_member(struct jw *w, const struct peer_member_status *m)
 		put(w, "null");
 	else
 		put(w, "%" PRId64, m->last_rx_ms);
-	put(w, ",\"backlog_bytes\":%" PRIu64 "}", m->backlog_bytes);
+	put(w, ",\"backlog_bytes\":%" PRIu64 ",\"map_version\":%" PRIu64 "}", m->backlog_bytes,
+	    m->peer_map_version);
 }
 
 int status_cluster_json(const struct peer_status *st, char **out, size_t *len)

@@ -50,6 +50,7 @@ static void three_members(struct peer_status *st)
 		m->slots = i < 2 ? 8192 : 0;
 		m->last_rx_ms = i == 2 ? -1 : 12 + (int64_t)i;
 		m->backlog_bytes = 1000 * i;
+		m->peer_map_version = 5 + i;
 	}
 #define FILL(name) st->stats.name = (v += 7919);
 	PEER_STATS(FILL)
@@ -80,15 +81,17 @@ Test(status, cluster_document_has_every_field)
 	        "{\"clustered\":true,\"self\":2,\"ready\":true,\"quorum\":true,\"map_version\":17,"
 	        "\"members\":[{\"id\":1,\"addr\":\"127.0.0.1:7848\",\"client_addr\":"
 	        "\"127.0.0.1:9848\",\"self\":false,\"health\":\"UP\",\"ready\":true,"
-	        "\"slots\":8192,\"last_rx_ms\":12,\"backlog_bytes\":0},";
+	        "\"slots\":8192,\"last_rx_ms\":12,\"backlog_bytes\":0,\"map_version\":5},";
 
 	cr_assert(strncmp(text, head, strlen(head)) == 0, "%s", text);
 	cr_assert(strstr(text, "{\"id\":2,\"addr\":\"127.0.0.1:7849\",\"client_addr\":"
 	                       "\"127.0.0.1:9858\",\"self\":true,\"health\":\"SUSPICIOUS\""),
 	          "%s", text);
-	cr_assert(strstr(text, "\"health\":\"DOWN\",\"ready\":false,\"slots\":0,\"last_rx_ms\":"
-	                       "null,\"backlog_bytes\":2000}],\"stats\":{\"links_up\":"),
-	          "%s", text);
+	cr_assert(
+	        strstr(text,
+	               "\"health\":\"DOWN\",\"ready\":false,\"slots\":0,\"last_rx_ms\":"
+	               "null,\"backlog_bytes\":2000,\"map_version\":7}],\"stats\":{\"links_up\":"),
+	        "%s", text);
 #define CHECK(name)                                                                                \
 	do {                                                                                       \
 		char want[96];                                                                     \
