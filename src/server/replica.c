@@ -364,10 +364,10 @@ static uint32_t walk(struct worker *w, struct store_cursor *c, uint32_t max,
 	return n;
 }
 
-bool replica_step(struct worker *w)
+bool replica_prune(struct worker *w, uint32_t *budget_io)
 {
 	struct replica *rp = &w->replica;
-	uint32_t budget = REPLICA_BUDGET;
+	uint32_t budget = *budget_io;
 
 	while (rp->repairs && budget > 0) {
 		struct repair_job *j = rp->repairs;
@@ -383,6 +383,16 @@ bool replica_step(struct worker *w)
 		mem_free(j->keys);
 		mem_free(j);
 	}
+	*budget_io = budget;
+	return rp->repairs == NULL;
+}
+
+bool replica_step(struct worker *w)
+{
+	struct replica *rp = &w->replica;
+	uint32_t budget = REPLICA_BUDGET;
+
+	replica_prune(w, &budget);
 	while (budget > 0) {
 		uint32_t seen;
 

@@ -213,13 +213,17 @@ static void drain_inbound(struct worker *w)
 	}
 	/*
 	 * The peer thread's: records by the thousand, so a budget per loop.
-	 * Nothing while a repair is pruning its slot: records that arrived
-	 * after the owner's listing must not be pruned by it (replica.c).
+	 * A repair's pruning runs before anything that came after it, so
+	 * records that arrived after the owner's listing are never pruned by
+	 * it (replica.c); it shares the budget, and many small repairs go in
+	 * one loop.
 	 */
 	w->inbound_more = false;
-	while (worker_clustered(w) && budget > 0 && w->replica.repairs == NULL) {
+	while (worker_clustered(w) && budget > 0) {
 		void *m;
 
+		if (w->replica.repairs && !replica_prune(w, &budget))
+			break;
 		if (xcore_recv(&w->srv->xcore, peer, w->id, &m, 1) == 0)
 			return;
 		if (xmsg_kind(m) == XM_PENDING) {

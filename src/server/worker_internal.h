@@ -133,6 +133,7 @@ uint16_t replica_route(struct worker *w, const struct addr *addr);
 void replica_on_message(struct worker *w, void *msg);
 void replica_sync_out(struct worker *w);
 bool replica_step(struct worker *w);
+bool replica_prune(struct worker *w, uint32_t *budget);
 void replica_free(struct worker *w);
 
 #endif
