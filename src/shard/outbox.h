@@ -12,10 +12,11 @@
  * Bounds: the rings are bounded (XCORE slots); the backlog is bounded by
  * OUTBOX_BACKLOG_MAX. A message already accepted (a request's part, an
  * answer owed) cannot be dropped, so past that bound - or without memory
- * to grow - outbox_send fails and the caller decides: the senders of
- * droppable work (sync records, replicated batches) check outbox_backlog
- * first and leave the work where it is bounded already (the store's
- * coalescing feed, the socket).
+ * to grow - outbox_send fails and the caller decides. Producers of bulk
+ * work keep it where it is bounded already instead: a worker's sync
+ * checks outbox_backlog and leaves records in the store's coalescing feed
+ * (server/replica.c); the peer thread stops reading its links while its
+ * backlog is long, so peers' records wait in the sockets (cluster/link.c).
  *
  * Owned by one thread; nothing here is shared.
  */
