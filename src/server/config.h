@@ -33,6 +33,8 @@ struct server_config {
 	char http_bind[64];
 	uint32_t http_port; /* admin HTTP: /metrics, /health; 0 picks a free one */
 	char http_port_file[256];
+	uint32_t nacos_port; /* the Nacos HTTP API (docs/nacos.md); 0 picks a free one */
+	char nacos_port_file[256];
 	char log_level[16];
 	char config_file[256];
 	/* cluster (docs/distro.md) */

@@ -40,6 +40,8 @@
 	X(op_unsubscribe)                                                                          \
 	X(takeover_adopted) /* instances given a fresh deadline in slots this node gained */       \
 	X(repair_forgotten) /* instances a repair dropped: their owner did not list them */        \
+	X(nacos_requests)   /* HTTP requests on the Nacos port */                                  \
+	X(nacos_errors)     /* answered with a 4xx or 5xx status */                                \
 	X(loops)                                                                                   \
 	X(cqes)
 
