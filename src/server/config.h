@@ -35,6 +35,10 @@ struct server_config {
 	char http_port_file[256];
 	uint32_t nacos_port; /* the Nacos HTTP API (docs/nacos.md); 0 picks a free one */
 	char nacos_port_file[256];
+	uint32_t nacos_push_window_ms; /* UDP pushes coalesce the changes of this many ms */
+	uint32_t nacos_push_retry_ms;  /* an unacknowledged push is sent again after this */
+	uint32_t nacos_push_ttl_ms;    /* a subscriber that stops polling is forgotten after this */
+	uint32_t nacos_push_subs_max;  /* UDP subscribers of the node */
 	char log_level[16];
 	char config_file[256];
 	/* cluster (docs/distro.md) */

@@ -476,13 +476,14 @@ static void instance_list(struct nctx *x)
 	struct store_str clusters = { "", 0 };
 	struct buf *b;
 	bool healthy_only;
+	int64_t udp_port;
 	int err = 0, rc;
 
 	if (svc_of(x, &sk) < 0)
 		return;
 	(void)form_get(&x->form, "clusters", &clusters);
 	healthy_only = form_get_bool(&x->form, "healthyOnly", false, &err);
-	(void)form_get_int(&x->form, "udpPort", 0, 0, 65535, &err);
+	udp_port = form_get_int(&x->form, "udpPort", 0, 0, 65535, &err);
 	if (err) {
 		nacos_reply_text(x, 400, "Param 'healthyOnly' or 'udpPort' is invalid.");
 		return;
@@ -499,6 +500,9 @@ static void instance_list(struct nctx *x)
 		nacos_reply_text(x, 400, err_str(rc));
 		return;
 	}
+	/* udpPort: this poll subscribes (or keeps subscribed) its sender to UDP pushes. */
+	if (udp_port > 0)
+		nacos_push_subscribe(x, &sk, clusters, healthy_only, (uint16_t)udp_port);
 	nacos_reply_json(x, b);
 }
 

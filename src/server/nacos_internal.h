@@ -23,6 +23,8 @@
 #include "nacos/http1.h"
 #include "server/worker_internal.h"
 
+struct nacos_push;
+
 #include <sys/socket.h>
 
 #define NACOS_IN_MAX     (4u * H1_REQ_MAX) /* buffered bytes of one connection */
@@ -48,6 +50,7 @@ struct nacos_worker {
 	size_t form_cap;
 	char *meta_buf; /* unescaped metadata and beat strings */
 	size_t meta_cap;
+	struct nacos_push *push; /* UDP push (nacos_push.c); NULL if it could not start */
 	struct store_kv kv[NACOS_KV_MAX];
 	uint8_t item[NACOS_ITEM_BYTES];
 };
@@ -82,7 +85,13 @@ void nacos_write(struct nctx *x, uint8_t op, uint32_t tag, const struct store_ke
                  const struct store_val *v);
 const struct sockaddr_storage *nacos_peer(struct nctx *x);
 
+/* nacos_push.c */
+void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
+                          bool healthy_only, uint16_t udp_port);
+
 /* nacos_api.c */
+int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
+                      bool healthy_only, struct buf *b);
 void nacos_api_dispatch(struct nctx *x);
 int nacos_write_answer(uint32_t tag, int result, struct buf *b, uint16_t *status,
                        const char **ctype);

@@ -209,8 +209,12 @@ static void drain_inbound(struct worker *w)
 		if (from == w->id)
 			continue;
 		while ((n = xcore_recv(&w->srv->xcore, from, w->id, msgs, 256)) > 0)
-			for (uint32_t i = 0; i < n; i++)
-				ops_on_pending(w, msgs[i]);
+			for (uint32_t i = 0; i < n; i++) {
+				if (xmsg_kind(msgs[i]) == XM_UDP_SUB)
+					nacos_push_on_sub(w, msgs[i]);
+				else
+					ops_on_pending(w, msgs[i]);
+			}
 	}
 	/*
 	 * The peer thread's: records by the thousand, so a budget per loop.
@@ -579,6 +583,7 @@ static void loop(struct worker *w)
 		struct io_uring_cqe *cqe, *wait;
 		unsigned head, n = 0;
 		bool more_work;
+		int64_t push_next;
 		int rc;
 
 		rc = io_uring_submit_and_wait_timeout(&w->ring, &wait, 1, &ts, NULL);
@@ -597,6 +602,10 @@ static void loop(struct worker *w)
 				break;
 			case UD_SEND:
 				on_send(w, cqe);
+				break;
+			case UD_UDP_SEND:
+			case UD_UDP_RECV:
+				nacos_push_on_cqe(w, cqe);
 				break;
 			case UD_MSG:
 				if (cqe->res < 0)
@@ -624,6 +633,7 @@ static void loop(struct worker *w)
 			subs_push(w);
 		}
 		subs_reap(w);
+		push_next = nacos_push_step(w);
 		more_work = worker_clustered(w) && replica_step(w);
 		if (worker_clustered(w))
 			replica_sync_out(w);
@@ -634,6 +644,8 @@ static void loop(struct worker *w)
 		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
 		                                                       : WAIT_MS) *
 		        1000000L;
+		if (push_next >= 0 && push_next * 1000000L < ts.tv_nsec)
+			ts.tv_nsec = (long)push_next * 1000000L;
 		if (w->inbound_more || more_work)
 			ts.tv_nsec = 0;
 		/* Changes waiting for the peers: back within the sync window. */
@@ -706,6 +718,8 @@ void *worker_main(void *arg)
 		return NULL;
 	w->now_ms = clock_mono_ms(NULL);
 	w->last_sweep_ms = w->now_ms;
+	if ((rc = nacos_push_start(w)) < 0)
+		log_warn("Nacos UDP push unavailable on this worker: %s", strerror(-rc));
 	arm_accepts(w);
 	loop(w);
 	/* The buffer ring is unregistered by its issuer; the ring itself stays (worker_free). */
@@ -766,5 +780,6 @@ void worker_free(struct worker *w)
 	pool_destroy(&w->pendings);
 	subs_free(w);
 	replica_free(w);
+	nacos_push_stop(w);
 	nacos_free(w);
 }

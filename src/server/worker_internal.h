@@ -45,7 +45,15 @@
 /* user_data: op in the top byte, the slot's generation (24 bits), the slot. */
 #define UD_GEN_MASK 0xffffffu
 
-enum ud_op { UD_ACCEPT = 1, UD_RECV = 2, UD_SEND = 3, UD_WAKE = 4, UD_MSG = 5 };
+enum ud_op {
+	UD_ACCEPT = 1,
+	UD_RECV = 2,
+	UD_SEND = 3,
+	UD_WAKE = 4,
+	UD_MSG = 5,
+	UD_UDP_SEND = 6, /* a Nacos UDP push (idx: the send slot) */
+	UD_UDP_RECV = 7, /* an ack on the push socket */
+};
 
 _Static_assert(((uint64_t)UD_WAKE << 56) == XMSG_WAKE_UD, "a wake-up is UD_WAKE");
 
@@ -131,6 +139,13 @@ void nacos_conn_end(struct worker *w, struct conn *c);
 void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len);
 void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
                       const int16_t *results);
+
+/* nacos_push.c: UDP push to Nacos subscribers */
+int nacos_push_start(struct worker *w);
+void nacos_push_stop(struct worker *w);
+void nacos_push_on_sub(struct worker *w, void *msg);
+void nacos_push_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
+int64_t nacos_push_step(struct worker *w);
 
 /* subs.c */
 void subs_subscribe(struct worker *w, uint32_t idx, const struct proto_header *h,
