@@ -25,7 +25,7 @@ struct opt {
 static const struct opt opts[] = {
 	{ "bind", T_STR, OFF(bind), sizeof(((struct server_config *)0)->bind), "0.0.0.0",
 	  "address the client port and the Nacos API listen on" },
-	{ "port", T_U32, OFF(port), 0, "9848",
+	{ "port", T_U32, OFF(port), 0, "8850",
 	  "client (binary protocol) port; 0 picks a free one" },
 	{ "port-file", T_STR, OFF(port_file), sizeof(((struct server_config *)0)->port_file), "",
 	  "write the client port chosen to this file once listening" },
@@ -45,7 +45,7 @@ static const struct opt opts[] = {
 	{ "subs-max", T_U32, OFF(subs_max), 0, "65536", "subscriptions per worker" },
 	{ "http-bind", T_STR, OFF(http_bind), sizeof(((struct server_config *)0)->http_bind),
 	  "0.0.0.0", "address the HTTP admin port (/metrics, /health, /cluster) listens on" },
-	{ "http-port", T_U32, OFF(http_port), 0, "9849", "HTTP admin port; 0 picks a free one" },
+	{ "http-port", T_U32, OFF(http_port), 0, "8851", "HTTP admin port; 0 picks a free one" },
 	{ "http-port-file", T_STR, OFF(http_port_file),
 	  sizeof(((struct server_config *)0)->http_port_file), "",
 	  "write the HTTP port chosen to this file once listening" },

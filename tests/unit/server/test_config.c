@@ -1,5 +1,5 @@
 /*
- * distrod's settings: the default ports,
+ * distrod's settings: the default port layout (README.md, "Ports"),
  * --nacos-port from a flag and from the config file, and the refusal of two
  * listeners on one port number.
  */
@@ -35,12 +35,12 @@ static int load(const char *first, ...)
 	return config_load(&cfg, argc, argv);
 }
 
-Test(config, default_ports)
+Test(config, default_ports_leave_the_nacos_grpc_ports_free)
 {
 	cr_assert_eq(load(NULL), 0);
 	cr_assert_eq(cfg.nacos_port, 8848);
-	cr_assert_eq(cfg.port, 9848);
-	cr_assert_eq(cfg.http_port, 9849);
+	cr_assert_eq(cfg.port, 8850);
+	cr_assert_eq(cfg.http_port, 8851);
 	cr_assert_eq(cfg.peer_port, 7848);
 	cr_assert_str_eq(cfg.bind, "0.0.0.0");
 }
@@ -91,8 +91,8 @@ Test(config, port_on_the_nacos_port_is_refused, .init = cr_redirect_stderr)
 
 Test(config, two_listeners_on_one_number_are_refused, .init = cr_redirect_stderr)
 {
-	cr_assert_eq(load("--http-port", "9848", NULL), -1);
-	cr_assert_eq(load("--nacos-port", "9849", NULL), -1);
+	cr_assert_eq(load("--http-port", "8850", NULL), -1);
+	cr_assert_eq(load("--nacos-port", "8851", NULL), -1);
 	cr_assert_eq(load("--port", "9000", "--http-port", "9000", NULL), -1);
 	cr_assert_eq(load("--bind", "127.0.0.1", "--http-bind", "127.0.0.2", "--port", "9000",
 	                  "--http-port", "9000", NULL),
@@ -133,7 +133,7 @@ Test(config, help_lists_the_nacos_port)
 	fclose(f);
 	cr_assert_not_null(strstr(text, "--nacos-port"), "%s", text);
 	cr_assert_not_null(strstr(text, "(default: 8848)"), "%s", text);
-	cr_assert_not_null(strstr(text, "(default: 9848)"), "%s", text);
-	cr_assert_not_null(strstr(text, "(default: 9849)"), "%s", text);
+	cr_assert_not_null(strstr(text, "(default: 8850)"), "%s", text);
+	cr_assert_not_null(strstr(text, "(default: 8851)"), "%s", text);
 	free(text);
 }
