@@ -19,7 +19,7 @@
 
 struct server_config {
 	char bind[64];
-	uint32_t port;
+	uint32_t port; /* binary protocol; 0 picks a free one */
 	char port_file[256];
 	uint32_t workers; /* 0: one per online core */
 	uint32_t conns_max;
@@ -31,7 +31,7 @@ struct server_config {
 	uint32_t push_window_ms;  /* subscription pushes coalesce changes over this window */
 	uint32_t subs_max;        /* subscriptions per worker */
 	char http_bind[64];
-	uint32_t http_port; /* admin HTTP: /metrics, /health; 0 picks a free one */
+	uint32_t http_port; /* admin HTTP: /metrics, /health, /cluster; 0 picks a free one */
 	char http_port_file[256];
 	uint32_t nacos_port; /* the Nacos HTTP API (docs/nacos.md); 0 picks a free one */
 	char nacos_port_file[256];
