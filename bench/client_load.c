@@ -377,7 +377,7 @@ static void usage(FILE *out)
 	        "usage: client_load [-s HOST:PORT] [-c CONNS] [-d SECONDS] [-b BATCH] [-n "
 	        "INSTANCES]\n"
 	        "                   [--op register|heartbeat|list] [--server-pid PID]\n"
-	        "  -s, --server HOST:PORT   node (default 127.0.0.1:9848)\n"
+	        "  -s, --server HOST:PORT   node (default 127.0.0.1:8850)\n"
 	        "  -c, --conns N            connections, one thread each (default 16, max %u)\n"
 	        "  -d, --duration S         timed seconds (default 10)\n"
 	        "  -b, --batch N            instances per frame for register/heartbeat (default 1, "
@@ -414,7 +414,7 @@ static int parse_args(int argc, char **argv, struct load_config *cfg)
 	uint32_t pid;
 	int ch;
 
-	*cfg = (struct load_config){ "127.0.0.1:9848", 16, 10, 1, 1024, OP_LOAD_HEARTBEAT, 0 };
+	*cfg = (struct load_config){ "127.0.0.1:8850", 16, 10, 1, 1024, OP_LOAD_HEARTBEAT, 0 };
 	while ((ch = getopt_long(argc, argv, "s:c:d:b:n:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':

@@ -26,7 +26,8 @@
 extern "C" {
 #endif
 
-#define DISTRO_DEFAULT_PORT 9848
+/* The binary protocol's port; 8848 is the Nacos HTTP API (docs/http.md, "Ports"). */
+#define DISTRO_DEFAULT_PORT 8850
 
 /* Library errors (server codes are below 1000). */
 enum {
@@ -87,7 +88,7 @@ struct distro_list_opts {
 
 typedef void distro_entry_fn(void *ctx, const struct distro_entry *e);
 
-/* "host:port", "host" (default port), "[v6]:port". Timeout 0 = 5000 ms. */
+/* "host:port", "host" (DISTRO_DEFAULT_PORT), "[v6]:port". Timeout 0 = 5000 ms. */
 int distro_connect(const char *addr, uint32_t timeout_ms, struct distro_client **out);
 void distro_close(struct distro_client *c);
 

@@ -128,7 +128,10 @@ static int split_addr(const char *addr, char *host, size_t hlen, char *port, siz
 		memcpy(host, addr, n);
 		host[n] = '\0';
 	}
-	snprintf(port, plen, "%s", colon ? colon + 1 : "9848");
+	if (colon)
+		snprintf(port, plen, "%s", colon + 1);
+	else
+		snprintf(port, plen, "%d", DISTRO_DEFAULT_PORT);
 	return 0;
 }
 

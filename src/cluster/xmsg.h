@@ -45,6 +45,7 @@ enum xmsg_kind {
 	XM_LOAD = 4,
 	XM_REPAIR = 5,
 	XM_TAKEOVER = 6,
+	XM_UDP_SUB = 7, /* worker to worker: a Nacos UDP subscription (server/nacos_push.c) */
 };
 
 /*

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_PORT  9848u
+#define DEFAULT_PORT  8850u /* distrod's binary protocol (--port) */
 #define USAGE_COLUMNS 100
 
 enum flag_kind {
@@ -51,7 +51,7 @@ struct flag {
 #define OFF(f) offsetof(struct bench_config, f)
 
 static const struct flag flags[] = {
-	{ "server", 's', K_TARGETS, OFF(targets), 0, 0, "HOST:PORT[,...]", "127.0.0.1:9848",
+	{ "server", 's', K_TARGETS, OFF(targets), 0, 0, "HOST:PORT[,...]", "127.0.0.1:8850",
 	  "node(s) to load; connections are spread over them round-robin (IPv6 as [addr]:port)" },
 	{ "threads", 't', K_U32, OFF(threads), 1, ARGS_THREADS_MAX, "N", "1",
 	  "client threads, each with its own io_uring event loop" },

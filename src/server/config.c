@@ -24,8 +24,8 @@ struct opt {
 
 static const struct opt opts[] = {
 	{ "bind", T_STR, OFF(bind), sizeof(((struct server_config *)0)->bind), "0.0.0.0",
-	  "address the client port listens on" },
-	{ "port", T_U32, OFF(port), 0, "9848",
+	  "address the client port and the Nacos API listen on" },
+	{ "port", T_U32, OFF(port), 0, "8850",
 	  "client (binary protocol) port; 0 picks a free one" },
 	{ "port-file", T_STR, OFF(port_file), sizeof(((struct server_config *)0)->port_file), "",
 	  "write the client port chosen to this file once listening" },
@@ -44,11 +44,24 @@ static const struct opt opts[] = {
 	  "subscription pushes coalesce the changes of this many ms" },
 	{ "subs-max", T_U32, OFF(subs_max), 0, "65536", "subscriptions per worker" },
 	{ "http-bind", T_STR, OFF(http_bind), sizeof(((struct server_config *)0)->http_bind),
-	  "0.0.0.0", "address the HTTP admin port (/metrics, /health) listens on" },
-	{ "http-port", T_U32, OFF(http_port), 0, "9849", "HTTP admin port; 0 picks a free one" },
+	  "0.0.0.0", "address the HTTP admin port (/metrics, /health, /cluster) listens on" },
+	{ "http-port", T_U32, OFF(http_port), 0, "8851", "HTTP admin port; 0 picks a free one" },
 	{ "http-port-file", T_STR, OFF(http_port_file),
 	  sizeof(((struct server_config *)0)->http_port_file), "",
 	  "write the HTTP port chosen to this file once listening" },
+	{ "nacos-port", T_U32, OFF(nacos_port), 0, "8848",
+	  "Nacos HTTP API port (/nacos/...) on --bind, served by the workers; 0 picks a free one" },
+	{ "nacos-port-file", T_STR, OFF(nacos_port_file),
+	  sizeof(((struct server_config *)0)->nacos_port_file), "",
+	  "write the Nacos port chosen to this file once listening" },
+	{ "nacos-push-window", T_U32, OFF(nacos_push_window_ms), 0, "2",
+	  "UDP pushes to Nacos subscribers coalesce the changes of this many ms" },
+	{ "nacos-push-retry", T_U32, OFF(nacos_push_retry_ms), 0, "1000",
+	  "an unacknowledged UDP push is sent once more after this many ms" },
+	{ "nacos-push-ttl", T_U32, OFF(nacos_push_ttl_ms), 0, "30000",
+	  "a UDP subscriber that stops polling is forgotten after this many ms" },
+	{ "nacos-push-subs-max", T_U32, OFF(nacos_push_subs_max), 0, "65536",
+	  "UDP push subscribers of the node" },
 	{ "log-level", T_STR, OFF(log_level), sizeof(((struct server_config *)0)->log_level),
 	  "info", "error, warn, info or debug" },
 	{ "config", T_STR, OFF(config_file), sizeof(((struct server_config *)0)->config_file), "",
@@ -207,6 +220,39 @@ static int load_file(struct server_config *c, const char *path)
 	return 0;
 }
 
+/*
+ * The ports this node listens on must differ, whatever the bind addresses:
+ * the defaults all bind 0.0.0.0, and a clash found here is one line on
+ * stderr instead of a node that half starts. 0 picks a free port, so it
+ * never collides. The peer port counts only when it is what this node
+ * listens on: in a cluster, found through --peer-port (--cluster-self names
+ * the peer address itself).
+ */
+static int ports_collide(const struct server_config *c)
+{
+	const struct {
+		const char *flag;
+		uint32_t port;
+	} p[] = {
+		{ "--port", c->port },
+		{ "--nacos-port", c->nacos_port },
+		{ "--http-port", c->http_port },
+		{ "--peer-port",
+		  c->cluster_conf[0] && c->cluster_self[0] == '\0' ? c->peer_port : 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+		for (size_t j = i + 1; j < sizeof(p) / sizeof(p[0]); j++)
+			if (p[i].port != 0 && p[i].port == p[j].port) {
+				fprintf(stderr,
+				        "distrod: %s and %s are both %u; each port needs "
+				        "its own number\n",
+				        p[i].flag, p[j].flag, p[i].port);
+				return -1;
+			}
+	return 0;
+}
+
 int config_load(struct server_config *c, int argc, char **argv)
 {
 	struct option lopts[NOPTS + 2];
@@ -266,8 +312,8 @@ int config_load(struct server_config *c, int argc, char **argv)
 		fprintf(stderr, "distrod: --workers: at most %u\n", STORE_SHARDS_MAX);
 		return -1;
 	}
-	if (c->port > 65535) {
-		fprintf(stderr, "distrod: --port: at most 65535\n");
+	if (c->port > 65535 || c->nacos_port > 65535 || c->http_port > 65535) {
+		fprintf(stderr, "distrod: --port, --nacos-port and --http-port: at most 65535\n");
 		return -1;
 	}
 	/* Ranges that keep every size computation far from 32-bit overflow. */
@@ -301,6 +347,8 @@ int config_load(struct server_config *c, int argc, char **argv)
 		                "0..100, --fault-delay-sync <= 60000\n");
 		return -1;
 	}
+	if (ports_collide(c) < 0)
+		return -1;
 	if (c->store.tombstone_ms < 1000) {
 		fprintf(stderr, "distrod: --tombstone must be at least 1000 ms\n");
 		return -1;

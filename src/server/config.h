@@ -19,7 +19,7 @@
 
 struct server_config {
 	char bind[64];
-	uint32_t port;
+	uint32_t port; /* binary protocol; 0 picks a free one */
 	char port_file[256];
 	uint32_t workers; /* 0: one per online core */
 	uint32_t conns_max;
@@ -31,8 +31,14 @@ struct server_config {
 	uint32_t push_window_ms;  /* subscription pushes coalesce changes over this window */
 	uint32_t subs_max;        /* subscriptions per worker */
 	char http_bind[64];
-	uint32_t http_port; /* admin HTTP: /metrics, /health; 0 picks a free one */
+	uint32_t http_port; /* admin HTTP: /metrics, /health, /cluster; 0 picks a free one */
 	char http_port_file[256];
+	uint32_t nacos_port; /* the Nacos HTTP API (docs/nacos.md); 0 picks a free one */
+	char nacos_port_file[256];
+	uint32_t nacos_push_window_ms; /* UDP pushes coalesce the changes of this many ms */
+	uint32_t nacos_push_retry_ms;  /* an unacknowledged push is sent again after this */
+	uint32_t nacos_push_ttl_ms;    /* a subscriber that stops polling is forgotten after this */
+	uint32_t nacos_push_subs_max;  /* UDP subscribers of the node */
 	char log_level[16];
 	char config_file[256];
 	/* cluster (docs/distro.md) */

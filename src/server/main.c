@@ -125,6 +125,9 @@ int main(int argc, char **argv)
 	if (cfg.http_port_file[0] && write_port_file(cfg.http_port_file, admin.port) < 0)
 		log_warn("cannot write --http-port-file %s: %s", cfg.http_port_file,
 		         strerror(errno));
+	if (cfg.nacos_port_file[0] && write_port_file(cfg.nacos_port_file, srv.nacos_port) < 0)
+		log_warn("cannot write --nacos-port-file %s: %s", cfg.nacos_port_file,
+		         strerror(errno));
 	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
 		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
 	sigwait(&set, &sig);

@@ -149,6 +149,10 @@ static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto
 static void respond_results(struct worker *w, uint32_t idx, const struct proto_header *h,
                             const int16_t *results)
 {
+	if (conn_at(w, idx)->kind == CONN_NACOS) { /* a Nacos write: an HTTP answer */
+		nacos_write_done(w, idx, h, results);
+		return;
+	}
 	uint32_t body = 2u * h->count;
 	uint8_t *p = out_reserve(w, idx, PROTO_HEADER_BYTES + body);
 
@@ -312,6 +316,12 @@ handle_write(struct worker *w, uint32_t idx, const struct proto_header *h, const
 			worker_send(w, s, p);
 	if (remote)
 		worker_send(w, w->srv->nworkers, p); /* the peer thread forwards them */
+}
+
+/* A write of one connection's request that is not a binary frame (the Nacos API). */
+void ops_write(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body)
+{
+	handle_write(w, idx, h, body);
 }
 
 /* ---- reads ---- */

@@ -201,7 +201,7 @@ int server_start(struct server *s, const struct server_config *cfg)
 	if (s->workers) { /* zeroed at once: server_free may read them */
 		memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
 		for (uint32_t i = 0; i < s->nworkers; i++)
-			s->workers[i].listen_fd = -1;
+			s->workers[i].listen_fd = s->workers[i].nacos_fd = -1;
 	}
 	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
 	if (s->workers == NULL || s->ring_fds == NULL) {
@@ -223,6 +223,13 @@ int server_start(struct server *s, const struct server_config *cfg)
 			return fd;
 		}
 		s->workers[i].listen_fd = fd;
+		fd = listen_socket(cfg, i == 0 ? (uint16_t)cfg->nacos_port : s->nacos_port,
+		                   i == 0 ? &s->nacos_port : NULL);
+		if (fd < 0) {
+			server_free(s);
+			return fd;
+		}
+		s->workers[i].nacos_fd = fd;
 	}
 	if (s->peer) /* before the workers run: they read it for SLOT_MAP and STATS */
 		peer_client_port_set(s->peer, s->port);
@@ -246,8 +253,8 @@ int server_start(struct server *s, const struct server_config *cfg)
 		server_free(s);
 		return rc;
 	}
-	log_info("distrod listening on %s:%u (binary protocol), %u workers", cfg->bind, s->port,
-	         s->nworkers);
+	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %u workers",
+	         cfg->bind, s->port, cfg->bind, s->nacos_port, s->nworkers);
 	if (s->peer) {
 		struct peer_env env = {
 			.cfg = &s->cfg,

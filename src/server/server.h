@@ -22,8 +22,9 @@ struct server {
 	struct xcore xcore;
 	struct worker *workers;
 	uint32_t nworkers;
-	int *ring_fds; /* each worker's io_uring fd, for the peer thread's wake-ups */
-	uint16_t port; /* the client port actually bound */
+	int *ring_fds;       /* each worker's io_uring fd, for the peer thread's wake-ups */
+	uint16_t port;       /* the client port actually bound */
+	uint16_t nacos_port; /* the Nacos HTTP port actually bound */
 	pthread_barrier_t ready;
 	int start_rc;    /* first worker start failure */
 	uint32_t stop;   /* set by the signal thread (atomic) */

@@ -38,8 +38,18 @@
 	X(pushes)                                                                                  \
 	X(op_subscribe)                                                                            \
 	X(op_unsubscribe)                                                                          \
-	X(takeover_adopted) /* instances given a fresh deadline in slots this node gained */       \
-	X(repair_forgotten) /* instances a repair dropped: their owner did not list them */        \
+	X(takeover_adopted)       /* instances given a fresh deadline in slots this node gained */ \
+	X(repair_forgotten)       /* instances a repair dropped: their owner did not list them */  \
+	X(nacos_requests)         /* HTTP requests on the Nacos port */                            \
+	X(nacos_errors)           /* answered with a 4xx or 5xx status */                          \
+	X(nacos_push_subs)        /* UDP push subscribers (gauge) */                               \
+	X(nacos_pushes)           /* UDP pushes sent (retries not counted) */                      \
+	X(nacos_push_acked)       /* UDP pushes acknowledged */                                    \
+	X(nacos_push_retries)     /* UDP pushes sent a second time */                              \
+	X(nacos_push_failed)      /* UDP pushes given up: no ack after the retry */                \
+	X(nacos_push_refused)     /* subscribers refused, pushes kept without retry: bounds */     \
+	X(nacos_push_too_big)     /* UDP pushes not sent: over 64 KiB */                           \
+	X(nacos_push_send_errors) /* UDP sends the kernel refused */                               \
 	X(loops)                                                                                   \
 	X(cqes)
 

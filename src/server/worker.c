@@ -75,6 +75,7 @@ static void conn_free_slot(struct worker *w, uint32_t idx)
 	struct conn *c = conn_at(w, idx);
 
 	subs_of_conn_end(w, c);
+	nacos_conn_end(w, c);
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
@@ -208,8 +209,12 @@ static void drain_inbound(struct worker *w)
 		if (from == w->id)
 			continue;
 		while ((n = xcore_recv(&w->srv->xcore, from, w->id, msgs, 256)) > 0)
-			for (uint32_t i = 0; i < n; i++)
-				ops_on_pending(w, msgs[i]);
+			for (uint32_t i = 0; i < n; i++) {
+				if (xmsg_kind(msgs[i]) == XM_UDP_SUB)
+					nacos_push_on_sub(w, msgs[i]);
+				else
+					ops_on_pending(w, msgs[i]);
+			}
 	}
 	/*
 	 * The peer thread's: records by the thousand, so a budget per loop.
@@ -273,6 +278,10 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 	size_t in_max = w->srv->cfg.frame_bytes_max + RECV_BUF_BYTES;
 	long used;
 
+	if (c->kind == CONN_NACOS) {
+		nacos_on_data(w, idx, data, len);
+		return;
+	}
 	c->active_ms = w->now_ms;
 	WSTAT_ADD(w, bytes_in, len);
 	if (buf_used(&c->in) == 0) {
@@ -299,13 +308,28 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 
 /* ---- io_uring operations ---- */
 
-static void arm_accept(struct worker *w)
+/* Multishot accept on one listener; the user_data idx says which (enum conn_kind). */
+static void arm_accept(struct worker *w, enum conn_kind kind)
 {
 	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
 
-	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, 0, 0));
-	w->accept_armed = true;
+	io_uring_prep_multishot_accept(sqe, kind == CONN_NACOS ? w->nacos_fd : w->listen_fd, NULL,
+	                               NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, kind, 0));
+	if (kind == CONN_NACOS)
+		w->nacos_accept_armed = true;
+	else
+		w->accept_armed = true;
+}
+
+static void arm_accepts(struct worker *w)
+{
+	if (w->stopping || w->now_ms < w->accept_resume_ms)
+		return;
+	if (!w->accept_armed && w->listen_fd >= 0)
+		arm_accept(w, CONN_BINARY);
+	if (!w->nacos_accept_armed && w->nacos_fd >= 0)
+		arm_accept(w, CONN_NACOS);
 }
 
 static void arm_recv(struct worker *w, uint32_t idx)
@@ -333,12 +357,17 @@ static void submit_send(struct worker *w, uint32_t idx)
 
 static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 {
+	enum conn_kind kind = ud_idx(cqe->user_data) == CONN_NACOS ? CONN_NACOS : CONN_BINARY;
 	uint32_t idx;
 	struct conn *c;
 	int one = 1;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		w->accept_armed = false;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		if (kind == CONN_NACOS)
+			w->nacos_accept_armed = false;
+		else
+			w->accept_armed = false;
+	}
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED && !w->stopping) {
 			/*
@@ -363,6 +392,13 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	}
 	idx = w->conn_free;
 	c = conn_at(w, idx);
+	c->kind = (uint8_t)kind;
+	c->http = NULL;
+	if (kind == CONN_NACOS && !nacos_conn_open(w, c)) {
+		WSTAT_INC(w, conns_refused);
+		close(cqe->res);
+		return;
+	}
 	w->conn_free = c->next_free;
 	w->conns_used++;
 	c->fd = cqe->res;
@@ -510,6 +546,11 @@ static void begin_stop(struct worker *w)
 		close(w->listen_fd);
 		w->listen_fd = -1;
 	}
+	if (w->nacos_fd >= 0) {
+		shutdown(w->nacos_fd, SHUT_RDWR);
+		close(w->nacos_fd);
+		w->nacos_fd = -1;
+	}
 }
 
 static void close_all(struct worker *w)
@@ -542,6 +583,7 @@ static void loop(struct worker *w)
 		struct io_uring_cqe *cqe, *wait;
 		unsigned head, n = 0;
 		bool more_work;
+		int64_t push_next;
 		int rc;
 
 		rc = io_uring_submit_and_wait_timeout(&w->ring, &wait, 1, &ts, NULL);
@@ -560,6 +602,10 @@ static void loop(struct worker *w)
 				break;
 			case UD_SEND:
 				on_send(w, cqe);
+				break;
+			case UD_UDP_SEND:
+			case UD_UDP_RECV:
+				nacos_push_on_cqe(w, cqe);
 				break;
 			case UD_MSG:
 				if (cqe->res < 0)
@@ -587,6 +633,7 @@ static void loop(struct worker *w)
 			subs_push(w);
 		}
 		subs_reap(w);
+		push_next = nacos_push_step(w);
 		more_work = worker_clustered(w) && replica_step(w);
 		if (worker_clustered(w))
 			replica_sync_out(w);
@@ -597,15 +644,15 @@ static void loop(struct worker *w)
 		        (w->watches && s->cfg.push_window_ms < WAIT_MS ? (long)s->cfg.push_window_ms
 		                                                       : WAIT_MS) *
 		        1000000L;
+		if (push_next >= 0 && push_next * 1000000L < ts.tv_nsec)
+			ts.tv_nsec = (long)push_next * 1000000L;
 		if (w->inbound_more || more_work)
 			ts.tv_nsec = 0;
 		/* Changes waiting for the peers: back within the sync window. */
 		if (worker_clustered(w) && store_feed_len(w->shard) > 0 &&
 		    (long)s->cfg.sync_window_ms * 1000000L < ts.tv_nsec)
 			ts.tv_nsec = (long)s->cfg.sync_window_ms * 1000000L;
-		if (!w->accept_armed && !w->stopping && w->listen_fd >= 0 &&
-		    w->now_ms >= w->accept_resume_ms)
-			arm_accept(w);
+		arm_accepts(w);
 
 		if (!w->stopping && LOAD_ACQUIRE(&s->stop)) {
 			begin_stop(w);
@@ -671,7 +718,9 @@ void *worker_main(void *arg)
 		return NULL;
 	w->now_ms = clock_mono_ms(NULL);
 	w->last_sweep_ms = w->now_ms;
-	arm_accept(w);
+	if ((rc = nacos_push_start(w)) < 0)
+		log_warn("Nacos UDP push unavailable on this worker: %s", strerror(-rc));
+	arm_accepts(w);
 	loop(w);
 	/* The buffer ring is unregistered by its issuer; the ring itself stays (worker_free). */
 	uring_bufs_free(&w->ring, &w->bufs);
@@ -685,6 +734,7 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	w->id = id;
 	w->srv = s;
 	w->listen_fd = -1;
+	w->nacos_fd = -1;
 	w->shard = store_shard(s->store, id);
 	w->rec = store_shard_rec(w->shard);
 	w->conns_max = (s->cfg.conns_max + s->nworkers - 1) / s->nworkers;
@@ -702,6 +752,8 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	}
 	pool_init(&w->pendings, PENDING_INLINE);
 	outbox_init(&w->out, &s->xcore, id);
+	if (nacos_init(w) < 0)
+		return -ENOMEM;
 	return subs_init(w);
 }
 
@@ -714,6 +766,8 @@ void worker_free(struct worker *w)
 	}
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
+	if (w->nacos_fd >= 0)
+		close(w->nacos_fd);
 	if (w->ring_ok) {
 		uring_bufs_free(&w->ring, &w->bufs);
 		io_uring_queue_exit(&w->ring);
@@ -726,4 +780,6 @@ void worker_free(struct worker *w)
 	pool_destroy(&w->pendings);
 	subs_free(w);
 	replica_free(w);
+	nacos_push_stop(w);
+	nacos_free(w);
 }

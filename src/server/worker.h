@@ -25,6 +25,7 @@ struct watch;
 struct sub;
 struct server;
 struct repair_job;
+struct nacos_worker;
 
 /* The worker's replica side (replica.c): work spread over loops within a budget. */
 struct replica {
@@ -44,6 +45,9 @@ struct worker {
 	bool ring_ok; /* closed by the server, after the peer thread stopped */
 	int listen_fd;
 	bool accept_armed;
+	int nacos_fd; /* the Nacos HTTP port's listener (nacos.c) */
+	bool nacos_accept_armed;
+	struct nacos_worker *nacos;
 	struct store_shard *shard;
 	struct epoch_rec *rec; /* the shard's record: this thread writes and reads with it */
 

@@ -8,6 +8,7 @@
  *   ops.c      request dispatch and the ops (PING, writes, LIST, STATS,
  *              SLOT_MAP), the pendings that carry a write across shards
  *   subs.c     subscriptions and pushes
+ *   nacos.c    the Nacos HTTP port's connections (nacos_internal.h)
  *   replica.c  the worker's half of Distro: routing an item, draining the
  *              feed to the peer thread, applying records, repairs and
  *              takeovers within a budget per loop
@@ -44,7 +45,15 @@
 /* user_data: op in the top byte, the slot's generation (24 bits), the slot. */
 #define UD_GEN_MASK 0xffffffu
 
-enum ud_op { UD_ACCEPT = 1, UD_RECV = 2, UD_SEND = 3, UD_WAKE = 4, UD_MSG = 5 };
+enum ud_op {
+	UD_ACCEPT = 1,
+	UD_RECV = 2,
+	UD_SEND = 3,
+	UD_WAKE = 4,
+	UD_MSG = 5,
+	UD_UDP_SEND = 6, /* a Nacos UDP push (idx: the send slot) */
+	UD_UDP_RECV = 7, /* an ack on the push socket */
+};
 
 _Static_assert(((uint64_t)UD_WAKE << 56) == XMSG_WAKE_UD, "a wake-up is UD_WAKE");
 
@@ -70,10 +79,14 @@ static inline uint32_t ud_gen(uint64_t ud)
 
 enum conn_state { C_FREE = 0, C_OPEN = 1, C_CLOSING = 2 };
 
+/* What a connection speaks: the listener that accepted it (user_data idx of UD_ACCEPT). */
+enum conn_kind { CONN_BINARY = 0, CONN_NACOS = 1 };
+
 struct conn {
 	int fd;
 	uint32_t gen;
 	uint8_t state;
+	uint8_t kind; /* enum conn_kind */
 	bool recv_armed;
 	bool send_inflight;
 	bool dirty;
@@ -84,7 +97,8 @@ struct conn {
 	uint32_t pending;       /* requests of this connection out on other workers */
 	int64_t active_ms;
 	uint32_t next_free;
-	struct sub *subs; /* this connection's subscriptions */
+	struct sub *subs;   /* this connection's subscriptions */
+	struct nconn *http; /* CONN_NACOS: the HTTP state (nacos.c) */
 };
 
 #define WSTAT_ADD(w, name, d) STORE_RELAXED(&(w)->stats.name, (w)->stats.name + (d))
@@ -114,6 +128,24 @@ void latency_record(struct worker *w, int64_t start_us);
 void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);
 void ops_on_pending(struct worker *w, struct pending *p);
 void ops_pending_free(struct worker *w, struct pending *p);
+
+void ops_write(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);
+
+/* nacos.c: the Nacos port's connections */
+int nacos_init(struct worker *w);
+void nacos_free(struct worker *w);
+bool nacos_conn_open(struct worker *w, struct conn *c);
+void nacos_conn_end(struct worker *w, struct conn *c);
+void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len);
+void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
+                      const int16_t *results);
+
+/* nacos_push.c: UDP push to Nacos subscribers */
+int nacos_push_start(struct worker *w);
+void nacos_push_stop(struct worker *w);
+void nacos_push_on_sub(struct worker *w, void *msg);
+void nacos_push_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
+int64_t nacos_push_step(struct worker *w);
 
 /* subs.c */
 void subs_subscribe(struct worker *w, uint32_t idx, const struct proto_header *h,

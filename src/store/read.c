@@ -308,3 +308,41 @@ void store_stats(struct store *s, struct store_stats *out)
 #undef STORE_STAT_SUM
 	}
 }
+
+static bool str_is(const struct istr *i, struct store_str s)
+{
+	return i->len == s.len && memcmp(i->s, s.p, s.len) == 0;
+}
+
+uint32_t store_services(struct store *s, struct store_str ns, const struct store_str *group,
+                        bool (*fn)(void *ctx, const struct store_svc_view *v), void *ctx)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		const struct table_arr *a = LOAD_ACQUIRE(&s->shards[i].svcs.arr);
+		uint32_t size = 1u << a->bits;
+
+		for (uint32_t j = 0; j < size; j++) {
+			uintptr_t e = LOAD_ACQUIRE(&a->e[j]);
+			const struct store_svc *svc;
+			struct store_svc_view v;
+
+			if (e == TABLE_EMPTY || e == TABLE_TOMB)
+				continue;
+			svc = table_obj(e);
+			v.live = LOAD_RELAXED(&svc->live);
+			if (v.live == 0 || !str_is(svc->ns, ns) ||
+			    (group && !str_is(svc->group, *group)))
+				continue;
+			v.ns = (struct store_str){ svc->ns->s, svc->ns->len };
+			v.group = (struct store_str){ svc->group->s, svc->group->len };
+			v.service = (struct store_str){ svc->name->s, svc->name->len };
+			v.revision = LOAD_RELAXED(&svc->revision);
+			n++;
+			if (!fn(ctx, &v))
+				return n;
+		}
+	}
+	return n;
+}

@@ -618,7 +618,7 @@ static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct sto
 	in->svc_pos = a->n;
 	STORE_RELEASE(&a->v[a->n], in);
 	STORE_RELEASE(&a->n, a->n + 1);
-	svc->live++;
+	STORE_RELAXED(&svc->live, svc->live + 1); /* store_services reads it */
 	STORE_RELAXED(&svc->revision, svc->revision + 1);
 	return 0;
 }
@@ -630,7 +630,7 @@ static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct
 	assert(a->v[in->svc_pos] == in);
 	STORE_RELEASE(&a->v[in->svc_pos], NULL);
 	svc->holes++;
-	svc->live--;
+	STORE_RELAXED(&svc->live, svc->live - 1);
 	STORE_RELAXED(&svc->revision, svc->revision + 1);
 	/* Compact when most positions are holes; failure only delays it. */
 	if (svc->holes > 8 && svc->holes * 2 > a->n)

@@ -284,6 +284,22 @@ int store_list(struct store *s, const struct store_svc_key *k, const struct stor
  */
 uint64_t store_revision(struct store *s, const struct store_svc_key *k);
 
+/* A service as store_services sees it; strings borrowed from the store. */
+struct store_svc_view {
+	struct store_str ns, group, service;
+	uint32_t live;     /* live instances (a relaxed read of the writer's count) */
+	uint64_t revision; /* store_revision of the service */
+};
+
+/*
+ * Calls fn for every service with live instances in namespace ns (and
+ * group, when not NULL), shard by shard in no particular order, until fn
+ * returns false. Returns how many services were passed to fn. O(services of
+ * the node): for listings, not for a hot path.
+ */
+uint32_t store_services(struct store *s, struct store_str ns, const struct store_str *group,
+                        bool (*fn)(void *ctx, const struct store_svc_view *v), void *ctx);
+
 /* The checksum (order-independent sum of record hashes) and count of a slot. */
 uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count);
 

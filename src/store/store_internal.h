@@ -67,7 +67,7 @@ struct store_svc {
 	struct svc_arr *arr;           /* release-published */
 	struct svc_clusters *clusters; /* release-published, append-only */
 	uint64_t revision;             /* bumped on every change of the list (relaxed atomic) */
-	uint32_t live;                 /* writer: live instances */
+	uint32_t live;                 /* live instances: writer, relaxed stores */
 	uint32_t holes;                /* writer: NULL positions in arr */
 	uint32_t records;              /* writer: live + tombstones pointing here */
 };

@@ -18,7 +18,7 @@
 
 #define META_MAX 64
 
-static const char *server = "127.0.0.1:9848";
+static const char *server = "127.0.0.1:8850"; /* distrod --port */
 static bool json;
 
 static void usage(FILE *out)
@@ -40,7 +40,7 @@ static void usage(FILE *out)
 	             "                     (counted in its slot map), and the map's version\n"
 	             "\n"
 	             "options:\n"
-	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:9848)\n"
+	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:8850)\n"
 	             "  --json                   print JSON instead of text\n"
 	             "instance options:\n"
 	             "  --ns NS  --group G  --cluster C  --weight W (0..10000, default 1)\n"

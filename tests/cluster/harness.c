@@ -193,6 +193,8 @@ static void exec_node(const struct cluster *c, uint32_t i)
 	ARG(port);
 	ARG("--port-file");
 	ARG(nd->port_file);
+	ARG("--nacos-port"); /* a free one: nodes side by side would share 8848 */
+	ARG("0");
 	ARG("--http-bind");
 	ARG("127.0.0.1");
 	ARG("--http-port");

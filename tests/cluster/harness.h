@@ -7,8 +7,9 @@
  * random secret (mode 600) into a fresh directory under /tmp, and
  * cluster_start runs one distrod per node:
  *
- *   distrod --bind 127.0.0.1 --port P --port-file F --http-bind 127.0.0.1
- *           --http-port H --http-port-file G --workers 2 --cluster-conf C
+ *   distrod --bind 127.0.0.1 --port P --port-file F --nacos-port 0
+ *           --http-bind 127.0.0.1 --http-port H --http-port-file G
+ *           --workers 2 --cluster-conf C
  *           --cluster-secret-file S --peer-port Q --peer-ping 50
  *           --peer-suspect 300 --peer-down 900 --verify-interval 200
  *           --startup-wait 1000 [flags for every node] [flags for this node]

@@ -43,13 +43,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NODES       3
-#define N_HALF      150 /* X: beaten through A; Y: through B */
-#define N_NEW       20  /* registered on each side during the partition */
-#define BEAT_MS     500
-#define PART_MS     4000
-#define CLIENT_PORT 9848
-#define PEER_PORT   7848
+#define NODES   3
+#define N_HALF  150 /* X: beaten through A; Y: through B */
+#define N_NEW   20  /* registered on each side during the partition */
+#define BEAT_MS 500
+#define PART_MS 4000
+
+/* Each node has its own namespace: all use the default ports (docs/http.md, "Ports"). */
+#define CLIENT_PORT "8850"
+#define HTTP_PORT   "8851"
+#define PEER_PORT   "7848"
 
 static char tag[16];  /* unique per run: names of namespaces, bridges, links */
 static char dir[128]; /* cluster.conf, secret, logs */
@@ -151,7 +154,7 @@ static void net_up(void)
 		                "ip -n dt%sn%d link set p0 up",
 		                tag, i, tag, i, tag, i, tag, tag, i, i + 1, tag, i),
 		             0);
-		snprintf(addrs[i], sizeof(addrs[i]), "10.231.1.%d:%d", i + 1, CLIENT_PORT);
+		snprintf(addrs[i], sizeof(addrs[i]), "10.231.1.%d:%s", i + 1, CLIENT_PORT);
 	}
 }
 
@@ -171,13 +174,13 @@ static void node_start(int i)
 			               "exec",      ns,
 			               DISTROD_BIN, "--bind",
 			               bind,        "--port",
-			               "9848",      "--http-bind",
+			               CLIENT_PORT, "--http-bind",
 			               bind,        "--http-port",
-			               "9849",      "--workers",
+			               HTTP_PORT,   "--workers",
 			               "2",         "--cluster-conf",
 			               conf,        "--cluster-secret-file",
 			               secret,      "--peer-port",
-			               "7848",      "--peer-ping",
+			               PEER_PORT,   "--peer-ping",
 			               "50",        "--peer-suspect",
 			               "300",       "--peer-down",
 			               "900",       "--verify-interval",
@@ -225,7 +228,7 @@ static void setup(void)
 	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/cluster.conf"), "w");
 	cr_assert_not_null(f);
 	for (int i = 0; i < NODES; i++)
-		fprintf(f, "10.231.2.%d:%d\n", i + 1, PEER_PORT);
+		fprintf(f, "10.231.2.%d:%s\n", i + 1, PEER_PORT);
 	fclose(f);
 	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/secret"), "w");
 	cr_assert_not_null(f);

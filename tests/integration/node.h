@@ -58,11 +58,15 @@ static inline void node_start(struct node *n, const char *const *extra)
 	argv[argc++] = "0";
 	argv[argc++] = "--port-file";
 	argv[argc++] = n->port_file;
-	argv[argc++] = "--http-port"; /* tests run side by side: no fixed ports */
+	/*
+	 * Tests run side by side: no fixed ports, the Nacos API's (default
+	 * 8848) and the admin port's included. A test of the Nacos API learns
+	 * its port with --nacos-port-file in extra.
+	 */
+	argv[argc++] = "--nacos-port";
 	argv[argc++] = "0";
 	argv[argc++] = "--log-level";
 	argv[argc++] = "warn";
-	/* The admin port defaults to 9849: tests running side by side need their own. */
 	argv[argc++] = "--http-bind";
 	argv[argc++] = "127.0.0.1";
 	argv[argc++] = "--http-port";

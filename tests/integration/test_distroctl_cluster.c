@@ -139,12 +139,12 @@ static void answer_three(uint32_t unowned, uint16_t bad_owner)
 	proto_wr_u8(&w, DISTRO_UP);
 	proto_wr_u8(&w, 1);
 	put_str(&w, "127.0.0.1:7848");
-	put_str(&w, "127.0.0.1:9848");
+	put_str(&w, "127.0.0.1:8850");
 	proto_wr_u16(&w, 2);
 	proto_wr_u8(&w, DISTRO_UP);
 	proto_wr_u8(&w, 1);
 	put_str(&w, "127.0.0.1:7849");
-	put_str(&w, "127.0.0.1:9858");
+	put_str(&w, "127.0.0.1:8860");
 	proto_wr_u16(&w, 3);
 	proto_wr_u8(&w, DISTRO_DOWN);
 	proto_wr_u8(&w, 0);
@@ -168,10 +168,10 @@ Test(distroctl_cluster, prints_members_and_slots_owned)
 	cr_assert_eq(ctl(out, sizeof(out), "cluster"), 0);
 	cr_assert_not_null(strstr(out, "slot map version 42; this node is member 2, READY\n"), "%s",
 	                   out);
-	cr_assert_not_null(strstr(out, "  1   127.0.0.1:7848           127.0.0.1:9848           "
+	cr_assert_not_null(strstr(out, "  1   127.0.0.1:7848           127.0.0.1:8850           "
 	                               "UP         yes    8192\n"),
 	                   "%s", out);
-	cr_assert_not_null(strstr(out, "* 2   127.0.0.1:7849           127.0.0.1:9858           "
+	cr_assert_not_null(strstr(out, "* 2   127.0.0.1:7849           127.0.0.1:8860           "
 	                               "UP         yes    8192\n"),
 	                   "%s", out);
 	cr_assert_not_null(strstr(out, "  3   127.0.0.1:7850           -                        "
@@ -189,9 +189,9 @@ Test(distroctl_cluster, json_has_every_member_and_the_unowned)
 	cr_assert_str_eq(
 	        out,
 	        "{\"clustered\":true,\"map_version\":42,\"self\":2,\"ready\":true,\"members\":["
-	        "{\"id\":1,\"addr\":\"127.0.0.1:7848\",\"client_addr\":\"127.0.0.1:9848\","
+	        "{\"id\":1,\"addr\":\"127.0.0.1:7848\",\"client_addr\":\"127.0.0.1:8850\","
 	        "\"self\":false,\"health\":\"UP\",\"ready\":true,\"slots\":8142},"
-	        "{\"id\":2,\"addr\":\"127.0.0.1:7849\",\"client_addr\":\"127.0.0.1:9858\","
+	        "{\"id\":2,\"addr\":\"127.0.0.1:7849\",\"client_addr\":\"127.0.0.1:8860\","
 	        "\"self\":true,\"health\":\"UP\",\"ready\":true,\"slots\":8142},"
 	        "{\"id\":3,\"addr\":\"127.0.0.1:7850\",\"client_addr\":\"\",\"self\":false,"
 	        "\"health\":\"DOWN\",\"ready\":false,\"slots\":0}],\"unowned_slots\":100}\n");

@@ -309,8 +309,9 @@ Test(http, port_in_use_fails_the_start)
 	if (pid == 0) {
 		dup2(fd, 2);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(DISTROD_BIN, DISTROD_BIN, "--bind", "127.0.0.1", "--port", "0", "--http-bind",
-		      "127.0.0.1", "--http-port", port, (char *)NULL);
+		execl(DISTROD_BIN, DISTROD_BIN, "--bind", "127.0.0.1", "--port", "0",
+		      "--nacos-port", "0", "--http-bind", "127.0.0.1", "--http-port", port,
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(fd);

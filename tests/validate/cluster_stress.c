@@ -77,11 +77,11 @@ static void start(int i)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66", 1);
 		freopen(log, "a", stderr);
-		execl(DISTROD_BIN, DISTROD_BIN, "--bind", "127.0.0.1", "--port", cp, "--http-port",
-		      "0", "--workers", "2", "--log-level", "warn", "--cluster-conf", conf,
-		      "--cluster-secret-file", secret, "--peer-port", pp, "--peer-ping", "50",
-		      "--peer-suspect", "500", "--peer-down", "1500", "--verify-interval", "200",
-		      "--startup-wait", "1500", (char *)NULL);
+		execl(DISTROD_BIN, DISTROD_BIN, "--bind", "127.0.0.1", "--port", cp, "--nacos-port",
+		      "0", "--http-port", "0", "--workers", "2", "--log-level", "warn",
+		      "--cluster-conf", conf, "--cluster-secret-file", secret, "--peer-port", pp,
+		      "--peer-ping", "50", "--peer-suspect", "500", "--peer-down", "1500",
+		      "--verify-interval", "200", "--startup-wait", "1500", (char *)NULL);
 		_exit(127);
 	}
 }

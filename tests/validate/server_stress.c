@@ -105,8 +105,8 @@ int main(void)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66", 1);
 		execl(DISTROD_BIN, DISTROD_BIN, "--bind", "127.0.0.1", "--port", "0", "--port-file",
-		      port_file, "--http-port", "0", "--workers", "2", "--log-level", "warn",
-		      (char *)NULL);
+		      port_file, "--nacos-port", "0", "--http-port", "0", "--workers", "2",
+		      "--log-level", "warn", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 1000 && port == 0; i++) {

@@ -73,7 +73,7 @@ static size_t encode(const struct tmap *t, uint8_t *out)
 static void three(struct tmap *t)
 {
 	static const char *const addrs[] = { "10.0.0.1:7848", "10.0.0.2:7848", "[fd00::3]:7848" };
-	static const char *const caddrs[] = { "10.0.0.1:9848", "10.0.0.2:9848", "" };
+	static const char *const caddrs[] = { "10.0.0.1:8850", "10.0.0.2:8850", "" };
 
 	memset(t, 0, sizeof(*t));
 	t->version = 0x0102030405060708ull;
@@ -111,7 +111,7 @@ Test(slot_map, good_answer_decodes)
 	cr_assert_eq(map.m[0].health, DISTRO_UP);
 	cr_assert(map.m[0].ready);
 	cr_assert_str_eq(map.m[0].addr, "10.0.0.1:7848");
-	cr_assert_str_eq(map.m[0].client_addr, "10.0.0.1:9848");
+	cr_assert_str_eq(map.m[0].client_addr, "10.0.0.1:8850");
 	cr_assert_eq(map.m[1].health, DISTRO_SUSPICIOUS);
 	cr_assert_eq(map.m[2].health, DISTRO_DOWN);
 	cr_assert_not(map.m[2].ready);

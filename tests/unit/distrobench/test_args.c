@@ -50,7 +50,7 @@ Test(args, defaults)
 	cr_assert_eq(parse(NULL), ARGS_OK, "%s", err);
 	cr_assert_eq(cfg.targets_n, 1);
 	cr_assert_str_eq(cfg.targets[0].host, "127.0.0.1");
-	cr_assert_eq(cfg.targets[0].port, 9848);
+	cr_assert_eq(cfg.targets[0].port, 8850);
 	cr_assert_eq(cfg.threads, 1);
 	cr_assert_eq(cfg.conns, 50);
 	cr_assert_eq(cfg.pipeline, 1);
@@ -175,9 +175,9 @@ Test(args, targets)
 	cr_assert_str_eq(cfg.targets[2].host, "::1");
 	cr_assert_eq(cfg.targets[2].port, 3);
 	cr_assert_str_eq(cfg.targets[3].host, "fe80::2");
-	cr_assert_eq(cfg.targets[3].port, 9848);
+	cr_assert_eq(cfg.targets[3].port, 8850);
 	cr_assert_str_eq(cfg.targets[4].host, "c");
-	cr_assert_eq(cfg.targets[4].port, 9848);
+	cr_assert_eq(cfg.targets[4].port, 8850);
 	OK("-s", "h:65535");
 	cr_assert_eq(cfg.targets[0].port, 65535);
 }
@@ -187,7 +187,7 @@ Test(args, bad_targets)
 	BAD("empty HOST:PORT", "-s", "");
 	BAD("empty HOST:PORT", "-s", "a:1,");
 	BAD("empty HOST:PORT", "-s", "a:1,,b:2");
-	BAD("no host", "-s", ":9848");
+	BAD("no host", "-s", ":8850");
 	BAD("no host", "-s", "[]:1");
 	BAD("bad port", "-s", "h:");
 	BAD("bad port", "-s", "h:12x");
@@ -397,7 +397,7 @@ Test(args, usage_lists_every_flag)
 		cr_assert_not_null(strstr(text, names[i]), "--help lacks %s", names[i]);
 	for (int w = 0; w < WL_COUNT; w++)
 		cr_assert_not_null(strstr(text, args_workload_name((enum bench_workload)w)));
-	cr_assert_not_null(strstr(text, "[127.0.0.1:9848]"), "defaults are shown");
+	cr_assert_not_null(strstr(text, "[127.0.0.1:8850]"), "defaults are shown");
 	free(text);
 }
 

@@ -27,7 +27,7 @@ static void same_result(const struct request *a, const struct request *b)
 
 Test(request, get_metrics)
 {
-	const char *s = "GET /metrics HTTP/1.1\r\nHost: localhost:9849\r\nAccept: */*\r\n\r\n";
+	const char *s = "GET /metrics HTTP/1.1\r\nHost: localhost:8851\r\nAccept: */*\r\n\r\n";
 	struct request r;
 	size_t used;
 
@@ -52,7 +52,7 @@ Test(request, routes_and_targets)
 		{ "/cluster", REQUEST_ROUTE_CLUSTER },
 		{ "/cluster?pretty", REQUEST_ROUTE_CLUSTER },
 		{ "/cluster/", REQUEST_ROUTE_NONE },
-		{ "http://localhost:9849/health", REQUEST_ROUTE_HEALTH },
+		{ "http://localhost:8851/health", REQUEST_ROUTE_HEALTH },
 		{ "/", REQUEST_ROUTE_NONE },
 		{ "/metrics/", REQUEST_ROUTE_NONE },
 		{ "/metricsx", REQUEST_ROUTE_NONE },

@@ -62,7 +62,7 @@ static void snap_fill(struct snap *s)
 
 		m->id = (uint16_t)(i + 1);
 		snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%u", 7848 + i);
-		snprintf(m->client_addr, sizeof(m->client_addr), "127.0.0.1:%u", 9848 + 10 * i);
+		snprintf(m->client_addr, sizeof(m->client_addr), "127.0.0.1:%u", 8850 + 10 * i);
 		m->self = i == 0;
 		m->health = i == 2 ? PEER_SUSPICIOUS : PEER_UP;
 		m->ready = i != 2;

@@ -43,7 +43,7 @@ static void three_members(struct peer_status *st)
 
 		m->id = (uint16_t)(i + 1);
 		snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%u", 7848 + i);
-		snprintf(m->client_addr, sizeof(m->client_addr), "127.0.0.1:%u", 9848 + 10 * i);
+		snprintf(m->client_addr, sizeof(m->client_addr), "127.0.0.1:%u", 8850 + 10 * i);
 		m->self = i == 1;
 		m->health = (enum peer_health)(2 - i);
 		m->ready = i < 2;
@@ -80,12 +80,12 @@ Test(status, cluster_document_has_every_field)
 	static const char head[] =
 	        "{\"clustered\":true,\"self\":2,\"ready\":true,\"quorum\":true,\"map_version\":17,"
 	        "\"members\":[{\"id\":1,\"addr\":\"127.0.0.1:7848\",\"client_addr\":"
-	        "\"127.0.0.1:9848\",\"self\":false,\"health\":\"UP\",\"ready\":true,"
+	        "\"127.0.0.1:8850\",\"self\":false,\"health\":\"UP\",\"ready\":true,"
 	        "\"slots\":8192,\"last_rx_ms\":12,\"backlog_bytes\":0,\"map_version\":5},";
 
 	cr_assert(strncmp(text, head, strlen(head)) == 0, "%s", text);
 	cr_assert(strstr(text, "{\"id\":2,\"addr\":\"127.0.0.1:7849\",\"client_addr\":"
-	                       "\"127.0.0.1:9858\",\"self\":true,\"health\":\"SUSPICIOUS\""),
+	                       "\"127.0.0.1:8860\",\"self\":true,\"health\":\"SUSPICIOUS\""),
 	          "%s", text);
 	cr_assert(
 	        strstr(text,

@@ -1,0 +1,322 @@
+/*
+ * nacos.c - the Nacos port's HTTP/1.1 connections, on the worker that
+ * accepted them.
+ *
+ * Why on the workers and not on the admin thread: every Nacos 1.x client
+ * beats every instance every 5 s over HTTP, so this is the hot path of
+ * Nacos traffic. Each worker listens on the Nacos port itself
+ * (SO_REUSEPORT, like the binary port), receives with the same provided
+ * buffers and sends once per connection per loop.
+ *
+ * Reading. A connection's requests are parsed in place (nacos/http1.h):
+ * a request is handled straight from the receive buffer when it is whole
+ * there; otherwise its bytes are kept in conn.in until the rest arrives,
+ * and the parser, which records offsets, carries on from where it stopped.
+ * Pipelined requests are answered in order: a write that has to travel
+ * (another shard, another node) leaves the connection waiting (conn.pending)
+ * and whatever arrived after it stays in conn.in until the answer is
+ * written, then parsing resumes (nacos_write_done). At most NACOS_IN_MAX
+ * bytes wait; a client that pipelines more is closed.
+ *
+ * Answering. An answer is a status line, Content-Type, Content-Length and
+ * the body, appended to conn.out and sent with the connection's other
+ * output at the end of the loop. A refusal of the parser (400, 411, 413,
+ * 414, 431, 505) is answered and the connection closed after it, as is a
+ * request that asked for Connection: close.
+ *
+ * Nothing here allocates per request: the connection state comes from the
+ * worker's pool when the connection opens, the answer is built in one
+ * per-worker buffer, parameters are decoded into per-worker scratch.
+ */
+#include "server/nacos_internal.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+int nacos_init(struct worker *w)
+{
+	struct nacos_worker *n = mem_calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	pool_init(&n->nconns, sizeof(struct nconn));
+	n->form_cap = H1_REQ_MAX;
+	n->form_buf = mem_alloc(n->form_cap);
+	n->meta_cap = H1_REQ_MAX;
+	n->meta_buf = mem_alloc(n->meta_cap);
+	w->nacos = n;
+	if (n->form_buf == NULL || n->meta_buf == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+void nacos_free(struct worker *w)
+{
+	struct nacos_worker *n = w->nacos;
+
+	if (n == NULL)
+		return;
+	pool_destroy(&n->nconns);
+	buf_free(&n->body);
+	mem_free(n->form_buf);
+	mem_free(n->meta_buf);
+	mem_free(n);
+	w->nacos = NULL;
+}
+
+bool nacos_conn_open(struct worker *w, struct conn *c)
+{
+	struct nconn *n = pool_get(&w->nacos->nconns);
+
+	if (n == NULL)
+		return false;
+	memset(n, 0, sizeof(*n));
+	h1_init(&n->req);
+	c->http = n;
+	return true;
+}
+
+void nacos_conn_end(struct worker *w, struct conn *c)
+{
+	if (c->http) {
+		pool_put(&w->nacos->nconns, c->http);
+		c->http = NULL;
+	}
+}
+
+/* ---- answers ---- */
+
+static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, uint16_t status,
+                      const char *ctype, const char *body, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+	char head[192];
+	int hl;
+	uint8_t *p;
+
+	if (c->state != C_OPEN)
+		return;
+	hl = snprintf(head, sizeof(head),
+	              "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+	              h1_reason(status), ctype, len, keep_alive ? "" : "Connection: close\r\n");
+	assert(hl > 0 && (size_t)hl < sizeof(head));
+	if (status >= 400)
+		WSTAT_INC(w, nacos_errors);
+	p = out_reserve(w, idx, (uint32_t)((size_t)hl + len));
+	if (p == NULL)
+		return;
+	memcpy(p, head, (size_t)hl);
+	if (len)
+		memcpy(p + hl, body, len);
+	out_commit(w, idx, (uint32_t)((size_t)hl + len));
+	if (!keep_alive)
+		c->close_after_flush = true;
+}
+
+void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len)
+{
+	reply_raw(x->w, x->idx, x->h->keep_alive, status, ctype, body, len);
+}
+
+void nacos_reply_text(struct nctx *x, uint16_t status, const char *text)
+{
+	nacos_reply(x, status, "text/plain;charset=UTF-8", text, strlen(text));
+}
+
+void nacos_reply_json(struct nctx *x, struct buf *b)
+{
+	nacos_reply(x, 200, "application/json;charset=UTF-8", (const char *)b->p + b->off,
+	            buf_used(b));
+}
+
+const struct sockaddr_storage *nacos_peer(struct nctx *x)
+{
+	struct conn *c = conn_at(x->w, x->idx);
+	struct nconn *n = c->http;
+
+	if (!n->peer_known) {
+		socklen_t len = sizeof(n->peer);
+
+		if (getpeername(c->fd, (struct sockaddr *)&n->peer, &len) < 0)
+			return NULL;
+		n->peer_known = true;
+	}
+	return &n->peer;
+}
+
+/* ---- writes: the binary protocol's path, answered here ---- */
+
+void nacos_write(struct nctx *x, uint8_t op, uint32_t tag, const struct store_key *k,
+                 const struct store_val *v)
+{
+	struct worker *w = x->w;
+	struct nacos_worker *nw = w->nacos;
+	struct proto_wr wr;
+	struct proto_header h;
+
+	proto_wr_init(&wr, nw->item, sizeof(nw->item));
+	if (op == OP_DEREGISTER)
+		proto_wr_key(&wr, k);
+	else
+		proto_wr_instance(&wr, k, v);
+	if (wr.overflow) {
+		nacos_reply_text(x, 400, "instance too large");
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	h.op = op;
+	h.count = 1;
+	h.request_id = tag;
+	h.body_len = (uint32_t)(wr.p - nw->item);
+	conn_at(w, x->idx)->http->keep_alive = x->h->keep_alive;
+	ops_write(w, x->idx, &h, nw->item);
+}
+
+static void resume(struct worker *w, uint32_t idx);
+
+void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
+                      const int16_t *results)
+{
+	struct conn *c = conn_at(w, idx);
+	struct nconn *n = c->http;
+	struct buf *b = &w->nacos->body;
+	const char *ctype = "text/plain;charset=UTF-8";
+	uint16_t status = 200;
+
+	buf_clear(b);
+	nacos_write_answer(h->request_id, results[0], b, &status, &ctype);
+	reply_raw(w, idx, n->keep_alive, status, ctype, (const char *)b->p + b->off, buf_used(b));
+	if (!n->parsing && c->pending == 0 && c->state == C_OPEN)
+		resume(w, idx);
+}
+
+/* ---- requests ---- */
+
+static void handle(struct worker *w, uint32_t idx, const char *req)
+{
+	struct nconn *n = conn_at(w, idx)->http;
+	struct h1_req *r = &n->req;
+	struct nctx x = { .w = w, .idx = idx, .req = req, .h = r };
+	const char *url, *q;
+	uint32_t before = w->pendings_n;
+	int rc = 0;
+
+	w->frame_start_us = clock_mono_us();
+	WSTAT_INC(w, nacos_requests);
+	if (r->status) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "%u %s", r->status, h1_reason(r->status));
+		nacos_reply_text(&x, r->status, msg);
+		return;
+	}
+	url = h1_at(req, r->url);
+	q = memchr(url, '?', r->url.len);
+	x.path.p = url;
+	x.path.len = q ? (uint32_t)(q - url) : r->url.len;
+	form_init(&x.form, w->nacos->form_buf, w->nacos->form_cap);
+	if (q)
+		rc = form_parse(&x.form, q + 1, (size_t)(url + r->url.len - (q + 1)));
+	if (rc == 0 && r->body.len > 0) {
+		/* Form bodies (Java clients, curl -d); any other body is not parameters. */
+		struct h1_span ct = r->headers[H1_H_CONTENT_TYPE];
+
+		if (!ct.set ||
+		    (ct.len >= 33 &&
+		     strncasecmp(h1_at(req, ct), "application/x-www-form-urlencoded", 33) == 0))
+			rc = form_parse(&x.form, h1_at(req, r->body), r->body.len);
+	}
+	if (rc < 0) {
+		nacos_reply_text(&x, 400,
+		                 rc == -ERR_INVAL ? "malformed query or form parameters"
+		                                  : "too many or too large parameters");
+		return;
+	}
+	nacos_api_dispatch(&x);
+	if (w->pendings_n == before)
+		latency_record(w, w->frame_start_us);
+}
+
+/* Handles every complete request in [base, base + len); returns bytes used, or -1 (closing). */
+static long parse(struct worker *w, uint32_t idx, const char *base, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+	struct nconn *n = c->http;
+	size_t off = 0;
+
+	n->parsing = true;
+	while (off < len && c->state == C_OPEN && !c->close_after_flush && c->pending == 0) {
+		struct h1_req *r = &n->req;
+
+		if (h1_feed(r, base + off + r->fed, len - off - r->fed) == H1_AGAIN) {
+			struct h1_span e = r->headers[H1_H_EXPECT];
+
+			if (r->head_done && !n->continue_sent && e.set && e.len == 12 &&
+			    strncasecmp(base + off + e.off, "100-continue", 12) == 0) {
+				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+				uint8_t *p = out_reserve(w, idx, sizeof(cont) - 1);
+
+				if (p) {
+					memcpy(p, cont, sizeof(cont) - 1);
+					out_commit(w, idx, sizeof(cont) - 1);
+				}
+				n->continue_sent = true;
+			}
+			break;
+		}
+		handle(w, idx, base + off);
+		off += r->fed;
+		h1_init(r);
+		n->continue_sent = false;
+	}
+	n->parsing = false;
+	if (c->state != C_OPEN || c->close_after_flush)
+		return -1;
+	return (long)off;
+}
+
+static void resume(struct worker *w, uint32_t idx)
+{
+	struct conn *c = conn_at(w, idx);
+	long used;
+
+	if (buf_used(&c->in) == 0)
+		return;
+	used = parse(w, idx, (const char *)c->in.p + c->in.off, buf_used(&c->in));
+	if (used < 0)
+		return;
+	buf_consume(&c->in, (size_t)used);
+	if (buf_used(&c->in) == 0)
+		buf_free(&c->in);
+}
+
+void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+	long used;
+
+	c->active_ms = w->now_ms;
+	WSTAT_ADD(w, bytes_in, len);
+	if (buf_used(&c->in) == 0 && c->pending == 0) {
+		used = parse(w, idx, (const char *)data, len);
+		if (used < 0)
+			return;
+		if ((size_t)used < len &&
+		    !buf_append(&c->in, data + used, len - (size_t)used, NACOS_IN_MAX))
+			conn_close(w, idx);
+		return;
+	}
+	if (!buf_append(&c->in, data, len, NACOS_IN_MAX)) {
+		log_debug("connection %u: over %u bytes pipelined, closing", idx, NACOS_IN_MAX);
+		conn_close(w, idx);
+		return;
+	}
+	if (c->pending == 0)
+		resume(w, idx);
+}

@@ -1,0 +1,99 @@
+/*
+ * nacos_internal.h - what the worker's Nacos files share.
+ *
+ *   nacos.c      the HTTP/1.1 connections of the Nacos port on a worker:
+ *                reading requests in order, answering them, resuming a
+ *                connection whose write came back from another shard or node
+ *   nacos_api.c  the endpoints of /nacos/v1/ns (docs/nacos.md): parameters,
+ *                instance keys and values, the JSON answers
+ *
+ * A Nacos write is the binary protocol's write: the endpoint encodes one
+ * item (src/proto/wire.h) and hands it to ops_write, so routing to the
+ * shard and to the slot's owner, forwarding and replication are the same
+ * code as for the binary protocol. The answer comes back through
+ * nacos_write_done with the item's result; the request id carries what the
+ * answer needs (NW_TAG). An HTTP connection answers in order, so while one
+ * of its writes is out it reads no further request (its bytes wait in
+ * conn.in, bounded) and resumes when the answer is written.
+ */
+#ifndef DISTRO_SERVER_NACOS_INTERNAL_H
+#define DISTRO_SERVER_NACOS_INTERNAL_H
+
+#include "nacos/form.h"
+#include "nacos/http1.h"
+#include "server/worker_internal.h"
+
+struct nacos_push;
+
+#include <sys/socket.h>
+
+#define NACOS_IN_MAX     (4u * H1_REQ_MAX) /* buffered bytes of one connection */
+#define NACOS_BODY_MAX   (8u << 20)        /* one answer; a list of 100,000 fits */
+#define NACOS_ITEM_BYTES 16384             /* one encoded write item */
+#define NACOS_KV_MAX     PROTO_META_MAX
+
+/* One HTTP connection's state, from the worker's pool while it is open. */
+struct nconn {
+	struct h1_req req;
+	struct sockaddr_storage peer; /* the client's address: UDP pushes go there */
+	bool peer_known;
+	bool continue_sent; /* "100 Continue" answered for this request */
+	bool keep_alive;    /* of the request whose write is out */
+	bool parsing;       /* inside the parse loop: a write answered now must not resume */
+};
+
+/* The worker's Nacos state (nacos_init), scratch included. */
+struct nacos_worker {
+	struct pool nconns;
+	struct buf body; /* the answer being built */
+	char *form_buf;  /* decoded parameters of the request being handled */
+	size_t form_cap;
+	char *meta_buf; /* unescaped metadata and beat strings */
+	size_t meta_cap;
+	struct nacos_push *push; /* UDP push (nacos_push.c); NULL if it could not start */
+	struct store_kv kv[NACOS_KV_MAX];
+	uint8_t item[NACOS_ITEM_BYTES];
+};
+
+/* What an asynchronous write answers, in the request id: kind << 24 | beat interval ms. */
+enum nacos_write_kind {
+	NW_REGISTER = 1, /* "ok" */
+	NW_DEREGISTER,   /* "ok", also when absent */
+	NW_BEAT,         /* {"clientBeatInterval":..,"code":10200,..} */
+};
+
+static inline uint32_t nw_tag(enum nacos_write_kind k, uint32_t interval_ms)
+{
+	return (uint32_t)k << 24 | (interval_ms & 0xffffffu);
+}
+
+/* A request being answered. */
+struct nctx {
+	struct worker *w;
+	uint32_t idx;
+	const char *req; /* its first byte: spans of h are offsets from here */
+	const struct h1_req *h;
+	struct form form;
+	struct store_str path; /* without the query */
+};
+
+/* nacos.c */
+void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len);
+void nacos_reply_text(struct nctx *x, uint16_t status, const char *text);
+void nacos_reply_json(struct nctx *x, struct buf *b); /* 200, the body built in b */
+void nacos_write(struct nctx *x, uint8_t op, uint32_t tag, const struct store_key *k,
+                 const struct store_val *v);
+const struct sockaddr_storage *nacos_peer(struct nctx *x);
+
+/* nacos_push.c */
+void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
+                          bool healthy_only, uint16_t udp_port);
+
+/* nacos_api.c */
+int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
+                      bool healthy_only, struct buf *b);
+void nacos_api_dispatch(struct nctx *x);
+int nacos_write_answer(uint32_t tag, int result, struct buf *b, uint16_t *status,
+                       const char **ctype);
+
+#endif
