@@ -35,8 +35,15 @@
  * --beat-interval 1000 --beat-timeout 13000 --delete-timeout 20000. A second
  * client registers one instance and closes at once (an application that
  * died): it must turn unhealthy after 13 s and vanish after 20 s, while the
- * first client's beats keep its two instances healthy past 20 s. Every
+ * first client's beats keep its two instances healthy past 20 s (they were
+ * registered before it, so without beats they would have gone first). Every
  * wait is bounded and polls a condition; nothing sleeps as an assertion.
+ *
+ * What the client hides is checked too: a request a node refuses is only a
+ * warning in its log (it then tries the next node of serverList), a failed
+ * poll or an undecodable push only an 'error' event, and an unmatched ack
+ * only a second copy of the push; any of these fails the test. At the end
+ * every node gets SIGTERM and must exit 0 (ASan's leak check runs there).
  *
  * Instance addresses are documentation ranges (192.0.2.0/24, 198.18.0.0/15):
  * nothing connects to them, and distrod must not either.
@@ -246,12 +253,13 @@ function napMs(ms) {
 
 // Polls cond (may be async; returns true, or false / a string saying what it
 // saw) every 25 ms until it is true, at most timeoutMs. Bounded.
-async function waitFor(what, timeoutMs, cond) {
+async function waitFor(what, timeoutMs, cond, nodesMayStop = false) {
 	const end = Date.now() + timeoutMs;
 	let last;
 	for (;;) {
 		for (const n of nodes)
-			if (n.exited) fail(`node ${n.i} stopped (${n.exited}) while waiting for ${what}`);
+			if (n.exited && !nodesMayStop)
+				fail(`node ${n.i} stopped (${n.exited}) while waiting for ${what}`);
 		last = await cond();
 		if (last === true) return;
 		if (Date.now() >= end) break;
@@ -323,6 +331,20 @@ function hostsDiff(hosts, want) {
 
 const pushes = []; // {t, addr, port, outer, data}
 const clientLog = [];
+const clientProblems = []; // the clients' warn and error lines
+
+// The client reports failed polls and undecodable pushes as 'error' events
+// of its HostReactor and PushReceiver (which print them on stderr when no
+// one listens): they count as problems too.
+function watchErrors(client, tag) {
+	const record = what => err => {
+		const line = `${stamp()} ${tag} ${what} error event: ${err && err.message}`;
+		clientLog.push(line);
+		clientProblems.push(line);
+	};
+	client._hostReactor.on('error', record('HostReactor'));
+	client._hostReactor._pushReceiver.on('error', record('PushReceiver'));
+}
 
 function makeLogger(tag) {
 	const rec = level => (...a) => {
@@ -335,6 +357,7 @@ function makeLogger(tag) {
 				raw: a[1] });
 		}
 		clientLog.push(`${stamp()} ${tag} ${level}: ${line.slice(0, 2000)}`);
+		if (level === 'warn' || level === 'error') clientProblems.push(clientLog.at(-1));
 		if (process.env.DISTRO_NACOS_VERBOSE) process.stderr.write(`${clientLog.at(-1)}\n`);
 	};
 	return { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error'),
@@ -481,6 +504,7 @@ async function lifecycle() {
 
 	const client = new NacosNamingClient({ logger: makeLogger('client'), serverList,
 		namespace: 'public' });
+	watchErrors(client, 'client');
 	await client.ready();
 	const tClient = Date.now();
 
@@ -558,6 +582,7 @@ async function lifecycle() {
 	const stable = Date.now(); // from here INST1 and INST2 must stay, healthy
 	const client2 = new NacosNamingClient({ logger: makeLogger('client2'), serverList,
 		namespace: 'public' });
+	watchErrors(client2, 'client2');
 	await client2.ready();
 	since = Date.now();
 	const tReg3 = since; // the server's clock for INST3 starts at or after this
@@ -657,6 +682,34 @@ async function lifecycle() {
 	await client.close();
 	for (const n of nodes)
 		if (n.exited) fail(`node ${n.i} stopped (${n.exited})`);
+
+	// 12. What the client hid: a request a node refused is only a warning
+	//     (the client then tries another node); a push sent twice means
+	//     the client's ack (lastRefTime echoed as a number) went unmatched
+	//     and the node retried.
+	say('step: no refused request, no push sent twice');
+	if (clientProblems.length)
+		fail(`the clients logged ${clientProblems.length} warning(s)/error(s), the first: ` +
+			clientProblems[0]);
+	const sent = new Map();
+	for (const p of pushes) {
+		const id = `${p.addr}:${p.port} lastRefTime ${p.outer && p.outer.lastRefTime}`;
+		if (sent.has(id))
+			fail(`the push ${id} arrived twice (${((sent.get(id) - t0) / 1000).toFixed(3)}s and ` +
+				`${((p.t - t0) / 1000).toFixed(3)}s): the client's ack was not matched`);
+		sent.set(id, p.t);
+	}
+
+	// 13. A clean stop: SIGTERM, exit 0 within 10 s (under ASan this is
+	//     where leaks and shutdown errors show).
+	say('step: SIGTERM every node, each exits 0');
+	for (const n of nodes) n.proc.kill('SIGTERM');
+	await waitFor('every node to exit after SIGTERM', 10000, () => {
+		const running = nodes.filter(n => !n.exited).map(n => n.i);
+		return running.length === 0 ? true : `node(s) ${running.join(', ')} still running`;
+	}, true);
+	for (const n of nodes)
+		if (n.exited !== 'exit 0') fail(`node ${n.i} stopped with ${n.exited}, not exit 0`);
 	say(`passed: ${pushes.length} UDP pushes received, ${onAll.calls.length} + ` +
 		`${onB.calls.length} listener calls`);
 }
@@ -666,6 +719,9 @@ lifecycle().then(() => {
 }, err => {
 	process.stderr.write(`\nFAILED (${args.nodes === 1 ? 'standalone' : '3-node cluster'}): ` +
 		`${err instanceof Failure ? err.message : err.stack}\n`);
+	if (clientProblems.length)
+		process.stderr.write(`\n---- the clients' warnings and errors (${clientProblems.length}) ----\n` +
+			clientProblems.slice(0, 20).join('\n') + '\n');
 	process.stderr.write('\n---- the clients\' log (last 60 lines) ----\n' +
 		clientLog.slice(-60).join('\n') + '\n');
 	dumpLogs();
