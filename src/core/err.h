@@ -42,7 +42,17 @@
 	X(ERR_CLOCK_SKEW, 28, "record version too far ahead of this node's clock")                 \
 	X(ERR_BUSY, 29, "server busy, retry")                                                      \
 	X(ERR_LIMIT_SUBS, 30, "subscription limit reached")                                        \
-	X(ERR_UNAVAILABLE, 31, "the owner of the instance is unreachable, retry")
+	X(ERR_UNAVAILABLE, 31, "the owner of the instance is unreachable, retry")                  \
+	X(ERR_AUTH_REQUIRED, 32, "authentication required")                                        \
+	X(ERR_AUTH_USERS_FILE, 33, "users file unreadable or malformed")                           \
+	X(ERR_AUTH_USER, 34, "unknown user")                                                       \
+	X(ERR_AUTH_PASSWORD, 35, "wrong password")                                                 \
+	X(ERR_AUTH_TOKEN_ENCODING, 36, "token is not unpadded base64url")                          \
+	X(ERR_AUTH_TOKEN_LENGTH, 37, "token truncated or longer than its fields")                  \
+	X(ERR_AUTH_TOKEN_VERSION, 38, "unsupported token version")                                 \
+	X(ERR_AUTH_TOKEN_FORGED, 39, "token signature does not verify")                            \
+	X(ERR_AUTH_TOKEN_EXPIRED, 40, "token expired")                                             \
+	X(ERR_AUTH_TOKEN_FUTURE, 41, "token expires further ahead than its lifetime")
 
 enum err_code {
 #define ERR_ENUM(name, value, msg) name = value,
