@@ -42,7 +42,8 @@
 	X(ERR_CLOCK_SKEW, 28, "record version too far ahead of this node's clock")                 \
 	X(ERR_BUSY, 29, "server busy, retry")                                                      \
 	X(ERR_LIMIT_SUBS, 30, "subscription limit reached")                                        \
-	X(ERR_UNAVAILABLE, 31, "the owner of the instance is unreachable, retry")
+	X(ERR_UNAVAILABLE, 31, "the owner of the instance is unreachable, retry")                  \
+	X(ERR_TOO_BIG, 32, "input over a decoder's bound (items, tokens or scratch space)")
 
 enum err_code {
 #define ERR_ENUM(name, value, msg) name = value,
