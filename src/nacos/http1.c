@@ -222,6 +222,13 @@ int h1_feed(struct h1_req *r, const char *p, size_t n)
 		return refuse(r, 505);
 	if (!r->head_done && r->head_bytes >= H1_HEAD_MAX)
 		return refuse(r, 431);
+	/*
+	 * The head ended within the bytes its bound let through and the rest
+	 * of p is body: feed it too (once, the head is done), since H1_AGAIN
+	 * tells the caller that every byte was taken.
+	 */
+	if (take < n)
+		return h1_feed(r, p + got, n - got);
 	return H1_AGAIN;
 }
 
