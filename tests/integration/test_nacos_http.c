@@ -1477,3 +1477,41 @@ Test(nacos_http, statuses_and_lists_of_a_large_service)
 	cr_assert_eq(J.t[nj_get(&J, 0, "ips")].size, 1500, "every instance, not %d",
 	             J.t[nj_get(&J, 0, "ips")].size);
 }
+
+/*
+ * A long head (a 14 KiB target and 12 KiB of headers, as beat JSON and
+ * metadata make them) arriving in pieces, its end and a form body in the
+ * last send: answered without the client sending anything more.
+ */
+Test(nacos_http, body_after_a_long_head_split_over_sends)
+{
+	static char req[80000];
+	static char body[16000];
+	size_t n, first, second;
+	int bl = snprintf(body, sizeof(body), "serviceName=lh&ip=192.0.2.1&port=80&pad=");
+	int one = 1;
+
+	memset(body + bl, 'b', sizeof(body) - 1 - (size_t)bl);
+	body[sizeof(body) - 1] = '\0';
+	n = (size_t)snprintf(req, sizeof(req), "POST " NS "/instance?q=");
+	memset(req + n, 'q', 14000);
+	n += 14000;
+	n += (size_t)snprintf(req + n, sizeof(req) - n, " HTTP/1.1\r\nHost: t\r\n");
+	for (int i = 0; i < 12; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n, "X-Pad-%02d: %01000d\r\n", i, 0);
+	n += (size_t)snprintf(req + n, sizeof(req) - n,
+	                      "Content-Type: application/x-www-form-urlencoded\r\n"
+	                      "Content-Length: %zu\r\n\r\n%s",
+	                      strlen(body), body);
+	setsockopt(C->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	first = 10000;
+	second = 26000; /* most of the head: it ends in the third send */
+	http_send(C, req, first);
+	nap_ms(50); /* separate receives (not an assertion: any split must work) */
+	http_send(C, req + first, second - first);
+	nap_ms(50);
+	http_send(C, req + second, n - second);
+	nacos_read(C, &A);
+	expect(200, "ok");
+	cr_assert_eq(list("serviceName=lh"), 1);
+}
