@@ -43,7 +43,17 @@
 	X(ERR_BUSY, 29, "server busy, retry")                                                      \
 	X(ERR_LIMIT_SUBS, 30, "subscription limit reached")                                        \
 	X(ERR_UNAVAILABLE, 31, "the owner of the instance is unreachable, retry")                  \
-	X(ERR_TOO_BIG, 32, "input over a decoder's bound (items, tokens or scratch space)")
+	X(ERR_TOO_BIG, 32, "input over a decoder's bound (items, tokens or scratch space)")        \
+	X(ERR_AUTH_REQUIRED, 33, "authentication required")                                        \
+	X(ERR_AUTH_USERS_FILE, 34, "users file unreadable or malformed")                           \
+	X(ERR_AUTH_USER, 35, "unknown user")                                                       \
+	X(ERR_AUTH_PASSWORD, 36, "wrong password")                                                 \
+	X(ERR_AUTH_TOKEN_ENCODING, 37, "token is not unpadded base64url")                          \
+	X(ERR_AUTH_TOKEN_LENGTH, 38, "token truncated or longer than its fields")                  \
+	X(ERR_AUTH_TOKEN_VERSION, 39, "unsupported token version")                                 \
+	X(ERR_AUTH_TOKEN_FORGED, 40, "token signature does not verify")                            \
+	X(ERR_AUTH_TOKEN_EXPIRED, 41, "token expired")                                             \
+	X(ERR_AUTH_TOKEN_FUTURE, 42, "token expires further ahead than its lifetime")
 
 enum err_code {
 #define ERR_ENUM(name, value, msg) name = value,

@@ -213,8 +213,22 @@ int h1_feed(struct h1_req *r, const char *p, size_t n)
 		return H1_DONE;
 	if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK || got != take)
 		return refuse(r, 400);
+	/*
+	 * "GET /x\r\n": an HTTP/0.9 request, one line without a version.
+	 * http-parser would read what follows as headers, so the client (which
+	 * sends nothing more) would wait for an answer until the idle timeout.
+	 */
+	if (!r->head_done && r->parser.http_major == 0 && r->parser.http_minor == 9)
+		return refuse(r, 505);
 	if (!r->head_done && r->head_bytes >= H1_HEAD_MAX)
 		return refuse(r, 431);
+	/*
+	 * The head ended within the bytes its bound let through and the rest
+	 * of p is body: feed it too (once, the head is done), since H1_AGAIN
+	 * tells the caller that every byte was taken.
+	 */
+	if (take < n)
+		return h1_feed(r, p + got, n - got);
 	return H1_AGAIN;
 }
 

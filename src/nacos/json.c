@@ -451,7 +451,7 @@ int json_parse(struct json_doc *d, const char *s, size_t len, void *toks, unsign
 {
 	jsmntok_t *t = toks;
 	jsmn_parser p;
-	size_t vs, ve;
+	size_t vs = 0, ve = 0; /* set by check(); gcc -O1 with TSan cannot see it */
 	int rc;
 
 	d->s = s;

@@ -25,8 +25,8 @@
  * Ownership. One struct udp_push per worker thread; only that thread calls
  * it, so there is no lock and no atomic. Its counters (struct udp_stats) are
  * plain uint64_t fields written by that thread; the worker copies them into
- * what /metrics reads. A subscriber lives on the worker whose connection
- * polled; the acks come back to that worker's socket, because a client
+ * what /metrics reads. A subscriber lives on the worker chosen by a hash of its target
+ * (server/nacos_push.c); the acks come back to that worker's socket, because a client
  * acks to the source of the push. Bounds are per udp_push: a node bound
  * is divided among the workers by whoever configures them.
  *

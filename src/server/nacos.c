@@ -92,8 +92,9 @@ void nacos_conn_end(struct worker *w, struct conn *c)
 
 /* ---- answers ---- */
 
-static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, uint16_t status,
-                      const char *ctype, const char *body, size_t len)
+/* An answer; head_only (to a HEAD) sends the head with the body's Content-Length, not the body. */
+static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, bool head_only,
+                      uint16_t status, const char *ctype, const char *body, size_t len)
 {
 	struct conn *c = conn_at(w, idx);
 	char head[192];
@@ -108,6 +109,8 @@ static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, uint16_t 
 	assert(hl > 0 && (size_t)hl < sizeof(head));
 	if (status >= 400)
 		WSTAT_INC(w, nacos_errors);
+	if (head_only)
+		len = 0;
 	p = out_reserve(w, idx, (uint32_t)((size_t)hl + len));
 	if (p == NULL)
 		return;
@@ -121,7 +124,8 @@ static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, uint16_t 
 
 void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len)
 {
-	reply_raw(x->w, x->idx, x->h->keep_alive, status, ctype, body, len);
+	reply_raw(x->w, x->idx, x->h->keep_alive, x->h->method == H1_HEAD, status, ctype, body,
+	          len);
 }
 
 void nacos_reply_text(struct nctx *x, uint16_t status, const char *text)
@@ -191,7 +195,8 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 
 	buf_clear(b);
 	nacos_write_answer(h->request_id, results[0], b, &status, &ctype);
-	reply_raw(w, idx, n->keep_alive, status, ctype, (const char *)b->p + b->off, buf_used(b));
+	reply_raw(w, idx, n->keep_alive, false, status, ctype, (const char *)b->p + b->off,
+	          buf_used(b));
 	if (!n->parsing && c->pending == 0 && c->state == C_OPEN)
 		resume(w, idx);
 }

@@ -804,7 +804,11 @@ static void instance_statuses(struct nctx *x)
 	name = (struct store_str){ at + 2, (uint32_t)(key.len - sk.group.len - 2) };
 	sk.service = name;
 	epoch_enter(x->w->rec);
-	n = store_list(x->w->srv->store, &sk, NULL, x->w->views, x->w->views_cap, &info);
+	for (;;) { /* as nacos_render_list: the worker's scratch grows to the service */
+		n = store_list(x->w->srv->store, &sk, NULL, x->w->views, x->w->views_cap, &info);
+		if (n < 0 || info.total <= (uint32_t)n || !views_grow(x->w, info.total))
+			break;
+	}
 	ok = n >= 0 && put(b, "{\"ips\":[");
 	for (int i = 0; i < n && ok; i++) {
 		const struct store_view *v = &x->w->views[i];

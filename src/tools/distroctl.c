@@ -8,12 +8,15 @@
  * with the reason on stderr.
  */
 #include "distro/client.h"
+#include "nacos/auth.h" /* NAUTH_* bounds of hash-password, no code */
 
+#include <crypt.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define META_MAX 64
@@ -38,6 +41,8 @@ static void usage(FILE *out)
 	             "  cluster            the members as the node sees them: health, READY, "
 	             "slots owned\n"
 	             "                     (counted in its slot map), and the map's version\n"
+	             "  hash-password [--cost N]   print a bcrypt hash (N 4..14, default 10)\n"
+	             "                     of a password read on stdin, for the Nacos users file\n"
 	             "\n"
 	             "options:\n"
 	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:8850)\n"
@@ -266,6 +271,86 @@ static const char *result_word(int r)
 	return "failed";
 }
 
+/*
+ * hash-password: a line of the Nacos API's users file needs a bcrypt hash
+ * (docs/nacos.md, "Authentication"). Reads one line from stdin, without
+ * echo and twice when stdin is a terminal, and prints `$2b$NN$...` made
+ * by libxcrypt with a salt from the kernel's random source.
+ */
+static int read_password(const char *prompt, char *buf, size_t cap, bool tty)
+{
+	struct termios old, quiet;
+	size_t n;
+	char *ok;
+
+	if (tty) {
+		fputs(prompt, stderr);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	ok = fgets(buf, (int)cap, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (ok == NULL)
+		return -1;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (!feof(stdin))
+		return -2; /* longer than the buffer */
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return (int)n;
+}
+
+static int hash_password(int argc, char **argv)
+{
+	static struct crypt_data cd; /* 32 KiB: not on the stack */
+	char pass[NAUTH_PASSWORD_MAX + 2], again[NAUTH_PASSWORD_MAX + 2];
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	bool tty = isatty(STDIN_FILENO);
+	long cost = 10;
+	int n;
+
+	for (int i = 1; i < argc; i++) {
+		char *end = NULL;
+
+		if (!strcmp(argv[i], "--cost") && i + 1 < argc)
+			cost = strtol(argv[++i], &end, 10);
+		else if (!strncmp(argv[i], "--cost=", 7))
+			cost = strtol(argv[i] + 7, &end, 10);
+		if (end == NULL || *end != '\0' || cost < 4 || cost > NAUTH_BCRYPT_COST_MAX) {
+			fprintf(stderr, "distroctl: hash-password [--cost N], N in 4..%d\n",
+			        NAUTH_BCRYPT_COST_MAX);
+			return 2;
+		}
+	}
+	n = read_password("Password: ", pass, sizeof(pass), tty);
+	if (n <= 0 || n > NAUTH_PASSWORD_MAX) {
+		fprintf(stderr, "distroctl: hash-password: need a password of 1..%d bytes\n",
+		        NAUTH_PASSWORD_MAX);
+		return 1;
+	}
+	if (tty && (read_password("Again: ", again, sizeof(again), tty) != n ||
+	            strcmp(pass, again) != 0)) {
+		fprintf(stderr, "distroctl: hash-password: the passwords differ\n");
+		return 1;
+	}
+	if (crypt_gensalt_rn("$2b$", (unsigned long)cost, NULL, 0, salt, sizeof(salt)) == NULL ||
+	    crypt_r(pass, salt, &cd) == NULL || strncmp(cd.output, "$2b$", 4) != 0) {
+		fprintf(stderr, "distroctl: hash-password: libcrypt made no bcrypt hash\n");
+		return 1;
+	}
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(again, sizeof(again));
+	printf("%s\n", cd.output);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option gopts[] = { { "server", required_argument, NULL, 's' },
@@ -322,6 +407,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind];
+	if (!strcmp(cmd, "hash-password")) /* local: needs no server */
+		return hash_password(argc - optind, argv + optind);
 	/* Command options may come before or after the positional arguments. */
 	optind++;
 	int pos0 = optind;

@@ -21,8 +21,10 @@
 struct node {
 	pid_t pid;
 	uint16_t port;
+	uint16_t nacos_port; /* the Nacos HTTP API's port (--nacos-port 0) */
 	char addr[64];
 	char port_file[128];
+	char nacos_port_file[128];
 };
 
 static inline int64_t now_ms(void)
@@ -51,6 +53,9 @@ static inline void node_start(struct node *n, const char *const *extra)
 	snprintf(n->port_file, sizeof(n->port_file), "/tmp/distrod-test-%d-%ld.port", getpid(),
 	         (long)now_ms());
 	unlink(n->port_file);
+	snprintf(n->nacos_port_file, sizeof(n->nacos_port_file), "/tmp/distrod-test-%d-%ld.nacos",
+	         getpid(), (long)now_ms());
+	unlink(n->nacos_port_file);
 	argv[argc++] = DISTROD_BIN;
 	argv[argc++] = "--bind";
 	argv[argc++] = "127.0.0.1";
@@ -71,6 +76,11 @@ static inline void node_start(struct node *n, const char *const *extra)
 	argv[argc++] = "127.0.0.1";
 	argv[argc++] = "--http-port";
 	argv[argc++] = "0";
+	/* The Nacos port defaults to 8848, which SO_REUSEPORT would let two nodes share. */
+	argv[argc++] = "--nacos-port";
+	argv[argc++] = "0";
+	argv[argc++] = "--nacos-port-file";
+	argv[argc++] = n->nacos_port_file;
 	for (int i = 0; extra && extra[i] && argc < 62; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
@@ -94,6 +104,13 @@ static inline void node_start(struct node *n, const char *const *extra)
 		if (port > 0) {
 			n->port = (uint16_t)port;
 			snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", port);
+			/* distrod writes its --port-file last: the Nacos port's is there by now */
+			f = fopen(n->nacos_port_file, "r");
+			if (f) {
+				if (fscanf(f, "%d", &port) == 1 && port > 0)
+					n->nacos_port = (uint16_t)port;
+				fclose(f);
+			}
 			return;
 		}
 		cr_assert_eq(waitpid(n->pid, NULL, WNOHANG), 0, "distrod exited at start");
@@ -113,6 +130,7 @@ static inline int node_stop(struct node *n)
 		if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
 			n->pid = 0;
 			unlink(n->port_file);
+			unlink(n->nacos_port_file);
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		}
 	}
