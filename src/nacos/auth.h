@@ -25,12 +25,12 @@
  * of its users file.
  *
  * Passwords are slow by design. One bcrypt check costs milliseconds (about
- * 50 ms at cost 10 on the development machine), far too much for a worker
+ * 50-120 ms at cost 10 on the development machine), far too much for a worker
  * per request, and the npm client sends username and password on EVERY
  * call instead of logging in. So each user carries a tiny cache: the
  * SHA-256 of (a random salt of this table || the password) of the last
  * password that passed bcrypt, and of the last NAUTH_REFUSED_SLOTS that
- * failed. A repeated right password costs one SHA-256 (~0.4 us), a
+ * failed. A repeated right password costs one SHA-256 (~0.15 us), a
  * repeated wrong one (a misconfigured client retrying) too; only a
  * password not seen since the load costs a bcrypt. The cache can never let
  * a wrong password pass: an entry is written only with the digest of a
@@ -77,10 +77,12 @@
  * a new one with nauth_reload and swapping the pointer; free the old one
  * only when no thread can still be using it (the server's epochs).
  *
- * Costs per call, once published: nauth_verify ~1 us (base64 decode, a
- * binary search of the users, one HMAC, which allocates a context inside
- * OpenSSL); nauth_check_password ~0.5 us on a cache hit, one bcrypt on a
- * miss; nauth_issue like nauth_verify.
+ * Costs per call, once published, measured at -O2 on the development
+ * machine: nauth_verify ~0.5 us (base64 decode, a binary search of the
+ * users, one HMAC from precomputed keyed states), nauth_issue the same,
+ * nauth_check_password ~0.15 us on a cache hit (one SHA-256), one bcrypt
+ * on a miss. None of them allocates, locks or makes a system call except
+ * a cache miss (crypt_r's 32 KiB work area is allocated for it).
  */
 #ifndef DISTRO_NACOS_AUTH_H
 #define DISTRO_NACOS_AUTH_H
@@ -186,7 +188,7 @@ int nauth_check_password(struct nauth *a, const char *user, size_t user_len, con
  * (after the high water mark if the clock stepped back). Writes it with a
  * NUL to out (cap bytes; NAUTH_TOKEN_LEN_MAX + 1 always suffice) and
  * returns its length, or -ERR_AUTH_USER (unknown) / -ERR_INVAL (cap too
- * small) / -ERR_NOMEM. Check the password first: this only signs.
+ * small). Check the password first: this only signs.
  */
 int nauth_issue(struct nauth *a, const char *user, size_t user_len, int64_t now_wall_ms, char *out,
                 size_t cap);
@@ -205,7 +207,7 @@ int nauth_issue(struct nauth *a, const char *user, size_t user_len, int64_t now_
  *                             password changed
  *   -ERR_AUTH_TOKEN_EXPIRED   expiry at or before the high water mark
  *   -ERR_AUTH_TOKEN_FUTURE    expiry beyond the mark + ttl_ms + skew_ms
- * or -ERR_NOMEM. Cost: see above; no bcrypt.
+ * Cost: see above; no bcrypt.
  */
 int nauth_verify(struct nauth *a, const char *token, size_t len, int64_t now_wall_ms,
                  struct nauth_id *who);

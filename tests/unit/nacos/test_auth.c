@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <crypt.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,42 @@ Test(nauth, token_known_answer)
 	cr_assert_eq(nauth_set_secret(a, SECRET, sizeof(SECRET) - 1), 0);
 	cr_assert_eq(issue(a, "alice", T0, tok), (int)sizeof(want) - 1);
 	cr_assert_str_eq(tok, want);
+	nauth_free(a);
+}
+
+Test(nauth, token_mac_is_hmac_sha256_for_the_longest_name)
+{
+	char name[NAUTH_NAME_MAX + 1], users[256], tok[NAUTH_TOKEN_LEN_MAX + 1];
+	uint8_t raw[128], key[32], want[32], msg[128 + NAUTH_HASH_MAX];
+	const char *h = hash_of("long");
+	unsigned int klen = 0, mlen = 0;
+	struct nauth *a;
+	struct nauth_id who;
+	size_t n;
+
+	memset(name, 'n', NAUTH_NAME_MAX);
+	name[NAUTH_NAME_MAX] = '\0';
+	snprintf(users, sizeof(users), "%s:%s\n", name, h);
+	cr_assert_eq(nauth_parse(users, strlen(users), "t", &a, NULL, 0), 0);
+	cr_assert_eq(nauth_set_secret(a, SECRET, sizeof(SECRET) - 1), 0);
+	cr_assert_eq(issue(a, name, T0, tok), NAUTH_TOKEN_LEN_MAX, "the longest token");
+	cr_assert_eq(verify(a, tok, T0, &who), 0);
+	cr_assert_eq(who.name_len, NAUTH_NAME_MAX);
+	n = unb64(tok, raw);
+	cr_assert_eq(n, 2 + NAUTH_NAME_MAX + 8 + 32);
+	/* OpenSSL's own HMAC over the same bytes (the MAC also covers the hash). */
+	HMAC(EVP_sha256(), SECRET, sizeof(SECRET) - 1, (const uint8_t *)"distro-nacos-token-v1", 21,
+	     key, &klen);
+	memcpy(msg, raw, n - 32);
+	memcpy(msg + n - 32, h, NAUTH_HASH_MAX);
+	HMAC(EVP_sha256(), key, (int)klen, msg, n - 32 + NAUTH_HASH_MAX, want, &mlen);
+	cr_assert_eq(mlen, 32);
+	cr_assert_eq(memcmp(raw + n - 32, want, 32), 0);
+	/* A prefix of the name is another (unknown) user; a longer name is none. */
+	cr_assert_eq(nauth_issue(a, name, NAUTH_NAME_MAX - 1, T0, tok, sizeof(tok)),
+	             -ERR_AUTH_USER);
+	cr_assert_eq(nauth_issue(a, users, NAUTH_NAME_MAX + 1, T0, tok, sizeof(tok)),
+	             -ERR_AUTH_USER);
 	nauth_free(a);
 }
 
