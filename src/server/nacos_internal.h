@@ -89,6 +89,63 @@ const struct sockaddr_storage *nacos_peer(struct nctx *x);
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
                           bool healthy_only, uint16_t udp_port);
 
+/* nacos_params.c: parameters in, JSON out */
+#define NACOS_JSON_CT "application/json;charset=UTF-8"
+
+#define NACOS_DEFAULT_NS      "public"
+#define NACOS_DEFAULT_GROUP   "DEFAULT_GROUP"
+#define NACOS_DEFAULT_CLUSTER "DEFAULT"
+
+#define NACOS_BEAT_INTERVAL_MS 5000u /* Nacos's clientBeatInterval default */
+#define NACOS_CACHE_MILLIS     10000u
+
+#define NACOS_META_INTERVAL "preserved.heart.beat.interval"
+#define NACOS_META_TIMEOUT  "preserved.heart.beat.timeout"
+#define NACOS_META_DELETE   "preserved.ip.delete.timeout"
+
+struct store_str nacos_str_of(const char *s);
+bool nacos_str_eq(struct store_str a, const char *b);
+bool nacos_param(struct nctx *x, const char *key, struct store_str *out);
+struct buf *nacos_body(struct nctx *x);
+bool nacos_put(struct buf *b, const char *s);
+bool nacos_put_str(struct buf *b, struct store_str s);
+void nacos_reply_400(struct nctx *x, const char *fmt, const char *arg);
+void nacos_reply_json_or_500(struct nctx *x, struct buf *b, bool ok);
+uint16_t nacos_status_of(int code);
+bool nacos_cluster_name_ok(struct store_str c);
+int nacos_svc_of_or(struct nctx *x, struct store_svc_key *sk, struct store_str fallback);
+int nacos_svc_of(struct nctx *x, struct store_svc_key *sk);
+bool nacos_put_grouped(struct buf *b, const struct store_svc_key *sk);
+int nacos_addr_of(struct nctx *x, struct store_str ip, int64_t port, struct addr *a);
+int nacos_port_param(struct nctx *x, int64_t *port);
+int nacos_cluster_of(struct nctx *x, struct store_str *c);
+int nacos_key_of(struct nctx *x, struct store_key *k);
+void nacos_timing_of(struct store_val *v);
+int nacos_meta_of(struct nctx *x, struct store_val *v, bool *given);
+int nacos_weight_of(struct nctx *x, double dflt, uint32_t *milli);
+int nacos_val_of(struct nctx *x, struct store_val *v);
+double nacos_weight_double(uint32_t milli);
+bool nacos_put_meta_of(struct buf *b, const struct store_meta *m);
+bool nacos_put_instance_id(struct buf *b, const struct store_view *v, const char *ip);
+bool nacos_put_host(struct buf *b, const struct store_view *v, bool as_healthy);
+void nacos_val_from_view(struct worker *w, const struct store_view *sv, struct store_val *v);
+int nacos_instance_read(struct nctx *x, const struct store_key *k, struct store_val *v);
+
+/* nacos_list.c */
+void nacos_instance_list(struct nctx *x);
+void nacos_instance_statuses(struct nctx *x);
+void nacos_service_list(struct nctx *x);
+void nacos_service_names(struct nctx *x);
+
+/* nacos_instance.c */
+void nacos_instance_register(struct nctx *x);
+void nacos_instance_update(struct nctx *x);
+void nacos_instance_deregister(struct nctx *x);
+void nacos_instance_patch(struct nctx *x);
+void nacos_instance_detail(struct nctx *x);
+void nacos_instance_beat(struct nctx *x);
+void nacos_health_instance(struct nctx *x);
+
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
                       bool healthy_only, struct buf *b);
