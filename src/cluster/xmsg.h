@@ -83,6 +83,7 @@ struct pending {
 	struct xmsg head; /* XM_PENDING */
 	bool heap;        /* results and body are a separate allocation */
 	bool remote;      /* some items go to peers: owners[] says which (read-only once sent) */
+	bool forget;      /* second round of a DEREGISTER: shards drop their stale replicas */
 	uint32_t origin;
 	uint32_t conn, conn_gen;
 	struct proto_header h;

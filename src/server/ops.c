@@ -16,6 +16,11 @@
  * request beyond the pool object (and, past PENDING_INLINE bytes, one
  * buffer for the results and body).
  *
+ * A DEREGISTER another member ran takes a second round before its answer:
+ * the shards concerned drop their replicas (forget_start), so the delete is
+ * visible to the next read on the node that answered, not a sync window
+ * later.
+ *
  * Every item gets exactly one result: its own, ERR_BUSY when the worker
  * has no room to carry the request across (the client retries: writes are
  * idempotent), or ERR_UNAVAILABLE from the peer thread when its owner
@@ -209,6 +214,67 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 	return p;
 }
 
+/* ---- deregisters answered by another member ---- */
+
+/* Did the owner's answer leave a replica here to drop (it deleted it, or never had it)? */
+static bool forget_due(const struct pending *p, uint32_t i)
+{
+	return p->owners[i] != 0 && (p->results[i] >= 0 || p->results[i] == -ERR_NOT_FOUND);
+}
+
+/*
+ * Drops this worker's replicas of the items another member deregistered:
+ * store_forget, so nothing is replicated (the owner's own delete is on its
+ * way) and the tombstone keeps the replica's version (an older copy that
+ * arrives later is refused). Returns the mask of other shards with such
+ * items.
+ */
+static uint64_t forget_items(struct worker *w, struct pending *p)
+{
+	struct proto_rd r;
+	uint64_t others = 0;
+
+	proto_rd_init(&r, p->body, p->h.body_len);
+	for (uint32_t i = 0; i < p->h.count; i++) {
+		struct store_key k;
+		uint32_t shard;
+
+		proto_rd_key(&r, &k);
+		if (!forget_due(p, i) || k.svc.service.p == NULL)
+			continue;
+		shard = store_shard_of(w->srv->store, &k.svc);
+		if (shard != w->id)
+			others |= 1ull << shard;
+		else
+			(void)store_forget(w->shard, &k, store_version_now(w->shard));
+	}
+	return others;
+}
+
+/*
+ * A deregister is visible to the next read on the node that answered it,
+ * also when another member owns the instance: before the answer, a second
+ * round through the shards concerned drops their replicas (the owner's
+ * sync would otherwise bring the delete a sync window later). Returns
+ * true when that round is under way (the answer waits for it).
+ */
+static bool forget_start(struct worker *w, struct pending *p)
+{
+	uint64_t others;
+
+	if (p->forget || !p->remote || p->h.op != OP_DEREGISTER)
+		return false;
+	p->forget = true;
+	others = forget_items(w, p);
+	if (others == 0)
+		return false;
+	p->parts = (uint32_t)__builtin_popcountll(others);
+	for (uint32_t s = 0; s < w->srv->nworkers; s++)
+		if (others & (1ull << s))
+			worker_send(w, s, p);
+	return true;
+}
+
 /* A pending came back from a shard (or the peer thread) that ran its part. */
 static void pending_part_done(struct worker *w, struct pending *p)
 {
@@ -216,6 +282,8 @@ static void pending_part_done(struct worker *w, struct pending *p)
 
 	assert(p->parts > 0);
 	if (--p->parts > 0)
+		return;
+	if (forget_start(w, p))
 		return;
 	latency_record(w, p->start_us);
 	if (c->gen == p->conn_gen) {
@@ -238,8 +306,11 @@ void ops_on_pending(struct worker *w, struct pending *p)
 		return;
 	}
 	/* Run our items of another worker's (or a peer's) request and send it back. */
-	(void)exec_items(w, p->origin, &p->h, p->body, p->results, false,
-	                 p->remote ? p->owners : NULL, &remote);
+	if (p->forget)
+		(void)forget_items(w, p);
+	else
+		(void)exec_items(w, p->origin, &p->h, p->body, p->results, false,
+		                 p->remote ? p->owners : NULL, &remote);
 	worker_send(w, p->origin, p);
 }
 

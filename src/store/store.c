@@ -1273,6 +1273,11 @@ int store_adopt(struct store_shard *sh, const struct store_key *k)
 	return STORE_SAME;
 }
 
+uint64_t store_version_now(struct store_shard *sh)
+{
+	return hlc_next(sh);
+}
+
 int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before)
 {
 	struct store_inst *in;

@@ -241,6 +241,12 @@ int store_repair_apply(struct store_shard *sh, const struct store_record *r, uin
 int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before);
 
 /*
+ * A version newer than every one this shard has stamped or seen: the
+ * `before` of a store_forget that drops whatever this node holds now.
+ */
+uint64_t store_version_now(struct store_shard *sh);
+
+/*
  * Marks unhealthy / removes instances whose heartbeats stopped, and forgets
  * tombstones older than tombstone_ms. Does at most `budget` actions; returns
  * how many it did. Cost O(actions), never O(instances).
