@@ -53,10 +53,6 @@
 #include "core/hash.h"
 #include "core/mem.h"
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
 #include <assert.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -64,7 +60,6 @@
 #include <zlib.h>
 
 #define HASH_SEED         0x7564702d70757368ULL /* "udp-push" */
-#define ACK_TOKENS        64                    /* jsmn tokens of one ack */
 #define CHUNK_BYTES       4096                  /* escaped bytes per deflate call */
 #define TABLE_BUCKETS_MAX (1u << 24)
 #define REF_COUNTER_MAX   (UDP_REF_MAX / UDP_WORKERS_MAX)
@@ -944,91 +939,7 @@ int64_t udp_poll(struct udp_push *u, int64_t now_ms)
 	return next <= now_ms ? 0 : next - now_ms;
 }
 
-/* ---- acks ---- */
-
-static bool tok_is(const char *js, const jsmntok_t *t, const char *s)
-{
-	size_t n = strlen(s);
-
-	return (size_t)(t->end - t->start) == n && memcmp(js + t->start, s, n) == 0;
-}
-
-/* The index after token i and everything inside it. */
-static int tok_skip(const jsmntok_t *t, int r, int i)
-{
-	int end = t[i].end, j = i + 1;
-
-	while (j < r && t[j].start < end)
-		j++;
-	return j;
-}
-
-static int ref_parse(const char *js, const jsmntok_t *t, uint64_t *out)
-{
-	int n = t->end - t->start;
-	uint64_t v = 0;
-
-	if ((t->type != JSMN_PRIMITIVE && t->type != JSMN_STRING) || n < 1 || n > 19)
-		return -ERR_INVAL;
-	for (int i = 0; i < n; i++) {
-		char c = js[t->start + i];
-
-		if (c < '0' || c > '9')
-			return -ERR_INVAL;
-		v = v * 10 + (uint64_t)(c - '0'); /* 19 digits < 2^64: no overflow */
-	}
-	*out = v;
-	return 0;
-}
-
-int udp_ack_decode(const void *bytes, size_t len, struct udp_ack *out)
-{
-	const char *js = bytes;
-	jsmntok_t t[ACK_TOKENS];
-	jsmn_parser p;
-	bool has_type = false;
-	int r, i;
-
-	memset(out, 0, sizeof(*out));
-	if (len == 0 || len > INT32_MAX || memchr(js, 0, len) != NULL)
-		return -ERR_INVAL;
-	jsmn_init(&p);
-	r = jsmn_parse(&p, js, len, t, ACK_TOKENS);
-	if (r < 1 || t[0].type != JSMN_OBJECT)
-		return -ERR_INVAL;
-	for (size_t k = (size_t)t[0].end; k < len; k++)
-		if (js[k] != ' ' && js[k] != '\t' && js[k] != '\r' && js[k] != '\n')
-			return -ERR_INVAL;
-	i = 1;
-	for (int pair = 0; pair < t[0].size; pair++) {
-		const jsmntok_t *key = &t[i], *val;
-
-		if (i + 1 >= r || key->type != JSMN_STRING)
-			return -ERR_INVAL;
-		val = &t[i + 1];
-		if (tok_is(js, key, "type")) {
-			if (has_type || val->type != JSMN_STRING)
-				return -ERR_INVAL;
-			if (tok_is(js, val, "push-ack"))
-				out->type = UDP_ACK_PUSH;
-			else if (tok_is(js, val, "dump-ack"))
-				out->type = UDP_ACK_DUMP;
-			else if (tok_is(js, val, "unknown-ack"))
-				out->type = UDP_ACK_UNKNOWN;
-			else
-				return -ERR_INVAL;
-			has_type = true;
-		} else if (tok_is(js, key, "lastRefTime")) {
-			if (out->has_ref || ref_parse(js, val, &out->ref) < 0)
-				return -ERR_INVAL;
-			out->has_ref = true;
-		}
-		i = tok_skip(t, r, i + 1);
-	}
-	if (i != r || !has_type || (out->type == UDP_ACK_PUSH && !out->has_ref))
-		return -ERR_INVAL;
-	return 0;
-}
+/* ---- acks (the decoder is nacos/udp_ack.c) ---- */
 
 int udp_on_datagram(struct udp_push *u, const struct sockaddr_storage *from, const void *bytes,
                     size_t len, int64_t now_ms)

@@ -19,8 +19,8 @@
  * callback (udp_render_fn), because the HTTP side owns that rendering. So
  * the whole protocol runs in unit tests with a recording callback and a
  * settable clock (tests/unit/nacos/test_udp.c), and the ack decoder runs
- * under libFuzzer (tests/fuzz/fuzz_nacos_udp.c). docs/nacos.md, "UDP push",
- * is the user's view.
+ * (nacos/udp_ack.c, on the project's strict JSON reader) under libFuzzer
+ * (tests/fuzz/fuzz_nacos_udp.c). docs/nacos.md, "UDP push", is the user's view.
  *
  * Ownership. One struct udp_push per worker thread; only that thread calls
  * it, so there is no lock and no atomic. Its counters (struct udp_stats) are
