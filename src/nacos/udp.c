@@ -406,7 +406,8 @@ static struct udp_svc *svc_find(const struct udp_push *u, const struct store_svc
 	return NULL;
 }
 
-static struct udp_svc *svc_create(struct udp_push *u, const struct store_svc_key *k, uint64_t h)
+static struct udp_svc *svc_create(struct udp_push *u, const struct store_svc_key *k, uint64_t h,
+                                  uint64_t word)
 {
 	struct udp_svc *v = mem_alloc(sizeof(*v) + k->ns.len + k->group.len + k->service.len);
 	char *at;
@@ -415,6 +416,7 @@ static struct udp_svc *svc_create(struct udp_push *u, const struct store_svc_key
 		return NULL;
 	memset(v, 0, sizeof(*v));
 	v->hash = h;
+	v->word = word;
 	link_init(&v->subs);
 	at = v->names;
 #define COPY_NAME(f)                                                                               \
@@ -553,6 +555,23 @@ static void sub_view(const struct udp_sub *s, struct sockaddr_storage *ss, struc
 	v->refreshed_ms = s->refreshed_ms;
 }
 
+/* A push due window_ms from now, unless one is pending already (coalescing). */
+static bool sub_mark(struct udp_push *u, struct udp_sub *s, int64_t now_ms)
+{
+	if (!link_empty(&s->in_due))
+		return false; /* already pending: this change rides along */
+	s->due_ms = now_ms + u->cfg.window_ms;
+	link_tail(&u->due, &s->in_due);
+	return true;
+}
+
+/* The poll's answer is not what the service's word says was last seen: push it. */
+static void sub_catch_up(struct udp_push *u, struct udp_sub *s, uint64_t word, int64_t now_ms)
+{
+	if (word != 0 && s->svc->word != 0 && word != s->svc->word)
+		sub_mark(u, s, now_ms);
+}
+
 int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t now_ms)
 {
 	struct store_svc_key k;
@@ -587,6 +606,7 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 				link_del(&s->in_lru);
 				link_tail(&u->lru, &s->in_lru);
 				u->st.subs_refreshed++;
+				sub_catch_up(u, s, p->word, now_ms);
 				return 0;
 			}
 	if (u->st.subs >= u->cfg.subs_max) {
@@ -596,7 +616,7 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 	s = mem_alloc(sizeof(*s) + cl_len);
 	if (s == NULL)
 		return -ERR_NOMEM;
-	if (v == NULL && (v = svc_create(u, &k, vh)) == NULL) {
+	if (v == NULL && (v = svc_create(u, &k, vh, p->word)) == NULL) {
 		mem_free(s);
 		return -ERR_NOMEM;
 	}
@@ -617,6 +637,7 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 	link_tail(&u->lru, &s->in_lru);
 	u->st.subs++;
 	u->st.subs_created++;
+	sub_catch_up(u, s, p->word, now_ms);
 	return 0;
 }
 
@@ -657,13 +678,8 @@ int udp_service_changed(struct udp_push *u, const struct store_svc_key *k, int64
 		return 0;
 	u->st.changes++;
 	for (struct link *l = v->subs.next; l != &v->subs; l = l->next) {
-		struct udp_sub *s = LINK_OWNER(l, struct udp_sub, in_svc);
-
-		if (!link_empty(&s->in_due))
-			continue; /* already pending: this change rides along */
-		s->due_ms = now_ms + u->cfg.window_ms;
-		link_tail(&u->due, &s->in_due);
-		marked++;
+		if (sub_mark(u, LINK_OWNER(l, struct udp_sub, in_svc), now_ms))
+			marked++;
 	}
 	return marked;
 }

@@ -189,6 +189,15 @@ struct udp_sub_params {
 	uint16_t udp_port; /* 1..65535 */
 	bool healthy_only;
 	uint8_t shape; /* the HTTP side's answer shape (client kind): opaque here */
+	/*
+	 * The service's word (udp_each_service) as of the answer this poll got,
+	 * 0 when unknown. A service this poll creates starts with it, so a
+	 * change between the answer and the caller's next look at the service
+	 * is not taken for its starting point; an existing service whose word
+	 * differs (the answer is older, or newer, than what the other
+	 * subscribers were last pushed) gets this subscriber a push.
+	 */
+	uint64_t word;
 };
 
 /* A subscriber as the callbacks see it. Valid only during the call. */
@@ -249,7 +258,8 @@ void udp_destroy(struct udp_push *u);
 /*
  * A list poll with udpPort > 0: creates the subscriber or refreshes it
  * (its ttl restarts; healthyOnly and shape take the poll's values). Does
- * not push: the poll's own answer is fresh. 0, or -ERR_LIMIT_SUBS at
+ * not push while the poll's answer is as fresh as the service's word
+ * (p->word); otherwise the subscriber is marked like a change. 0, or -ERR_LIMIT_SUBS at
  * subs_max (subs_refused), -ERR_NAME_EMPTY / -ERR_NAME_LONG for a missing
  * or oversized name or clusters, -ERR_ADDR for a peer that is not IPv4 or
  * IPv6 or a udp_port of 0 (subs_invalid), -ERR_NOMEM. O(name bytes); an

@@ -87,7 +87,7 @@ const struct sockaddr_storage *nacos_peer(struct nctx *x);
 
 /* nacos_push.c */
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
-                          bool healthy_only, uint16_t udp_port);
+                          bool healthy_only, uint16_t udp_port, uint64_t revision);
 
 /* nacos_params.c: parameters in, JSON out */
 #define NACOS_JSON_CT "application/json;charset=UTF-8"
@@ -148,7 +148,7 @@ void nacos_health_instance(struct nctx *x);
 
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
-                      bool healthy_only, struct buf *b);
+                      bool healthy_only, struct buf *b, uint64_t *revision);
 void nacos_api_dispatch(struct nctx *x);
 int nacos_write_answer(uint32_t tag, int result, struct buf *b, uint16_t *status,
                        const char **ctype);

@@ -43,10 +43,11 @@ static bool views_grow(struct worker *w, uint32_t n)
  * The answer of GET /instance/list, the union of the 1.x and 2.x shapes:
  * grouped name and dom, clusters echoed byte for byte (the client files
  * the answer under name@@clusters), hosts with every field clients read.
+ * *revision (if not NULL): the service's revision the answer shows.
  * Inside the caller's epoch section.
  */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
-                      bool healthy_only, struct buf *b)
+                      bool healthy_only, struct buf *b, uint64_t *revision)
 {
 	struct store_str names[16];
 	struct store_filter f = { .enabled_only = true, .healthy_only = healthy_only };
@@ -71,6 +72,8 @@ int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct s
 		if (info.total <= (uint32_t)n || !views_grow(w, info.total))
 			break;
 	}
+	if (revision)
+		*revision = info.revision;
 	snprintf(sum, sizeof(sum), "%llx", (unsigned long long)info.revision);
 	ok = nacos_put(b, "{\"name\":") && nacos_put_grouped(b, sk) &&
 	     nacos_put(b, ",\"groupName\":") && nacos_put_str(b, sk->group) &&
@@ -96,6 +99,7 @@ void nacos_instance_list(struct nctx *x)
 	struct buf *b;
 	bool healthy_only;
 	int64_t udp_port;
+	uint64_t revision = 0;
 	int err = 0, rc;
 
 	if (nacos_svc_of(x, &sk) < 0)
@@ -109,7 +113,7 @@ void nacos_instance_list(struct nctx *x)
 	}
 	b = nacos_body(x);
 	epoch_enter(x->w->rec);
-	rc = nacos_render_list(x->w, &sk, clusters, healthy_only, b);
+	rc = nacos_render_list(x->w, &sk, clusters, healthy_only, b, &revision);
 	epoch_exit(x->w->rec);
 	if (rc == -ERR_NOMEM) {
 		nacos_reply_text(x, 500, "answer larger than the server's bound");
@@ -121,7 +125,7 @@ void nacos_instance_list(struct nctx *x)
 	}
 	/* udpPort: this poll subscribes (or keeps subscribed) its sender to UDP pushes. */
 	if (udp_port > 0)
-		nacos_push_subscribe(x, &sk, clusters, healthy_only, (uint16_t)udp_port);
+		nacos_push_subscribe(x, &sk, clusters, healthy_only, (uint16_t)udp_port, revision);
 	nacos_reply_json(x, b);
 }
 

@@ -88,6 +88,7 @@ struct xudpsub {
 	struct sockaddr_storage peer;
 	uint16_t udp_port;
 	bool healthy_only;
+	uint64_t word; /* the revision the poll answered, + 1 (revision_check's word) */
 	uint32_t ns_len, group_len, service_len, clusters_len;
 	char data[];
 };
@@ -103,7 +104,7 @@ static int render(void *ctx, const struct udp_sub_view *sub, int64_t now_ms, cha
 	(void)now_ms;
 	buf_clear(b);
 	epoch_enter(w->rec);
-	rc = nacos_render_list(w, &sub->svc, sub->clusters, sub->healthy_only, b);
+	rc = nacos_render_list(w, &sub->svc, sub->clusters, sub->healthy_only, b, NULL);
 	epoch_exit(w->rec);
 	if (rc < 0)
 		return rc == -ERR_NOMEM ? -ERR_PROTO_TOO_BIG : rc;
@@ -336,8 +337,15 @@ static void refresh(struct worker *w, const struct udp_sub_params *p)
 		return; /* counted by udp.c (refused, invalid) */
 }
 
+/*
+ * revision: the service's revision the poll's answer shows. A subscriber
+ * is pushed every change after it: a service new to the keeping worker
+ * starts from it (not from the worker's next look, which may already see
+ * a later change), and an existing one whose last look differs pushes
+ * this subscriber at once.
+ */
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
-                          bool healthy_only, uint16_t udp_port)
+                          bool healthy_only, uint16_t udp_port, uint64_t revision)
 {
 	struct worker *w = x->w;
 	const struct sockaddr_storage *peer = nacos_peer(x);
@@ -347,6 +355,7 @@ void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct
 		.peer = peer,
 		.udp_port = udp_port,
 		.healthy_only = healthy_only,
+		.word = revision + 1,
 	};
 	struct xudpsub *m;
 	uint32_t to;
@@ -368,6 +377,7 @@ void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct
 	m->peer = *peer;
 	m->udp_port = udp_port;
 	m->healthy_only = healthy_only;
+	m->word = p.word;
 	m->ns_len = sk->ns.len;
 	m->group_len = sk->group.len;
 	m->service_len = sk->service.len;
@@ -393,6 +403,7 @@ void nacos_push_on_sub(struct worker *w, void *msg)
 		.peer = &m->peer,
 		.udp_port = m->udp_port,
 		.healthy_only = m->healthy_only,
+		.word = m->word,
 	};
 
 	refresh(w, &p);

@@ -1095,3 +1095,48 @@ Test(udp, dump_unknown_and_garbage_are_counted)
 	cr_assert_eq(udp_stats(u)->acks_unmatched, 1);
 	cr_assert_eq(udp_stats(u)->acked, 0);
 }
+
+/* A poll with the service's word as its answer showed it. */
+static int sub_word(const char *name, uint16_t port, uint64_t word, int64_t now)
+{
+	struct sockaddr_storage peer = v4("127.0.0.1", 51000);
+	struct udp_sub_params p = {
+		.svc = svc(name), .peer = &peer, .udp_port = port, .word = word
+	};
+
+	return udp_sub_refresh(u, &p, now);
+}
+
+static void word_is(void *ctx, const struct store_svc_key *k, uint64_t *word)
+{
+	(void)k;
+	cr_assert_eq(*word, *(uint64_t *)ctx);
+}
+
+static void word_set(void *ctx, const struct store_svc_key *k, uint64_t *word)
+{
+	(void)k;
+	*word = *(uint64_t *)ctx;
+}
+
+/*
+ * A change between a poll's answer and the worker's next look at the
+ * service is pushed: the new service starts from the answer's word, not
+ * from that look; a subscriber whose answer is older than the last look
+ * (its poll came through another worker) is pushed at once.
+ */
+Test(udp, a_change_right_after_the_poll_is_pushed)
+{
+	uint64_t w5 = 5, w7 = 7;
+
+	mk_default();
+	cr_assert_eq(sub_word("svc", 40001, 5, 1000), 0);
+	udp_each_service(u, word_is, &w5);
+	cr_assert_eq(udp_poll(u, 1000), 30000, "nothing due: the answer was fresh");
+	udp_each_service(u, word_set, &w7); /* the caller's look: it moved */
+	cr_assert_eq(sub_word("svc", 40002, 5, 1001), 0);
+	cr_assert_eq(sub_word("svc", 40001, 7, 1001), 0, "as fresh as the look: no push");
+	udp_poll(u, 1003);
+	cr_assert_eq(rec.n, 1, "the subscriber whose answer was older is pushed");
+	cr_assert_eq(pkt_port(&rec.pkts[0]), 40002);
+}
