@@ -192,12 +192,13 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 	struct buf *b = &w->nacos->body;
 	const char *ctype = "text/plain;charset=UTF-8";
 	uint16_t status = 200;
+	bool parsing = n->parsing; /* read first: an answer that closes may free n */
 
 	buf_clear(b);
 	nacos_write_answer(h->request_id, results[0], b, &status, &ctype);
 	reply_raw(w, idx, n->keep_alive, false, status, ctype, (const char *)b->p + b->off,
 	          buf_used(b));
-	if (!n->parsing && c->pending == 0 && c->state == C_OPEN)
+	if (!parsing && c->state == C_OPEN && c->pending == 0)
 		resume(w, idx);
 }
 
@@ -276,6 +277,9 @@ static long parse(struct worker *w, uint32_t idx, const char *base, size_t len)
 			break;
 		}
 		handle(w, idx, base + off);
+		if (c->state == C_FREE || c->http != n)
+			return -1; /* an answer closed and freed the connection: n and base are gone
+			            */
 		off += r->fed;
 		h1_init(r);
 		n->continue_sent = false;

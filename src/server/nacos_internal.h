@@ -64,7 +64,9 @@ enum nacos_write_kind {
 
 static inline uint32_t nw_tag(enum nacos_write_kind k, uint32_t interval_ms)
 {
-	return (uint32_t)k << 24 | (interval_ms & 0xffffffu);
+	/* 24 bits hold 4.6 hours: a longer interval is answered as that (the client beats sooner).
+	 */
+	return (uint32_t)k << 24 | (interval_ms > 0xffffffu ? 0xffffffu : interval_ms);
 }
 
 /* A request being answered. */

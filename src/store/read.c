@@ -133,7 +133,7 @@ int store_list(struct store *s, const struct store_svc_key *k, const struct stor
 		clusters[i] = svc_cluster_find(svc, c, intern_hash(c.p, c.len));
 	}
 	if (info)
-		info->revision = LOAD_RELAXED(&svc->revision);
+		info->revision = LOAD_ACQUIRE(&svc->revision);
 	a = LOAD_ACQUIRE(&svc->arr);
 	n = a ? LOAD_ACQUIRE(&a->n) : 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -170,7 +170,7 @@ uint64_t store_revision(struct store *s, const struct store_svc_key *k)
 	if (svc_key_resolve(s, k, &rk) < 0)
 		return 0;
 	svc = svc_find(&s->shards[shard_of_hash(s, rk.svc_hash)], &rk);
-	return svc ? LOAD_RELAXED(&svc->revision) : 0;
+	return svc ? LOAD_ACQUIRE(&svc->revision) : 0;
 }
 
 uint64_t store_slot_checksum(struct store *s, uint32_t slot, uint32_t *count)
@@ -338,7 +338,7 @@ uint32_t store_services(struct store *s, struct store_str ns, const struct store
 			v.ns = (struct store_str){ svc->ns->s, svc->ns->len };
 			v.group = (struct store_str){ svc->group->s, svc->group->len };
 			v.service = (struct store_str){ svc->name->s, svc->name->len };
-			v.revision = LOAD_RELAXED(&svc->revision);
+			v.revision = LOAD_ACQUIRE(&svc->revision);
 			n++;
 			if (!fn(ctx, &v))
 				return n;

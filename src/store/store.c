@@ -619,7 +619,8 @@ static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct sto
 	STORE_RELEASE(&a->v[a->n], in);
 	STORE_RELEASE(&a->n, a->n + 1);
 	STORE_RELAXED(&svc->live, svc->live + 1); /* store_services reads it */
-	STORE_RELAXED(&svc->revision, svc->revision + 1);
+	STORE_RELEASE(&svc->revision,
+	              svc->revision + 1); /* after the list: a reader that sees it sees them */
 	return 0;
 }
 
@@ -631,7 +632,8 @@ static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct
 	STORE_RELEASE(&a->v[in->svc_pos], NULL);
 	svc->holes++;
 	STORE_RELAXED(&svc->live, svc->live - 1);
-	STORE_RELAXED(&svc->revision, svc->revision + 1);
+	STORE_RELEASE(&svc->revision,
+	              svc->revision + 1); /* after the list: a reader that sees it sees them */
 	/* Compact when most positions are holes; failure only delays it. */
 	if (svc->holes > 8 && svc->holes * 2 > a->n)
 		(void)svc_arr_rebuild(sh, svc, 0);
@@ -998,7 +1000,7 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	if (retime)
 		timing_unuse(sh, old_timing);
 	slot_adjust(sh, in->slot, inst_record_hash(sh, in), before, 0);
-	STORE_RELAXED(&in->svc->revision, in->svc->revision + 1);
+	STORE_RELEASE(&in->svc->revision, in->svc->revision + 1);
 	intern_meta_unref(&sh->intern, old_meta);
 }
 
