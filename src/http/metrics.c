@@ -101,7 +101,7 @@ struct family {
 static const struct family families[] = {
 	{ "distrod_instances",
 	  "gauge",
-	  "Live instances in the store.",
+	  "Live instances in the store, service records (distrod_store_service_records) included.",
 	  SRC_STORE,
 	  false,
 	  NULL,

@@ -2,7 +2,8 @@
  * nacos_api.c - the Nacos v1 naming API (/nacos/v1/ns) on the worker that
  * read the request: the routing table, and the operator and health
  * endpoints. The endpoints live by concept in nacos_params.c (shapes in
- * and out), nacos_instance.c (writes) and nacos_list.c (reads). docs/nacos.md lists each endpoint
+ * and out), nacos_instance.c (writes), nacos_list.c (reads) and
+ * nacos_service.c (service-level state). docs/nacos.md lists each endpoint
  * with its parameters, answers and errors, and where distrod differs from
  * Nacos and why.
  *
@@ -46,6 +47,8 @@ static void operator_metrics(struct nctx *x)
 	int n;
 
 	store_stats(x->w->srv->store, &st);
+	/* Service state is no instance (the two gauges are read apart: never below 0). */
+	st.instances -= st.service_records < st.instances ? st.service_records : st.instances;
 	n = snprintf(tmp, sizeof(tmp),
 	             "{\"status\":\"UP\",\"serviceCount\":%llu,\"instanceCount\":%llu,"
 	             "\"responsibleServiceCount\":%llu,\"responsibleInstanceCount\":%llu}",
@@ -152,6 +155,10 @@ static const struct route routes[] = {
 	{ "/v1/ns/instance/beat", H1_PUT, nacos_instance_beat },
 	{ "/v1/ns/instance/list", H1_GET, nacos_instance_list },
 	{ "/v1/ns/instance/statuses", H1_GET, nacos_instance_statuses },
+	{ "/v1/ns/service", H1_POST, nacos_service_create },
+	{ "/v1/ns/service", H1_PUT, nacos_service_update },
+	{ "/v1/ns/service", H1_DELETE, nacos_service_delete },
+	{ "/v1/ns/service", H1_GET, nacos_service_detail },
 	{ "/v1/ns/service/list", H1_GET, nacos_service_list },
 	{ "/v1/ns/service/names", H1_GET, nacos_service_names },
 	{ "/v1/ns/operator/metrics", H1_GET, operator_metrics },

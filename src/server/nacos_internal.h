@@ -134,6 +134,7 @@ void nacos_val_from_view(struct worker *w, const struct store_view *sv, struct s
 int nacos_instance_read(struct nctx *x, const struct store_key *k, struct store_val *v);
 
 /* nacos_list.c */
+bool nacos_views_grow(struct worker *w, uint32_t n);
 void nacos_instance_list(struct nctx *x);
 void nacos_instance_statuses(struct nctx *x);
 void nacos_service_list(struct nctx *x);
@@ -147,6 +148,20 @@ void nacos_instance_patch(struct nctx *x);
 void nacos_instance_detail(struct nctx *x);
 void nacos_instance_beat(struct nctx *x);
 void nacos_health_instance(struct nctx *x);
+
+/* nacos_service.c */
+struct nacos_svc_state {
+	bool found;                    /* the service has a service record */
+	double threshold;              /* protectThreshold, 0..1 */
+	const struct store_meta *meta; /* service metadata; valid in the epoch section */
+};
+
+int nacos_service_state(struct worker *w, const struct store_svc_key *sk,
+                        struct nacos_svc_state *st);
+void nacos_service_create(struct nctx *x);
+void nacos_service_update(struct nctx *x);
+void nacos_service_delete(struct nctx *x);
+void nacos_service_detail(struct nctx *x);
 
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,

@@ -21,7 +21,7 @@
 /* ---- lists ---- */
 
 /* Grows the worker's views to hold n (bounded by the per-service limit). */
-static bool views_grow(struct worker *w, uint32_t n)
+bool nacos_views_grow(struct worker *w, uint32_t n)
 {
 	uint32_t max = w->srv->cfg.store.limits.service_instances_max;
 	struct store_view *v;
@@ -42,19 +42,28 @@ static bool views_grow(struct worker *w, uint32_t n)
 /*
  * The answer of GET /instance/list, the union of the 1.x and 2.x shapes:
  * grouped name and dom, clusters echoed byte for byte (the client files
- * the answer under name@@clusters), hosts with every field clients read.
- * *revision (if not NULL): the service's revision the answer shows.
- * Inside the caller's epoch section.
+ * the answer under name@@clusters), hosts with every field clients read,
+ * the service metadata. *revision (if not NULL): the service's revision
+ * the answer shows (a service record's changes move it too).
+ *
+ * Protection (Nacos 2.x, docs/nacos.md): on the instances the cluster and
+ * enabled filters keep, when the service has a service record with a
+ * protectThreshold > 0 and healthy/total <= protectThreshold, every one is
+ * answered as healthy (healthyOnly then drops none) and
+ * reachProtectionThreshold is true. Otherwise healthyOnly drops the
+ * unhealthy ones. Inside the caller's epoch section.
  */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
                       bool healthy_only, struct buf *b, uint64_t *revision)
 {
 	struct store_str names[16];
-	struct store_filter f = { .enabled_only = true, .healthy_only = healthy_only };
+	struct store_filter f = { .enabled_only = true };
 	struct store_list_info info;
+	struct nacos_svc_state st;
+	uint32_t healthy = 0;
+	bool ok, protect, first = true;
 	char sum[24];
 	int n;
-	bool ok;
 
 	/* clusters: "a,b,c"; empty pieces ignored */
 	for (uint32_t i = 0, start = 0; i <= clusters.len && f.clusters_n < 16; i++)
@@ -69,11 +78,15 @@ int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct s
 		n = store_list(w->srv->store, sk, &f, w->views, w->views_cap, &info);
 		if (n < 0)
 			return n;
-		if (info.total <= (uint32_t)n || !views_grow(w, info.total))
+		if (info.total <= (uint32_t)n || !nacos_views_grow(w, info.total))
 			break;
 	}
 	if (revision)
 		*revision = info.revision;
+	(void)nacos_service_state(w, sk, &st);
+	for (int i = 0; i < n; i++)
+		healthy += (w->views[i].flags & STORE_F_HEALTHY) != 0;
+	protect = st.threshold > 0 && n > 0 && (double)healthy / n <= st.threshold;
 	snprintf(sum, sizeof(sum), "%llx", (unsigned long long)info.revision);
 	ok = nacos_put(b, "{\"name\":") && nacos_put_grouped(b, sk) &&
 	     nacos_put(b, ",\"groupName\":") && nacos_put_str(b, sk->group) &&
@@ -83,11 +96,17 @@ int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct s
 	     nacos_put(b, ",\"lastRefTime\":") &&
 	     json_put_i64(b, clock_wall_ms(NULL), NACOS_BODY_MAX) &&
 	     nacos_put(b, ",\"checksum\":") && json_put_str(b, sum, strlen(sum), NACOS_BODY_MAX) &&
-	     nacos_put(b, ",\"allIPs\":false,\"reachProtectionThreshold\":false,\"valid\":true,"
-	                  "\"useSpecifiedURL\":false,\"env\":\"\",\"metadata\":{},\"dom\":") &&
+	     nacos_put(b, ",\"allIPs\":false,\"reachProtectionThreshold\":") &&
+	     json_put_bool(b, protect, NACOS_BODY_MAX) &&
+	     nacos_put(b, ",\"valid\":true,\"useSpecifiedURL\":false,\"env\":\"\",\"metadata\":") &&
+	     nacos_put_meta_of(b, st.meta) && nacos_put(b, ",\"dom\":") &&
 	     nacos_put_grouped(b, sk) && nacos_put(b, ",\"hosts\":[");
-	for (int i = 0; i < n && ok; i++)
-		ok = (i == 0 || nacos_put(b, ",")) && nacos_put_host(b, &w->views[i], false);
+	for (int i = 0; i < n && ok; i++) {
+		if (healthy_only && !protect && !(w->views[i].flags & STORE_F_HEALTHY))
+			continue;
+		ok = (first || nacos_put(b, ",")) && nacos_put_host(b, &w->views[i], protect);
+		first = false;
+	}
 	ok = ok && nacos_put(b, "]}");
 	return ok ? 0 : -ERR_NOMEM;
 }
@@ -165,7 +184,7 @@ void nacos_instance_statuses(struct nctx *x)
 	epoch_enter(x->w->rec);
 	for (;;) { /* as nacos_render_list: the worker's scratch grows to the service */
 		n = store_list(x->w->srv->store, &sk, NULL, x->w->views, x->w->views_cap, &info);
-		if (n < 0 || info.total <= (uint32_t)n || !views_grow(x->w, info.total))
+		if (n < 0 || info.total <= (uint32_t)n || !nacos_views_grow(x->w, info.total))
 			break;
 	}
 	ok = n >= 0 && nacos_put(b, "{\"ips\":[");

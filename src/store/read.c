@@ -93,6 +93,8 @@ static bool pass(const struct store_view *v, const struct store_filter *f)
 {
 	if (v->flags & STORE_F_DELETED)
 		return false;
+	if (v->cluster.p[0] == '@')
+		return false; /* a reserved cluster's record (store.h): never listed */
 	if (f->healthy_only && !(v->flags & STORE_F_HEALTHY))
 		return false;
 	if (f->enabled_only && !(v->flags & STORE_F_ENABLED))

@@ -199,6 +199,24 @@ int key_resolve(const struct store *s, const struct store_key *k, struct rkey *r
 	return 0;
 }
 
+int store_service_key(const struct store *s, const struct store_svc_key *sk, struct store_key *out)
+{
+	struct rkey rk;
+	int rc;
+
+	if ((rc = svc_key_resolve(s, sk, &rk)) < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->svc = *sk;
+	out->cluster =
+	        (struct store_str){ STORE_SERVICE_CLUSTER, sizeof(STORE_SERVICE_CLUSTER) - 1 };
+	out->addr.ip[0] = 0x01; /* 100::/64, RFC 6666 */
+	for (int i = 0; i < 8; i++)
+		out->addr.ip[8 + i] = (uint8_t)(rk.svc_hash >> (56 - 8 * i));
+	out->addr.port = 1;
+	return 0;
+}
+
 uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash)
 {
 	return (uint32_t)(((svc_hash & 0xffffffffu) * s->nshards) >> 32);
@@ -604,6 +622,12 @@ static int svc_arr_rebuild(struct store_shard *sh, struct store_svc *svc, uint32
 	return 0;
 }
 
+/* A record of a reserved cluster (store.h): stored, never listed. */
+static bool inst_reserved(const struct store_inst *in)
+{
+	return inst_cluster(in)->s[0] == '@';
+}
+
 static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct store_inst *in)
 {
 	struct svc_arr *a = svc->arr;
@@ -619,8 +643,10 @@ static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct sto
 	STORE_RELEASE(&a->v[a->n], in);
 	STORE_RELEASE(&a->n, a->n + 1);
 	STORE_RELAXED(&svc->live, svc->live + 1); /* store_services reads it */
-	STORE_RELEASE(&svc->revision,
-	              svc->revision + 1); /* after the list: a reader that sees it sees them */
+	/* After the list: a reader that sees the revision sees the list. */
+	STORE_RELEASE(&svc->revision, svc->revision + 1);
+	if (inst_reserved(in))
+		STAT_INC(sh, service_records);
 	return 0;
 }
 
@@ -632,8 +658,10 @@ static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct
 	STORE_RELEASE(&a->v[in->svc_pos], NULL);
 	svc->holes++;
 	STORE_RELAXED(&svc->live, svc->live - 1);
-	STORE_RELEASE(&svc->revision,
-	              svc->revision + 1); /* after the list: a reader that sees it sees them */
+	/* After the list: a reader that sees the revision sees the list. */
+	STORE_RELEASE(&svc->revision, svc->revision + 1);
+	if (inst_reserved(in))
+		STAT_ADD(sh, service_records, (uint64_t)-1);
 	/* Compact when most positions are holes; failure only delays it. */
 	if (svc->holes > 8 && svc->holes * 2 > a->n)
 		(void)svc_arr_rebuild(sh, svc, 0);

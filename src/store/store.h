@@ -129,6 +129,7 @@ struct store_config {
 	X(instances)         /* live instances (gauge) */                                          \
 	X(tombstones)        /* deleted instances remembered (gauge) */                            \
 	X(services)          /* services with at least one record (gauge) */                       \
+	X(service_records)   /* live records of reserved clusters, in instances too (gauge) */     \
 	X(upserts)           /* local registers/updates accepted */                                \
 	X(deletes)           /* local deregisters that found the instance */                       \
 	X(touches)           /* heartbeats that found the instance */                              \
@@ -269,16 +270,40 @@ uint32_t store_feed_drain(struct store_shard *sh, struct store_view *out, uint32
 /* Entries waiting in the feed. */
 uint32_t store_feed_len(const struct store_shard *sh);
 
+/*
+ * Reserved clusters. A cluster name that starts with '@' is the store's,
+ * not a client's (Nacos cluster names match [0-9a-zA-Z-_]+): its records
+ * are stored, versioned, replicated, checksummed and repaired like any
+ * other, found by store_get, but never listed (store_list skips them) and
+ * counted apart (the service_records gauge). The one in use is
+ * STORE_SERVICE_CLUSTER: the service record, one per service, whose value
+ * is the service's own state (the Nacos API keeps protectThreshold in its
+ * weight and the service metadata in its metadata; docs/nacos.md).
+ */
+#define STORE_SERVICE_CLUSTER "@service"
+
+/*
+ * The key of a service's record: the service, STORE_SERVICE_CLUSTER, and
+ * the address [100::<h>]:1, h the 64-bit hash of the service's names
+ * (RFC 6666's discard-only prefix: no host has it, and distrod never
+ * connects to a registered address anyway). The hash spreads the records
+ * of many services over the slots, so their owners share the writes. A
+ * wire constant like the slot hash: every node must derive the same key.
+ * Strings of out borrow from sk. 0, or -ERR_* for a bad name. O(name bytes).
+ */
+int store_service_key(const struct store *s, const struct store_svc_key *sk, struct store_key *out);
+
 /* ---- reader operations (inside an epoch section, any thread) ---- */
 
 /* The live instance with this key: 0, or -ERR_NOT_FOUND. O(1). */
 int store_get(struct store *s, const struct store_key *k, struct store_view *out);
 
 /*
- * Instances of a service passing the filter, up to max of them into out.
- * Returns how many were written, or a negative -ERR_* for a bad name; info
- * (optional) gets the total matched and the revision. O(instances of the
- * service).
+ * Instances of a service passing the filter, up to max of them into out;
+ * records of reserved clusters never pass. Returns how many were written,
+ * or a negative -ERR_* for a bad name; info (optional) gets the total
+ * matched and the revision (which a service record's changes move too).
+ * O(instances of the service).
  */
 int store_list(struct store *s, const struct store_svc_key *k, const struct store_filter *f,
                struct store_view *out, uint32_t max, struct store_list_info *info);
@@ -293,12 +318,13 @@ uint64_t store_revision(struct store *s, const struct store_svc_key *k);
 /* A service as store_services sees it; strings borrowed from the store. */
 struct store_svc_view {
 	struct store_str ns, group, service;
-	uint32_t live;     /* live instances (a relaxed read of the writer's count) */
+	uint32_t live;     /* live records, the service record too (a relaxed read) */
 	uint64_t revision; /* store_revision of the service */
 };
 
 /*
- * Calls fn for every service with live instances in namespace ns (and
+ * Calls fn for every service with live records (a service record alone
+ * counts: a service can exist without instances) in namespace ns (and
  * group, when not NULL), shard by shard in no particular order, until fn
  * returns false. Returns how many services were passed to fn. O(services of
  * the node): for listings, not for a hot path.

@@ -259,6 +259,63 @@ static int up_bad_key(struct store_key k)
 	return up_default(s, &k);
 }
 
+/* A service record (reserved cluster): stored and found, never listed, counted apart. */
+Test(crud, service_record_is_kept_but_never_listed)
+{
+	struct store_svc_key sk = { .service = S("orders") }, other = { .service = S("billing") };
+	struct store_key rk, rk2, explicit, k = key_n("orders", 1);
+	struct store_filter f = { 0 };
+	struct store_str only = S(STORE_SERVICE_CLUSTER);
+	struct store_list_info info;
+	struct store_view out[4], v;
+	struct store_stats st;
+	struct store_val val;
+	char ip[64];
+
+	cr_assert_eq(store_service_key(s, &sk, &rk), 0);
+	cr_assert(str_is(rk.cluster, STORE_SERVICE_CLUSTER));
+	cr_assert_eq(rk.addr.port, 1);
+	addr_format(&rk.addr, ip, sizeof(ip));
+	cr_assert_eq(strncmp(ip, "100::", 5), 0, "%s is in 100::/64", ip);
+	/* The same names give the same key, defaults spelled out or not; others another. */
+	sk.ns = S("public");
+	sk.group = S("DEFAULT_GROUP");
+	cr_assert_eq(store_service_key(s, &sk, &explicit), 0);
+	cr_assert_eq(memcmp(&explicit.addr, &rk.addr, sizeof(rk.addr)), 0);
+	cr_assert_eq(store_service_key(s, &other, &rk2), 0);
+	cr_assert_neq(memcmp(&rk2.addr, &rk.addr, sizeof(rk.addr)), 0);
+	cr_assert_eq(store_service_key(s, &(struct store_svc_key){ .service = S("a@@b") }, &rk2),
+	             -ERR_NAME_CHARS);
+
+	store_val_default(&val);
+	val.ephemeral = false;
+	val.weight_milli = 500000;
+	cr_assert_eq(up(s, &rk, &val), STORE_CREATED);
+	cr_assert_eq(store_get(s, &rk, &v), 0);
+	cr_assert_eq(v.weight_milli, 500000);
+	store_stats(s, &st);
+	cr_assert_eq(st.service_records, 1);
+	cr_assert_eq(st.instances, 1);
+
+	/* Not listed, not even when the filter names its cluster; the service exists. */
+	cr_assert_eq(store_list(s, &sk, NULL, out, 4, &info), 0);
+	cr_assert_eq(info.total, 0);
+	cr_assert_neq(info.revision, 0);
+	f.clusters = &only;
+	f.clusters_n = 1;
+	cr_assert_eq(store_list(s, &sk, &f, out, 4, &info), 0);
+	cr_assert_eq(up_default(s, &k), STORE_CREATED);
+	cr_assert_eq(store_list(s, &sk, NULL, out, 4, &info), 1);
+	cr_assert_eq(info.total, 1);
+	cr_assert(str_is(out[0].cluster, "DEFAULT"));
+
+	/* Gone: the gauge follows. */
+	cr_assert_eq(store_delete(shard_for(s, &rk), &rk), 0);
+	store_stats(s, &st);
+	cr_assert_eq(st.service_records, 0);
+	cr_assert_eq(st.instances, 1);
+}
+
 Test(crud, bad_names)
 {
 	char longname[300];
