@@ -91,7 +91,7 @@ struct family {
 	enum src src;
 	bool always;       /* render 0 if none of the members exists in this build */
 	const char *label; /* label name, NULL for one unlabelled sample */
-	struct family_member m[8];
+	struct family_member m[9];
 };
 
 /*
@@ -147,7 +147,8 @@ static const struct family families[] = {
 	    { "op_ping", "ping" },
 	    { "op_stats", "stats" },
 	    { "op_subscribe", "subscribe" },
-	    { "op_unsubscribe", "unsubscribe" } } },
+	    { "op_unsubscribe", "unsubscribe" },
+	    { "op_auth", "auth" } } },
 	{ "distrod_frames_total",
 	  "counter",
 	  "Request frames received on the client port.",
@@ -285,6 +286,28 @@ static const struct family families[] = {
 	  false,
 	  NULL,
 	  { { "takeover_adopted", NULL } } },
+	{ "distrod_auth_total",
+	  "counter",
+	  "Authentication (--auth-users) of Nacos requests and AUTH frames: credentials that "
+	  "passed, refused ones, and password checks refused at once as busy.",
+	  SRC_WORKER,
+	  false,
+	  "result",
+	  { { "auth_ok", "ok" }, { "auth_refused", "refused" }, { "auth_busy", "busy" } } },
+	{ "distrod_auth_bcrypt_total",
+	  "counter",
+	  "Password checks the users cache could not answer: one bcrypt each, on the auth thread.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "auth_bcrypt", NULL } } },
+	{ "distrod_auth_logins_total",
+	  "counter",
+	  "Tokens issued by the Nacos login endpoint.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "auth_logins", NULL } } },
 	{ "distrod_repair_forgotten_total",
 	  "counter",
 	  "Replicas a repair dropped because their slot's owner did not list them.",
