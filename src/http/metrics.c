@@ -84,6 +84,8 @@ struct family_member {
 	const char *value; /* label value; NULL for an unlabelled family */
 };
 
+#define FAMILY_MEMBERS_MAX 9
+
 struct family {
 	const char *name;
 	const char *type;
@@ -91,7 +93,7 @@ struct family {
 	enum src src;
 	bool always;       /* render 0 if none of the members exists in this build */
 	const char *label; /* label name, NULL for one unlabelled sample */
-	struct family_member m[9];
+	struct family_member m[FAMILY_MEMBERS_MAX];
 };
 
 /*
@@ -381,10 +383,10 @@ static void render_families(struct out *o, const uint64_t *wv, bool *wused, cons
 		size_t n = fam->src == SRC_WORKER ? WORKER_N : STORE_N;
 		const uint64_t *v = fam->src == SRC_WORKER ? wv : sv;
 		bool *used = fam->src == SRC_WORKER ? wused : sused;
-		int idx[8];
+		int idx[FAMILY_MEMBERS_MAX];
 		int present = 0;
 
-		for (int m = 0; m < 8; m++) {
+		for (int m = 0; m < FAMILY_MEMBERS_MAX; m++) {
 			idx[m] = fam->m[m].stat ? find(names, n, fam->m[m].stat) : -1;
 			if (idx[m] >= 0)
 				present++;
@@ -396,7 +398,7 @@ static void render_families(struct out *o, const uint64_t *wv, bool *wused, cons
 			put(o, "%s 0\n", fam->name);
 			continue;
 		}
-		for (int m = 0; m < 8; m++) {
+		for (int m = 0; m < FAMILY_MEMBERS_MAX; m++) {
 			if (idx[m] < 0)
 				continue;
 			used[idx[m]] = true;

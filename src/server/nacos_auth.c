@@ -90,8 +90,10 @@ static int token_check(struct nctx *x, const char *tok, size_t len)
 {
 	int rc = nauth_verify(x->w->srv->auth, tok, len, clock_wall_ms(NULL), &x->who);
 
-	if (rc == 0)
+	if (rc == 0) {
+		WSTAT_INC(x->w, auth_ok);
 		return NACOS_AUTH_PASS;
+	}
 	refuse(x, rc == -ERR_AUTH_TOKEN_EXPIRED ? "token expired!" : "token invalid!", rc);
 	return NACOS_AUTH_ANSWERED;
 }
@@ -112,8 +114,10 @@ static int password_check(struct nctx *x, struct store_str user, struct store_st
 	} else {
 		rc = nauth_check_cached(w->srv->auth, user.p, user.len, pass.p, pass.len, &x->who);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		WSTAT_INC(w, auth_ok);
 		return NACOS_AUTH_PASS;
+	}
 	if (rc != NAUTH_NEEDS_CRYPT) {
 		refuse(x, "unknown user!", rc);
 		return NACOS_AUTH_ANSWERED;
