@@ -401,7 +401,7 @@ static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_
                  struct proto_header *h);
 
 /* Sends the remembered credentials on this connection. 0, or the node's refusal, or -DISTRO_E*. */
-static int auth_send(struct distro_client *c)
+static int creds_send(struct distro_client *c)
 {
 	struct proto_header h;
 	struct proto_wr wr;
@@ -425,7 +425,7 @@ static int auth_send(struct distro_client *c)
 	return 0;
 }
 
-static void auth_forget(struct distro_client *c)
+static void creds_forget(struct distro_client *c)
 {
 	if (c->auth_a)
 		explicit_bzero(c->auth_a, strlen(c->auth_a));
@@ -439,14 +439,14 @@ static void auth_forget(struct distro_client *c)
 }
 
 /* Gives dst (a fresh connection of c's: keepalive, routing) c's credentials. */
-static int auth_copy(struct distro_client *dst, const struct distro_client *c)
+static int creds_copy(struct distro_client *dst, const struct distro_client *c)
 {
 	if (c->auth_method == 0)
 		return 0;
 	dst->auth_a = strdup(c->auth_a);
 	dst->auth_b = c->auth_b ? strdup(c->auth_b) : NULL;
 	if (dst->auth_a == NULL || (c->auth_b && dst->auth_b == NULL)) {
-		auth_forget(dst);
+		creds_forget(dst);
 		return -DISTRO_ENOMEM;
 	}
 	dst->auth_method = c->auth_method;
@@ -475,7 +475,7 @@ static int prepare(struct distro_client *c)
 	if ((rc = ensure_connected(c)) < 0)
 		return rc;
 	/* Credentials first: with auth on, the node serves nothing else before. */
-	if (c->auth_method && c->auth_epoch != c->conn_epoch && (rc = auth_send(c)) < 0)
+	if (c->auth_method && c->auth_epoch != c->conn_epoch && (rc = creds_send(c)) < 0)
 		return rc;
 	for (int i = 0; i < SUBS_MAX; i++) {
 		struct csub *cs = &c->subs[i];
@@ -779,21 +779,21 @@ int distro_poll(struct distro_client *c, int timeout_ms)
 	}
 }
 
-static int auth_set(struct distro_client *c, uint8_t method, const char *a, const char *b)
+static int creds_set(struct distro_client *c, uint8_t method, const char *a, const char *b)
 {
 	int rc;
 
-	auth_forget(c);
+	creds_forget(c);
 	c->auth_a = strdup(a);
 	c->auth_b = b ? strdup(b) : NULL;
 	if (c->auth_a == NULL || (b && c->auth_b == NULL)) {
-		auth_forget(c);
+		creds_forget(c);
 		return -DISTRO_ENOMEM;
 	}
 	c->auth_method = method;
 	rc = prepare(c); /* connects if needed and sends them */
 	if (rc < 0 && !transport_error(rc))
-		auth_forget(c); /* refused: not sent again */
+		creds_forget(c); /* refused: not sent again */
 	return rc;
 }
 
@@ -801,14 +801,14 @@ int distro_auth_token(struct distro_client *c, const char *token)
 {
 	if (token == NULL || *token == '\0')
 		return -DISTRO_EINVAL;
-	return auth_set(c, PROTO_AUTH_TOKEN, token, NULL);
+	return creds_set(c, PROTO_AUTH_TOKEN, token, NULL);
 }
 
 int distro_auth_password(struct distro_client *c, const char *user, const char *password)
 {
 	if (user == NULL || password == NULL || *user == '\0' || *password == '\0')
 		return -DISTRO_EINVAL;
-	return auth_set(c, PROTO_AUTH_PASSWORD, user, password);
+	return creds_set(c, PROTO_AUTH_PASSWORD, user, password);
 }
 
 int distro_ping(struct distro_client *c)
@@ -1041,7 +1041,7 @@ static struct distro_client *route_owner(struct distro_client *c, uint16_t id)
 		return NULL;
 	if (r->owner[id] == NULL &&
 	    (distro_connect(m->client_addr, c->timeout_ms, &r->owner[id]) < 0 ||
-	     auth_copy(r->owner[id], c) < 0)) {
+	     creds_copy(r->owner[id], c) < 0)) {
 		distro_close(r->owner[id]);
 		r->owner[id] = NULL;
 		r->dead[id] = 1;
@@ -1216,7 +1216,7 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 	snprintf(addr, sizeof(addr), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s", c->host, c->port);
 	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
 		goto err;
-	if ((rc = auth_copy(k->conn, c)) < 0) {
+	if ((rc = creds_copy(k->conn, c)) < 0) {
 		distro_close(k->conn);
 		goto err;
 	}
@@ -1272,7 +1272,7 @@ void distro_close(struct distro_client *c)
 	for (int i = 0; i < SUBS_MAX; i++)
 		if (c->subs[i].used)
 			csub_free(&c->subs[i]);
-	auth_forget(c);
+	creds_forget(c);
 	free(c->buf);
 	free(c);
 }
