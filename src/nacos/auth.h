@@ -37,8 +37,9 @@
  * password bcrypt just accepted, and the hash is fixed for the table's
  * life. It holds no password, only salted digests, and dies with the table
  * (a reload makes a fresh, empty one). Callers must still keep the slow
- * path off the hot loop where they can: every new password (a typo, an
- * attacker guessing) costs one full bcrypt.
+ * path off the hot loop: every new password (a typo, an attacker guessing)
+ * costs one full bcrypt. nauth_check_cached is the half a worker may run;
+ * the server runs the misses on its auth thread (server/authq.h).
  *
  * Tokens. Opaque strings, unpadded base64url of
  *

@@ -18,6 +18,13 @@
  * written, then parsing resumes (nacos_write_done). At most NACOS_IN_MAX
  * bytes wait; a client that pipelines more is closed.
  *
+ * Authentication (--auth-users, nacos_auth.c) runs before routing. A
+ * password check that needs a bcrypt parks the request: it stays
+ * unconsumed in conn.in, the connection counts as pending (so it reads
+ * nothing more and its slot stays), and when the auth thread's answer
+ * comes back (nacos_auth_done) the same request is handled again from its
+ * first byte, the answer waiting for it on the connection.
+ *
  * Answering. An answer is a status line, Content-Type, Content-Length and
  * the body, appended to conn.out and sent with the connection's other
  * output at the end of the loop. A refusal of the parser (400, 411, 413,
