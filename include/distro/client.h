@@ -38,6 +38,14 @@ enum {
 	DISTRO_ENOMEM = 1005,
 };
 
+/* Server codes a caller may want to tell apart (docs/protocol.md, "Errors"). */
+enum {
+	DISTRO_EAUTH_REQUIRED = 33, /* the node has authentication on: distro_auth_* first */
+	DISTRO_EAUTH_EXPIRED = 41,  /* the token expired: log in again for a new one */
+	DISTRO_EAUTH_REFUSED = 43,  /* unknown user, wrong password or bad token */
+	DISTRO_EBUSY = 29,          /* the node asks to retry */
+};
+
 struct distro_client;
 
 struct distro_kv {
@@ -131,6 +139,23 @@ int distro_unsubscribe(struct distro_client *c, uint32_t id);
 
 /* Waits up to timeout_ms for pushes and delivers them. Returns how many, or a negative code. */
 int distro_poll(struct distro_client *c, int timeout_ms);
+
+/*
+ * Authentication, for a node started with --auth-users (docs/protocol.md,
+ * "Authentication"). Proves this connection with a token (the accessToken
+ * of a Nacos login, POST /nacos/v1/auth/users/login) or with a user's
+ * password, now, and remembers the credentials: after a reconnect they are
+ * sent again before anything else, and the client's own extra connections
+ * (distro_keepalive_start, distro_route_enable) use them too. Returns 0; a
+ * node without authentication also answers 0. -DISTRO_EAUTH_REFUSED or
+ * -DISTRO_EAUTH_EXPIRED when the node refuses (the credentials are then
+ * forgotten); a transport error keeps them for the next call. The first
+ * check of a password the node has not seen since it started costs it a
+ * bcrypt: tens of ms. The client keeps the password in memory until
+ * distro_close (which wipes it) or the next distro_auth_* call.
+ */
+int distro_auth_token(struct distro_client *c, const char *token);
+int distro_auth_password(struct distro_client *c, const char *user, const char *password);
 
 int distro_ping(struct distro_client *c);
 

@@ -4,7 +4,8 @@
  * One connection, one request at a time: build the frame with the
  * protocol's encoders (proto/wire.h), send it whole, read frames until the
  * one answering our request id arrives. A broken connection is closed; the
- * next call reconnects with a short backoff. Frames are bounded by the
+ * next call reconnects with a short backoff, sends the credentials again
+ * (distro_auth_*, before anything else) and renews the subscriptions. Frames are bounded by the
  * protocol limit; nothing grows without bound.
  *
  * Answers are outside bytes: every decoder here checks each field against
@@ -73,6 +74,11 @@ struct distro_client {
 	struct keepalive *ka;
 	struct csub subs[SUBS_MAX];
 	struct route *route; /* NULL: every write goes to this connection's node */
+	/* Credentials (distro_auth_*), sent again on every new connection; method 0: none. */
+	uint8_t auth_method; /* enum proto_auth_method */
+	char *auth_a;        /* the token, or the user */
+	char *auth_b;        /* the password; NULL for a token */
+	uint64_t auth_epoch; /* the connection they were last accepted on (conn_epoch) */
 };
 
 const char *distro_strerror(int code)
@@ -391,6 +397,62 @@ static int sub_send(struct distro_client *c, struct csub *cs)
 	return 0;
 }
 
+static long call(struct distro_client *c, uint8_t op, uint32_t body_len, uint16_t count,
+                 struct proto_header *h);
+
+/* Sends the remembered credentials on this connection. 0, or the node's refusal, or -DISTRO_E*. */
+static int creds_send(struct distro_client *c)
+{
+	struct proto_header h;
+	struct proto_wr wr;
+	long body;
+
+	proto_wr_init(&wr, c->buf + PROTO_HEADER_BYTES, FRAME_MAX - PROTO_HEADER_BYTES);
+	proto_wr_u8(&wr, c->auth_method);
+	proto_wr_str(&wr, sv(c->auth_a));
+	if (c->auth_method == PROTO_AUTH_PASSWORD)
+		proto_wr_str(&wr, sv(c->auth_b));
+	if (wr.overflow)
+		return -DISTRO_EINVAL;
+	body = call(c, OP_AUTH, (uint32_t)(wr.p - (c->buf + PROTO_HEADER_BYTES)), 0, &h);
+	if (body < 0)
+		return (int)body;
+	if (body < 3) {
+		drop(c);
+		return -DISTRO_EPROTO;
+	}
+	c->auth_epoch = c->conn_epoch;
+	return 0;
+}
+
+static void creds_forget(struct distro_client *c)
+{
+	if (c->auth_a)
+		explicit_bzero(c->auth_a, strlen(c->auth_a));
+	if (c->auth_b)
+		explicit_bzero(c->auth_b, strlen(c->auth_b));
+	free(c->auth_a);
+	free(c->auth_b);
+	c->auth_a = c->auth_b = NULL;
+	c->auth_method = 0;
+	c->auth_epoch = 0;
+}
+
+/* Gives dst (a fresh connection of c's: keepalive, routing) c's credentials. */
+static int creds_copy(struct distro_client *dst, const struct distro_client *c)
+{
+	if (c->auth_method == 0)
+		return 0;
+	dst->auth_a = strdup(c->auth_a);
+	dst->auth_b = c->auth_b ? strdup(c->auth_b) : NULL;
+	if (dst->auth_a == NULL || (c->auth_b && dst->auth_b == NULL)) {
+		creds_forget(dst);
+		return -DISTRO_ENOMEM;
+	}
+	dst->auth_method = c->auth_method;
+	return 0;
+}
+
 static bool transport_error(int rc)
 {
 	return rc == -DISTRO_EIO || rc == -DISTRO_ETIMEDOUT || rc == -DISTRO_EPROTO;
@@ -411,6 +473,9 @@ static int prepare(struct distro_client *c)
 	if (c->fd >= 0 && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
 		drop(c);
 	if ((rc = ensure_connected(c)) < 0)
+		return rc;
+	/* Credentials first: with auth on, the node serves nothing else before. */
+	if (c->auth_method && c->auth_epoch != c->conn_epoch && (rc = creds_send(c)) < 0)
 		return rc;
 	for (int i = 0; i < SUBS_MAX; i++) {
 		struct csub *cs = &c->subs[i];
@@ -714,6 +779,38 @@ int distro_poll(struct distro_client *c, int timeout_ms)
 	}
 }
 
+static int creds_set(struct distro_client *c, uint8_t method, const char *a, const char *b)
+{
+	int rc;
+
+	creds_forget(c);
+	c->auth_a = strdup(a);
+	c->auth_b = b ? strdup(b) : NULL;
+	if (c->auth_a == NULL || (b && c->auth_b == NULL)) {
+		creds_forget(c);
+		return -DISTRO_ENOMEM;
+	}
+	c->auth_method = method;
+	rc = prepare(c); /* connects if needed and sends them */
+	if (rc < 0 && !transport_error(rc))
+		creds_forget(c); /* refused: not sent again */
+	return rc;
+}
+
+int distro_auth_token(struct distro_client *c, const char *token)
+{
+	if (token == NULL || *token == '\0')
+		return -DISTRO_EINVAL;
+	return creds_set(c, PROTO_AUTH_TOKEN, token, NULL);
+}
+
+int distro_auth_password(struct distro_client *c, const char *user, const char *password)
+{
+	if (user == NULL || password == NULL || *user == '\0' || *password == '\0')
+		return -DISTRO_EINVAL;
+	return creds_set(c, PROTO_AUTH_PASSWORD, user, password);
+}
+
 int distro_ping(struct distro_client *c)
 {
 	struct proto_header h;
@@ -943,7 +1040,9 @@ static struct distro_client *route_owner(struct distro_client *c, uint16_t id)
 	if (m == NULL || m->client_addr[0] == '\0' || r->dead[id] || id == r->map.self_id)
 		return NULL;
 	if (r->owner[id] == NULL &&
-	    distro_connect(m->client_addr, c->timeout_ms, &r->owner[id]) < 0) {
+	    (distro_connect(m->client_addr, c->timeout_ms, &r->owner[id]) < 0 ||
+	     creds_copy(r->owner[id], c) < 0)) {
+		distro_close(r->owner[id]);
 		r->owner[id] = NULL;
 		r->dead[id] = 1;
 	}
@@ -1117,6 +1216,10 @@ int distro_keepalive_start(struct distro_client *c, const struct distro_instance
 	snprintf(addr, sizeof(addr), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s", c->host, c->port);
 	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
 		goto err;
+	if ((rc = creds_copy(k->conn, c)) < 0) {
+		distro_close(k->conn);
+		goto err;
+	}
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1169,6 +1272,7 @@ void distro_close(struct distro_client *c)
 	for (int i = 0; i < SUBS_MAX; i++)
 		if (c->subs[i].used)
 			csub_free(&c->subs[i]);
+	creds_forget(c);
 	free(c->buf);
 	free(c);
 }

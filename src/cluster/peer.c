@@ -456,6 +456,12 @@ void peer_destroy(struct peer *p)
 	mem_free(p); /* after the store: its epoch lists our record until it is destroyed */
 }
 
+const uint8_t *peer_secret(const struct peer *p, size_t *len)
+{
+	*len = p->secret_len;
+	return p->secret;
+}
+
 void peer_wake(struct peer *p)
 {
 	uint64_t one = 1;

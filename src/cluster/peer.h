@@ -51,6 +51,13 @@ struct peer_env {
  */
 int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer **out);
 
+/*
+ * The cluster secret peer_create read (never changes afterwards): the
+ * server derives the Nacos token key from it (nacos/auth.h), so a token
+ * issued by one member verifies on every other. *len gets its length.
+ */
+const uint8_t *peer_secret(const struct peer *p, size_t *len);
+
 /* Sets the store's node id and its expiry hook (peer_owns): before store_create. */
 void peer_store_hooks(struct peer *p, struct store_config *sc);
 

@@ -84,6 +84,8 @@ struct family_member {
 	const char *value; /* label value; NULL for an unlabelled family */
 };
 
+#define FAMILY_MEMBERS_MAX 9
+
 struct family {
 	const char *name;
 	const char *type;
@@ -91,7 +93,7 @@ struct family {
 	enum src src;
 	bool always;       /* render 0 if none of the members exists in this build */
 	const char *label; /* label name, NULL for one unlabelled sample */
-	struct family_member m[8];
+	struct family_member m[FAMILY_MEMBERS_MAX];
 };
 
 /*
@@ -147,7 +149,8 @@ static const struct family families[] = {
 	    { "op_ping", "ping" },
 	    { "op_stats", "stats" },
 	    { "op_subscribe", "subscribe" },
-	    { "op_unsubscribe", "unsubscribe" } } },
+	    { "op_unsubscribe", "unsubscribe" },
+	    { "op_auth", "auth" } } },
 	{ "distrod_frames_total",
 	  "counter",
 	  "Request frames received on the client port.",
@@ -285,6 +288,28 @@ static const struct family families[] = {
 	  false,
 	  NULL,
 	  { { "takeover_adopted", NULL } } },
+	{ "distrod_auth_total",
+	  "counter",
+	  "Authentication (--auth-users) of Nacos requests and AUTH frames: credentials that "
+	  "passed, refused ones, and password checks refused at once as busy.",
+	  SRC_WORKER,
+	  false,
+	  "result",
+	  { { "auth_ok", "ok" }, { "auth_refused", "refused" }, { "auth_busy", "busy" } } },
+	{ "distrod_auth_bcrypt_total",
+	  "counter",
+	  "Password checks the users cache could not answer: one bcrypt each, on the auth thread.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "auth_bcrypt", NULL } } },
+	{ "distrod_auth_logins_total",
+	  "counter",
+	  "Tokens issued by the Nacos login endpoint.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "auth_logins", NULL } } },
 	{ "distrod_repair_forgotten_total",
 	  "counter",
 	  "Replicas a repair dropped because their slot's owner did not list them.",
@@ -358,10 +383,10 @@ static void render_families(struct out *o, const uint64_t *wv, bool *wused, cons
 		size_t n = fam->src == SRC_WORKER ? WORKER_N : STORE_N;
 		const uint64_t *v = fam->src == SRC_WORKER ? wv : sv;
 		bool *used = fam->src == SRC_WORKER ? wused : sused;
-		int idx[8];
+		int idx[FAMILY_MEMBERS_MAX];
 		int present = 0;
 
-		for (int m = 0; m < 8; m++) {
+		for (int m = 0; m < FAMILY_MEMBERS_MAX; m++) {
 			idx[m] = fam->m[m].stat ? find(names, n, fam->m[m].stat) : -1;
 			if (idx[m] >= 0)
 				present++;
@@ -373,7 +398,7 @@ static void render_families(struct out *o, const uint64_t *wv, bool *wused, cons
 			put(o, "%s 0\n", fam->name);
 			continue;
 		}
-		for (int m = 0; m < 8; m++) {
+		for (int m = 0; m < FAMILY_MEMBERS_MAX; m++) {
 			if (idx[m] < 0)
 				continue;
 			used[idx[m]] = true;

@@ -633,13 +633,17 @@ static int crypt_check(struct nauth *a, const struct nauth_user *u, const char *
 	return rc;
 }
 
-int nauth_check_password(struct nauth *a, const char *user, size_t user_len, const char *pass,
-                         size_t pass_len, struct nauth_id *who)
+/*
+ * Everything a password check can answer without bcrypt: 0 (the cache
+ * says right), a refusal, or NAUTH_NEEDS_CRYPT with *found set and d the
+ * password's digest, for the slow half.
+ */
+static int check_fast(struct nauth *a, const char *user, size_t user_len, const char *pass,
+                      size_t pass_len, struct nauth_id *who, struct nauth_user **found,
+                      uint64_t d[DIGEST_WORDS])
 {
 	struct nauth_user *u = user_find(a, user, user_len);
-	uint64_t d[DIGEST_WORDS];
 	uint32_t valid;
-	int rc;
 
 	if (u == NULL)
 		return -ERR_AUTH_USER;
@@ -654,6 +658,28 @@ int nauth_check_password(struct nauth *a, const char *user, size_t user_len, con
 	for (int i = 0; i < NAUTH_REFUSED_SLOTS; i++)
 		if ((valid & (1u << i)) && digest_eq(u->refused[i], d))
 			return -ERR_AUTH_PASSWORD;
+	*found = u;
+	return NAUTH_NEEDS_CRYPT;
+}
+
+int nauth_check_cached(struct nauth *a, const char *user, size_t user_len, const char *pass,
+                       size_t pass_len, struct nauth_id *who)
+{
+	struct nauth_user *u;
+	uint64_t d[DIGEST_WORDS];
+
+	return check_fast(a, user, user_len, pass, pass_len, who, &u, d);
+}
+
+int nauth_check_password(struct nauth *a, const char *user, size_t user_len, const char *pass,
+                         size_t pass_len, struct nauth_id *who)
+{
+	struct nauth_user *u = NULL;
+	uint64_t d[DIGEST_WORDS];
+	int rc = check_fast(a, user, user_len, pass, pass_len, who, &u, d);
+
+	if (rc != NAUTH_NEEDS_CRYPT)
+		return rc;
 	rc = crypt_check(a, u, pass, pass_len);
 	if (rc == 0) {
 		digest_store(u->passed, d);

@@ -37,8 +37,9 @@
  * password bcrypt just accepted, and the hash is fixed for the table's
  * life. It holds no password, only salted digests, and dies with the table
  * (a reload makes a fresh, empty one). Callers must still keep the slow
- * path off the hot loop where they can: every new password (a typo, an
- * attacker guessing) costs one full bcrypt.
+ * path off the hot loop: every new password (a typo, an attacker guessing)
+ * costs one full bcrypt. nauth_check_cached is the half a worker may run;
+ * the server runs the misses on its auth thread (server/authq.h).
  *
  * Tokens. Opaque strings, unpadded base64url of
  *
@@ -182,6 +183,22 @@ uint64_t nauth_crypt_runs(const struct nauth *a);
  */
 int nauth_check_password(struct nauth *a, const char *user, size_t user_len, const char *pass,
                          size_t pass_len, struct nauth_id *who);
+
+/* nauth_check_cached's answer when only a bcrypt can tell (a positive value: not an error). */
+#define NAUTH_NEEDS_CRYPT 1
+
+/*
+ * nauth_check_password without the slow half, for a thread that must not
+ * block (a worker): 0 and *who filled when the user's cache knows the
+ * password as right; the refusals of nauth_check_password when the name,
+ * the password's shape or the cache already tell; else NAUTH_NEEDS_CRYPT,
+ * and the caller hands the same check to a thread that may take
+ * milliseconds (nauth_check_password there runs the bcrypt and fills the
+ * cache, so the next nauth_check_cached of that password answers at once).
+ * Cost: one SHA-256; never allocates, locks or makes a system call.
+ */
+int nauth_check_cached(struct nauth *a, const char *user, size_t user_len, const char *pass,
+                       size_t pass_len, struct nauth_id *who);
 
 /*
  * Makes a token for a user of the table, expiring ttl_ms after now_wall_ms

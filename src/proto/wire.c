@@ -313,6 +313,19 @@ int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t
 	case OP_UNSUBSCRIBE:
 		(void)proto_rd_u32(&r);
 		return proto_rd_done(&r);
+	case OP_AUTH:
+		switch (proto_rd_u8(&r)) {
+		case PROTO_AUTH_TOKEN:
+			(void)proto_rd_str(&r);
+			break;
+		case PROTO_AUTH_PASSWORD:
+			(void)proto_rd_str(&r);
+			(void)proto_rd_str(&r);
+			break;
+		default:
+			return r.err ? r.err : -ERR_PROTO_OP; /* an unknown method */
+		}
+		return proto_rd_done(&r);
 	}
 	return -ERR_PROTO_OP;
 }

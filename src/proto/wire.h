@@ -51,7 +51,20 @@ enum proto_op {
 	OP_STATS = 8,
 	OP_PUSH = 9,
 	OP_SLOT_MAP = 10, /* the cluster's members and slot owners (docs/protocol.md) */
+	OP_AUTH = 11,     /* authenticate the connection (docs/protocol.md, "Authentication") */
 	OP_ERROR = 127,
+};
+
+/* AUTH request: the first byte says which credentials follow. */
+enum proto_auth_method {
+	PROTO_AUTH_TOKEN = 1,    /* `str` token (a Nacos login's accessToken) */
+	PROTO_AUTH_PASSWORD = 2, /* `str` user, `str` password */
+};
+
+/* AUTH answer: u8 flags, then `str` the user's name. */
+enum proto_auth_flag {
+	PROTO_AUTH_ADMIN = 1u << 0, /* the users file calls the user admin */
+	PROTO_AUTH_OFF = 1u << 1,   /* the node runs without authentication: nothing was checked */
 };
 
 enum proto_item_flag {

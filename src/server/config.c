@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include "nacos/auth.h" /* NAUTH_TTL_MS_*: bounds only */
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -62,6 +64,11 @@ static const struct opt opts[] = {
 	  "a UDP subscriber that stops polling is forgotten after this many ms" },
 	{ "nacos-push-subs-max", T_U32, OFF(nacos_push_subs_max), 0, "65536",
 	  "UDP push subscribers of the node" },
+	{ "auth-users", T_STR, OFF(auth_users), sizeof(((struct server_config *)0)->auth_users), "",
+	  "users file (name:bcrypt-hash[:admin] lines, distroctl hash-password): turns on "
+	  "authentication of the Nacos API and the client port; empty = off" },
+	{ "auth-token-ttl", T_U32, OFF(auth_token_ttl_ms), 0, "18000000",
+	  "lifetime of the tokens a login issues, ms (1000..604800000; Nacos's 18000 s)" },
 	{ "log-level", T_STR, OFF(log_level), sizeof(((struct server_config *)0)->log_level),
 	  "info", "error, warn, info or debug" },
 	{ "config", T_STR, OFF(config_file), sizeof(((struct server_config *)0)->config_file), "",
@@ -345,6 +352,11 @@ int config_load(struct server_config *c, int argc, char **argv)
 		                "--peer-suspect < --peer-down, --sync-window 1..10000, "
 		                "--verify-interval >= 10, --peer-backlog >= 1Mi, --fault-drop-sync "
 		                "0..100, --fault-delay-sync <= 60000\n");
+		return -1;
+	}
+	if (c->auth_token_ttl_ms < NAUTH_TTL_MS_MIN || c->auth_token_ttl_ms > NAUTH_TTL_MS_MAX) {
+		fprintf(stderr, "distrod: --auth-token-ttl: need %lld..%lld ms\n", NAUTH_TTL_MS_MIN,
+		        NAUTH_TTL_MS_MAX);
 		return -1;
 	}
 	if (ports_collide(c) < 0)

@@ -39,6 +39,9 @@ struct server_config {
 	uint32_t nacos_push_retry_ms;  /* an unacknowledged push is sent again after this */
 	uint32_t nacos_push_ttl_ms;    /* a subscriber that stops polling is forgotten after this */
 	uint32_t nacos_push_subs_max;  /* UDP subscribers of the node */
+	/* Nacos-compatible authentication (docs/nacos.md, "Authentication") */
+	char auth_users[256];       /* users file; "": authentication off */
+	uint32_t auth_token_ttl_ms; /* tokens issued expire after this */
 	char log_level[16];
 	char config_file[256];
 	/* cluster (docs/distro.md) */

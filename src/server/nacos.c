@@ -18,6 +18,13 @@
  * written, then parsing resumes (nacos_write_done). At most NACOS_IN_MAX
  * bytes wait; a client that pipelines more is closed.
  *
+ * Authentication (--auth-users, nacos_auth.c) runs before routing. A
+ * password check that needs a bcrypt parks the request: it stays
+ * unconsumed in conn.in, the connection counts as pending (so it reads
+ * nothing more and its slot stays), and when the auth thread's answer
+ * comes back (nacos_auth_done) the same request is handled again from its
+ * first byte, the answer waiting for it on the connection.
+ *
  * Answering. An answer is a status line, Content-Type, Content-Length and
  * the body, appended to conn.out and sent with the connection's other
  * output at the end of the loop. A refusal of the parser (400, 411, 413,
@@ -34,6 +41,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "server/authq.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -204,7 +212,13 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 
 /* ---- requests ---- */
 
-static void handle(struct worker *w, uint32_t idx, const char *req)
+/*
+ * Handles one whole request. Returns true when the request is parked (its
+ * password check went to the auth thread, nacos_auth.c): its bytes stay
+ * unconsumed and it is handled again, from the start, when the answer is
+ * back (nacos_auth_done).
+ */
+static bool handle(struct worker *w, uint32_t idx, const char *req)
 {
 	struct nconn *n = conn_at(w, idx)->http;
 	struct h1_req *r = &n->req;
@@ -214,13 +228,14 @@ static void handle(struct worker *w, uint32_t idx, const char *req)
 	int rc = 0;
 
 	w->frame_start_us = clock_mono_us();
-	WSTAT_INC(w, nacos_requests);
+	if (!n->auth_ready) /* not again for a parked request */
+		WSTAT_INC(w, nacos_requests);
 	if (r->status) {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "%u %s", r->status, h1_reason(r->status));
 		nacos_reply_text(&x, r->status, msg);
-		return;
+		return false;
 	}
 	url = h1_at(req, r->url);
 	q = memchr(url, '?', r->url.len);
@@ -242,11 +257,21 @@ static void handle(struct worker *w, uint32_t idx, const char *req)
 		nacos_reply_text(&x, 400,
 		                 rc == -ERR_INVAL ? "malformed query or form parameters"
 		                                  : "too many or too large parameters");
-		return;
+		return false;
+	}
+	if (w->srv->auth) {
+		rc = nacos_auth_gate(&x);
+		if (rc == NACOS_AUTH_PARKED)
+			return true;
+		if (rc == NACOS_AUTH_ANSWERED) {
+			latency_record(w, w->frame_start_us);
+			return false;
+		}
 	}
 	nacos_api_dispatch(&x);
 	if (w->pendings_n == before)
 		latency_record(w, w->frame_start_us);
+	return false;
 }
 
 /* Handles every complete request in [base, base + len); returns bytes used, or -1 (closing). */
@@ -276,7 +301,10 @@ static long parse(struct worker *w, uint32_t idx, const char *base, size_t len)
 			}
 			break;
 		}
-		handle(w, idx, base + off);
+		if (handle(w, idx, base + off)) {
+			h1_init(r); /* parked: parsed again from its first byte */
+			break;
+		}
 		if (c->state == C_FREE || c->http != n)
 			return -1; /* an answer closed and freed the connection: n and base are gone
 			            */
@@ -303,6 +331,29 @@ static void resume(struct worker *w, uint32_t idx)
 	buf_consume(&c->in, (size_t)used);
 	if (buf_used(&c->in) == 0)
 		buf_free(&c->in);
+}
+
+/*
+ * The auth thread answered the password check of the request this
+ * connection parked: leave the answer for the gate and handle the request
+ * again (it is first in conn.in), then whatever followed it.
+ */
+void nacos_auth_done(struct worker *w, struct authq_job *j)
+{
+	struct conn *c = conn_at(w, j->conn);
+	struct nconn *n = c->http;
+
+	assert(c->gen == j->conn_gen && c->pending > 0); /* the pending held the slot */
+	c->pending--;
+	if (c->state != C_OPEN) {
+		conn_close(w, j->conn);
+		return;
+	}
+	n->auth_ready = true;
+	n->auth_rc = j->rc;
+	n->auth_who = j->who;
+	resume(w, j->conn);
+	n->auth_ready = false; /* used by now, unless the connection closed first */
 }
 
 void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len)

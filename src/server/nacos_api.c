@@ -169,6 +169,8 @@ static const struct route routes[] = {
 	{ "/v1/ns/health/server", H1_GET, health_server },
 	{ "/v1/ns/health/instance", H1_PUT, nacos_health_instance },
 	{ "/v1/ns/health", H1_PUT, nacos_health_instance },
+	{ "/v1/auth/users/login", H1_POST, nacos_auth_login }, /* nacos_auth.c */
+	{ "/v1/auth/login", H1_POST, nacos_auth_login },
 };
 
 static const char *method_name(uint8_t m)

@@ -6,6 +6,8 @@
  *                connection whose write came back from another shard or node
  *   nacos_api.c  the endpoints of /nacos/v1/ns (docs/nacos.md): parameters,
  *                instance keys and values, the JSON answers
+ *   nacos_auth.c authentication (--auth-users): the gate before routing,
+ *                the login endpoint
  *
  * A Nacos write is the binary protocol's write: the endpoint encodes one
  * item (src/proto/wire.h) and hands it to ops_write, so routing to the
@@ -20,6 +22,7 @@
 #define DISTRO_SERVER_NACOS_INTERNAL_H
 
 #include "nacos/form.h"
+#include "nacos/auth.h"
 #include "nacos/http1.h"
 #include "server/worker_internal.h"
 
@@ -40,6 +43,11 @@ struct nconn {
 	bool continue_sent; /* "100 Continue" answered for this request */
 	bool keep_alive;    /* of the request whose write is out */
 	bool parsing;       /* inside the parse loop: a write answered now must not resume */
+	/* The auth thread's answer for the parked request (nacos_auth.c), until it is re-handled.
+	 */
+	bool auth_ready;
+	int auth_rc;
+	struct nauth_id auth_who;
 };
 
 /* The worker's Nacos state (nacos_init), scratch included. */
@@ -77,6 +85,7 @@ struct nctx {
 	const struct h1_req *h;
 	struct form form;
 	struct store_str path; /* without the query */
+	struct nauth_id who;   /* auth on: who the credentials proved (nacos_auth_gate) */
 };
 
 /* nacos.c */
@@ -162,6 +171,15 @@ void nacos_service_create(struct nctx *x);
 void nacos_service_update(struct nctx *x);
 void nacos_service_delete(struct nctx *x);
 void nacos_service_detail(struct nctx *x);
+
+/* nacos_auth.c: with --auth-users, before a request is routed */
+enum nacos_auth_verdict {
+	NACOS_AUTH_PASS = 0, /* go on: x->who says who */
+	NACOS_AUTH_ANSWERED, /* refused (403, 503): the request is done */
+	NACOS_AUTH_PARKED,   /* a bcrypt runs on the auth thread: handle the request again later */
+};
+int nacos_auth_gate(struct nctx *x);
+void nacos_auth_login(struct nctx *x);
 
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,

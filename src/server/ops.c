@@ -33,6 +33,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "nacos/auth.h"
+#include "server/authq.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -604,6 +606,117 @@ static void handle_slot_map(struct worker *w, uint32_t idx, const struct proto_h
 	out_commit(w, idx, PROTO_HEADER_BYTES + len);
 }
 
+/* ---- AUTH (docs/protocol.md, "Authentication") ---- */
+
+/* Answers an AUTH whose check is done: the connection is authenticated, or not, from now on. */
+static void auth_finish(struct worker *w, uint32_t idx, uint32_t id, int rc,
+                        const struct nauth_id *who)
+{
+	struct conn *c = conn_at(w, idx);
+	struct proto_wr wr;
+	uint32_t len;
+	uint8_t *p;
+
+	c->authed = rc == 0;
+	if (rc != 0) {
+		WSTAT_INC(w, auth_refused);
+		log_debug("connection %u: AUTH refused: %s", idx, err_str(rc));
+		/* Expiry is worth telling (log in again); the rest says nothing about users. */
+		send_error(w, idx, OP_AUTH | PROTO_RESPONSE, id,
+		           rc == -ERR_AUTH_TOKEN_EXPIRED ? rc : -ERR_AUTH_REFUSED);
+		return;
+	}
+	WSTAT_INC(w, auth_ok);
+	len = 1 + 2 + who->name_len;
+	p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
+	if (p == NULL)
+		return;
+	proto_header_put(p, OP_AUTH | PROTO_RESPONSE, len, id, 0, 0);
+	proto_wr_init(&wr, p + PROTO_HEADER_BYTES, len);
+	proto_wr_u8(&wr, who->admin ? PROTO_AUTH_ADMIN : 0);
+	proto_wr_str(&wr, (struct store_str){ who->name, who->name_len });
+	out_commit(w, idx, PROTO_HEADER_BYTES + len);
+}
+
+/*
+ * AUTH: a token is checked here; a password through the users cache, or,
+ * when only a bcrypt can tell, on the auth thread (authq.h) while the
+ * connection reads no further frame (conn.auth_wait), so a write
+ * pipelined behind the AUTH is judged by its outcome.
+ */
+static void handle_auth(struct worker *w, uint32_t idx, const struct proto_header *h,
+                        const uint8_t *body)
+{
+	struct nauth *a = w->srv->auth;
+	struct conn *c = conn_at(w, idx);
+	struct nauth_id who = { .name_len = 0 };
+	struct store_str tok, user, pass;
+	struct authq_job *j;
+	struct proto_rd r;
+	uint8_t *p;
+	int rc;
+
+	WSTAT_INC(w, op_auth);
+	if (a == NULL) { /* auth off: nothing to prove, say so */
+		p = out_reserve(w, idx, PROTO_HEADER_BYTES + 3);
+		if (p == NULL)
+			return;
+		proto_header_put(p, OP_AUTH | PROTO_RESPONSE, 3, h->request_id, 0, 0);
+		p[PROTO_HEADER_BYTES] = PROTO_AUTH_OFF;
+		p[PROTO_HEADER_BYTES + 1] = p[PROTO_HEADER_BYTES + 2] = 0;
+		out_commit(w, idx, PROTO_HEADER_BYTES + 3);
+		return;
+	}
+	proto_rd_init(&r, body, h->body_len);
+	if (proto_rd_u8(&r) == PROTO_AUTH_TOKEN) { /* proto_body_check allowed only the two */
+		tok = proto_rd_str(&r);
+		rc = nauth_verify(a, tok.p ? tok.p : "", tok.len, clock_wall_ms(NULL), &who);
+		auth_finish(w, idx, h->request_id, rc, &who);
+		return;
+	}
+	user = proto_rd_str(&r);
+	pass = proto_rd_str(&r);
+	rc = nauth_check_cached(a, user.p ? user.p : "", user.len, pass.p ? pass.p : "", pass.len,
+	                        &who);
+	if (rc != NAUTH_NEEDS_CRYPT) {
+		auth_finish(w, idx, h->request_id, rc, &who);
+		return;
+	}
+	j = authq_job_get(w->srv->authq, w->id);
+	if (j == NULL) {
+		WSTAT_INC(w, auth_busy);
+		send_error(w, idx, OP_AUTH | PROTO_RESPONSE, h->request_id, -ERR_BUSY);
+		return;
+	}
+	/* nauth_check_cached refused longer names and passwords: they fit. */
+	j->kind = AUTHQ_BINARY;
+	j->conn = idx;
+	j->conn_gen = c->gen;
+	j->request_id = h->request_id;
+	j->user_len = user.len;
+	memcpy(j->user, user.p, user.len);
+	j->pass_len = pass.len;
+	memcpy(j->pass, pass.p, pass.len);
+	c->pending++;
+	c->auth_wait = true;
+	authq_submit(w->srv->authq, w->id, j);
+}
+
+void ops_auth_done(struct worker *w, struct authq_job *j)
+{
+	struct conn *c = conn_at(w, j->conn);
+
+	assert(c->gen == j->conn_gen && c->pending > 0); /* the pending held the slot */
+	c->pending--;
+	c->auth_wait = false;
+	if (c->state != C_OPEN) {
+		conn_close(w, j->conn);
+		return;
+	}
+	auth_finish(w, j->conn, j->request_id, j->rc, &j->who);
+	conn_resume_frames(w, j->conn); /* the frames that waited behind it */
+}
+
 /* ---- dispatch ---- */
 
 static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *h,
@@ -615,6 +728,12 @@ static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *
 	WSTAT_INC(w, frames);
 	if (rc < 0) {
 		protocol_error(w, idx, h->request_id, rc);
+		return;
+	}
+	/* Auth on: only PING (a liveness probe, as Nacos's server check) and AUTH itself before. */
+	if (w->srv->auth && !conn_at(w, idx)->authed && h->op != OP_PING && h->op != OP_AUTH) {
+		WSTAT_INC(w, auth_refused);
+		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_AUTH_REQUIRED);
 		return;
 	}
 	switch (h->op) {
@@ -647,6 +766,9 @@ static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *
 		break;
 	case OP_SLOT_MAP:
 		handle_slot_map(w, idx, h);
+		break;
+	case OP_AUTH:
+		handle_auth(w, idx, h, body);
 		break;
 	default:
 		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_PROTO_OP);

@@ -11,6 +11,13 @@
  * then the peer thread with its environment (struct peer_env: the store,
  * the rings, the workers' ring fds).
  *
+ * Authentication (--auth-users): the users file is loaded before anything
+ * else that can fail late, so a bad line stops the start with its line
+ * number; in a cluster the token key is derived from the cluster secret
+ * (nauth_set_secret), so a token issued by one member verifies on all of
+ * them. The auth thread (authq.h) starts once the workers' rings exist and
+ * stops right after the workers: a draining worker waits for its jobs.
+ *
  * Stop: the workers drain and exit first (their forwarded writes need the
  * peer thread's answers), then the peer thread; only then are the
  * workers' rings closed (worker_free), so the peer thread never wakes a
@@ -19,6 +26,8 @@
  * and last the peer (its epoch record outlives the store's epoch).
  */
 #include "server/server.h"
+
+#include "server/authq.h"
 
 #include "cluster/peer.h"
 #include "cluster/xmsg.h"
@@ -172,6 +181,45 @@ static void server_free(struct server *s)
 	s->store = NULL;
 	peer_destroy(s->peer); /* its epoch record outlives the store's epoch */
 	s->peer = NULL;
+	authq_destroy(s->authq); /* the workers that used it are gone */
+	s->authq = NULL;
+	nauth_free(s->auth);
+	s->auth = NULL;
+}
+
+/*
+ * Loads --auth-users into s->auth with the token lifetime and, in a
+ * cluster, the token key derived from the cluster secret. Off (nothing
+ * done) when no file is named. 0, or -EINVAL after logging why.
+ */
+static int auth_load(struct server *s)
+{
+	const struct server_config *cfg = &s->cfg;
+	char why[NAUTH_WHY_CAP];
+	int rc;
+
+	if (cfg->auth_users[0] == '\0')
+		return 0;
+	rc = nauth_load(cfg->auth_users, &s->auth, why, sizeof(why));
+	if (rc < 0) {
+		log_error("--auth-users: %s", rc == -ERR_AUTH_USERS_FILE ? why : err_str(rc));
+		return -EINVAL;
+	}
+	rc = nauth_set_times(s->auth, cfg->auth_token_ttl_ms, NAUTH_SKEW_MS_DEFAULT);
+	if (rc == 0 && s->peer) {
+		size_t len;
+		const uint8_t *secret = peer_secret(s->peer, &len);
+
+		rc = nauth_set_secret(s->auth, secret, len);
+	}
+	if (rc < 0) {
+		log_error("--auth-users: cannot set up tokens: %s", err_str(rc));
+		return -EINVAL;
+	}
+	log_info("authentication on: %u users from %s, tokens for %u s, %s",
+	         nauth_user_count(s->auth), cfg->auth_users, cfg->auth_token_ttl_ms / 1000,
+	         s->peer ? "keyed by the cluster secret" : "keyed by this process only");
+	return 0;
 }
 
 int server_start(struct server *s, const struct server_config *cfg)
@@ -187,6 +235,10 @@ int server_start(struct server *s, const struct server_config *cfg)
 		return -EINVAL;
 	if (s->peer)
 		peer_store_hooks(s->peer, &s->cfg.store);
+	if (auth_load(s) < 0) {
+		server_free(s);
+		return -EINVAL;
+	}
 	if ((rc = store_create(&s->cfg.store, &s->store)) < 0) {
 		log_error("store: %s", err_str(rc));
 		peer_destroy(s->peer);
@@ -197,14 +249,19 @@ int server_start(struct server *s, const struct server_config *cfg)
 		server_free(s);
 		return -ENOMEM;
 	}
+	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
+	if (s->ring_fds == NULL ||
+	    (s->auth && authq_create(s->auth, s->nworkers, s->ring_fds, &s->authq) < 0)) {
+		server_free(s);
+		return -ENOMEM;
+	}
 	s->workers = mem_alloc_aligned(64, sizeof(s->workers[0]) * s->nworkers);
 	if (s->workers) { /* zeroed at once: server_free may read them */
 		memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
 		for (uint32_t i = 0; i < s->nworkers; i++)
 			s->workers[i].listen_fd = s->workers[i].nacos_fd = -1;
 	}
-	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
-	if (s->workers == NULL || s->ring_fds == NULL) {
+	if (s->workers == NULL) {
 		server_free(s);
 		return -ENOMEM;
 	}
@@ -253,6 +310,10 @@ int server_start(struct server *s, const struct server_config *cfg)
 		server_free(s);
 		return rc;
 	}
+	if (s->authq && (rc = authq_start(s->authq)) < 0) {
+		server_stop(s);
+		return rc;
+	}
 	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %u workers",
 	         cfg->bind, s->port, cfg->bind, s->nacos_port, s->nworkers);
 	if (s->peer) {
@@ -278,6 +339,7 @@ void server_stop(struct server *s)
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i].thread, NULL);
+	authq_stop(s->authq); /* after the workers: they waited for their jobs */
 	/* The peer thread outlives the workers: their forwarded writes need answers. */
 	if (s->peer)
 		peer_stop(s->peer);

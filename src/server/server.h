@@ -14,11 +14,21 @@
 #include <stdint.h>
 
 struct peer;
+struct nauth;
+struct authq;
 
 struct server {
 	struct server_config cfg;
 	struct store *store;
 	struct peer *peer; /* NULL when standalone */
+	/*
+	 * The users and the token key (nacos/auth.h) when --auth-users names a
+	 * file, else NULL: authentication off. Loaded before the workers start
+	 * and never replaced while they run (no reload: a new users file takes a
+	 * restart), so the workers read the pointer without an epoch.
+	 */
+	struct nauth *auth;
+	struct authq *authq; /* the auth thread (authq.h); NULL when auth is off */
 	struct xcore xcore;
 	struct worker *workers;
 	uint32_t nworkers;

@@ -50,6 +50,12 @@
 	X(nacos_push_refused)     /* subscribers refused, pushes kept without retry: bounds */     \
 	X(nacos_push_too_big)     /* UDP pushes not sent: over 64 KiB */                           \
 	X(nacos_push_send_errors) /* UDP sends the kernel refused */                               \
+	X(auth_ok)                /* requests and AUTH frames whose credentials passed */          \
+	X(auth_refused)           /* refused: no, wrong or expired credentials */                  \
+	X(auth_bcrypt)            /* password checks that ran a bcrypt (on the auth thread) */     \
+	X(auth_busy)   /* password checks refused at once: the worker's jobs were all out */       \
+	X(auth_logins) /* tokens issued by the Nacos login endpoint */                             \
+	X(op_auth)                                                                                 \
 	X(loops)                                                                                   \
 	X(cqes)
 

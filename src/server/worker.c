@@ -13,10 +13,11 @@
  * every completion (accepts, multishot receives from the provided buffer
  * ring, sends, wake-ups); then "before sleep": retry the outbox, drain the
  * inbound rings (other workers' requests, all of them; the peer thread's
- * records, APPLY_BUDGET per loop), run heartbeat expiry and epoch
- * reclamation, the push pass (subs.c), the replica's budgeted work and the
- * feed to the peer thread (replica.c), flush every connection that has
- * output with one send, and wake each thread we queued messages for, once.
+ * records, APPLY_BUDGET per loop; the auth thread's answers, authq.h),
+ * run heartbeat expiry and epoch reclamation, the push pass (subs.c), the
+ * replica's budgeted work and the feed to the peer thread (replica.c),
+ * flush every connection that has output with one send, and wake each
+ * thread we queued messages for, once.
  *
  * Connections live in a fixed table (bounded by --conns-max / workers).
  * user_data carries the operation, the slot and the slot's generation, so a
@@ -40,6 +41,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "server/authq.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -254,7 +256,7 @@ static long parse_frames(struct worker *w, uint32_t idx, const uint8_t *data, si
 	struct conn *c = conn_at(w, idx);
 	size_t off = 0;
 
-	while (off < len && c->state == C_OPEN && !c->close_after_flush) {
+	while (off < len && c->state == C_OPEN && !c->close_after_flush && !c->auth_wait) {
 		struct proto_header h;
 		long n = proto_frame_check(data + off, len - off, w->srv->cfg.frame_bytes_max, &h);
 
@@ -298,12 +300,43 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 		conn_close(w, idx);
 		return;
 	}
+	conn_resume_frames(w, idx);
+}
+
+/* Parses the frames kept in conn.in (after a split frame, or an AUTH that waited). */
+void conn_resume_frames(struct worker *w, uint32_t idx)
+{
+	struct conn *c = conn_at(w, idx);
+	long used;
+
+	if (buf_used(&c->in) == 0)
+		return;
 	used = parse_frames(w, idx, c->in.p + c->in.off, buf_used(&c->in));
 	if (used < 0)
 		return;
 	buf_consume(&c->in, (size_t)used);
 	if (buf_used(&c->in) == 0)
 		buf_free(&c->in);
+}
+
+/* The auth thread's answers (server/authq.h): each resumes the connection it parked. */
+static void drain_auth(struct worker *w)
+{
+	struct authq_job *jobs[64];
+	uint32_t n;
+
+	if (w->srv->authq == NULL)
+		return;
+	while ((n = authq_recv(w->srv->authq, w->id, jobs, 64)) > 0)
+		for (uint32_t i = 0; i < n; i++) {
+			if (jobs[i]->crypted)
+				WSTAT_INC(w, auth_bcrypt);
+			if (jobs[i]->kind == AUTHQ_HTTP)
+				nacos_auth_done(w, jobs[i]);
+			else
+				ops_auth_done(w, jobs[i]);
+			authq_job_put(w->srv->authq, w->id, jobs[i]);
+		}
 }
 
 /* ---- io_uring operations ---- */
@@ -404,6 +437,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	c->fd = cqe->res;
 	c->state = C_OPEN;
 	c->recv_armed = c->send_inflight = c->dirty = c->close_after_flush = false;
+	c->authed = c->auth_wait = false;
 	c->pending = 0;
 	c->subs = NULL;
 	c->active_ms = w->now_ms;
@@ -622,6 +656,7 @@ static void loop(struct worker *w)
 		/* Before sleep. */
 		outbox_retry(&w->out);
 		drain_inbound(w);
+		drain_auth(w);
 		store_expire(w->shard, s->cfg.expire_budget);
 		store_poll(w->shard);
 		if (w->now_ms - w->last_sweep_ms >= 1000) {

@@ -97,6 +97,8 @@ struct conn {
 	uint32_t pending;       /* requests of this connection out on other workers */
 	int64_t active_ms;
 	uint32_t next_free;
+	bool authed;        /* binary, auth on: an AUTH succeeded on this connection */
+	bool auth_wait;     /* binary: an AUTH's bcrypt is out; frames after it wait in `in` */
 	struct sub *subs;   /* this connection's subscriptions */
 	struct nconn *http; /* CONN_NACOS: the HTTP state (nacos.c) */
 };
@@ -123,6 +125,12 @@ void send_error(struct worker *w, uint32_t idx, uint8_t op, uint32_t id, int cod
 void protocol_error(struct worker *w, uint32_t idx, uint32_t id, int code);
 void worker_send(struct worker *w, uint32_t to, void *msg);
 void latency_record(struct worker *w, int64_t start_us);
+
+/* authentication: answers of the auth thread (server/authq.h) */
+struct authq_job;
+void ops_auth_done(struct worker *w, struct authq_job *j);
+void nacos_auth_done(struct worker *w, struct authq_job *j);
+void conn_resume_frames(struct worker *w, uint32_t idx);
 
 /* ops.c */
 void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);

@@ -1,7 +1,8 @@
 /*
  * distroctl - the command line client for distrod.
  *
- *   distroctl [-s HOST:PORT] [--json] COMMAND ARGS...
+ *   distroctl [-s HOST:PORT] [--json] [--user U --password-file F | --token T]
+ *             COMMAND ARGS...
  *
  * Human-readable output by default, one JSON document with --json; exit
  * status 0 on success, 1 when the node refused or failed, 2 on bad usage,
@@ -23,10 +24,12 @@
 
 static const char *server = "127.0.0.1:8850"; /* distrod --port */
 static bool json;
+/* Credentials for a node with authentication on (distrod --auth-users). */
+static const char *auth_user, *auth_password_file, *auth_token;
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: distroctl [-s HOST:PORT] [--json] COMMAND ...\n"
+	fprintf(out, "usage: distroctl [-s HOST:PORT] [--json] [--user U] [--token T] COMMAND ...\n"
 	             "\n"
 	             "commands:\n"
 	             "  register SERVICE IP:PORT [instance options] [--keepalive]\n"
@@ -47,6 +50,14 @@ static void usage(FILE *out)
 	             "options:\n"
 	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:8850)\n"
 	             "  --json                   print JSON instead of text\n"
+	             "  --user NAME              authenticate as NAME (a node started with "
+	             "--auth-users);\n"
+	             "                           the password from --password-file or "
+	             "$DISTRO_PASSWORD\n"
+	             "  --password-file FILE     the password: the file's first line\n"
+	             "  --token TOKEN            authenticate with a token (a Nacos login's "
+	             "accessToken);\n"
+	             "                           or $DISTRO_TOKEN\n"
 	             "instance options:\n"
 	             "  --ns NS  --group G  --cluster C  --weight W (0..10000, default 1)\n"
 	             "  --meta KEY=VALUE (repeatable)  --unhealthy  --disabled  --persistent\n"
@@ -255,7 +266,10 @@ enum {
 	O_HEALTHY,
 	O_ALL,
 	O_KEEPALIVE,
-	O_JSON
+	O_JSON,
+	O_USER,
+	O_PASSWORD_FILE,
+	O_TOKEN
 };
 
 static const char *result_word(int r)
@@ -351,12 +365,66 @@ static int hash_password(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * --token (or $DISTRO_TOKEN), else --user with the password of
+ * --password-file or $DISTRO_PASSWORD: proves the connection before the
+ * command. Nothing given: nothing sent (a node without authentication).
+ * 0, or the exit status after saying why.
+ */
+static int authenticate(struct distro_client *c)
+{
+	const char *token = auth_token ? auth_token : getenv("DISTRO_TOKEN");
+	char pass[NAUTH_PASSWORD_MAX + 2];
+	const char *env;
+	int rc;
+
+	if (token && *token) {
+		rc = distro_auth_token(c, token);
+		return rc < 0 ? fail("--token", rc) : 0;
+	}
+	if (auth_user == NULL) {
+		if (auth_password_file) {
+			fprintf(stderr, "distroctl: --password-file needs --user\n");
+			return 2;
+		}
+		return 0;
+	}
+	if (auth_password_file) {
+		FILE *f = fopen(auth_password_file, "r");
+		size_t n;
+
+		if (f == NULL || fgets(pass, sizeof(pass), f) == NULL) {
+			fprintf(stderr, "distroctl: --password-file %s: cannot read a line\n",
+			        auth_password_file);
+			if (f)
+				fclose(f);
+			return 2;
+		}
+		fclose(f);
+		n = strcspn(pass, "\r\n");
+		pass[n] = '\0';
+	} else if ((env = getenv("DISTRO_PASSWORD")) != NULL && strlen(env) <= NAUTH_PASSWORD_MAX) {
+		strcpy(pass, env);
+	} else {
+		fprintf(stderr, "distroctl: --user needs --password-file or $DISTRO_PASSWORD\n");
+		return 2;
+	}
+	rc = distro_auth_password(c, auth_user, pass);
+	explicit_bzero(pass, sizeof(pass));
+	return rc < 0 ? fail("--user", rc) : 0;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option gopts[] = { { "server", required_argument, NULL, 's' },
-		                               { "json", no_argument, NULL, O_JSON },
-		                               { "help", no_argument, NULL, 'h' },
-		                               { NULL, 0, NULL, 0 } };
+	static const struct option gopts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "user", required_argument, NULL, O_USER },
+		{ "password-file", required_argument, NULL, O_PASSWORD_FILE },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ NULL, 0, NULL, 0 },
+	};
 	static const struct option copts[] = {
 		{ "ns", required_argument, NULL, O_NS },
 		{ "group", required_argument, NULL, O_GROUP },
@@ -374,6 +442,9 @@ int main(int argc, char **argv)
 		{ "keepalive", no_argument, NULL, O_KEEPALIVE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "server", required_argument, NULL, 's' },
+		{ "user", required_argument, NULL, O_USER },
+		{ "password-file", required_argument, NULL, O_PASSWORD_FILE },
+		{ "token", required_argument, NULL, O_TOKEN },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct distro_kv meta[META_MAX];
@@ -394,6 +465,12 @@ int main(int argc, char **argv)
 			server = optarg;
 		else if (ch == O_JSON)
 			json = true;
+		else if (ch == O_USER)
+			auth_user = optarg;
+		else if (ch == O_PASSWORD_FILE)
+			auth_password_file = optarg;
+		else if (ch == O_TOKEN)
+			auth_token = optarg;
 		else if (ch == 'h') {
 			usage(stdout);
 			return 0;
@@ -430,6 +507,15 @@ int main(int argc, char **argv)
 			break;
 		case O_JSON:
 			json = true;
+			break;
+		case O_USER:
+			auth_user = optarg;
+			break;
+		case O_PASSWORD_FILE:
+			auth_password_file = optarg;
+			break;
+		case O_TOKEN:
+			auth_token = optarg;
 			break;
 		case O_NS:
 			in.ns = optarg;
@@ -520,6 +606,10 @@ int main(int argc, char **argv)
 	}
 	if ((rc = distro_connect(server, 0, &c)) < 0)
 		return fail(server, rc);
+	if ((rc = authenticate(c)) != 0) {
+		distro_close(c);
+		return rc;
+	}
 
 	if (needs_addr) {
 		int result = 0;

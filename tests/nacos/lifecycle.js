@@ -4,7 +4,7 @@
  * distrod processes, end to end: what an unmodified Node.js application does
  * with a Nacos server, asserted step by step.
  *
- *   node lifecycle.js --distrod BIN --modules DIR [--nodes 1|3]
+ *   node lifecycle.js --distrod BIN --modules DIR [--nodes 1|3] [--auth DISTROCTL]
  *
  * DIR is where `npm install --prefix DIR nacos-naming@2.6.3` put the package
  * (tests/nacos/npm-install.sh). --nodes 3 starts a 3-node cluster and gives
@@ -48,6 +48,12 @@
  * Instance addresses are documentation ranges (192.0.2.0/24, 198.18.0.0/15):
  * nothing connects to them, and distrod must not either.
  *
+ * --auth: the nodes run with --auth-users (a users file whose bcrypt hash
+ * DISTROCTL's hash-password makes) and both clients get `username` and
+ * `password`, which nacos-naming adds to every call (it never logs in); a
+ * call without them must be refused 403, and the whole lifecycle must pass
+ * as without auth. The script's own requests to the nodes carry them too.
+ *
  * Exit status: 0 passed, 1 failed (with the step and what was seen).
  */
 
@@ -69,11 +75,13 @@ function parseArgs(argv) {
 		if (k === '--distrod') a.distrod = v;
 		else if (k === '--modules') a.modules = v;
 		else if (k === '--nodes') a.nodes = Number(v);
+		else if (k === '--auth') a.auth = v; // distroctl, for hash-password
 		else throw new Error(`unknown argument ${k}`);
 		i++;
 	}
 	if (!a.distrod || !a.modules || !(a.nodes === 1 || a.nodes === 3))
-		throw new Error('usage: lifecycle.js --distrod BIN --modules DIR [--nodes 1|3]');
+		throw new Error('usage: lifecycle.js --distrod BIN --modules DIR [--nodes 1|3] ' +
+			'[--auth DISTROCTL]');
 	return a;
 }
 
@@ -86,6 +94,12 @@ const BEAT_TIMEOUT_MS = 13000;
 const DELETE_TIMEOUT_MS = 20000;
 const PUSH_WAIT_MS = 5000; // a change at the client: pushes take ms, this is the bound
 const START_MS = 20000; // a node (ASan build) listens and is READY within this
+// --auth: the one user, and what the clients and the script's own requests add.
+const AUTH_USER = 'nacos';
+const AUTH_PASSWORD = 'lifecycle pw&=';
+const AUTH_OPTS = args.auth ? { username: AUTH_USER, password: AUTH_PASSWORD } : {};
+const AUTH_QS = args.auth ?
+	`&${new URLSearchParams({ username: AUTH_USER, password: AUTH_PASSWORD })}` : '';
 
 const t0 = Date.now();
 function stamp() {
@@ -189,6 +203,7 @@ function nodeArgs(n, clustered) {
 		'--delete-timeout', String(DELETE_TIMEOUT_MS),
 	];
 	if (FLAGS.has('--nacos-bind')) a.push('--nacos-bind', '127.0.0.1');
+	if (args.auth) a.push(flag('--auth-users'), path.join(workDir, 'users'));
 	if (clustered) {
 		a.push('--cluster-conf', path.join(workDir, 'cluster.conf'),
 			'--cluster-secret-file', path.join(workDir, 'secret'),
@@ -457,6 +472,13 @@ async function startNodes() {
 			fs.writeFileSync(path.join(workDir, 'secret'),
 				require('crypto').randomBytes(32).toString('hex'), { mode: 0o600 });
 		}
+		if (args.auth) {
+			// Cost 4: the first check of the password on each node is a bcrypt.
+			const hash = execFileSync(args.auth, ['hash-password', '--cost', '4'],
+				{ input: `${AUTH_PASSWORD}\n${AUTH_PASSWORD}\n`, encoding: 'utf8' }).trim();
+			fs.writeFileSync(path.join(workDir, 'users'), `${AUTH_USER}:${hash}:admin\n`,
+				{ mode: 0o600 });
+		}
 		for (const n of nodes) startNode(n, clustered);
 		try {
 			await waitFor('every node to answer GET /nacos/v1/ns/operator/metrics with status UP',
@@ -502,7 +524,7 @@ async function nodesList(clusters) {
 	for (const n of nodes) {
 		const r = await httpRequest(n.nacosPort, 'GET', '/nacos/v1/ns/instance/list?' +
 			new URLSearchParams({ serviceName: GROUPED, clusters, healthyOnly: 'false',
-				namespaceId: 'public' }));
+				namespaceId: 'public' }) + AUTH_QS);
 		out.push({ n, status: r.status, json: parseJSON(r.body), body: r.body });
 	}
 	return out;
@@ -516,8 +538,17 @@ async function lifecycle() {
 	await startNodes();
 	const serverList = nodes.map(n => `127.0.0.1:${n.nacosPort}`);
 
+	if (args.auth) {
+		// Without credentials a node refuses: the clients below pass only because they send them.
+		for (const n of nodes) {
+			const r = await httpRequest(n.nacosPort, 'GET',
+				`/nacos/v1/ns/instance/list?serviceName=${GROUPED}`);
+			if (r.status !== 403) fail(`node ${n.i}: a list without credentials: ${r.status}`);
+		}
+		say('auth: calls without credentials are refused 403');
+	}
 	const client = new NacosNamingClient({ logger: makeLogger('client'), serverList,
-		namespace: 'public' });
+		namespace: 'public', ...AUTH_OPTS });
 	watchErrors(client, 'client');
 	await client.ready();
 	const tClient = Date.now();
@@ -595,7 +626,7 @@ async function lifecycle() {
 	say('step: a second client registers %s in cluster A and dies', key(INST3));
 	const stable = Date.now(); // from here INST1 and INST2 must stay, healthy
 	const client2 = new NacosNamingClient({ logger: makeLogger('client2'), serverList,
-		namespace: 'public' });
+		namespace: 'public', ...AUTH_OPTS });
 	watchErrors(client2, 'client2');
 	await client2.ready();
 	since = Date.now();

@@ -186,6 +186,38 @@ Test(nauth, cache_spares_bcrypt_and_never_lets_a_wrong_password_through)
 	nauth_free(a);
 }
 
+static int cached(struct nauth *a, const char *user, const char *pass, struct nauth_id *who)
+{
+	return nauth_check_cached(a, user, strlen(user), pass, strlen(pass), who);
+}
+
+Test(nauth, cached_check_never_runs_bcrypt_and_says_when_one_is_needed)
+{
+	struct nauth *a = load_standard();
+	struct nauth_id who;
+
+	/* What the name or the shape tells needs no bcrypt. */
+	cr_assert_eq(cached(a, "nobody", "x", NULL), -ERR_AUTH_USER);
+	cr_assert_eq(cached(a, "alice", "", NULL), -ERR_AUTH_PASSWORD);
+	/* A password not seen since the load: the caller must run the slow check. */
+	cr_assert_eq(cached(a, "alice", "right horse", NULL), NAUTH_NEEDS_CRYPT);
+	cr_assert_eq(cached(a, "alice", "wrong", NULL), NAUTH_NEEDS_CRYPT);
+	cr_assert_eq(nauth_crypt_runs(a), 0, "the cached check never runs bcrypt");
+	/* Once the slow check has run, both answers come from the cache. */
+	cr_assert_eq(check(a, "alice", "right horse", NULL), 0);
+	cr_assert_eq(check(a, "alice", "wrong", NULL), -ERR_AUTH_PASSWORD);
+	memset(&who, 0, sizeof(who));
+	cr_assert_eq(cached(a, "alice", "right horse", &who), 0);
+	cr_assert_str_eq(who.name, "alice");
+	cr_assert(who.admin);
+	cr_assert_eq(cached(a, "alice", "wrong", NULL), -ERR_AUTH_PASSWORD);
+	cr_assert_eq(cached(a, "alice", "wrong too", NULL), NAUTH_NEEDS_CRYPT);
+	cr_assert_eq(cached(a, "bob", "right horse", NULL), NAUTH_NEEDS_CRYPT,
+	             "the cache is per user");
+	cr_assert_eq(nauth_crypt_runs(a), 2);
+	nauth_free(a);
+}
+
 struct race {
 	struct nauth *a;
 	int seed;
