@@ -152,6 +152,8 @@ static const struct route routes[] = {
 	{ "/v1/ns/instance/beat", H1_PUT, nacos_instance_beat },
 	{ "/v1/ns/instance/list", H1_GET, nacos_instance_list },
 	{ "/v1/ns/instance/statuses", H1_GET, nacos_instance_statuses },
+	{ "/v1/ns/instance/metadata/batch", H1_PUT, nacos_instance_metadata_batch },
+	{ "/v1/ns/instance/metadata/batch", H1_DELETE, nacos_instance_metadata_batch },
 	{ "/v1/ns/service/list", H1_GET, nacos_service_list },
 	{ "/v1/ns/service/names", H1_GET, nacos_service_names },
 	{ "/v1/ns/operator/metrics", H1_GET, operator_metrics },

@@ -285,3 +285,9 @@ void nacos_service_names(struct nctx *x)
 	        nacos_put(sn.b, "}");
 	nacos_reply_json_or_500(x, sn.b, sn.ok);
 }
+
+/* The worker's views grown to hold n (a metadata batch lists a whole service too). */
+bool nacos_views_grow(struct worker *w, uint32_t n)
+{
+	return views_grow(w, n);
+}

@@ -138,7 +138,7 @@ bool nacos_conn_open(struct worker *w, struct conn *c);
 void nacos_conn_end(struct worker *w, struct conn *c);
 void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len);
 void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
-                      const int16_t *results);
+                      const uint8_t *body, const int16_t *results);
 
 /* nacos_push.c: UDP push to Nacos subscribers */
 int nacos_push_start(struct worker *w);
