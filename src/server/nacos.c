@@ -244,6 +244,34 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 		resume(w, idx);
 }
 
+/* ---- answers that come later ---- */
+
+uint32_t nacos_later(struct nctx *x)
+{
+	struct conn *c = conn_at(x->w, x->idx);
+
+	c->http->keep_alive = x->h->keep_alive;
+	c->pending++;
+	return c->gen;
+}
+
+void nacos_later_done(struct worker *w, uint32_t idx, uint32_t gen, bool head_only, uint16_t status,
+                      const char *ctype, const char *body, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+
+	if (c->gen != gen || c->pending == 0)
+		return; /* cannot happen: a connection with pending requests keeps its slot */
+	c->pending--;
+	if (c->state != C_OPEN) {
+		conn_close(w, idx); /* it waited for this answer to be freed */
+		return;
+	}
+	reply_raw(w, idx, c->http->keep_alive, head_only, status, ctype, body, len);
+	if (!c->http->parsing && c->pending == 0 && c->state == C_OPEN)
+		resume(w, idx);
+}
+
 /* ---- requests ---- */
 
 static void handle(struct worker *w, uint32_t idx, const char *req)

@@ -156,6 +156,7 @@ static const struct route routes[] = {
 	{ "/v1/ns/instance/metadata/batch", H1_DELETE, nacos_instance_metadata_batch },
 	{ "/v1/ns/service/list", H1_GET, nacos_service_list },
 	{ "/v1/ns/service/names", H1_GET, nacos_service_names },
+	{ "/v1/ns/service/subscribers", H1_GET, nacos_service_subscribers },
 	{ "/v1/ns/operator/metrics", H1_GET, operator_metrics },
 	{ "/v1/ns/ops/metrics", H1_GET, operator_metrics },
 	{ "/v1/ns/operator/switches", H1_GET, operator_switches },

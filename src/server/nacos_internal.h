@@ -124,10 +124,20 @@ void nacos_frame_init(struct nctx *x, struct nacos_frame *f, uint8_t op);
 int nacos_frame_add(struct nacos_frame *f, const struct store_key *k, const struct store_val *v);
 void nacos_frame_send(struct nctx *x, struct nacos_frame *f, uint32_t tag);
 const struct sockaddr_storage *nacos_peer(struct nctx *x);
+/*
+ * An answer that comes later (a request that visits other workers): the
+ * connection reads no further request until nacos_later_done answers it,
+ * on this worker, with the generation nacos_later returned (also at once,
+ * from the handler itself). A connection closed meanwhile is freed then.
+ */
+uint32_t nacos_later(struct nctx *x);
+void nacos_later_done(struct worker *w, uint32_t idx, uint32_t gen, bool head_only, uint16_t status,
+                      const char *ctype, const char *body, size_t len);
 
 /* nacos_push.c */
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
                           bool healthy_only, uint16_t udp_port);
+void nacos_service_subscribers(struct nctx *x);
 
 /* nacos_params.c: parameters in, JSON out */
 #define NACOS_JSON_CT "application/json;charset=UTF-8"

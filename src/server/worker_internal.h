@@ -144,6 +144,7 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 int nacos_push_start(struct worker *w);
 void nacos_push_stop(struct worker *w);
 void nacos_push_on_sub(struct worker *w, void *msg);
+void nacos_push_on_list(struct worker *w, void *msg);
 void nacos_push_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
 int64_t nacos_push_step(struct worker *w);
 
