@@ -100,23 +100,24 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	close(fd);
 }
 
-/* Picks every node's three ports and writes cluster.conf. */
+/* Picks every node's four ports and writes cluster.conf. */
 static void pick_ports(struct cluster *c)
 {
-	int fds[3 * CLUSTER_NODES_MAX];
+	int fds[4 * CLUSTER_NODES_MAX];
 	char conf[64 * CLUSTER_NODES_MAX + 128];
 	size_t off;
 
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cluster_node *nd = &c->node[i];
 
-		fds[3 * i] = hold_port(&nd->port);
-		fds[3 * i + 1] = hold_port(&nd->http_port);
-		fds[3 * i + 2] = hold_port(&nd->peer_port);
+		fds[4 * i] = hold_port(&nd->port);
+		fds[4 * i + 1] = hold_port(&nd->http_port);
+		fds[4 * i + 2] = hold_port(&nd->peer_port);
+		fds[4 * i + 3] = hold_port(&nd->nacos_port);
 		snprintf(nd->addr, sizeof(nd->addr), "127.0.0.1:%u", nd->port);
 		snprintf(nd->peer_addr, sizeof(nd->peer_addr), "127.0.0.1:%u", nd->peer_port);
 	}
-	for (uint32_t i = 0; i < 3 * c->n; i++)
+	for (uint32_t i = 0; i < 4 * c->n; i++)
 		close(fds[i]);
 	off = (size_t)snprintf(conf, sizeof(conf), "# written by tests/cluster/harness.c\n");
 	for (uint32_t i = 0; i < c->n; i++)
@@ -147,6 +148,8 @@ void cluster_setup(struct cluster *c, const struct cluster_opts *o)
 		snprintf(nd->port_file, sizeof(nd->port_file), "%s/node%u.port", c->dir, i);
 		snprintf(nd->http_port_file, sizeof(nd->http_port_file), "%s/node%u.http", c->dir,
 		         i);
+		snprintf(nd->nacos_port_file, sizeof(nd->nacos_port_file), "%s/node%u.nacos",
+		         c->dir, i);
 		snprintf(nd->log, sizeof(nd->log), "%s/node%u.log", c->dir, i);
 	}
 	/* The secret: 32 random bytes as hex, readable by the owner only. */
@@ -178,13 +181,14 @@ static int read_port(const char *path)
 static void exec_node(const struct cluster *c, uint32_t i)
 {
 	const struct cluster_node *nd = &c->node[i];
-	char port[8], http_port[8], peer_port[8];
+	char port[8], http_port[8], peer_port[8], nacos_port[8];
 	const char *argv[96];
 	int argc = 0, fd;
 
 	snprintf(port, sizeof(port), "%u", nd->port);
 	snprintf(http_port, sizeof(http_port), "%u", nd->http_port);
 	snprintf(peer_port, sizeof(peer_port), "%u", nd->peer_port);
+	snprintf(nacos_port, sizeof(nacos_port), "%u", nd->nacos_port);
 #define ARG(s) argv[argc++] = (s)
 	ARG(DISTROD_BIN);
 	ARG("--bind");
@@ -193,14 +197,16 @@ static void exec_node(const struct cluster *c, uint32_t i)
 	ARG(port);
 	ARG("--port-file");
 	ARG(nd->port_file);
-	ARG("--nacos-port"); /* a free one: nodes side by side would share 8848 */
-	ARG("0");
 	ARG("--http-bind");
 	ARG("127.0.0.1");
 	ARG("--http-port");
 	ARG(http_port);
 	ARG("--http-port-file");
 	ARG(nd->http_port_file);
+	ARG("--nacos-port");
+	ARG(nacos_port);
+	ARG("--nacos-port-file");
+	ARG(nd->nacos_port_file);
 	ARG("--workers");
 	ARG("2");
 	ARG("--log-level");
@@ -253,9 +259,10 @@ static bool try_start(struct cluster *c, uint32_t i)
 	cr_assert_eq(nd->pid, 0, "node %u already runs", i);
 	unlink(nd->port_file);
 	unlink(nd->http_port_file);
+	unlink(nd->nacos_port_file);
 	snprintf(mark, sizeof(mark),
-	         "=== harness: start %u of node %u (client %u, http %u, peer %u)\n", ++nd->starts,
-	         i, nd->port, nd->http_port, nd->peer_port);
+	         "=== harness: start %u of node %u (client %u, http %u, peer %u, nacos %u)\n",
+	         ++nd->starts, i, nd->port, nd->http_port, nd->peer_port, nd->nacos_port);
 	{
 		FILE *f = fopen(nd->log, "ae");
 
@@ -270,7 +277,8 @@ static bool try_start(struct cluster *c, uint32_t i)
 		exec_node(c, i);
 	for (int64_t end = cluster_mono_ms() + START_MS; cluster_mono_ms() < end;
 	     cluster_nap_ms(10)) {
-		if (read_port(nd->port_file) > 0 && read_port(nd->http_port_file) > 0)
+		if (read_port(nd->port_file) > 0 && read_port(nd->http_port_file) > 0 &&
+		    read_port(nd->nacos_port_file) > 0)
 			return true;
 		if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
 			nd->pid = 0;
@@ -666,10 +674,21 @@ bool cluster_wait_converged(struct cluster *c, int timeout_ms)
 
 int cluster_http_get(const struct cluster *c, uint32_t i, const char *path, char **body)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(c->node[i].http_port) };
+	return cluster_http_req(c->node[i].http_port, "GET", path, body);
+}
+
+int cluster_nacos(const struct cluster *c, uint32_t i, const char *method, const char *target,
+                  char **body)
+{
+	return cluster_http_req(c->node[i].nacos_port, method, target, body);
+}
+
+int cluster_http_req(uint16_t port, const char *method, const char *target, char **body)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct timeval tv = { .tv_sec = 5 };
 	size_t len = 0, cap = 1 << 16;
-	char req[256], *buf = malloc(cap), *hend;
+	char req[8192], *buf = malloc(cap), *hend;
 	int fd, status = 0, n;
 
 	cr_assert_not_null(buf);
@@ -680,8 +699,9 @@ int cluster_http_get(const struct cluster *c, uint32_t i, const char *path, char
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		goto out;
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-	             path);
+	n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+	             method, target);
+	cr_assert_lt((size_t)n, sizeof(req));
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
 		goto out;
 	for (;;) {

@@ -1,14 +1,14 @@
 /*
  * harness.h - real distrod clusters for tests: N processes on loopback.
  *
- * cluster_setup picks free ports (binding port 0, for the client, HTTP and
- * peer port of every node, all held open until every one is picked so no
+ * cluster_setup picks free ports (binding port 0, for the client, HTTP,
+ * peer and Nacos port of every node, all held open until every one is picked so no
  * two collide), writes cluster.conf (127.0.0.1:<peer port> per node) and a
  * random secret (mode 600) into a fresh directory under /tmp, and
  * cluster_start runs one distrod per node:
  *
- *   distrod --bind 127.0.0.1 --port P --port-file F --nacos-port 0
- *           --http-bind 127.0.0.1 --http-port H --http-port-file G
+ *   distrod --bind 127.0.0.1 --port P --port-file F --http-bind 127.0.0.1
+ *           --http-port H --http-port-file G --nacos-port N --nacos-port-file M
  *           --workers 2 --cluster-conf C
  *           --cluster-secret-file S --peer-port Q --peer-ping 50
  *           --peer-suspect 300 --peer-down 900 --verify-interval 200
@@ -45,10 +45,10 @@
 
 struct cluster_node {
 	pid_t pid; /* 0: not running */
-	uint16_t port, http_port, peer_port;
+	uint16_t port, http_port, peer_port, nacos_port;
 	char addr[32];      /* client address, 127.0.0.1:<port> */
 	char peer_addr[32]; /* its line in cluster.conf */
-	char port_file[192], http_port_file[192], log[192];
+	char port_file[192], http_port_file[192], nacos_port_file[192], log[192];
 	const char *const *extra; /* this node's own flags, NULL-terminated (may be NULL) */
 	struct distro_client *cl; /* the test thread's connection, made on first use */
 	uint32_t starts;
@@ -79,7 +79,7 @@ void cluster_setup(struct cluster *c, const struct cluster_opts *o);
 /* Starts every node (each listening on its client and HTTP ports on return). */
 void cluster_start(struct cluster *c);
 
-/* Starts node i with its ports; returns once both port files are written. Asserts. */
+/* Starts node i with its ports; returns once its port files are written. Asserts. */
 void cluster_node_start(struct cluster *c, uint32_t i);
 
 /* SIGTERM and wait (10 s, then SIGKILL): the exit status, 0 for a clean stop, -1 killed. */
@@ -172,6 +172,17 @@ int cluster_listed(struct cluster *c, uint32_t i, const struct distro_instance *
  * body, NUL-terminated, in *body (free it).
  */
 int cluster_http_get(const struct cluster *c, uint32_t i, const char *path, char **body);
+
+/*
+ * method target (a Nacos API path with its query) on node i's Nacos port
+ * (--nacos-port): the status (0 when no answer) and the body,
+ * NUL-terminated, in *body (free it).
+ */
+int cluster_nacos(const struct cluster *c, uint32_t i, const char *method, const char *target,
+                  char **body);
+
+/* One request without a body on 127.0.0.1:port, answered then closed; as above. */
+int cluster_http_req(uint16_t port, const char *method, const char *target, char **body);
 
 /*
  * Within timeout_ms node i lists exactly `want` of in[0..n) (one service);
