@@ -544,6 +544,8 @@ static struct xudplist *list_add(struct worker *w, struct xudplist *m)
 		m->too_big = true;
 		return m;
 	}
+	if (buf_used(b) == 0)
+		return m; /* none of its subscribers is on the page (b may have no memory yet) */
 	if (m->len + buf_used(b) > m->cap) {
 		uint32_t cap = (uint32_t)(m->len + buf_used(b)) * 2;
 		struct xudplist *g = mem_alloc(sizeof(*g) + cap);
