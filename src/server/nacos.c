@@ -24,9 +24,17 @@
  * 414, 431, 505) is answered and the connection closed after it, as is a
  * request that asked for Connection: close.
  *
+ * Writes are frames of the binary protocol built in one per-worker buffer
+ * (nacos_frame_*: one item, or many for a metadata batch) and answered
+ * once every item has run (nacos_write_done). Other requests that visit
+ * other workers (/service/subscribers) hold the connection the same way
+ * (nacos_later, nacos_later_done).
+ *
  * Nothing here allocates per request: the connection state comes from the
  * worker's pool when the connection opens, the answer is built in one
- * per-worker buffer, parameters are decoded into per-worker scratch.
+ * per-worker buffer, parameters are decoded into per-worker scratch. (The
+ * rare requests served elsewhere may: see /service/subscribers and the
+ * admin paths.)
  */
 #include "server/nacos_internal.h"
 

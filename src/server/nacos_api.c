@@ -17,6 +17,10 @@
  * forwarded and replicated like any binary write and answered when the
  * owner has run them. Reads (list, detail, statuses, service list) are
  * answered from this node's store under the epoch, like binary LISTs.
+ * A metadata batch is one frame of many items, answered once when all
+ * have run. /service/subscribers visits every worker's push table
+ * (nacos_push.c). /metrics, /health and /cluster answer here what the
+ * admin port answers (admin_paths).
  *
  * Answers are built in the worker's body buffer (NACOS_BODY_MAX); JSON
  * strings go through json_put_str, which escapes everything a client or
