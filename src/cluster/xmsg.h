@@ -16,6 +16,10 @@
  *   XM_REPAIR    peer thread -> worker: an owner's whole copy of one slot,
  *                the worker's shard's part of it
  *   XM_TAKEOVER  peer thread -> worker: slots this node now owns
+ *   XM_UDP_SUB   worker -> worker: a Nacos UDP subscription, to the worker
+ *                that keeps its target
+ *   XM_UDP_LIST  worker -> workers -> worker: a listing of a service's UDP
+ *                subscribers, visiting every worker once
  *
  * Ownership moves with the pointer: whoever dequeues a message owns it
  * until it sends it on or releases it. Nothing is shared between two
@@ -45,7 +49,8 @@ enum xmsg_kind {
 	XM_LOAD = 4,
 	XM_REPAIR = 5,
 	XM_TAKEOVER = 6,
-	XM_UDP_SUB = 7, /* worker to worker: a Nacos UDP subscription (server/nacos_push.c) */
+	XM_UDP_SUB = 7,  /* worker to worker: a Nacos UDP subscription (server/nacos_push.c) */
+	XM_UDP_LIST = 8, /* worker to worker: listing a service's UDP subscribers (same file) */
 };
 
 /*

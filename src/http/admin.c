@@ -19,6 +19,13 @@
  * the answer. admin.h states the contract in full. Sharing nothing else
  * with the workers, the admin thread needs no lock anywhere.
  *
+ * One renderer, two ports. admin_answer_render turns a route into its
+ * answer from a snapshot; the admin thread calls it with its own buffers
+ * and counters, and a worker of the Nacos port calls it with a snapshot
+ * it allocates for the request and a relaxed copy of this thread's
+ * counters (metrics_http_read: they are written with relaxed stores), so
+ * /metrics, /health and /cluster answer the same on both ports.
+ *
  * Loop: poll() over the eventfd admin_stop knocks on, the listening socket
  * and the connections. poll is enough: at most ADMIN_CONNS_MAX + 2 fds.
  * Each connection is a small state machine: read a chunk, feed it to its
@@ -78,8 +85,7 @@ struct admin_conn {
 	char in[ADMIN_IN_BYTES];
 };
 
-static const char metrics_type[] = "text/plain; version=0.0.4";
-static const char text_type[] = "text/plain; charset=utf-8";
+static const char text_type[] = ADMIN_TEXT_TYPE;
 
 static int64_t now_ms(void)
 {
@@ -166,94 +172,129 @@ static int conn_answer(struct admin_conn *c, unsigned status, const char *type, 
 	return 0;
 }
 
-/* Has the source fill the parts of a->snap that want names (admin.h's contract). */
-static const struct admin_snapshot *snapshot(struct admin *a, unsigned want)
+/* ---- the answers, for this port and the Nacos port alike ---- */
+
+int admin_snapshot_alloc(struct admin_snapshot *s, uint32_t nworkers)
 {
-	a->snap.want = want;
-	a->src.snapshot(a->src.ctx, &a->snap);
-	return &a->snap;
+	memset(s, 0, sizeof(*s));
+	s->total = metrics_worker_stats_new(1);
+	s->workers = metrics_worker_stats_new(nworkers);
+	s->store = metrics_store_stats_new();
+	s->peer = mem_calloc(1, sizeof(*s->peer));
+	if (s->total == NULL || s->workers == NULL || s->store == NULL || s->peer == NULL) {
+		admin_snapshot_free(s);
+		return -ERR_NOMEM;
+	}
+	return 0;
 }
 
-/* The peer thread's view alone: all /health and /cluster need. */
-static const struct peer_status *peer_view(struct admin *a)
+void admin_snapshot_free(struct admin_snapshot *s)
 {
-	return snapshot(a, ADMIN_WANT_PEER)->peer;
+	mem_free(s->total);
+	mem_free(s->workers);
+	mem_free(s->store);
+	mem_free(s->peer);
+	memset(s, 0, sizeof(*s));
 }
 
-static int render_metrics(struct admin *a, char **text, size_t *len)
+/* Has the source fill the parts of snap that want names (admin.h's contract). */
+static const struct admin_snapshot *snapshot(const struct admin_source *src,
+                                             struct admin_snapshot *snap, unsigned want)
 {
-	const struct admin_snapshot *s = snapshot(a, ADMIN_WANT_COUNTERS | ADMIN_WANT_PEER);
-	struct metrics_input in = {
-		.total = s->total,
-		.workers = s->workers,
-		.nworkers = a->src.nworkers,
-		.store = s->store,
-		.http = &a->http,
-		.peer = s->peer,
-	};
+	snap->want = want;
+	src->snapshot(src->ctx, snap);
+	return snap;
+}
 
-	return metrics_render(&in, text, len);
+static void answer_status(struct admin_answer *out, unsigned status)
+{
+	int n = snprintf(out->small, sizeof(out->small), "%u %s\n", status,
+	                 http_status_str((enum http_status)status));
+
+	out->status = status;
+	out->type = ADMIN_TEXT_TYPE;
+	out->body = out->small;
+	out->len = (size_t)n;
+}
+
+void admin_answer_render(enum request_route route, const struct admin_source *src,
+                         struct admin_snapshot *snap, const struct metrics_http *http,
+                         struct admin_answer *out)
+{
+	const struct admin_snapshot *s;
+	char *text = NULL;
+	size_t len = 0;
+
+	memset(out, 0, sizeof(*out));
+	switch (route) {
+	case REQUEST_ROUTE_METRICS: {
+		struct metrics_input in;
+
+		s = snapshot(src, snap, ADMIN_WANT_COUNTERS | ADMIN_WANT_PEER);
+		in = (struct metrics_input){
+			.total = s->total,
+			.workers = s->workers,
+			.nworkers = src->nworkers,
+			.store = s->store,
+			.http = http,
+			.peer = s->peer,
+		};
+		if (metrics_render(&in, &text, &len) < 0) {
+			log_warn("http: /metrics over %u bytes or out of memory",
+			         METRICS_BYTES_MAX);
+			answer_status(out, 500);
+			return;
+		}
+		out->status = 200;
+		out->type = ADMIN_METRICS_TYPE;
+		break;
+	}
+	case REQUEST_ROUTE_HEALTH:
+		out->status = status_health(snapshot(src, snap, ADMIN_WANT_PEER)->peer, &out->body,
+		                            &out->len);
+		out->type = ADMIN_JSON_TYPE;
+		return;
+	case REQUEST_ROUTE_CLUSTER:
+		if (status_cluster_json(snapshot(src, snap, ADMIN_WANT_PEER)->peer, &text, &len) <
+		    0) {
+			log_warn("http: /cluster: out of memory");
+			answer_status(out, 500);
+			return;
+		}
+		out->status = 200;
+		out->type = ADMIN_JSON_TYPE;
+		break;
+	case REQUEST_ROUTE_NONE:
+	default:
+		answer_status(out, 404);
+		return;
+	}
+	out->owned = text;
+	out->body = text;
+	out->len = len;
+}
+
+void admin_answer_free(struct admin_answer *a)
+{
+	mem_free(a->owned);
+	a->owned = NULL;
 }
 
 /* Answers the complete request in c->req. 0, or -1 to drop the connection. */
 static int conn_respond(struct admin *a, struct admin_conn *c)
 {
 	const struct request *r = &c->req;
-	unsigned status = r->status;
-	char *text = NULL;
-	size_t len = 0;
+	struct admin_answer ans;
 	int rc;
 
-	if (status == 0) {
-		switch (r->route) {
-		case REQUEST_ROUTE_METRICS:
-			if (render_metrics(a, &text, &len) == 0) {
-				status = 200;
-				rc = conn_answer(c, status, metrics_type, text, len, r->head_only,
-				                 r->keep_alive);
-				mem_free(text);
-				goto counted;
-			}
-			log_warn("http: /metrics over %u bytes or out of memory",
-			         METRICS_BYTES_MAX);
-			status = 500;
-			break;
-		case REQUEST_ROUTE_HEALTH: {
-			const char *body;
-			size_t body_len;
-
-			status = status_health(peer_view(a), &body, &body_len);
-			rc = conn_answer(c, status, "application/json", body, body_len,
-			                 r->head_only, r->keep_alive);
-			goto counted;
-		}
-		case REQUEST_ROUTE_CLUSTER:
-			if (status_cluster_json(peer_view(a), &text, &len) == 0) {
-				status = 200;
-				rc = conn_answer(c, status, "application/json", text, len,
-				                 r->head_only, r->keep_alive);
-				mem_free(text);
-				goto counted;
-			}
-			log_warn("http: /cluster: out of memory");
-			status = 500;
-			break;
-		case REQUEST_ROUTE_NONE:
-		default:
-			status = 404;
-			break;
-		}
-	}
-	{
-		const char *reason = http_status_str((enum http_status)status);
-		char body[64];
-		int n = snprintf(body, sizeof(body), "%u %s\n", status, reason);
-
-		rc = conn_answer(c, status, text_type, body, (size_t)n, r->head_only,
-		                 r->keep_alive && status < 500);
-	}
-counted:
-	metrics_http_count(&a->http, status);
+	if (r->status != 0)
+		answer_status(&ans, r->status);
+	else
+		admin_answer_render(r->route, &a->src, &a->snap, &a->http, &ans);
+	rc = conn_answer(c, ans.status, ans.type, ans.body, ans.len, r->head_only,
+	                 r->keep_alive && (ans.status < 500 || ans.status == 503));
+	metrics_http_count(&a->http, ans.status);
+	admin_answer_free(&ans);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -322,7 +363,7 @@ static void accept_all(struct admin *a)
 			if (send(fd, busy, (size_t)busy_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				(void)0;
 			close(fd);
-			a->http.conns_refused++;
+			METRICS_HTTP_INC(&a->http.conns_refused);
 			metrics_http_count(&a->http, 503);
 			continue;
 		}
@@ -333,7 +374,7 @@ static void accept_all(struct admin *a)
 		c->lingering = false;
 		c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
 		request_init(&c->req);
-		a->http.conns_accepted++;
+		METRICS_HTTP_INC(&a->http.conns_accepted);
 	}
 }
 
@@ -404,7 +445,7 @@ static void *admin_main(void *arg)
 			}
 			if (c->fd >= 0 && now >= c->deadline_ms) {
 				if (!c->lingering)
-					a->http.conns_idle_closed++;
+					METRICS_HTTP_INC(&a->http.conns_idle_closed);
 				conn_close(c);
 			}
 		}
@@ -475,12 +516,7 @@ int admin_start(struct admin *a, const char *host, uint32_t port, const struct a
 	}
 	a->src = *src;
 	a->conns = mem_calloc(ADMIN_CONNS_MAX, sizeof(a->conns[0]));
-	a->snap.total = metrics_worker_stats_new(1);
-	a->snap.workers = metrics_worker_stats_new(src->nworkers);
-	a->snap.store = metrics_store_stats_new();
-	a->snap.peer = mem_calloc(1, sizeof(*a->snap.peer));
-	if (a->conns == NULL || a->snap.total == NULL || a->snap.workers == NULL ||
-	    a->snap.store == NULL || a->snap.peer == NULL) {
+	if (a->conns == NULL || admin_snapshot_alloc(&a->snap, src->nworkers) < 0) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -521,10 +557,6 @@ void admin_stop(struct admin *a)
 		close(a->wake_fd);
 	a->listen_fd = a->wake_fd = -1;
 	mem_free(a->conns);
-	mem_free(a->snap.total);
-	mem_free(a->snap.workers);
-	mem_free(a->snap.store);
-	mem_free(a->snap.peer);
+	admin_snapshot_free(&a->snap);
 	a->conns = NULL;
-	a->snap = (struct admin_snapshot){ 0 };
 }

@@ -4,13 +4,18 @@
  *
  * The admin port knows nothing of the server. Every number it shows comes
  * through one callback, struct admin_source, which the owner of the
- * counters (server/main.c) hands to admin_start; the contract between the
- * admin thread and that callback is written above the struct.
+ * counters (server/server.c's server_admin_snapshot) hands to admin_start;
+ * the contract between a caller and that callback is written above the
+ * struct. The answers themselves come from one function,
+ * admin_answer_render, which the admin thread calls and so do the
+ * workers that serve the same paths on the Nacos port (Nacos users expect
+ * one HTTP port): both answer the same bytes.
  */
 #ifndef DISTRO_HTTP_ADMIN_H
 #define DISTRO_HTTP_ADMIN_H
 
 #include "http/metrics.h"
+#include "http/request.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -20,6 +25,10 @@
 #define ADMIN_IDLE_MS   10000 /* time a connection has for each request and its answer */
 #define ADMIN_IN_BYTES  4096  /* read chunk; a head may span several (REQUEST_HEAD_MAX) */
 #define ADMIN_LINGER_MS 2000  /* after a closing answer, unread input is drained this long */
+
+#define ADMIN_METRICS_TYPE "text/plain; version=0.0.4"
+#define ADMIN_JSON_TYPE    "application/json"
+#define ADMIN_TEXT_TYPE    "text/plain; charset=utf-8"
 
 /* The parts of a snapshot an answer needs (admin_snapshot.want). */
 #define ADMIN_WANT_COUNTERS 1u /* total, workers, store: /metrics */
@@ -43,11 +52,14 @@ struct admin_snapshot {
 /*
  * Where the admin port's numbers come from: the contract.
  *
- * Who calls: only the admin thread, never two calls at once, once per
- * answered GET/HEAD of /metrics (want: COUNTERS | PEER), /health or
- * /cluster (want: PEER); never for other requests. So it runs at scrape
- * and probe rate; a client hammering /health gets it called back to back
- * on the admin thread, which costs the owners no more than the reads.
+ * Who calls: admin_answer_render, once per answered GET/HEAD of /metrics
+ * (want: COUNTERS | PEER), /health or /cluster (want: PEER); never for
+ * other requests. On the admin port that is the admin thread, never two
+ * calls at once; on the Nacos port it is the worker that read the
+ * request, each into a snapshot of its own, so calls may overlap and the
+ * callback must be safe on any thread (reads only, as below). So it runs
+ * at scrape and probe rate; a client hammering /health gets it called
+ * back to back, which costs the owners no more than the reads.
  *
  * What it may do: read. Counters that other threads (workers, store
  * shard owners, the peer thread) write are read with relaxed (or acquire)
@@ -99,5 +111,40 @@ int admin_start(struct admin *a, const char *host, uint32_t port, const struct a
 
 /* Wakes the admin thread, joins it and closes everything. Safe after a failed start. */
 void admin_stop(struct admin *a);
+
+/*
+ * The buffers of a snapshot for nworkers workers (~10 KiB plus a
+ * worker_stats per worker): 0, or -ERR_NOMEM with nothing left allocated.
+ * The admin port allocates its own once at admin_start; a worker that
+ * answers on the Nacos port allocates one per request (not a hot path).
+ */
+int admin_snapshot_alloc(struct admin_snapshot *s, uint32_t nworkers);
+void admin_snapshot_free(struct admin_snapshot *s);
+
+/* One answer of the admin endpoints: status, Content-Type and body. */
+struct admin_answer {
+	unsigned status;
+	const char *type; /* ADMIN_*_TYPE */
+	const char *body; /* len bytes: static, owned or small */
+	size_t len;
+	char *owned;    /* the body's allocation, or NULL: admin_answer_free */
+	char small[64]; /* "<status> <reason>\n" of an error answer */
+};
+
+/*
+ * The answer to a GET of route: /metrics (Prometheus text), /health
+ * (200 or 503, JSON) or /cluster (JSON) from a fresh snapshot of src
+ * into snap (allocated for src->nworkers), 404 for REQUEST_ROUTE_NONE,
+ * 500 when rendering runs out of memory or over METRICS_BYTES_MAX. http:
+ * the admin port's counters shown by /metrics (the admin thread passes
+ * its own; another thread a metrics_http_read copy). Allocates the body
+ * of /metrics and /cluster: admin_answer_free it. Cost: the snapshot's
+ * (struct admin_source) plus the rendering, O(counters + members).
+ */
+void admin_answer_render(enum request_route route, const struct admin_source *src,
+                         struct admin_snapshot *snap, const struct metrics_http *http,
+                         struct admin_answer *out);
+
+void admin_answer_free(struct admin_answer *a);
 
 #endif

@@ -510,7 +510,16 @@ void metrics_http_count(struct metrics_http *h, unsigned status)
 {
 	for (int i = 0; i < METRICS_HTTP_STATUS_N; i++)
 		if (http_statuses[i] == status)
-			h->requests[i]++;
+			METRICS_HTTP_INC(&h->requests[i]);
+}
+
+void metrics_http_read(const struct metrics_http *h, struct metrics_http *out)
+{
+	for (int i = 0; i < METRICS_HTTP_STATUS_N; i++)
+		out->requests[i] = __atomic_load_n(&h->requests[i], __ATOMIC_RELAXED);
+	out->conns_accepted = __atomic_load_n(&h->conns_accepted, __ATOMIC_RELAXED);
+	out->conns_refused = __atomic_load_n(&h->conns_refused, __ATOMIC_RELAXED);
+	out->conns_idle_closed = __atomic_load_n(&h->conns_idle_closed, __ATOMIC_RELAXED);
 }
 
 struct worker_stats *metrics_worker_stats_new(uint32_t n)

@@ -27,7 +27,11 @@ struct worker_stats;
 #define METRICS_HTTP_STATUSES(X) X(200) X(400) X(404) X(405) X(413) X(414) X(431) X(500) X(503)
 #define METRICS_HTTP_STATUS_N    9
 
-/* The admin port's own counters; written by the admin thread only. */
+/*
+ * The admin port's own counters; written by the admin thread only, with
+ * relaxed stores (metrics_http_count, METRICS_HTTP_INC), so a worker that
+ * answers /metrics on the Nacos port can read them (metrics_http_read).
+ */
 struct metrics_http {
 	uint64_t requests[METRICS_HTTP_STATUS_N]; /* by METRICS_HTTP_STATUSES order */
 	uint64_t conns_accepted;
@@ -35,8 +39,14 @@ struct metrics_http {
 	uint64_t conns_idle_closed;
 };
 
+/* One more of a metrics_http counter, by its only writer. */
+#define METRICS_HTTP_INC(c) __atomic_store_n((c), *(c) + 1, __ATOMIC_RELAXED)
+
 /* Counts one answer with this status (statuses outside the list are not counted). */
 void metrics_http_count(struct metrics_http *h, unsigned status);
+
+/* A copy of h with relaxed loads: any thread, while the writer runs. */
+void metrics_http_read(const struct metrics_http *h, struct metrics_http *out);
 
 struct metrics_input {
 	const struct worker_stats *total;   /* summed over the workers */

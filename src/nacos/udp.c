@@ -191,7 +191,8 @@ struct udp_sub {
 	bool healthy_only;
 	uint8_t shape;
 	uint32_t clusters_len;
-	char clusters[];
+	uint16_t agent_len, app_len; /* after the clusters in the same bytes */
+	char clusters[];             /* clusters, agent, app */
 };
 
 struct udp_entry {
@@ -548,6 +549,8 @@ static void sub_view(const struct udp_sub *s, struct sockaddr_storage *ss, struc
 {
 	v->svc = s->svc->key;
 	v->clusters = (struct store_str){ s->clusters, s->clusters_len };
+	v->agent = (struct store_str){ s->clusters + s->clusters_len, s->agent_len };
+	v->app = (struct store_str){ s->clusters + s->clusters_len + s->agent_len, s->app_len };
 	v->healthy_only = s->healthy_only;
 	v->shape = s->shape;
 	v->target_len = target_to(&s->target, ss);
@@ -580,6 +583,8 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 	struct udp_sub *s;
 	const char *cl = p->clusters.p ? p->clusters.p : "";
 	uint32_t cl_len = p->clusters.p ? p->clusters.len : 0;
+	uint16_t agent_len = (uint16_t)(p->agent.p ? p->agent.len : 0);
+	uint16_t app_len = (uint16_t)(p->app.p ? p->app.len : 0);
 	uint64_t vh, h;
 	int rc;
 
@@ -613,7 +618,12 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 		u->st.subs_refused++;
 		return -ERR_LIMIT_SUBS;
 	}
-	s = mem_alloc(sizeof(*s) + cl_len);
+	/* Agent and app are what the creating poll said, cut at UDP_AGENT_BYTES_MAX. */
+	if (p->agent.p == NULL || p->agent.len > UDP_AGENT_BYTES_MAX)
+		agent_len = p->agent.p ? UDP_AGENT_BYTES_MAX : 0;
+	if (p->app.p == NULL || p->app.len > UDP_AGENT_BYTES_MAX)
+		app_len = p->app.p ? UDP_AGENT_BYTES_MAX : 0;
+	s = mem_alloc(sizeof(*s) + cl_len + agent_len + app_len);
 	if (s == NULL)
 		return -ERR_NOMEM;
 	if (v == NULL && (v = svc_create(u, &k, vh, p->word)) == NULL) {
@@ -630,6 +640,12 @@ int udp_sub_refresh(struct udp_push *u, const struct udp_sub_params *p, int64_t 
 	s->shape = p->shape;
 	s->clusters_len = cl_len;
 	memcpy(s->clusters, cl, cl_len);
+	s->agent_len = agent_len;
+	if (agent_len)
+		memcpy(s->clusters + cl_len, p->agent.p, agent_len);
+	s->app_len = app_len;
+	if (app_len)
+		memcpy(s->clusters + cl_len + agent_len, p->app.p, app_len);
 	s->hash_next = u->sub_tab[h & u->tab_mask];
 	u->sub_tab[h & u->tab_mask] = s;
 	link_tail(&v->subs, &s->in_svc);

@@ -116,6 +116,7 @@ extern "C" {
 #define UDP_GZIP_MIN_BYTES   1024u  /* packets this long or longer are gzipped (Nacos) */
 #define UDP_WORKERS_MAX      64u    /* worker ids 0..63: the low 6 bits of every ref */
 #define UDP_REF_MAX          ((1ull << 53) - 1) /* every ref is at most this: exact in a double */
+#define UDP_AGENT_BYTES_MAX  128u /* a subscriber's agent and app are kept up to this */
 
 /* Counters of one udp_push: plain fields written by its thread only. */
 #define UDP_STATS(X)                                                                               \
@@ -198,12 +199,19 @@ struct udp_sub_params {
 	 * subscribers were last pushed) gets this subscriber a push.
 	 */
 	uint64_t word;
+	/*
+	 * The client's User-Agent and `app` (p NULL: none), shown by
+	 * /service/subscribers: kept as the poll that created the subscriber
+	 * gave them, cut at UDP_AGENT_BYTES_MAX; later polls do not change them.
+	 */
+	struct store_str agent, app;
 };
 
 /* A subscriber as the callbacks see it. Valid only during the call. */
 struct udp_sub_view {
 	struct store_svc_key svc; /* canonical: ns and group never absent */
 	struct store_str clusters;
+	struct store_str agent, app; /* as udp_sub_params says; len 0 when none */
 	bool healthy_only;
 	uint8_t shape;
 	const struct sockaddr_storage *target; /* AF_INET or AF_INET6 (never v4-mapped) */

@@ -6,10 +6,13 @@
  * sigwait, so no handler runs inside a worker.
  *
  * main is also where the HTTP admin port meets the server: http/ knows no
- * struct server, so admin_snapshot_read below is its struct admin_source
- * (http/admin.h), reading the workers', the store's and the peer thread's
- * counters with relaxed loads.
+ * struct server, so server_admin_snapshot (server.c) is its struct
+ * admin_source (http/admin.h), reading the workers', the store's and the
+ * peer thread's counters with relaxed loads. The workers answer the same
+ * paths on the Nacos port with the same source; main publishes the admin
+ * port's own counters to them (server.admin_http) once it runs.
  */
+#include "core/atomic.h"
 #include "core/log.h"
 #include "http/admin.h"
 #include "server/config.h"
@@ -59,32 +62,6 @@ static void raise_fd_limit(const struct server_config *cfg)
 		         (unsigned long long)rl.rlim_cur, cfg->conns_max);
 }
 
-/*
- * The admin port's snapshot callback (struct admin_source in
- * http/admin.h). It runs on the admin thread while the workers and the
- * peer thread run: server_stats, worker_stats_read, store_stats and
- * peer_status_read only do relaxed (or acquire) loads of counters their
- * owners write, take no lock and allocate nothing. ctx is the server,
- * started before admin_start and stopped after admin_stop.
- */
-static void admin_snapshot_read(void *ctx, struct admin_snapshot *out)
-{
-	struct server *s = ctx;
-
-	if (out->want & ADMIN_WANT_COUNTERS) {
-		server_stats(s, out->total);
-		for (uint32_t i = 0; i < s->nworkers; i++)
-			worker_stats_read(&s->workers[i], &out->workers[i]);
-		store_stats(s->store, out->store);
-	}
-	if (out->want & ADMIN_WANT_PEER) {
-		if (s->peer != NULL)
-			peer_status_read(s->peer, out->peer);
-		else
-			memset(out->peer, 0, sizeof(*out->peer)); /* standalone: clustered false */
-	}
-}
-
 int main(int argc, char **argv)
 {
 	static struct server srv;
@@ -110,7 +87,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	src = (struct admin_source){
-		.snapshot = admin_snapshot_read,
+		.snapshot = server_admin_snapshot,
 		.ctx = &srv,
 		.nworkers = srv.nworkers,
 	};
@@ -121,6 +98,7 @@ int main(int argc, char **argv)
 		server_stop(&srv);
 		return 1;
 	}
+	STORE_RELEASE(&srv.admin_http, &admin.http); /* /metrics on the Nacos port shows them */
 	log_info("HTTP admin on %s:%u", cfg.http_bind, admin.port);
 	if (cfg.http_port_file[0] && write_port_file(cfg.http_port_file, admin.port) < 0)
 		log_warn("cannot write --http-port-file %s: %s", cfg.http_port_file,

@@ -31,9 +31,17 @@
  * 414, 431, 505) is answered and the connection closed after it, as is a
  * request that asked for Connection: close.
  *
+ * Writes are frames of the binary protocol built in one per-worker buffer
+ * (nacos_frame_*: one item, or many for a metadata batch) and answered
+ * once every item has run (nacos_write_done). Other requests that visit
+ * other workers (/service/subscribers) hold the connection the same way
+ * (nacos_later, nacos_later_done).
+ *
  * Nothing here allocates per request: the connection state comes from the
  * worker's pool when the connection opens, the answer is built in one
- * per-worker buffer, parameters are decoded into per-worker scratch.
+ * per-worker buffer, parameters are decoded into per-worker scratch. (The
+ * rare requests served elsewhere may: see /service/subscribers and the
+ * admin paths.)
  */
 #include "server/nacos_internal.h"
 
@@ -58,8 +66,12 @@ int nacos_init(struct worker *w)
 	n->form_buf = mem_alloc(n->form_cap);
 	n->meta_cap = H1_REQ_MAX;
 	n->meta_buf = mem_alloc(n->meta_cap);
+	/* Untouched pages cost no memory: a worker that never writes a batch keeps ~16 KiB. */
+	n->frame = mem_alloc(NACOS_FRAME_BYTES);
+	n->batch_cap = 2 * H1_REQ_MAX; /* halves: metadata, instances */
+	n->batch_buf = mem_alloc(n->batch_cap);
 	w->nacos = n;
-	if (n->form_buf == NULL || n->meta_buf == NULL)
+	if (n->form_buf == NULL || n->meta_buf == NULL || n->frame == NULL || n->batch_buf == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -74,6 +86,8 @@ void nacos_free(struct worker *w)
 	buf_free(&n->body);
 	mem_free(n->form_buf);
 	mem_free(n->meta_buf);
+	mem_free(n->frame);
+	mem_free(n->batch_buf);
 	mem_free(n);
 	w->nacos = NULL;
 }
@@ -164,36 +178,68 @@ const struct sockaddr_storage *nacos_peer(struct nctx *x)
 
 /* ---- writes: the binary protocol's path, answered here ---- */
 
+void nacos_frame_init(struct nctx *x, struct nacos_frame *f, uint8_t op)
+{
+	struct nacos_worker *nw = x->w->nacos;
+
+	proto_wr_init(&f->wr, nw->frame, NACOS_FRAME_BYTES);
+	f->op = op;
+	f->count = 0;
+}
+
+int nacos_frame_add(struct nacos_frame *f, const struct store_key *k, const struct store_val *v)
+{
+	uint8_t *start = f->wr.p;
+
+	if (f->count >= NACOS_BATCH_MAX)
+		return -ERR_TOO_BIG;
+	if (f->op == OP_DEREGISTER)
+		proto_wr_key(&f->wr, k);
+	else
+		proto_wr_instance(&f->wr, k, v);
+	if (f->wr.overflow || (size_t)(f->wr.p - start) > NACOS_ITEM_BYTES) {
+		/* Undo: the frame stays as it was before this item. */
+		f->wr.p = start;
+		f->wr.overflow = false;
+		return -ERR_TOO_BIG;
+	}
+	f->count++;
+	return 0;
+}
+
+void nacos_frame_send(struct nctx *x, struct nacos_frame *f, uint32_t tag)
+{
+	struct worker *w = x->w;
+	struct proto_header h;
+
+	assert(f->count > 0);
+	memset(&h, 0, sizeof(h));
+	h.op = f->op;
+	h.count = f->count;
+	h.request_id = tag;
+	h.body_len = (uint32_t)(f->wr.p - w->nacos->frame);
+	conn_at(w, x->idx)->http->keep_alive = x->h->keep_alive;
+	/* ops_write copies what has to travel: the frame buffer is free again on return. */
+	ops_write(w, x->idx, &h, w->nacos->frame);
+}
+
 void nacos_write(struct nctx *x, uint8_t op, uint32_t tag, const struct store_key *k,
                  const struct store_val *v)
 {
-	struct worker *w = x->w;
-	struct nacos_worker *nw = w->nacos;
-	struct proto_wr wr;
-	struct proto_header h;
+	struct nacos_frame f;
 
-	proto_wr_init(&wr, nw->item, sizeof(nw->item));
-	if (op == OP_DEREGISTER)
-		proto_wr_key(&wr, k);
-	else
-		proto_wr_instance(&wr, k, v);
-	if (wr.overflow) {
+	nacos_frame_init(x, &f, op);
+	if (nacos_frame_add(&f, k, v) < 0) {
 		nacos_reply_text(x, 400, "instance too large");
 		return;
 	}
-	memset(&h, 0, sizeof(h));
-	h.op = op;
-	h.count = 1;
-	h.request_id = tag;
-	h.body_len = (uint32_t)(wr.p - nw->item);
-	conn_at(w, x->idx)->http->keep_alive = x->h->keep_alive;
-	ops_write(w, x->idx, &h, nw->item);
+	nacos_frame_send(x, &f, tag);
 }
 
 static void resume(struct worker *w, uint32_t idx);
 
 void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
-                      const int16_t *results)
+                      const uint8_t *body, const int16_t *results)
 {
 	struct conn *c = conn_at(w, idx);
 	struct nconn *n = c->http;
@@ -203,10 +249,43 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 	bool parsing = n->parsing; /* read first: an answer that closes may free n */
 
 	buf_clear(b);
-	nacos_write_answer(h->request_id, results[0], b, &status, &ctype);
+	if (nacos_write_answer(h, body, results, b, &status, &ctype) < 0) {
+		buf_clear(b);
+		status = 500;
+		ctype = "text/plain;charset=UTF-8";
+		(void)buf_append(b, "answer larger than the server's bound", 37, NACOS_BODY_MAX);
+	}
 	reply_raw(w, idx, n->keep_alive, false, status, ctype, (const char *)b->p + b->off,
 	          buf_used(b));
 	if (!parsing && c->state == C_OPEN && c->pending == 0)
+		resume(w, idx);
+}
+
+/* ---- answers that come later ---- */
+
+uint32_t nacos_later(struct nctx *x)
+{
+	struct conn *c = conn_at(x->w, x->idx);
+
+	c->http->keep_alive = x->h->keep_alive;
+	c->pending++;
+	return c->gen;
+}
+
+void nacos_later_done(struct worker *w, uint32_t idx, uint32_t gen, bool head_only, uint16_t status,
+                      const char *ctype, const char *body, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+
+	if (c->gen != gen || c->pending == 0)
+		return; /* cannot happen: a connection with pending requests keeps its slot */
+	c->pending--;
+	if (c->state != C_OPEN) {
+		conn_close(w, idx); /* it waited for this answer to be freed */
+		return;
+	}
+	reply_raw(w, idx, c->http->keep_alive, head_only, status, ctype, body, len);
+	if (!c->http->parsing && c->pending == 0 && c->state == C_OPEN)
 		resume(w, idx);
 }
 

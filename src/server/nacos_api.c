@@ -18,6 +18,10 @@
  * forwarded and replicated like any binary write and answered when the
  * owner has run them. Reads (list, detail, statuses, service list) are
  * answered from this node's store under the epoch, like binary LISTs.
+ * A metadata batch is one frame of many items, answered once when all
+ * have run. /service/subscribers visits every worker's push table
+ * (nacos_push.c). /metrics, /health and /cluster answer here what the
+ * admin port answers (admin_paths).
  *
  * Answers are built in the worker's body buffer (NACOS_BODY_MAX); JSON
  * strings go through json_put_str, which escapes everything a client or
@@ -30,6 +34,7 @@
 #include "core/log.h"
 #include "cluster/peer.h"
 #include "cluster/view.h"
+#include "http/admin.h"
 #include "nacos/json.h"
 
 #include <math.h>
@@ -138,6 +143,60 @@ static void health_server(struct nctx *x)
 	nacos_reply(x, 200, NACOS_JSON_CT, hello, sizeof(hello) - 1);
 }
 
+/* ---- the admin endpoints, on this port too ---- */
+
+/*
+ * GET /metrics, /health, /cluster: the admin port's answers, rendered by
+ * the same function (admin_answer_render) from the same source, so the
+ * bytes are the same (headers aside: the admin port adds Cache-Control
+ * and Allow). Nacos users expect one HTTP port. Not a hot path (a scrape,
+ * a probe): the snapshot buffers (~10 KiB and a counter set per worker)
+ * are allocated per request, and /metrics walks every worker's counters
+ * and /cluster the slot map here, on this worker, for that request.
+ * Returns false when the path is not one of them.
+ */
+static bool admin_paths(struct nctx *x)
+{
+	struct server *s = x->w->srv;
+	struct admin_source src = { .snapshot = server_admin_snapshot,
+		                    .ctx = s,
+		                    .nworkers = s->nworkers };
+	const struct metrics_http *mine = LOAD_ACQUIRE(&s->admin_http);
+	struct metrics_http http;
+	struct admin_snapshot snap;
+	struct admin_answer ans;
+	enum request_route route;
+
+	if (nacos_str_eq(x->path, "/metrics"))
+		route = REQUEST_ROUTE_METRICS;
+	else if (nacos_str_eq(x->path, "/health"))
+		route = REQUEST_ROUTE_HEALTH;
+	else if (nacos_str_eq(x->path, "/cluster"))
+		route = REQUEST_ROUTE_CLUSTER;
+	else
+		return false;
+	if (x->h->method != H1_GET && x->h->method != H1_HEAD) {
+		static const char body[] = "405 Method Not Allowed\n";
+
+		nacos_reply(x, 405, ADMIN_TEXT_TYPE, body, sizeof(body) - 1);
+		return true;
+	}
+	memset(&http, 0, sizeof(http));
+	if (mine)
+		metrics_http_read(mine, &http);
+	if (admin_snapshot_alloc(&snap, s->nworkers) < 0) {
+		static const char body[] = "503 Service Unavailable\n";
+
+		nacos_reply(x, 503, ADMIN_TEXT_TYPE, body, sizeof(body) - 1);
+		return true;
+	}
+	admin_answer_render(route, &src, &snap, &http, &ans);
+	nacos_reply(x, (uint16_t)ans.status, ans.type, ans.body, ans.len);
+	admin_answer_free(&ans);
+	admin_snapshot_free(&snap);
+	return true;
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -159,8 +218,11 @@ static const struct route routes[] = {
 	{ "/v1/ns/service", H1_PUT, nacos_service_update },
 	{ "/v1/ns/service", H1_DELETE, nacos_service_delete },
 	{ "/v1/ns/service", H1_GET, nacos_service_detail },
+	{ "/v1/ns/instance/metadata/batch", H1_PUT, nacos_instance_metadata_batch },
+	{ "/v1/ns/instance/metadata/batch", H1_DELETE, nacos_instance_metadata_batch },
 	{ "/v1/ns/service/list", H1_GET, nacos_service_list },
 	{ "/v1/ns/service/names", H1_GET, nacos_service_names },
+	{ "/v1/ns/service/subscribers", H1_GET, nacos_service_subscribers },
 	{ "/v1/ns/operator/metrics", H1_GET, operator_metrics },
 	{ "/v1/ns/ops/metrics", H1_GET, operator_metrics },
 	{ "/v1/ns/operator/switches", H1_GET, operator_switches },
@@ -214,6 +276,8 @@ void nacos_api_dispatch(struct nctx *x)
 		nacos_reply_text(x, 501, msg);
 		return;
 	}
+	if (admin_paths(x))
+		return;
 	snprintf(msg, sizeof(msg), "no such path:%.*s",
 	         (int)(x->path.len > 200 ? 200 : x->path.len), x->path.p);
 	nacos_reply_text(x, 404, msg);

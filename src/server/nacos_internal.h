@@ -9,14 +9,17 @@
  *   nacos_auth.c authentication (--auth-users): the gate before routing,
  *                the login endpoint
  *
- * A Nacos write is the binary protocol's write: the endpoint encodes one
- * item (src/proto/wire.h) and hands it to ops_write, so routing to the
- * shard and to the slot's owner, forwarding and replication are the same
- * code as for the binary protocol. The answer comes back through
- * nacos_write_done with the item's result; the request id carries what the
- * answer needs (NW_TAG). An HTTP connection answers in order, so while one
- * of its writes is out it reads no further request (its bytes wait in
- * conn.in, bounded) and resumes when the answer is written.
+ * A Nacos write is the binary protocol's write: the endpoint encodes its
+ * items (src/proto/wire.h) into one frame (struct nacos_frame: one item
+ * for an instance write, up to NACOS_BATCH_MAX for a metadata batch) and
+ * hands it to ops_write, so routing to the shards and to the slots'
+ * owners, forwarding and replication are the same code as for the binary
+ * protocol. The answer comes back once, through nacos_write_done, when
+ * every item has its result, with the frame's body (a batch answer names
+ * its items); the request id carries what the answer needs (nw_tag). An
+ * HTTP connection answers in order, so while one of its writes is out it
+ * reads no further request (its bytes wait in conn.in, bounded) and
+ * resumes when the answer is written.
  */
 #ifndef DISTRO_SERVER_NACOS_INTERNAL_H
 #define DISTRO_SERVER_NACOS_INTERNAL_H
@@ -24,16 +27,22 @@
 #include "nacos/form.h"
 #include "nacos/auth.h"
 #include "nacos/http1.h"
+#include "nacos/json.h"
 #include "server/worker_internal.h"
 
 struct nacos_push;
 
 #include <sys/socket.h>
 
-#define NACOS_IN_MAX     (4u * H1_REQ_MAX) /* buffered bytes of one connection */
-#define NACOS_BODY_MAX   (8u << 20)        /* one answer; a list of 100,000 fits */
-#define NACOS_ITEM_BYTES 16384             /* one encoded write item */
-#define NACOS_KV_MAX     PROTO_META_MAX
+#define NACOS_IN_MAX      (4u * H1_REQ_MAX) /* buffered bytes of one connection */
+#define NACOS_BODY_MAX    (8u << 20)        /* one answer; a list of 100,000 fits */
+#define NACOS_ITEM_BYTES  16384             /* one encoded write item */
+#define NACOS_KV_MAX      PROTO_META_MAX
+#define NACOS_BATCH_MAX   1024 /* items of one write frame (= ITEMS_INLINE: results on stack) */
+#define NACOS_FRAME_BYTES (1u << 20) /* one write frame, encoded */
+
+_Static_assert(NACOS_BATCH_MAX <= ITEMS_INLINE, "a batch's results fit handle_write's stack");
+_Static_assert(NACOS_BATCH_MAX <= UINT16_MAX, "a frame counts its items in 16 bits");
 
 /* One HTTP connection's state, from the worker's pool while it is open. */
 struct nconn {
@@ -60,7 +69,13 @@ struct nacos_worker {
 	size_t meta_cap;
 	struct nacos_push *push; /* UDP push (nacos_push.c); NULL if it could not start */
 	struct store_kv kv[NACOS_KV_MAX];
-	uint8_t item[NACOS_ITEM_BYTES];
+	uint8_t *frame; /* NACOS_FRAME_BYTES: the write frame being built */
+	/* A metadata batch (nacos_instance.c): its metadata and instances, decoded. */
+	char *batch_buf; /* their strings */
+	size_t batch_cap;
+	struct store_kv batch_kv[NACOS_KV_MAX];
+	struct json_inst inst[NACOS_BATCH_MAX];
+	struct store_key keys[NACOS_BATCH_MAX];
 };
 
 /* What an asynchronous write answers, in the request id: kind << 24 | beat interval ms. */
@@ -68,6 +83,7 @@ enum nacos_write_kind {
 	NW_REGISTER = 1, /* "ok" */
 	NW_DEREGISTER,   /* "ok", also when absent */
 	NW_BEAT,         /* {"clientBeatInterval":..,"code":10200,..} */
+	NW_META_BATCH,   /* {"updated":["ip:port:unknown:cluster:ephemeral",..]}, one per item */
 };
 
 static inline uint32_t nw_tag(enum nacos_write_kind k, uint32_t interval_ms)
@@ -88,17 +104,51 @@ struct nctx {
 	struct nauth_id who;   /* auth on: who the credentials proved (nacos_auth_gate) */
 };
 
+/* A write frame being built: items of one op, sent as one request, answered once. */
+struct nacos_frame {
+	struct proto_wr wr; /* into the worker's frame buffer */
+	uint8_t op;
+	uint16_t count;
+};
+
 /* nacos.c */
 void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len);
 void nacos_reply_text(struct nctx *x, uint16_t status, const char *text);
 void nacos_reply_json(struct nctx *x, struct buf *b); /* 200, the body built in b */
+/*
+ * One write of one item: encoded, handed to ops_write, answered by
+ * nacos_write_answer with the item's result (400 "instance too large"
+ * when the item is over NACOS_ITEM_BYTES).
+ */
 void nacos_write(struct nctx *x, uint8_t op, uint32_t tag, const struct store_key *k,
                  const struct store_val *v);
+/*
+ * A write of many items, all of op: init, add each, send. The frame lives
+ * in the worker's buffer, so one frame is built at a time and sent (or
+ * dropped) before the handler returns. add: 0, or -ERR_TOO_BIG (over
+ * NACOS_BATCH_MAX items, an item over NACOS_ITEM_BYTES, the frame over
+ * NACOS_FRAME_BYTES), the frame unchanged. send (count > 0): one request
+ * whose answer, when every item has its result wherever it ran, is
+ * nacos_write_answer's for the tag.
+ */
+void nacos_frame_init(struct nctx *x, struct nacos_frame *f, uint8_t op);
+int nacos_frame_add(struct nacos_frame *f, const struct store_key *k, const struct store_val *v);
+void nacos_frame_send(struct nctx *x, struct nacos_frame *f, uint32_t tag);
 const struct sockaddr_storage *nacos_peer(struct nctx *x);
+/*
+ * An answer that comes later (a request that visits other workers): the
+ * connection reads no further request until nacos_later_done answers it,
+ * on this worker, with the generation nacos_later returned (also at once,
+ * from the handler itself). A connection closed meanwhile is freed then.
+ */
+uint32_t nacos_later(struct nctx *x);
+void nacos_later_done(struct worker *w, uint32_t idx, uint32_t gen, bool head_only, uint16_t status,
+                      const char *ctype, const char *body, size_t len);
 
 /* nacos_push.c */
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
                           bool healthy_only, uint16_t udp_port, uint64_t revision);
+void nacos_service_subscribers(struct nctx *x);
 
 /* nacos_params.c: parameters in, JSON out */
 #define NACOS_JSON_CT "application/json;charset=UTF-8"
@@ -157,6 +207,7 @@ void nacos_instance_patch(struct nctx *x);
 void nacos_instance_detail(struct nctx *x);
 void nacos_instance_beat(struct nctx *x);
 void nacos_health_instance(struct nctx *x);
+void nacos_instance_metadata_batch(struct nctx *x);
 
 /* nacos_service.c */
 struct nacos_svc_state {
@@ -185,7 +236,11 @@ void nacos_auth_login(struct nctx *x);
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
                       bool healthy_only, struct buf *b, uint64_t *revision);
 void nacos_api_dispatch(struct nctx *x);
-int nacos_write_answer(uint32_t tag, int result, struct buf *b, uint16_t *status,
-                       const char **ctype);
+/*
+ * The answer of a write frame whose items all have their results: into b,
+ * with its status and content type. 0, or -ERR_NOMEM (over NACOS_BODY_MAX).
+ */
+int nacos_write_answer(const struct proto_header *h, const uint8_t *body, const int16_t *results,
+                       struct buf *b, uint16_t *status, const char **ctype);
 
 #endif

@@ -36,11 +36,13 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "nacos/json.h"
 #include "nacos/udp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -89,8 +91,8 @@ struct xudpsub {
 	uint16_t udp_port;
 	bool healthy_only;
 	uint64_t word; /* the revision the poll answered, + 1 (revision_check's word) */
-	uint32_t ns_len, group_len, service_len, clusters_len;
-	char data[];
+	uint32_t ns_len, group_len, service_len, clusters_len, agent_len, app_len;
+	char data[]; /* in that order */
 };
 
 /* ---- callbacks of udp.c ---- */
@@ -344,6 +346,18 @@ static void refresh(struct worker *w, const struct udp_sub_params *p)
  * a later change), and an existing one whose last look differs pushes
  * this subscriber at once.
  */
+/* The client's agent: User-Agent, else Client-Version (Nacos's ClientInfo); p NULL when none. */
+static struct store_str agent_of(struct nctx *x)
+{
+	struct h1_span a = x->h->headers[H1_H_USER_AGENT];
+
+	if (!a.set || a.len == 0)
+		a = x->h->headers[H1_H_CLIENT_VERSION];
+	if (!a.set || a.len == 0)
+		return (struct store_str){ NULL, 0 };
+	return (struct store_str){ h1_at(x->req, a), a.len };
+}
+
 void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct store_str clusters,
                           bool healthy_only, uint16_t udp_port, uint64_t revision)
 {
@@ -356,19 +370,28 @@ void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct
 		.udp_port = udp_port,
 		.healthy_only = healthy_only,
 		.word = revision + 1,
+		.agent = agent_of(x),
 	};
 	struct xudpsub *m;
 	uint32_t to;
 	size_t n;
+	char *d;
 
 	if (peer == NULL)
 		return;
+	if (!nacos_param(x, "app", &p.app))
+		p.app = (struct store_str){ NULL, 0 };
+	if (p.agent.len > UDP_AGENT_BYTES_MAX)
+		p.agent.len = UDP_AGENT_BYTES_MAX;
+	if (p.app.len > UDP_AGENT_BYTES_MAX)
+		p.app.len = UDP_AGENT_BYTES_MAX;
 	to = worker_of_target(w, peer, udp_port);
 	if (to == w->id) {
 		refresh(w, &p);
 		return;
 	}
-	n = sizeof(*m) + sk->ns.len + sk->group.len + sk->service.len + clusters.len;
+	n = sizeof(*m) + sk->ns.len + sk->group.len + sk->service.len + clusters.len + p.agent.len +
+	    p.app.len;
 	m = mem_alloc(n);
 	if (m == NULL)
 		return; /* the next poll subscribes again */
@@ -382,12 +405,23 @@ void nacos_push_subscribe(struct nctx *x, const struct store_svc_key *sk, struct
 	m->group_len = sk->group.len;
 	m->service_len = sk->service.len;
 	m->clusters_len = clusters.len;
-	memcpy(m->data, sk->ns.p, sk->ns.len);
-	memcpy(m->data + m->ns_len, sk->group.p, sk->group.len);
-	memcpy(m->data + m->ns_len + m->group_len, sk->service.p, sk->service.len);
+	m->agent_len = p.agent.p ? p.agent.len : UINT32_MAX; /* UINT32_MAX: none */
+	m->app_len = p.app.p ? p.app.len : UINT32_MAX;
+	d = m->data;
+	memcpy(d, sk->ns.p, sk->ns.len);
+	d += sk->ns.len;
+	memcpy(d, sk->group.p, sk->group.len);
+	d += sk->group.len;
+	memcpy(d, sk->service.p, sk->service.len);
+	d += sk->service.len;
 	if (clusters.len)
-		memcpy(m->data + m->ns_len + m->group_len + m->service_len, clusters.p,
-		       clusters.len);
+		memcpy(d, clusters.p, clusters.len);
+	d += clusters.len;
+	if (p.agent.len)
+		memcpy(d, p.agent.p, p.agent.len);
+	d += p.agent.len;
+	if (p.app.len)
+		memcpy(d, p.app.p, p.app.len);
 	worker_send(w, to, m);
 }
 
@@ -395,19 +429,241 @@ void nacos_push_on_sub(struct worker *w, void *msg)
 {
 	struct xudpsub *m = msg;
 	const char *d = m->data;
+	const char *cl = d + m->ns_len + m->group_len + m->service_len;
+	const char *agent = cl + m->clusters_len;
+	uint32_t agent_len = m->agent_len == UINT32_MAX ? 0 : m->agent_len;
 	struct udp_sub_params p = {
 		.svc = { { d, m->ns_len },
 		         { d + m->ns_len, m->group_len },
 		         { d + m->ns_len + m->group_len, m->service_len } },
-		.clusters = { d + m->ns_len + m->group_len + m->service_len, m->clusters_len },
+		.clusters = { cl, m->clusters_len },
 		.peer = &m->peer,
 		.udp_port = m->udp_port,
 		.healthy_only = m->healthy_only,
 		.word = m->word,
+		.agent = { m->agent_len == UINT32_MAX ? NULL : agent, agent_len },
+		.app = { m->app_len == UINT32_MAX ? NULL : agent + agent_len,
+		         m->app_len == UINT32_MAX ? 0 : m->app_len },
 	};
 
 	refresh(w, &p);
 	xmsg_release(m);
+}
+
+/* ---- GET /service/subscribers: every worker's subscribers of a service ---- */
+
+/*
+ * A node's subscribers of one service live on every worker (each keeps
+ * those whose target hashes to it), and each table is its worker's alone.
+ * So the request travels: one XM_UDP_LIST message visits the workers in
+ * order 0, 1, ..., n-1 (the same order whichever worker asked, so pages
+ * of one listing fit together), each adding its subscribers that fall in
+ * the page and counting all, then goes back to the worker that asked,
+ * which answers. No table is shared and no lock is taken; the request
+ * costs one message hop per worker, and while it travels its connection
+ * reads no further request (like a write out on other shards).
+ *
+ * Not a hot path (an operator's query), so the message is allocated per
+ * request, and grown (allocate, copy, free) by a worker whose entries do
+ * not fit; a page is bounded by NACOS_BODY_MAX bytes and its pageSize.
+ */
+struct xudplist {
+	struct xmsg head; /* XM_UDP_LIST */
+	uint32_t origin;  /* the worker that answers */
+	uint32_t conn, conn_gen;
+	uint32_t next;       /* the next worker to add its part; nworkers: done */
+	uint64_t skip, take; /* of the page, still to skip and to take */
+	uint64_t count;      /* subscribers counted so far */
+	bool head_only;
+	bool too_big; /* the page went over NACOS_BODY_MAX: answered 500 */
+	uint32_t ns_len, group_len, service_len;
+	uint32_t names; /* bytes of the names at data */
+	uint32_t len;   /* bytes used at data: names, then the page's entries */
+	uint32_t cap;   /* bytes at data */
+	char data[];
+};
+
+struct list_walk {
+	struct xudplist *m;
+	struct buf *b;
+	bool ok;
+};
+
+static bool put_sv(struct buf *b, struct store_str s)
+{
+	return json_put_str(b, s.p ? s.p : "", s.p ? s.len : 0, NACOS_BODY_MAX);
+}
+
+/* One subscriber as Nacos's Subscriber serialises. */
+static void list_one(void *ctx, const struct udp_sub_view *sub)
+{
+	struct list_walk *lw = ctx;
+	struct xudplist *m = lw->m;
+	struct buf *b = lw->b;
+	const struct sockaddr_storage *t = sub->target;
+	char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8];
+	uint16_t port;
+
+	m->count++;
+	if (m->skip > 0) {
+		m->skip--;
+		return;
+	}
+	if (m->take == 0 || !lw->ok)
+		return;
+	m->take--;
+	if (t->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)t;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)t;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		port = ntohs(a->sin6_port);
+	}
+	snprintf(addr, sizeof(addr), "%s:%u", ip, port);
+	lw->ok = (m->len + buf_used(b) == m->names || nacos_put(b, ",")) &&
+	         nacos_put(b, "{\"addrStr\":") &&
+	         json_put_str(b, addr, strlen(addr), NACOS_BODY_MAX) &&
+	         nacos_put(b, ",\"agent\":") && put_sv(b, sub->agent) &&
+	         nacos_put(b, ",\"app\":") && put_sv(b, sub->app) && nacos_put(b, ",\"ip\":") &&
+	         json_put_str(b, ip, strlen(ip), NACOS_BODY_MAX) && nacos_put(b, ",\"port\":") &&
+	         json_put_u64(b, port, NACOS_BODY_MAX) && nacos_put(b, ",\"namespaceId\":") &&
+	         put_sv(b, sub->svc.ns) && nacos_put(b, ",\"serviceName\":") &&
+	         nacos_put_grouped(b, &sub->svc) && nacos_put(b, ",\"cluster\":") &&
+	         put_sv(b, sub->clusters) && nacos_put(b, "}");
+}
+
+/* Adds this worker's part to m; returns m, or its grown copy (m freed). */
+static struct xudplist *list_add(struct worker *w, struct xudplist *m)
+{
+	struct nacos_push *np = w->nacos->push;
+	struct buf *b = &w->nacos->body; /* free between requests; a push renders into it too */
+	struct list_walk lw = { .m = m, .b = b, .ok = !m->too_big };
+	const char *d = m->data;
+	struct store_svc_key sk = { { d, m->ns_len },
+		                    { d + m->ns_len, m->group_len },
+		                    { d + m->ns_len + m->group_len, m->service_len } };
+
+	if (np == NULL || np->udp == NULL)
+		return m;
+	buf_clear(b);
+	(void)udp_each_sub(np->udp, &sk, list_one, &lw);
+	if (!lw.ok || (size_t)m->len + buf_used(b) > NACOS_BODY_MAX) {
+		m->too_big = true;
+		return m;
+	}
+	if (buf_used(b) == 0)
+		return m; /* none of its subscribers is on the page (b may have no memory yet) */
+	if (m->len + buf_used(b) > m->cap) {
+		uint32_t cap = (uint32_t)(m->len + buf_used(b)) * 2;
+		struct xudplist *g = mem_alloc(sizeof(*g) + cap);
+
+		if (g == NULL) {
+			m->too_big = true;
+			return m;
+		}
+		memcpy(g, m, sizeof(*m) + m->len);
+		g->cap = cap;
+		mem_free(m);
+		m = g;
+	}
+	memcpy(m->data + m->len, b->p + b->off, buf_used(b));
+	m->len += (uint32_t)buf_used(b);
+	return m;
+}
+
+static void list_answer(struct worker *w, struct xudplist *m)
+{
+	struct buf *b = &w->nacos->body;
+	bool ok;
+
+	buf_clear(b);
+	ok = !m->too_big && nacos_put(b, "{\"subscribers\":[") &&
+	     json_put_raw(b, m->data + m->names, m->len - m->names, NACOS_BODY_MAX) &&
+	     nacos_put(b, "],\"count\":") && json_put_u64(b, m->count, NACOS_BODY_MAX) &&
+	     nacos_put(b, "}");
+	if (!ok) {
+		buf_clear(b);
+		(void)nacos_put(b, "answer larger than the server's bound");
+	}
+	nacos_later_done(w, m->conn, m->conn_gen, m->head_only, ok ? 200 : 500,
+	                 ok ? NACOS_JSON_CT : "text/plain;charset=UTF-8",
+	                 (const char *)b->p + b->off, buf_used(b));
+	mem_free(m);
+}
+
+/* Adds this worker's part if it is its turn, then sends m on, or answers it at the origin. */
+static void list_step(struct worker *w, struct xudplist *m)
+{
+	uint32_t n = w->srv->nworkers;
+
+	if (m->next == w->id) {
+		m = list_add(w, m);
+		m->next++;
+	}
+	if (m->next < n) {
+		worker_send(w, m->next, m);
+		return;
+	}
+	if (w->id != m->origin) {
+		worker_send(w, m->origin, m);
+		return;
+	}
+	list_answer(w, m);
+}
+
+void nacos_push_on_list(struct worker *w, void *msg)
+{
+	list_step(w, msg);
+}
+
+/* GET /service/subscribers?serviceName&pageNo(1)&pageSize(1000): this node's UDP subscribers. */
+void nacos_service_subscribers(struct nctx *x)
+{
+	struct store_svc_key sk;
+	struct xudplist *m;
+	int64_t page_no, page_size;
+	uint32_t names, cap;
+	int err = 0;
+
+	if (nacos_svc_of(x, &sk) < 0)
+		return;
+	page_no = form_get_int(&x->form, "pageNo", 1, INT32_MIN, INT32_MAX, &err);
+	page_size = form_get_int(&x->form, "pageSize", 1000, 0, INT32_MAX, &err);
+	if (err) {
+		nacos_reply_text(x, 400, "Param 'pageNo' or 'pageSize' is not a number.");
+		return;
+	}
+	if (page_no < 1)
+		page_no = 1; /* Nacos: a start below 0 is the first page */
+	names = sk.ns.len + sk.group.len + sk.service.len;
+	cap = names + 4096;
+	m = mem_alloc(sizeof(*m) + cap);
+	if (m == NULL) {
+		nacos_reply_text(x, 503, "out of memory");
+		return;
+	}
+	memset(m, 0, sizeof(*m));
+	m->head.kind = XM_UDP_LIST;
+	m->origin = x->w->id;
+	m->conn = x->idx;
+	m->head_only = x->h->method == H1_HEAD;
+	m->skip = (uint64_t)(page_no - 1) * (uint64_t)page_size;
+	m->take = (uint64_t)page_size;
+	m->ns_len = sk.ns.len;
+	m->group_len = sk.group.len;
+	m->service_len = sk.service.len;
+	m->names = m->len = names;
+	m->cap = cap;
+	memcpy(m->data, sk.ns.p, sk.ns.len);
+	memcpy(m->data + sk.ns.len, sk.group.p, sk.group.len);
+	memcpy(m->data + sk.ns.len + sk.group.len, sk.service.p, sk.service.len);
+	m->conn_gen = nacos_later(x);
+	/* Worker 0 adds its part at once; a node of one worker answers at once. */
+	list_step(x->w, m);
 }
 
 /* ---- each loop ---- */

@@ -153,21 +153,22 @@ static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto
 	return others;
 }
 
+/* body: the request's items, for an answer that names them (a Nacos batch's). */
 static void respond_results(struct worker *w, uint32_t idx, const struct proto_header *h,
-                            const int16_t *results)
+                            const uint8_t *body, const int16_t *results)
 {
 	if (conn_at(w, idx)->kind == CONN_NACOS) { /* a Nacos write: an HTTP answer */
-		nacos_write_done(w, idx, h, results);
+		nacos_write_done(w, idx, h, body, results);
 		return;
 	}
-	uint32_t body = 2u * h->count;
-	uint8_t *p = out_reserve(w, idx, PROTO_HEADER_BYTES + body);
+	uint32_t len = 2u * h->count;
+	uint8_t *p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
 
 	if (p == NULL)
 		return;
-	proto_header_put(p, h->op | PROTO_RESPONSE, body, h->request_id, 0, h->count);
+	proto_header_put(p, h->op | PROTO_RESPONSE, len, h->request_id, 0, h->count);
 	proto_results_put(p + PROTO_HEADER_BYTES, results, h->count);
-	out_commit(w, idx, PROTO_HEADER_BYTES + body);
+	out_commit(w, idx, PROTO_HEADER_BYTES + len);
 }
 
 /* ---- pendings ---- */
@@ -291,7 +292,7 @@ static void pending_part_done(struct worker *w, struct pending *p)
 	if (c->gen == p->conn_gen) {
 		c->pending--;
 		if (c->state == C_OPEN)
-			respond_results(w, p->conn, &p->h, p->results);
+			respond_results(w, p->conn, &p->h, p->body, p->results);
 		else
 			conn_close(w, p->conn);
 	}
@@ -336,7 +337,7 @@ static void answer_rest_busy(struct worker *w, uint32_t idx, const struct proto_
 		    (k.svc.service.p && store_shard_of(w->srv->store, &k.svc) != w->id))
 			results[i] = (int16_t)-ERR_BUSY;
 	}
-	respond_results(w, idx, h, results);
+	respond_results(w, idx, h, body, results);
 }
 
 /* Not inlined: perf/instr counts the handlers' inclusive cost by name. */
@@ -365,7 +366,7 @@ handle_write(struct worker *w, uint32_t idx, const struct proto_header *h, const
 	}
 	others = exec_items(w, w->id, h, body, results, route, route ? owners : NULL, &remote);
 	if (others == 0 && remote == 0) {
-		respond_results(w, idx, h, results);
+		respond_results(w, idx, h, body, results);
 		if (p)
 			ops_pending_free(w, p);
 		return;

@@ -35,6 +35,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "http/admin.h"
 #include "server/worker_internal.h"
 
 #include <arpa/inet.h>
@@ -372,4 +373,22 @@ void server_stats(struct server *s, struct worker_stats *out)
 	memset(out, 0, sizeof(*out));
 	for (uint32_t i = 0; i < s->nworkers; i++)
 		stats_add(out, &s->workers[i].stats);
+}
+
+void server_admin_snapshot(void *ctx, struct admin_snapshot *out)
+{
+	struct server *s = ctx;
+
+	if (out->want & ADMIN_WANT_COUNTERS) {
+		server_stats(s, out->total);
+		for (uint32_t i = 0; i < s->nworkers; i++)
+			worker_stats_read(&s->workers[i], &out->workers[i]);
+		store_stats(s->store, out->store);
+	}
+	if (out->want & ADMIN_WANT_PEER) {
+		if (s->peer != NULL)
+			peer_status_read(s->peer, out->peer);
+		else
+			memset(out->peer, 0, sizeof(*out->peer)); /* standalone: clustered false */
+	}
 }

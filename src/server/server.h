@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+struct admin_snapshot;
+struct metrics_http;
 struct peer;
 struct nauth;
 struct authq;
@@ -35,6 +37,12 @@ struct server {
 	int *ring_fds;       /* each worker's io_uring fd, for the peer thread's wake-ups */
 	uint16_t port;       /* the client port actually bound */
 	uint16_t nacos_port; /* the Nacos HTTP port actually bound */
+	/*
+	 * The admin port's own counters (http/metrics.h), for /metrics on the
+	 * Nacos port: NULL until main publishes them (release) once the admin
+	 * port runs; they stay valid until the process exits.
+	 */
+	const struct metrics_http *admin_http;
 	pthread_barrier_t ready;
 	int start_rc;    /* first worker start failure */
 	uint32_t stop;   /* set by the signal thread (atomic) */
@@ -49,5 +57,15 @@ void server_stop(struct server *s);
 
 /* Sums the workers' counters (relaxed reads). Any thread. */
 void server_stats(struct server *s, struct worker_stats *out);
+
+/*
+ * The struct admin_source callback of the admin endpoints (http/admin.h),
+ * ctx the server: fills the parts of *out that out->want names from the
+ * workers', the store's and the peer thread's counters, with relaxed (or
+ * acquire) loads only: no lock, no allocation, no message, so any thread
+ * may call it while the server runs (the admin thread, and the workers
+ * that answer /metrics, /health and /cluster on the Nacos port).
+ */
+void server_admin_snapshot(void *ctx, struct admin_snapshot *out);
 
 #endif

@@ -214,6 +214,8 @@ static void drain_inbound(struct worker *w)
 			for (uint32_t i = 0; i < n; i++) {
 				if (xmsg_kind(msgs[i]) == XM_UDP_SUB)
 					nacos_push_on_sub(w, msgs[i]);
+				else if (xmsg_kind(msgs[i]) == XM_UDP_LIST)
+					nacos_push_on_list(w, msgs[i]);
 				else
 					ops_on_pending(w, msgs[i]);
 			}

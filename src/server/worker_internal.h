@@ -146,12 +146,13 @@ bool nacos_conn_open(struct worker *w, struct conn *c);
 void nacos_conn_end(struct worker *w, struct conn *c);
 void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len);
 void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
-                      const int16_t *results);
+                      const uint8_t *body, const int16_t *results);
 
 /* nacos_push.c: UDP push to Nacos subscribers */
 int nacos_push_start(struct worker *w);
 void nacos_push_stop(struct worker *w);
 void nacos_push_on_sub(struct worker *w, void *msg);
+void nacos_push_on_list(struct worker *w, void *msg);
 void nacos_push_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
 int64_t nacos_push_step(struct worker *w);
 

@@ -1016,6 +1016,60 @@ Test(udp, enumeration)
 	cr_assert_eq(m, 2);
 }
 
+struct agent_seen {
+	char agent[256], app[256];
+	int n;
+};
+
+static void agent_sub(void *ctx, const struct udp_sub_view *s)
+{
+	struct agent_seen *a = ctx;
+
+	snprintf(a->agent, sizeof(a->agent), "%.*s", (int)s->agent.len,
+	         s->agent.p ? s->agent.p : "");
+	snprintf(a->app, sizeof(a->app), "%.*s", (int)s->app.len, s->app.p ? s->app.p : "");
+	a->n++;
+}
+
+/* /service/subscribers shows agent and app: kept from the creating poll, cut at the bound. */
+Test(udp, agent_and_app_as_the_first_poll_gave_them)
+{
+	struct sockaddr_storage peer = v4("127.0.0.1", 51000);
+	struct store_svc_key k = svc("svc");
+	char longer[300];
+	struct udp_sub_params p = {
+		.svc = k,
+		.clusters = S("c1"),
+		.peer = &peer,
+		.udp_port = 40001,
+		.agent = S("Nacos-Java-Client:v1.4.1"),
+		.app = S("shop"),
+	};
+	struct agent_seen a = { 0 };
+
+	mk_default();
+	cr_assert_eq(udp_sub_refresh(u, &p, 0), 0);
+	p.agent = S("other");
+	p.app = (struct store_str){ NULL, 0 };
+	cr_assert_eq(udp_sub_refresh(u, &p, 1), 0);
+	cr_assert_eq(udp_each_sub(u, &k, agent_sub, &a), 1);
+	cr_assert_str_eq(a.agent, "Nacos-Java-Client:v1.4.1");
+	cr_assert_str_eq(a.app, "shop");
+
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	p.udp_port = 40002;
+	p.clusters = (struct store_str){ NULL, 0 };
+	p.agent = S(longer);
+	p.app = (struct store_str){ NULL, 0 };
+	cr_assert_eq(udp_sub_refresh(u, &p, 2), 0);
+	memset(&a, 0, sizeof(a));
+	cr_assert_eq(udp_each_sub(u, &k, agent_sub, &a), 2);
+	/* The last one seen is the newest subscriber (creation order). */
+	cr_assert_eq(strlen(a.agent), UDP_AGENT_BYTES_MAX);
+	cr_assert_str_eq(a.app, "");
+}
+
 Test(udp, ack_decoding)
 {
 	struct udp_ack a;
