@@ -21,10 +21,8 @@
 #define READY_MS 20000
 
 static struct cluster cl;
-static char users[256], nacos_port_file[2][256];
+static char users[256];
 static const char *every_node[] = { "--auth-users", users, NULL };
-static const char *node0[] = { "--nacos-port-file", nacos_port_file[0], NULL };
-static const char *node1[] = { "--nacos-port-file", nacos_port_file[1], NULL };
 static uint16_t nacos_port[2];
 
 static void make_users(void)
@@ -47,22 +45,12 @@ static void make_users(void)
 
 static void setup(void)
 {
-	cluster_setup(&cl, &(struct cluster_opts){
-	                           .n = 2, .extra = every_node, .node_extra = { node0, node1 } });
+	cluster_setup(&cl, &(struct cluster_opts){ .n = 2, .extra = every_node });
 	snprintf(users, sizeof(users), "%s/users", cl.dir);
-	for (int i = 0; i < 2; i++)
-		snprintf(nacos_port_file[i], sizeof(nacos_port_file[i]), "%s/nacos%d.port", cl.dir,
-		         i);
 	make_users();
 	cluster_start(&cl);
 	for (uint32_t i = 0; i < 2; i++) {
-		FILE *f = fopen(nacos_port_file[i], "r");
-		int port = 0;
-
-		cr_assert_not_null(f, "node %u wrote its Nacos port", i);
-		cr_assert_eq(fscanf(f, "%d", &port), 1);
-		fclose(f);
-		nacos_port[i] = (uint16_t)port;
+		nacos_port[i] = cl.node[i].nacos_port; /* the harness gives each node its own */
 		cr_assert_eq(distro_auth_password(cluster_client(&cl, i), "nacos", "nacos-pw"), 0);
 		cluster_assert(&cl, cluster_wait_ready(&cl, i, READY_MS), "node %u READY", i);
 	}
