@@ -7,7 +7,8 @@
  * Which calls: with auth on, every request needs credentials except the
  * login endpoints (which check their own) and the two probes Nacos leaves
  * open too, GET /v1/ns/health/server and /v1/ns/operator/metrics (alias
- * /v1/ns/ops/metrics): load balancers and monitoring ask them without a
+ * /v1/ns/ops/metrics), and the admin port's GET /health and /metrics
+ * served here too: load balancers and monitoring ask them without a
  * user. Everything else, unknown paths included, is refused before it is
  * routed, so nothing about the API leaks to a caller without credentials.
  *
@@ -54,7 +55,16 @@ enum route_class { RC_GATED, RC_OPEN, RC_LOGIN };
 static enum route_class classify(const struct nctx *x)
 {
 	struct store_str p = x->path;
+	bool get = x->h->method == H1_GET || x->h->method == H1_HEAD;
 
+	/*
+	 * The admin probes this port serves too (nacos_api.c's admin_paths):
+	 * the admin port answers them without credentials, so refusing them
+	 * here would protect nothing and fail a load balancer's /health.
+	 * /cluster names the members: gated, like /operator/servers.
+	 */
+	if (get && (nacos_str_eq(p, "/health") || nacos_str_eq(p, "/metrics")))
+		return RC_OPEN;
 	if (!(p.len >= 6 && memcmp(p.p, "/nacos", 6) == 0 && (p.len == 6 || p.p[6] == '/')))
 		return RC_GATED;
 	p.p += 6;
@@ -63,7 +73,7 @@ static enum route_class classify(const struct nctx *x)
 		p.len--;
 	if (nacos_str_eq(p, "/v1/auth/users/login") || nacos_str_eq(p, "/v1/auth/login"))
 		return RC_LOGIN;
-	if ((x->h->method == H1_GET || x->h->method == H1_HEAD) &&
+	if (get &&
 	    (nacos_str_eq(p, "/v1/ns/health/server") ||
 	     nacos_str_eq(p, "/v1/ns/operator/metrics") || nacos_str_eq(p, "/v1/ns/ops/metrics")))
 		return RC_OPEN;

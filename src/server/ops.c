@@ -720,6 +720,31 @@ void ops_auth_done(struct worker *w, struct authq_job *j)
 
 /* ---- dispatch ---- */
 
+/*
+ * Does a client's write frame name a reserved cluster ('@...', store.h)?
+ * Those records are the node's own (the Nacos API's service records): a
+ * client that could write them would make instances no list shows and
+ * overwrite or delete a service's state. The Nacos API never names one
+ * (its cluster names are [0-9a-zA-Z-_]+) and writes its service records
+ * through ops_write, not here. O(items).
+ */
+static bool names_reserved(const struct proto_header *h, const uint8_t *body)
+{
+	struct proto_rd r;
+
+	proto_rd_init(&r, body, h->body_len);
+	for (uint32_t i = 0; i < h->count; i++) {
+		struct store_key k;
+		struct store_val v;
+		int e;
+
+		proto_rd_item(&r, h->op, &k, &v, NULL, 0, &e);
+		if (k.cluster.p != NULL && k.cluster.len > 0 && k.cluster.p[0] == '@')
+			return true;
+	}
+	return false;
+}
+
 static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *h,
                      const uint8_t *body)
 {
@@ -751,6 +776,11 @@ static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *
 	case OP_REGISTER:
 	case OP_DEREGISTER:
 	case OP_HEARTBEAT:
+		if (names_reserved(h, body)) {
+			WSTAT_INC(w, item_errors);
+			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NAME_CHARS);
+			break;
+		}
 		handle_write(w, idx, h, body);
 		break;
 	case OP_LIST:

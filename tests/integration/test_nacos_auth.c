@@ -222,6 +222,10 @@ Test(nacos_auth, missing_credentials_are_refused_but_the_probes_stay_open)
 	cr_assert_eq(req("GET", NS "/health/server", NULL, NULL), 200);
 	cr_assert_eq(req("GET", NS "/operator/metrics", NULL, NULL), 200);
 	cr_assert_eq(req("GET", NS "/ops/metrics", NULL, NULL), 200);
+	/* The admin port's probes, served on this port too, are as open as there. */
+	cr_assert_eq(req("GET", "/health", NULL, NULL), 200, "%s", A.body);
+	cr_assert_eq(req("GET", "/metrics", NULL, NULL), 200);
+	cr_assert_eq(req("GET", "/cluster", NULL, NULL), 403, "the member list is not a probe");
 }
 
 Test(nacos_auth, forged_tokens_are_refused)

@@ -11,6 +11,7 @@
  * distrod, so the tests are independent; a test ends by checking that the
  * node stops cleanly (an ASan report would make it exit non-zero).
  */
+#include "core/err.h"
 #include "nacos_node.h"
 
 #define NS "/nacos/v1/ns"
@@ -1059,7 +1060,32 @@ Test(nacos_http, service_record_is_never_shown)
 	                &(struct distro_list_opts){ .include_disabled = true }, NULL, NULL, &rev);
 	cr_assert_eq(n, 2, "binary LIST: %d", n);
 	cr_assert_neq(rev, 0);
+
+	/* Nor binary names: a client's write of a reserved cluster is refused whole. */
+	struct distro_instance in[2];
+
+	distro_instance_init(&in[0]);
+	in[0].service = "hid";
+	in[0].ip = "192.0.2.3";
+	in[0].port = 80;
+	in[1] = in[0];
+	in[1].cluster = "@hidden";
+	in[1].ip = "192.0.2.4";
+	cr_assert_eq(distro_register(cl, in, 2, NULL), -ERR_NAME_CHARS);
+	cr_assert_eq(distro_register(cl, &in[1], 1, NULL), -ERR_NAME_CHARS);
+	in[1].cluster = "@service";
+	cr_assert_eq(distro_deregister(cl, &in[1], 1, NULL), -ERR_NAME_CHARS);
+	cr_assert_eq(distro_heartbeat(cl, &in[1], 1, NULL), -ERR_NAME_CHARS);
+	cr_assert_eq(distro_register(cl, in, 1, NULL), 0, "the connection still serves");
 	distro_close(cl);
+	call("GET", NS "/operator/metrics");
+	expect(200, NULL);
+	nj_parse(&J, A.body, A.len);
+	cr_assert_str_eq(nj_s(&J, 0, "instanceCount"), "3");
+	call("GET", NS "/service?serviceName=hid");
+	expect(200, NULL);
+	nj_parse(&J, A.body, A.len);
+	cr_assert_str_eq(nj_s(&J, 0, "protectThreshold"), "0.5");
 }
 
 /* PUT /health/instance for ip 192.0.2.<i>:80 of svc (cluster a for 1 and 2, else b). */
