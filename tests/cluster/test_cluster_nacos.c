@@ -113,7 +113,7 @@ static void wait_listed(uint32_t node, const char *svc, const char *ip, int n)
 
 Test(cluster_nacos, writes_through_one_node_are_listed_by_all)
 {
-	char target[512], svc[N_SVC][24], ip[N_SVC][24];
+	char target[1024], svc[N_SVC][24], ip[N_SVC][24];
 
 	for (int s = 0; s < N_SVC; s++) {
 		snprintf(svc[s], sizeof(svc[s]), "nsvc%d", s);
