@@ -29,6 +29,7 @@
  */
 #include "cluster/peer_internal.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -331,6 +332,7 @@ void forward_on_fwd(struct peer *p, uint16_t from, const struct proto_header *h,
 	memcpy(pd->body, body, h->body_len);
 	pd->fwd_tag = h->request_id;
 	pd->fwd_from = from;
+	pd->start_us = clock_mono_us(); /* a worker refuses it if it waits past --peer-down */
 	proto_rd_init(&r, pd->body, h->body_len);
 	for (uint32_t i = 0; i < h->count; i++) {
 		struct store_key k;

@@ -10,8 +10,19 @@
  * waiting on it is answered or given back (health_member_down), and its
  * slots move.
  *
- * The map. Eligible members are those UP or SUSPICIOUS and READY, and this
- * node once READY. Whenever that set changes the map is recomputed by
+ * One broken link is not a death. Each PING also carries `sees`: the
+ * members its sender has UP (or SUSPICIOUS) and READY. A member that is
+ * DOWN here but that a member we do reach still sees stays eligible: only
+ * the link between us is cut (or one-way), it is alive and serving its
+ * slots, and taking them would make two nodes expire each other's beating
+ * instances. Writes for its slots are answered "unavailable" here (the
+ * client retries through another node); its syncs reach us again when the
+ * link does, and verify settles what we missed. When it really dies, every
+ * member loses it and the last report clears within a ping.
+ *
+ * The map. Eligible members are those UP or SUSPICIOUS and READY, those
+ * DOWN here that a member we reach reports (above), and this node once
+ * READY. Whenever that set changes the map is recomputed by
  * rendezvous hashing (cluster/slotmap.c) and published under the view's
  * seqlock (view.c). Slots gained are taken over: every instance in them
  * gets a full fresh deadline (store_adopt, which keeps an unhealthy
@@ -131,14 +142,36 @@ void health_member_down(struct peer *p, uint16_t id)
 	fault_member_down(p, id);
 }
 
+/* The members this node has UP or SUSPICIOUS and READY (itself if READY): bit id-1. */
+static uint64_t sees(const struct peer *p)
+{
+	uint64_t m = p->ready ? 1ull << (p->self - 1) : 0;
+
+	for (uint16_t id = 1; id <= p->conf.n; id++)
+		if (id != p->self && p->view.m[id].health != PEER_DOWN && p->view.m[id].ready)
+			m |= 1ull << (id - 1);
+	return m;
+}
+
+/* Does a member we reach (not DOWN here) see id UP and READY? */
+static bool reported_alive(const struct peer *p, uint16_t id)
+{
+	for (uint16_t j = 1; j <= p->conf.n; j++)
+		if (j != p->self && j != id && p->view.m[j].health != PEER_DOWN &&
+		    (p->by_id[j].sees & (1ull << (id - 1))))
+			return true;
+	return false;
+}
+
 void health_send_ping(struct peer *p, struct link *l)
 {
-	uint8_t b[9];
+	uint8_t b[PWIRE_PING_BYTES];
 	struct proto_wr w;
 
 	proto_wr_init(&w, b, sizeof(b));
 	proto_wr_u8(&w, p->ready);
 	proto_wr_u64(&w, LOAD_RELAXED(&p->view.map_seq) / 2);
+	proto_wr_u64(&w, sees(p));
 	link_frame_put(l, P_PING, b, sizeof(b), 0, 0, 0);
 }
 
@@ -152,15 +185,16 @@ void health_pings(struct peer *p)
 	}
 }
 
-void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body)
+void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body, uint32_t len)
 {
 	struct proto_rd r;
 	uint8_t ready;
 
-	proto_rd_init(&r, body, 9);
+	proto_rd_init(&r, body, len);
 	ready = proto_rd_u8(&r);
 	STORE_RELAXED(&p->view.m[id].ready, (uint32_t)(ready != 0));
 	STORE_RELAXED(&p->view.m[id].peer_map_version, proto_rd_u64(&r));
+	p->by_id[id].sees = len >= PWIRE_PING_BYTES ? proto_rd_u64(&r) : 0;
 }
 
 void health_on_link_up(struct peer *p, uint16_t id)
@@ -230,9 +264,11 @@ void health_check(struct peer *p, int64_t now)
 			                                : "DOWN");
 			STORE_RELAXED(&vm->health, (uint32_t)h);
 		}
-		if (h == PEER_DOWN)
+		if (h == PEER_DOWN) {
 			STORE_RELAXED(&vm->ready, 0);
-		el = h != PEER_DOWN && vm->ready;
+			p->by_id[id].sees = 0; /* its reports are as old as its link */
+		}
+		el = h != PEER_DOWN ? vm->ready != 0 : reported_alive(p, id);
 		if (el != p->eligible[id]) {
 			p->eligible[id] = el;
 			changed = true;

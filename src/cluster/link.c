@@ -425,7 +425,7 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 	STORE_RELAXED(&p->view.m[l->id].last_rx_ms, p->now_ms);
 	switch (h->op) {
 	case P_PING:
-		health_on_ping(p, l->id, body);
+		health_on_ping(p, l->id, body, h->body_len);
 		break;
 	case P_FWD:
 		forward_on_fwd(p, l->id, h, body);

@@ -26,6 +26,15 @@
  * nothing dropped) it sends no digest: otherwise its peers would "repair"
  * those slots to its incomplete copy and forget live instances.
  *
+ * Loading again. A node whose loop stood still longer than --peer-down (a
+ * SIGSTOP, a VM freeze, a stalled disk) was DOWN to its peers: they took
+ * its slots, took its clients' beats and writes, and closed its links. Its
+ * copy and its beat times are from before the stall, so it must not act on
+ * them: load_restart drops READY (the map at once gives it nothing to own
+ * or expire), and it loads from its READY peers like a node starting, then
+ * takes its slots back with fresh deadlines. Its links are closed before
+ * (peer.c): what waited in them is as old as the stall.
+ *
  * The plan (struct load_plan) is pure state, unit-tested on its own.
  * Runs on the peer thread only.
  */
@@ -139,6 +148,21 @@ static void become_ready(struct peer *p, const char *how, bool loaded)
 	p->need_merge = !loaded;
 	log_info("READY (%s)", how);
 	health_pings(p); /* peers learn it now: they give us our slots sooner */
+}
+
+void load_restart(struct peer *p, int64_t now)
+{
+	bool was_ready = p->ready;
+
+	p->ready = false;
+	STORE_RELEASE(&p->view.ready, 0);
+	p->eligible[p->self] = false;
+	health_map_update(p); /* READY off first, then the map: nobody sees slots without READY */
+	load_plan_reset(&p->plan);
+	p->loading = p->need_merge = p->merging = false;
+	p->start_ms = now; /* --startup-wait counts from here */
+	if (was_ready)
+		log_warn("not READY: loading the cluster's copy again before owning any slot");
 }
 
 void load_progress(struct peer *p, int64_t now)

@@ -153,19 +153,44 @@ static void drain_workers(struct peer *p)
 
 /* ---- the loop ---- */
 
+/*
+ * This loop stood still longer than --peer-down: to the peers this node
+ * was DOWN, they closed its links and took its slots. What waits in the
+ * links (forwarded writes whose origin answered "unavailable" long ago,
+ * syncs) is as old as the stall, so it is dropped unread, and the node
+ * loads again before owning anything (load_restart).
+ */
+static void stalled(struct peer *p, int64_t gap, int64_t now)
+{
+	PSTAT_INC(p, stalls);
+	log_warn("the peer loop stood still for %lld ms (past --peer-down %u): dropping its "
+	         "links, loading again",
+	         (long long)gap, p->cfg->peer_down_ms);
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		link_close(p, &p->links[i], "this node stood still");
+	p->now_ms = now; /* what the closes above answer is timed from now */
+	load_restart(p, now);
+}
+
 static void *peer_main(void *arg)
 {
 	struct peer *p = arg;
 	struct epoll_event evs[64];
 
 	epoch_register(store_epoch(p->env.store), &p->rec);
-	p->start_ms = peer_now_ms();
+	p->start_ms = p->now_ms = peer_now_ms();
+	STORE_RELAXED(&p->view.loop_ms, p->now_ms);
 	for (;;) {
 		int n = epoll_wait(p->epfd, evs, 64, LOOP_WAIT_MS);
 		int64_t now = peer_now_ms();
 		bool stopping = LOAD_ACQUIRE(&p->stop);
 
+		if (now - p->now_ms > (int64_t)p->cfg->peer_down_ms) {
+			stalled(p, now - p->now_ms, now);
+			n = 0; /* their events are for links now closed */
+		}
 		p->now_ms = now;
+		STORE_RELAXED(&p->view.loop_ms, now); /* after stalled(): the map is current */
 		for (int i = 0; i < n; i++) {
 			void *ptr = evs[i].data.ptr;
 

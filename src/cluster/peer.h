@@ -89,6 +89,13 @@ void peer_wake(struct peer *p);
 /* Expiry runs only for instances this node is responsible for (the store's owns hook). */
 bool peer_owns(void *ctx, uint32_t slot);
 
+/*
+ * Has the peer thread run its loop within --peer-down of now_ms? If not,
+ * the map and the quorum may be from before a stall of the whole process,
+ * and a worker expires nothing until the peer thread has looked (view.h).
+ */
+bool peer_view_fresh(const struct peer *p, int64_t now_ms);
+
 /* ---- for status pages: any thread ---- */
 
 /* A snapshot for status pages (relaxed reads, view.h). */

@@ -206,6 +206,7 @@ struct member_fault {
 
 /* Everything this node keeps about one other member. */
 struct member_state {
+	uint64_t sees; /* from its latest PING: bit id-1 = it has member id UP and READY */
 	struct member_link link;
 	struct member_fwd fwd;
 	struct member_pulls pulls;
@@ -319,7 +320,7 @@ bool health_quorum(uint32_t reachable, uint32_t n, bool lowest_reachable);
 void health_check(struct peer *p, int64_t now);
 void health_member_down(struct peer *p, uint16_t id);
 void health_on_link_up(struct peer *p, uint16_t id);
-void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body);
+void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body, uint32_t len);
 void health_pings(struct peer *p);
 void health_send_ping(struct peer *p, struct link *l);
 void health_map_update(struct peer *p);
@@ -385,6 +386,7 @@ bool load_plan_complete(const struct load_plan *lp);
 void load_set_slots(uint32_t set, struct pull *pl);
 void load_progress(struct peer *p, int64_t now);
 void load_merge_progress(struct peer *p);
+void load_restart(struct peer *p, int64_t now);
 void load_pull_finished(struct peer *p, const struct pull *pl, bool ok);
 bool load_any_ready_peer(struct peer *p);
 

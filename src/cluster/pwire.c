@@ -72,8 +72,9 @@ int pwire_check(const struct proto_header *h, const uint8_t *body)
 		return h->body_len == 8 + 32 ? 0 : -ERR_PROTO_TRUNCATED;
 	case P_AUTH:
 		return h->body_len == 32 ? 0 : -ERR_PROTO_TRUNCATED;
-	case P_PING:
-		return h->body_len == 9 ? 0 : -ERR_PROTO_TRUNCATED;
+	case P_PING: /* 9 bytes before the `sees` map was added */
+		return h->body_len == 9 || h->body_len == PWIRE_PING_BYTES ? 0
+		                                                           : -ERR_PROTO_TRUNCATED;
 	case P_FWD: {
 		struct proto_header ch = *h;
 

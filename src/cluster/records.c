@@ -18,6 +18,7 @@ void record_put(struct proto_wr *w, const struct store_view *v)
 	proto_wr_u8(w, (uint8_t)(((v->flags & STORE_F_HEALTHY) ? RF_HEALTHY : 0) |
 	                         ((v->flags & STORE_F_ENABLED) ? RF_ENABLED : 0) |
 	                         ((v->flags & STORE_F_EPHEMERAL) ? RF_EPHEMERAL : 0) |
+	                         ((v->flags & STORE_F_EXPIRED) ? RF_EXPIRED : 0) |
 	                         (deleted ? RF_DELETED : 0)));
 	proto_wr_u64(w, v->version);
 	proto_wr_u16(w, v->node);
@@ -47,6 +48,7 @@ void record_get(struct proto_rd *rd, struct store_record *r, struct store_kv *kv
 	r->version = proto_rd_u64(rd);
 	r->node = proto_rd_u16(rd);
 	r->deleted = flags & RF_DELETED;
+	r->expired = flags & RF_EXPIRED;
 	r->val.healthy = flags & RF_HEALTHY;
 	r->val.enabled = flags & RF_ENABLED;
 	r->val.ephemeral = flags & RF_EPHEMERAL;

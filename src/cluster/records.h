@@ -34,6 +34,7 @@ enum record_flag {
 	RF_ENABLED = 1u << 1,
 	RF_EPHEMERAL = 1u << 2,
 	RF_DELETED = 1u << 3,
+	RF_EXPIRED = 1u << 4, /* written by expiry (STORE_F_EXPIRED); earlier versions ignore it */
 };
 
 /* Appends a record made from a store view (a feed entry or a scanned instance). */

@@ -15,6 +15,11 @@
  *   ready, quorum     relaxed flags; ready is stored with release after the
  *                     map that gives this node its slots (whoever sees READY
  *                     sees the slots).
+ *   loop_ms           relaxed: when the peer thread last ran its loop. A
+ *                     worker expires nothing while it is older than
+ *                     --peer-down (peer_view_fresh): the whole process may
+ *                     have stood still, and until the peer thread has
+ *                     looked, the map and the quorum are from before.
  *   m[id].*           relaxed, one field at a time: health, ready,
  *                     client_port (learned at the handshake; the host is
  *                     cluster.conf's and never changes, so an address is
@@ -63,7 +68,8 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(takeover_retries) /* takeovers kept pending for want of memory, sent later */            \
 	X(map_changes)      /* slot map recomputations that changed something */                   \
 	X(fault_dropped)    /* sync frames dropped (or not held) by the fault hooks */             \
-	X(proto_errors)     /* peer frames refused; the link was closed */
+	X(proto_errors)     /* peer frames refused; the link was closed */                         \
+	X(stalls)           /* loops that stood still past --peer-down: links dropped, reloaded */
 
 struct peer_stats {
 #define PEER_STAT_FIELD(name) uint64_t name;
@@ -89,6 +95,7 @@ struct peer_view {
 	uint16_t owners[STORE_SLOTS];
 	uint32_t ready;
 	uint32_t quorum;
+	int64_t loop_ms; /* monotonic ms of the peer thread's latest loop */
 	struct peer_view_member m[MEMBERS_MAX + 1];
 	struct peer_stats stats;
 };

@@ -249,7 +249,7 @@ static uint64_t forget_items(struct worker *w, struct pending *p)
 		if (shard != w->id)
 			others |= 1ull << shard;
 		else
-			(void)store_forget(w->shard, &k, store_version_now(w->shard));
+			(void)store_forget(w->shard, &k, store_version_now(w->shard), false);
 	}
 	return others;
 }
@@ -299,6 +299,37 @@ static void pending_part_done(struct worker *w, struct pending *p)
 	ops_pending_free(w, p);
 }
 
+/*
+ * A peer's forwarded items that waited longer than --peer-down to run here
+ * (this node stood still): the forwarding node has counted us DOWN and
+ * answered them "unavailable", so its client tried elsewhere. Running them
+ * now would replay a write the client may have undone since; they are
+ * answered unavailable here too.
+ */
+static bool forwarded_too_late(struct worker *w, const struct pending *p)
+{
+	return p->origin == w->srv->nworkers &&
+	       clock_mono_us() - p->start_us > (int64_t)w->srv->cfg.peer_down_ms * 1000;
+}
+
+static void refuse_our_items(struct worker *w, struct pending *p, int code)
+{
+	struct proto_rd r;
+
+	proto_rd_init(&r, p->body, p->h.body_len);
+	for (uint32_t i = 0; i < p->h.count; i++) {
+		struct store_key k;
+		struct store_val v;
+		int e;
+
+		proto_rd_item(&r, p->h.op, &k, &v, NULL, 0, &e);
+		if (k.svc.service.p && store_shard_of(w->srv->store, &k.svc) == w->id) {
+			p->results[i] = (int16_t)code;
+			WSTAT_INC(w, fwd_stale);
+		}
+	}
+}
+
 void ops_on_pending(struct worker *w, struct pending *p)
 {
 	uint32_t remote = 0;
@@ -311,6 +342,8 @@ void ops_on_pending(struct worker *w, struct pending *p)
 	/* Run our items of another worker's (or a peer's) request and send it back. */
 	if (p->forget)
 		(void)forget_items(w, p);
+	else if (forwarded_too_late(w, p))
+		refuse_our_items(w, p, -ERR_UNAVAILABLE);
 	else
 		(void)exec_items(w, p->origin, &p->h, p->body, p->results, false,
 		                 p->remote ? p->owners : NULL, &remote);

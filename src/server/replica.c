@@ -16,10 +16,14 @@
  *   apply     a peer's records of this shard, last writer wins (XM_APPLY,
  *             and XM_LOAD for a load or merge, whose release tells the peer
  *             thread the load is applied)
- *   repair    the owner's copy of a slot replaces ours (XM_REPAIR): its
- *             records are applied at once, then the instances of the slot
- *             in this shard that the owner did not list, and that are older
- *             than its listing, are forgotten
+ *   repair    the owner's copy of a slot (XM_REPAIR): its records are
+ *             applied at once, last writer wins, and where ours is newer it
+ *             goes back on the feed to the owner and everyone (a heal
+ *             merges both sides; a tombstone is never undone by an older
+ *             live record); then the instances of the slot in this shard
+ *             that the owner did not list, and that are older than its
+ *             listing, are forgotten - unless they beat here recently, in
+ *             which case they are written again (store_forget)
  *   takeover  every instance of a slot this node gained gets a full fresh
  *             deadline (store_adopt: an unhealthy instance stays unhealthy)
  *
@@ -188,8 +192,8 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 			continue;
 		if (keys)
 			keys[nkeys++] = key_hash(&r.key);
-		if (xmsg_kind(m) == XM_REPAIR)
-			(void)store_repair_apply(w->shard, &r, m->before);
+		if (!synced) /* a repair or a load: what we hold newer goes back out */
+			(void)store_repair_apply(w->shard, &r);
 		else if (store_apply(w->shard, &r) >= 0 && synced)
 			repl_lag_record(w, now_wall, r.version);
 	}
@@ -311,7 +315,9 @@ static uint32_t keys_each(struct worker *w,
 
 static void forget_one(struct worker *w, const struct store_key *k, uint64_t before)
 {
-	if (store_forget(w->shard, k, before) == 0)
+	int rc = store_forget(w->shard, k, before, true);
+
+	if (rc == 0)
 		WSTAT_INC(w, repair_forgotten);
 }
 

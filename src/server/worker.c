@@ -27,6 +27,19 @@
  * ERROR frame and the connection closes after it is sent; nothing another
  * connection holds is touched.
  *
+ * Stalls. A loop that comes back after more than STALL_MS (the process was
+ * stopped, the VM frozen) finds the world moved on: heartbeats could not
+ * reach it, and its sockets hold requests whose clients gave up. So
+ * (worker_stalled) the shard's deadlines move by the stall's length
+ * (store_pause_credit: the paused time does not count against any
+ * instance), and every connection open during the stall, or accepted just
+ * after it, is asked whether its client is still there before its bytes
+ * are run (TCP_INFO: a client that timed out and closed leaves the socket
+ * in CLOSE_WAIT): a register queued behind a closed connection would
+ * otherwise replay after the client re-sent it elsewhere and deregistered.
+ * A client still waiting gets its answer. (The peer thread does its own
+ * part: cluster/peer.c.)
+ *
  * Shutdown: stop accepting and reading, finish every started request
  * (including parts run for other workers), flush, then exit once every
  * worker has drained, because a worker may still owe another one results.
@@ -440,12 +453,24 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	c->state = C_OPEN;
 	c->recv_armed = c->send_inflight = c->dirty = c->close_after_flush = false;
 	c->authed = c->auth_wait = false;
+	c->stale_check = w->now_ms < w->stall_until_ms;
 	c->pending = 0;
 	c->subs = NULL;
 	c->active_ms = w->now_ms;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	WSTAT_INC(w, conns_accepted);
 	arm_recv(w, idx);
+}
+
+/* Is the client of this TCP connection still there (not closed, not reset)? */
+static bool client_still_there(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return true; /* cannot tell: serve it, as before the stall */
+	return ti.tcpi_state == TCP_ESTABLISHED;
 }
 
 static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
@@ -466,6 +491,16 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
+		if (c->stale_check && c->state == C_OPEN) {
+			c->stale_check = false;
+			if (!client_still_there(c->fd)) {
+				/* Its client gave up during a stall: never run what it left. */
+				WSTAT_INC(w, stale_dropped);
+				uring_buf_recycle(&w->bufs, bid);
+				conn_close(w, idx);
+				return;
+			}
+		}
 		if (c->state == C_OPEN && !w->stopping)
 			on_data(w, idx, uring_buf(&w->bufs, bid), (size_t)cqe->res);
 		uring_buf_recycle(&w->bufs, bid);
@@ -609,6 +644,20 @@ static void count_batch(struct worker *w, unsigned n)
 	}
 }
 
+static void worker_stalled(struct worker *w, int64_t gap)
+{
+	uint32_t moved = store_pause_credit(w->shard, gap);
+
+	WSTAT_INC(w, stalls);
+	for (uint32_t i = 0; i < w->conns_max; i++)
+		if (conn_at(w, i)->state == C_OPEN)
+			conn_at(w, i)->stale_check = true;
+	w->stall_until_ms = w->now_ms + STALL_MS; /* connections the kernel accepted meanwhile */
+	log_warn("worker %u: the loop stood still for %lld ms: %u deadlines moved by as much, "
+	         "connections checked before their queued requests run",
+	         w->id, (long long)gap, moved);
+}
+
 static void loop(struct worker *w)
 {
 	struct server *s = w->srv;
@@ -622,10 +671,14 @@ static void loop(struct worker *w)
 		int64_t push_next;
 		int rc;
 
+		int64_t prev_ms = w->now_ms;
+
 		rc = io_uring_submit_and_wait_timeout(&w->ring, &wait, 1, &ts, NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 			log_error("io_uring wait: %s", strerror(-rc));
 		w->now_ms = clock_mono_ms(NULL);
+		if (w->now_ms - prev_ms > STALL_MS)
+			worker_stalled(w, w->now_ms - prev_ms); /* before anything it queued runs */
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{
 			n++;
@@ -659,7 +712,8 @@ static void loop(struct worker *w)
 		outbox_retry(&w->out);
 		drain_inbound(w);
 		drain_auth(w);
-		store_expire(w->shard, s->cfg.expire_budget);
+		if (!worker_clustered(w) || peer_view_fresh(s->peer, w->now_ms))
+			store_expire(w->shard, s->cfg.expire_budget);
 		store_poll(w->shard);
 		if (w->now_ms - w->last_sweep_ms >= 1000) {
 			w->last_sweep_ms = w->now_ms;

@@ -75,6 +75,7 @@ struct worker {
 
 	int64_t now_ms;
 	int64_t last_sweep_ms;
+	int64_t stall_until_ms;   /* connections accepted before this are checked (worker.c) */
 	int64_t frame_start_us;   /* the frame being handled */
 	int64_t accept_resume_ms; /* accepts pause after an accept error */
 	int64_t accept_log_ms;

@@ -37,6 +37,7 @@
 #define PENDING_MAX    8192 /* cross-core requests in flight per worker */
 #define PENDING_INLINE 4096 /* bytes of a pending object: header, results, body */
 #define WAIT_MS        50
+#define STALL_MS       1000 /* a loop gap this long is a stall (worker.c) */
 #define OUT_CHUNK      16384
 #define ITEMS_INLINE   1024 /* a write frame's results on the stack up to this many items */
 #define APPLY_BUDGET   4096 /* replicated records applied per loop at most */
@@ -91,6 +92,7 @@ struct conn {
 	bool send_inflight;
 	bool dirty;
 	bool close_after_flush; /* a protocol error was answered: close once it is sent */
+	bool stale_check;       /* open across a stall: is its client still there? (worker.c) */
 	struct buf in;          /* a partial frame carried between receives */
 	struct buf out;         /* responses waiting for the next send */
 	struct buf sending;     /* the send in flight */

@@ -1032,9 +1032,9 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 	intern_meta_unref(&sh->intern, old_meta);
 }
 
-/* A live instance becomes a tombstone. */
+/* A live instance becomes a tombstone (flags DELETED, plus EXPIRED when expiry made it). */
 static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version,
-                      uint16_t node)
+                      uint16_t node, uint8_t expired)
 {
 	const struct store_meta *old_meta = in->meta;
 
@@ -1043,7 +1043,7 @@ static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t ve
 	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
 	list_leave(sh, in);
 	seq_begin(in);
-	STORE_RELEASE(&in->flags, (uint8_t)STORE_F_DELETED);
+	STORE_RELEASE(&in->flags, (uint8_t)(STORE_F_DELETED | expired));
 	STORE_RELEASE(&in->timing, (uint8_t)0); /* a tombstone keeps no timing */
 	STORE_RELEASE(&in->meta, NULL);
 	STORE_RELEASE(&in->version, version);
@@ -1255,14 +1255,29 @@ static int live_find(struct store_shard *sh, const struct store_key *k, struct s
 int store_delete(struct store_shard *sh, const struct store_key *k)
 {
 	struct store_inst *in;
+	struct rkey rk;
 	int rc;
 
-	if ((rc = live_find(sh, k, &in)) < 0)
-		return rc;
-	inst_kill(sh, in, hlc_next(sh), sh->store->cfg.node_id);
-	feed_push(sh, in);
-	STAT_INC(sh, deletes);
-	return 0;
+	if ((rc = resolve_for_write(sh, k, &rk)) < 0)
+		return rejected(sh, rc);
+	in = inst_find(sh, &rk, NULL);
+	if (in && !(in->flags & STORE_F_DELETED)) {
+		inst_kill(sh, in, hlc_next(sh), sh->store->cfg.node_id, 0);
+		feed_push(sh, in);
+		STAT_INC(sh, deletes);
+		return 0;
+	}
+	/*
+	 * Unknown here: the registration may live on a node we have not heard
+	 * from (the other side of a cut link). A tombstone newer than it goes
+	 * out all the same; it is forgotten after tombstone_ms like any other.
+	 */
+	if (in == NULL &&
+	    inst_create(sh, &rk, NULL, hlc_next(sh), sh->store->cfg.node_id, &in) == 0) {
+		feed_push(sh, in);
+		STAT_INC(sh, blind_deletes);
+	}
+	return -ERR_NOT_FOUND;
 }
 
 int store_touch(struct store_shard *sh, const struct store_key *k)
@@ -1274,7 +1289,8 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 		return rc;
 	rc = STORE_SAME;
 	if (!(in->flags & STORE_F_HEALTHY) && (in->flags & STORE_F_EPHEMERAL)) {
-		struct pval p = { in->weight_milli, (uint8_t)(in->flags | STORE_F_HEALTHY),
+		struct pval p = { in->weight_milli,
+			          (uint8_t)((in->flags | STORE_F_HEALTHY) & ~STORE_F_EXPIRED),
 			          in->timing, in->meta };
 
 		intern_meta_ref(p.meta); /* inst_set consumes one */
@@ -1308,7 +1324,31 @@ uint64_t store_version_now(struct store_shard *sh)
 	return hlc_next(sh);
 }
 
-int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before)
+/*
+ * Did this node hear the instance beat within its healthy timeout? Only an
+ * instance tracked here (its slot's owner now or lately) has beat times
+ * worth asking; a replica is untracked.
+ */
+static bool beating_here(struct store_shard *sh, const struct store_inst *in)
+{
+	return (in->wflags & W_LIST_MASK) == W_LIST_HEALTHY && (in->flags & STORE_F_HEALTHY) &&
+	       in->beat_ms + (int64_t)sh->timings[in->timing].t.timeout_ms > now_ms(sh);
+}
+
+/* Writes a live instance again as it is (not EXPIRED) with a new version: it wins everywhere. */
+static void reassert(struct store_shard *sh, struct store_inst *in)
+{
+	struct pval p = { in->weight_milli, (uint8_t)(in->flags & ~STORE_F_EXPIRED), in->timing,
+		          in->meta };
+
+	intern_meta_ref(p.meta); /* inst_set consumes one */
+	inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
+	feed_push(sh, in);
+	STAT_INC(sh, reasserted);
+}
+
+int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before,
+                 bool keep_beating)
 {
 	struct store_inst *in;
 	int rc;
@@ -1317,9 +1357,29 @@ int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t bef
 		return rc;
 	if (in->version >= before)
 		return -ERR_STALE;
-	inst_kill(sh, in, in->version, in->node);
+	if (keep_beating && beating_here(sh, in)) {
+		reassert(sh, in);
+		return STORE_CHANGED;
+	}
+	inst_kill(sh, in, in->version, in->node, (uint8_t)(in->flags & STORE_F_EXPIRED));
 	STAT_INC(sh, forgotten);
 	return 0;
+}
+
+uint32_t store_pause_credit(struct store_shard *sh, int64_t ms)
+{
+	uint32_t n = 0;
+
+	/* Every tracked FIFO moves as a whole, so each stays ordered by beat time. */
+	for (uint32_t i = 0; i < sh->timings_n; i++) {
+		struct fifo *lists[2] = { &sh->timings[i].healthy, &sh->timings[i].unhealthy };
+
+		for (int l = 0; l < 2; l++)
+			for (struct store_inst *in = lists[l]->head; in; in = in->next, n++)
+				STORE_RELAXED(&in->beat_ms, in->beat_ms + ms);
+	}
+	STAT_ADD(sh, pause_credits, n);
+	return n;
 }
 
 static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
@@ -1327,7 +1387,7 @@ static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 	return v1 > v2 || (v1 == v2 && n1 > n2);
 }
 
-static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+static int apply(struct store_shard *sh, const struct store_record *r, bool repair);
 
 /*
  * A replicated instance that appears in a slot this node owns (it arrived
@@ -1344,20 +1404,21 @@ static void owned_track(struct store_shard *sh, struct store_inst *in)
 
 int store_apply(struct store_shard *sh, const struct store_record *r)
 {
-	return apply(sh, r, 0);
+	return apply(sh, r, false);
 }
 
-int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
+int store_repair_apply(struct store_shard *sh, const struct store_record *r)
 {
-	return apply(sh, r, before);
+	return apply(sh, r, true);
 }
 
-/* Last writer wins; with `before`, the owner's listing also wins over anything older than it. */
-static int apply(struct store_shard *sh, const struct store_record *r, uint64_t before)
+/* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
+static int apply(struct store_shard *sh, const struct store_record *r, bool repair)
 {
 	struct store_inst *in;
 	struct rkey rk;
 	struct pval p = { 0 };
+	uint8_t expired = r->expired ? STORE_F_EXPIRED : 0;
 	int rc;
 
 	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
@@ -1367,23 +1428,41 @@ static int apply(struct store_shard *sh, const struct store_record *r, uint64_t 
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, &rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node) &&
-	    !(in->version < before && (in->version != r->version || in->node != r->node))) {
+	if (in && !newer(r->version, r->node, in->version, in->node)) {
 		STAT_INC(sh, applies_stale);
+		if (repair && newer(in->version, in->node, r->version, r->node) &&
+		    !(in->wflags & W_IN_FEED)) {
+			/* The owner listed an older record: ours goes to it and everyone. */
+			feed_push(sh, in);
+			STAT_INC(sh, refed);
+		}
 		return -ERR_STALE;
 	}
-	if (!r->deleted && (rc = pval_make(sh, &r->val, &p)) < 0)
-		return rejected(sh, rc);
 	hlc_observe(sh, r->version);
+	if (expired && in && !(in->flags & STORE_F_DELETED) && beating_here(sh, in)) {
+		reassert(sh, in); /* newer than r: hlc_observe came first */
+		return STORE_CHANGED;
+	}
+	if (!r->deleted) {
+		if ((rc = pval_make(sh, &r->val, &p)) < 0)
+			return rejected(sh, rc);
+		p.flags |= expired;
+	}
 
 	if (r->deleted) {
 		if (in == NULL) {
 			/* Remember the delete so an older create arriving later is refused. */
 			if ((rc = inst_create(sh, &rk, NULL, r->version, r->node, &in)) < 0)
 				return rejected(sh, rc);
+			if (expired) {
+				seq_begin(in);
+				STORE_RELEASE(&in->flags, (uint8_t)(in->flags | expired));
+				seq_end(in);
+			}
 			rc = STORE_SAME;
 		} else if (in->flags & STORE_F_DELETED) {
 			seq_begin(in);
+			STORE_RELEASE(&in->flags, (uint8_t)(STORE_F_DELETED | expired));
 			STORE_RELEASE(&in->version, r->version);
 			STORE_RELEASE(&in->node, r->node);
 			seq_end(in);
@@ -1393,7 +1472,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, uint64_t 
 			list_enter(sh, in, W_LIST_DEAD);
 			rc = STORE_SAME;
 		} else {
-			inst_kill(sh, in, r->version, r->node);
+			inst_kill(sh, in, r->version, r->node, expired);
 			rc = STORE_CHANGED;
 		}
 	} else if (in == NULL) {
@@ -1464,7 +1543,8 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 			list_enter(sh, in, W_LIST_UNHEALTHY);
 			if (in->flags & STORE_F_HEALTHY) {
 				struct pval p = { in->weight_milli,
-					          (uint8_t)(in->flags & ~STORE_F_HEALTHY),
+					          (uint8_t)((in->flags & ~STORE_F_HEALTHY) |
+					                    STORE_F_EXPIRED),
 					          in->timing, in->meta };
 
 				intern_meta_ref(p.meta);
@@ -1480,7 +1560,7 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 				done++;
 				continue;
 			}
-			inst_kill(sh, in, hlc_next(sh), node);
+			inst_kill(sh, in, hlc_next(sh), node, STORE_F_EXPIRED);
 			feed_push(sh, in);
 			STAT_INC(sh, expired_removed);
 			done++;

@@ -48,6 +48,12 @@ enum store_flag {
 	STORE_F_ENABLED = 1u << 1,
 	STORE_F_EPHEMERAL = 1u << 2,
 	STORE_F_DELETED = 1u << 3, /* a tombstone: kept to refuse older updates */
+	/*
+	 * Written by expiry (marked unhealthy or removed for missing beats),
+	 * not by a client. A node that heard the instance beat recently
+	 * overrides such a record instead of applying it (store_apply).
+	 */
+	STORE_F_EXPIRED = 1u << 4,
 };
 
 /* A replicated record from a peer: key, value and its version. */
@@ -57,6 +63,7 @@ struct store_record {
 	uint64_t version; /* hybrid logical clock: wall ms << 16 | logical */
 	uint16_t node;    /* writer's node id; breaks version ties */
 	bool deleted;
+	bool expired; /* written by expiry: STORE_F_EXPIRED */
 };
 
 struct store_meta; /* interned immutable metadata map; read with store_meta_* */
@@ -141,6 +148,10 @@ struct store_config {
 	X(expiry_checks)     /* FIFO heads examined by store_expire: the sweep's work */           \
 	X(expiry_released)   /* instances of another node's slot left to their owner */            \
 	X(forgotten)         /* replicas dropped by store_forget (repair) */                       \
+	X(reasserted)        /* expiry records overridden: the instance beat here recently */      \
+	X(refed)             /* newer records sent back to the owner a repair listed older */      \
+	X(blind_deletes)     /* deregisters of unknown instances remembered as tombstones */       \
+	X(pause_credits)     /* instances whose deadline moved by a stall of this node */          \
 	X(rejected)          /* writes refused with an error */
 
 struct store_stats {
@@ -192,7 +203,13 @@ void store_val_default(struct store_val *v);
  */
 int store_upsert(struct store_shard *sh, const struct store_key *k, const struct store_val *v);
 
-/* Deregisters: the instance becomes a tombstone. 0, or -ERR_NOT_FOUND. O(1). */
+/*
+ * Deregisters: the instance becomes a tombstone. 0, or -ERR_NOT_FOUND. O(1).
+ * An instance this shard never saw (or already deleted) is remembered as a
+ * new tombstone anyway and put on the feed, still -ERR_NOT_FOUND: in a
+ * cluster the registration may live on a node this one has not heard from,
+ * and the delete must reach it.
+ */
 int store_delete(struct store_shard *sh, const struct store_key *k);
 
 /*
@@ -209,6 +226,15 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
  * -ERR_STALE, so a late update never resurrects a newer delete. A delete of an
  * unknown key is remembered as a tombstone. Applied instances are not tracked
  * for expiry (their owner does that) until store_touch or store_adopt.
+ *
+ * One exception, for records written by expiry (STORE_F_EXPIRED): if this
+ * node tracks the instance and heard it beat within its healthy timeout,
+ * the expiry was made by a node that did not hear those beats (a wrong
+ * takeover, a heal), and the instance is alive. The record is not applied:
+ * the instance is written again here with a version newer than it
+ * (STORE_CHANGED, counted as `reasserted`), and that write replicates and
+ * wins everywhere. A client's own deregister carries no such flag and
+ * always wins by its version.
  */
 int store_apply(struct store_shard *sh, const struct store_record *r);
 
@@ -222,14 +248,15 @@ int store_apply(struct store_shard *sh, const struct store_record *r);
 int store_adopt(struct store_shard *sh, const struct store_key *k);
 
 /*
- * Repair: the slot's owner listed this record when its clock read `before`.
- * The owner is the authority on its slots, so its record replaces ours even
- * when ours is newer - provided ours is older than the listing (a newer
- * one reached us after it and stands). This is what settles a slot after a
- * partition, where our side may hold a delete the owner's side overrode by
- * a live, beating instance. Otherwise as store_apply.
+ * Repair: a record of the slot owner's listing. Last writer wins, as
+ * store_apply - the owner is not trusted over a newer record: a tombstone
+ * is never replaced by an older live record (a deregister acknowledged on
+ * the other side of a cut link stands), nor a newer write by an older
+ * one. When ours is the newer, it goes back on the feed (`refed`), so the
+ * owner and every other replica get it: a heal merges what was written on
+ * either side instead of dropping one side.
  */
-int store_repair_apply(struct store_shard *sh, const struct store_record *r, uint64_t before);
+int store_repair_apply(struct store_shard *sh, const struct store_record *r);
 
 /*
  * Repair: the slot's owner has no such instance, so this replica drops it -
@@ -238,13 +265,23 @@ int store_repair_apply(struct store_shard *sh, const struct store_record *r, uin
  * instance becomes a tombstone keeping its version (an older copy arriving
  * later is refused) and nothing goes on the feed. 0, -ERR_NOT_FOUND, or
  * -ERR_STALE when it is not older than `before`.
+ *
+ * With `keep_beating`, an instance this node tracks and heard beat within
+ * its healthy timeout is not dropped but written again (STORE_CHANGED,
+ * `reasserted`): it is alive here, and its owner missed it (it was
+ * registered on the other side of a partition).
  */
-int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before);
+int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before,
+                 bool keep_beating);
 
 /*
- * A version newer than every one this shard has stamped or seen: the
- * `before` of a store_forget that drops whatever this node holds now.
+ * This shard's loop stood still for `ms` (a SIGSTOP, a VM freeze, a stall):
+ * heartbeats could not arrive meanwhile, so no instance tracked now may be
+ * expired for that time. Every tracked deadline moves `ms` later. O(tracked
+ * instances); once per stall. Returns how many moved.
  */
+uint32_t store_pause_credit(struct store_shard *sh, int64_t ms);
+
 uint64_t store_version_now(struct store_shard *sh);
 
 /*

@@ -21,6 +21,11 @@ enum {
 	W_IN_FEED = 1u << 2,
 };
 
+/*
+ * The flags a slot checksum covers. STORE_F_EXPIRED is replicated too but
+ * says who wrote a record, not what it is: left out, so a node of an
+ * earlier version (which drops the bit) does not differ from us.
+ */
 #define REPLICATED_FLAGS (STORE_F_HEALTHY | STORE_F_ENABLED | STORE_F_EPHEMERAL | STORE_F_DELETED)
 
 /*

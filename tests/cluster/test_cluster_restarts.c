@@ -8,7 +8,9 @@
  * - crash: a node killed (kill -9) and started at once loads, becomes READY,
  *   takes back its slots (the same map as before the crash, everywhere) and
  *   every node lists all 300;
- * - all at once (kill -9 of the three, then three starts): see the test.
+ * - all at once (kill -9 of the three, then three starts): see the test;
+ * - a pause (SIGSTOP) of one node longer than the delete timeout, as a VM
+ *   freeze or a stalled disk makes, then SIGCONT: see the test.
  *
  * Two threads besides the test's, each with its own connections
  * (cluster_connect; the harness's cached clients belong to the test's
@@ -28,11 +30,19 @@
 
 #include "core/err.h"
 
+#include "proto/wire.h"
+#include "store/store.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define N_INST       300
 #define BEAT_MS      500
@@ -59,6 +69,7 @@ static struct {
 	pthread_t thread;
 	int stop;
 	uint64_t rounds, node_failures, item_failures;
+	int paused[CLUSTER_NODES_MAX]; /* its clients have moved on: the beater skips it */
 } bt;
 
 static struct {
@@ -113,6 +124,8 @@ static void *beater_main(void *arg)
 		/* This round through the next node; the one after if it cannot be reached. */
 		at = (at + 1) % cl.n;
 		for (uint32_t tries = 0; tries < cl.n; tries++, at = (at + 1) % cl.n) {
+			if (__atomic_load_n(&bt.paused[at], __ATOMIC_RELAXED))
+				continue;
 			if (conn[at] == NULL)
 				conn[at] = cluster_connect(&cl, at);
 			if (conn[at] && beat_all(conn[at]))
@@ -412,4 +425,145 @@ Test(cluster_restarts, a_whole_cluster_restart_is_rebuilt_by_the_clients_beats, 
 	assert_converged("after the whole restart");
 	for (uint32_t i = 0; i < cl.n; i++)
 		assert_lists_all(i, REBUILD_MS, "after the whole restart");
+}
+
+/* ---- a long pause ---- */
+
+/*
+ * Sends a REGISTER of in over a raw connection to node i and closes it
+ * without waiting for the answer: a client that gave up on a node that does
+ * not answer (it is stopped) and went elsewhere.
+ */
+static void register_and_give_up(int fd, const struct distro_instance *in)
+{
+	uint8_t f[512];
+	struct proto_wr w;
+	struct store_key k = { 0 };
+	struct store_val v;
+	size_t len;
+
+	k.svc.service = (struct store_str){ in->service, (uint32_t)strlen(in->service) };
+	cr_assert_eq(addr_parse(in->ip, in->port, &k.addr), 0);
+	store_val_default(&v);
+	proto_wr_init(&w, f + PROTO_HEADER_BYTES, sizeof(f) - PROTO_HEADER_BYTES);
+	proto_wr_instance(&w, &k, &v);
+	len = (size_t)(w.p - (f + PROTO_HEADER_BYTES));
+	proto_header_put(f, OP_REGISTER, (uint32_t)len, 77, 0, 1);
+	cr_assert_eq(send(fd, f, PROTO_HEADER_BYTES + len, MSG_NOSIGNAL),
+	             (ssize_t)(PROTO_HEADER_BYTES + len));
+	close(fd);
+}
+
+static int raw_connect(uint32_t i)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(cl.node[i].port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	/* The kernel completes the handshake for a stopped process (its listen backlog). */
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect to node %u", i);
+	return fd;
+}
+
+/* How many of the replayed instances node i lists (negative: unreachable or not READY). */
+static int replayed_listed(uint32_t i, const struct distro_instance *z, uint32_t n)
+{
+	static struct distro_slot_map map;
+
+	if (cluster_slot_map(&cl, i, &map) < 0 || !map.ready)
+		return -1;
+	return cluster_listed(&cl, i, z, n);
+}
+
+/*
+ * Issue 11, failures 1 and 2. Node 0 is stopped for 5 s: past --peer-down
+ * (the others take its slots and its clients' beats, which go to nodes 1
+ * and 2 meanwhile) and past the delete timeout (3 s). When it resumes, its
+ * beat times are 5 s old and its sockets hold requests whose clients gave
+ * up. It must delete nothing (no node removes any of the 300 beaten
+ * instances, and no READY node lists fewer than 300 at any look), and it
+ * must not run the REGISTERs left on connections their clients closed
+ * meanwhile: those clients registered the same instances elsewhere and
+ * deregistered them, acknowledged, so they must never be listed again.
+ */
+Test(cluster_restarts, a_node_paused_past_the_delete_timeout_deletes_and_replays_nothing,
+     .init = start, .fini = teardown, .timeout = 600)
+{
+	static struct distro_instance z[2];
+	static char zips[2][16];
+	static int res[2];
+	const uint32_t victim = 0;
+	unsigned long long removed0 = 0;
+	int early, fd_before;
+	int64_t began, end;
+
+	cluster_instances(z, zips, 2, "replayed");
+	registered_and_beaten();
+	for (uint32_t i = 0; i < cl.n; i++)
+		removed0 += cluster_stat(&cl, i, "store_expired_removed");
+	watcher_start();
+	fd_before = raw_connect(victim); /* a client's connection, open before the pause */
+	__atomic_store_n(&bt.paused[victim], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&wt.gen[victim], 1, __ATOMIC_ACQ_REL); /* odd: the watcher skips it */
+	began = cluster_mono_ms();
+	cr_assert_eq(kill(cl.node[victim].pid, SIGSTOP), 0);
+
+	register_and_give_up(fd_before, &z[0]);
+	register_and_give_up(raw_connect(victim), &z[1]); /* connected during the pause */
+	/*
+	 * The clients try again elsewhere, then deregister: both acknowledged.
+	 * Until node 1 counts node 0 DOWN, the items it owns are answered
+	 * retryable, and the clients retry, as real ones do.
+	 */
+	for (int i = 0;
+	     i < 200 && (cluster_register(&cl, 1, z, 2, res) != 0 || res[0] < 0 || res[1] < 0); i++)
+		cluster_nap_ms(50);
+	cr_assert(res[0] >= 0 && res[1] >= 0, "registered through node 1: %d %d", res[0], res[1]);
+	for (int i = 0; i < 200 && (cluster_deregister(&cl, 1, z, 2, res) != 0 ||
+	                            (res[0] < 0 && res[0] != -ERR_NOT_FOUND) ||
+	                            (res[1] < 0 && res[1] != -ERR_NOT_FOUND));
+	     i++)
+		cluster_nap_ms(50);
+	cr_assert(res[0] >= 0 && res[1] >= 0, "deregistered through node 1: %d %d", res[0], res[1]);
+
+	while (cluster_mono_ms() - began < 5000 && SEEN(wt.violations) == 0)
+		cluster_nap_ms(50); /* the pause itself: nodes 1 and 2 are watched meanwhile */
+	cr_assert_eq(kill(cl.node[victim].pid, SIGCONT), 0);
+	__atomic_fetch_add(&wt.gen[victim], 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&bt.paused[victim], 0, __ATOMIC_RELAXED);
+
+	/* From the resume until the node is READY again and HOLD_MS after. */
+	early = 0;
+	end = 0;
+	while (end == 0 || cluster_mono_ms() < end) {
+		for (uint32_t i = 0; i < cl.n; i++) {
+			int got = replayed_listed(i, z, 2);
+
+			cluster_assert(
+			        &cl, got <= 0,
+			        "node %u lists %d instances registered by a request whose client "
+			        "had closed its connection, then deregistered elsewhere",
+			        i, got);
+		}
+		if (end == 0 && cluster_wait_ready(&cl, victim, 10))
+			end = cluster_mono_ms() + HOLD_MS;
+		cluster_assert(&cl, cluster_mono_ms() - began < CONVERGE_MS, "node 0 READY again");
+		early++;
+		cluster_nap_ms(20);
+	}
+	assert_converged("after the pause");
+	assert_watched("pause past the delete timeout", began);
+	{
+		unsigned long long removed = 0;
+
+		for (uint32_t i = 0; i < cl.n; i++)
+			removed += cluster_stat(&cl, i, "store_expired_removed");
+		cluster_assert(&cl, removed == removed0,
+		               "%llu beaten instances were removed by expiry around the pause",
+		               removed - removed0);
+	}
+	cluster_assert(&cl, cluster_stat(&cl, victim, "peer_stalls") == 1,
+	               "the resumed node saw its own stall");
+	cr_assert_gt(early, 0);
 }

@@ -89,11 +89,11 @@ Test(responsibility, forget_drops_only_what_is_older_than_the_listing)
 
 	cr_assert_geq(up_default(s, &a), 0);
 	cr_assert_eq(store_get(s, &a, &v), 0);
-	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version), -ERR_STALE,
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version, false), -ERR_STALE,
 	             "written at or after the owner's listing: kept");
-	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1, false), 0);
 	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
-	cr_assert_eq(store_forget(shard_for(s, &a), &a, UINT64_MAX), -ERR_NOT_FOUND);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, UINT64_MAX, false), -ERR_NOT_FOUND);
 	store_stats(s, &st);
 	cr_assert_eq(st.forgotten, 1);
 	cr_assert_eq(st.instances, 0);
@@ -110,7 +110,7 @@ Test(responsibility, a_forgotten_copy_is_not_resurrected_but_a_newer_write_is_ta
 	cr_assert_geq(up_default(s, &a), 0);
 	cr_assert_eq(store_get(s, &a, &v), 0);
 	ver = v.version;
-	cr_assert_eq(store_forget(shard_for(s, &a), &a, ver + 1), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, ver + 1, false), 0);
 	memset(&r, 0, sizeof(r));
 	r.key = a;
 	store_val_default(&r.val);
@@ -132,17 +132,19 @@ Test(responsibility, forget_keeps_slot_checksums_equal_to_a_store_without_the_in
 	before = store_slot_checksum(s, slot, &count0);
 	cr_assert_geq(up_default(s, &a), 0);
 	cr_assert_eq(store_get(s, &a, &v), 0);
-	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1, false), 0);
 	after = store_slot_checksum(s, slot, &count);
 	cr_assert_eq(after, before);
 	cr_assert_eq(count, count0);
 }
 
-Test(responsibility, the_owners_listing_overrides_an_older_local_delete_but_not_a_newer_one)
+Test(responsibility, a_tombstone_is_never_replaced_by_an_older_live_record_and_goes_back)
 {
 	struct store_key a = key_n("svc", 7);
 	struct store_record r;
 	struct store_view v;
+	struct store_stats st;
+	uint32_t feed;
 
 	memset(&r, 0, sizeof(r));
 	r.key = a;
@@ -150,21 +152,172 @@ Test(responsibility, the_owners_listing_overrides_an_older_local_delete_but_not_
 	r.version = 1000;
 	r.node = 2;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED);
-	/* Our side deleted it (say, expired during a partition) at version 2000. */
+	/* A deregister acknowledged on our side of a cut link, at version 2000. */
 	r.deleted = true;
 	r.version = 2000;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	{ /* nothing of ours is waiting */
+		static struct store_view drained[8];
+
+		store_feed_drain(shard_for(s, &a), drained, 8, NULL);
+	}
 	r.deleted = false;
 	r.version = 1000;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "sync: last writer wins");
-	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 1500), -ERR_STALE,
-	             "our delete is newer than the owner's listing: it stands");
-	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), STORE_CREATED,
-	             "the owner listed it live after our delete: the owner is right");
+	cr_assert_eq(store_feed_len(shard_for(s, &a)), 0, "a stale sync record sends nothing back");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), -ERR_STALE,
+	             "the owner's older live record does not undo the delete");
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+	feed = store_feed_len(shard_for(s, &a));
+	cr_assert_eq(feed, 1, "the newer tombstone goes back to the owner and everyone");
+	store_stats(s, &st);
+	cr_assert_eq(st.refed, 1);
+	r.version = 3000;
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), STORE_CREATED,
+	             "a live record newer than the delete is taken");
 	cr_assert_eq(store_get(s, &a, &v), 0);
-	cr_assert_eq(v.version, 1000);
-	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r, 3000), -ERR_STALE,
-	             "the same record again changes nothing");
+	cr_assert_eq(v.version, 3000);
+}
+
+/* A record as expiry at another node writes it: removed (or unhealthy), flagged EXPIRED. */
+static struct store_record expiry_record(struct store_key k, uint64_t version, bool deleted)
+{
+	struct store_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.key = k;
+	store_val_default(&r.val);
+	r.val.healthy = false;
+	r.version = version;
+	r.node = 2;
+	r.deleted = deleted;
+	r.expired = true;
+	return r;
+}
+
+Test(responsibility, an_expiry_elsewhere_does_not_remove_an_instance_beating_here)
+{
+	struct store_key a = key_n("svc", 20), b = key_n("svc", 21);
+	struct store_record r;
+	struct store_view v;
+	struct store_stats st;
+
+	cr_assert_geq(up_default(s, &a), 0); /* registered and tracked here */
+	fake_advance(&fc, 4000);
+	cr_assert_geq(store_touch(shard_for(s, &a), &a), 0, "it beats here");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	r = expiry_record(a, v.version + 100, true);
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), 0, "still listed");
+	cr_assert(v.flags & STORE_F_HEALTHY);
+	cr_assert_gt(v.version, r.version,
+	             "written again, newer than the expiry: it wins everywhere");
+	cr_assert_not(v.flags & STORE_F_EXPIRED);
+	r = expiry_record(a, v.version + 100, false);
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert(v.flags & STORE_F_HEALTHY,
+	          "an unhealthy mark by expiry elsewhere: overridden too");
+	store_stats(s, &st);
+	cr_assert_eq(st.reasserted, 2);
+
+	/* A client's own deregister always wins. */
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	r.version = v.version + 100;
+	r.node = 2;
+	r.deleted = true;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+
+	/* Silent here past its healthy timeout: the expiry is right and applies. */
+	cr_assert_geq(up_default(s, &b), 0);
+	fake_advance(&fc, 16000);
+	cr_assert_eq(store_get(s, &b, &v), 0);
+	r = expiry_record(b, v.version + 100, true);
+	cr_assert_eq(store_apply(shard_for(s, &b), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &b, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, an_expiry_of_an_untracked_replica_applies)
+{
+	struct store_key a = key_n("svc", 22);
+	struct store_record r;
+	struct store_view v;
+
+	owned[slot_of_n(22)] = false; /* another member's slot: a replica here */
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = 1000;
+	r.node = 2;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED);
+	r = expiry_record(a, 2000, true);
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, a_repair_keeps_and_rewrites_an_unlisted_instance_beating_here)
+{
+	struct store_key a = key_n("svc", 23);
+	struct store_view v;
+	uint64_t ver;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	ver = v.version;
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, ver + 1, true), STORE_CHANGED,
+	             "beating here: the owner missed it, so it is written again");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_gt(v.version, ver);
+	fake_advance(&fc, 16000); /* silent since: the owner is right to have none */
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, UINT64_MAX, true), 0);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, a_stall_moves_every_deadline_by_its_length)
+{
+	struct store_key a = key_n("svc", 24), b = key_n("svc", 25);
+	struct store_view v;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	fake_advance(&fc, 14000);
+	cr_assert_geq(up_default(s, &b), 0);
+	fake_advance(&fc, 40000); /* the process was stopped for 40 s */
+	cr_assert_eq(store_pause_credit(shard_for(s, &a), 40000) +
+	                     (shard_for(s, &a) == shard_for(s, &b)
+	                              ? 0
+	                              : store_pause_credit(shard_for(s, &b), 40000)),
+	             2);
+	expire_all(s);
+	cr_assert(healthy(24), "the paused time does not count");
+	cr_assert(healthy(25));
+	fake_advance(&fc, 1000);
+	expire_all(s);
+	cr_assert_not(healthy(24), "what was left before the pause still runs");
+	cr_assert(healthy(25));
+	fake_advance(&fc, 30000);
+	expire_all(s);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, a_deregister_of_an_unknown_instance_leaves_a_tombstone_that_replicates)
+{
+	struct store_key a = key_n("svc", 26);
+	struct store_record r;
+	struct store_stats st;
+
+	cr_assert_eq(store_delete(shard_for(s, &a), &a), -ERR_NOT_FOUND);
+	cr_assert_eq(store_feed_len(shard_for(s, &a)), 1, "the delete goes to the other nodes");
+	store_stats(s, &st);
+	cr_assert_eq(st.blind_deletes, 1);
+	cr_assert_eq(st.tombstones, 1);
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = 1000; /* the registration, made earlier elsewhere, arriving late */
+	r.node = 2;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "refused: the delete is newer");
 }
 
 Test(responsibility, adopt_gives_a_fresh_deadline_without_reviving_the_unhealthy)
