@@ -354,6 +354,26 @@ static uint32_t count_in(const struct listing *l, const struct distro_instance *
 
 static int beater_stop;
 
+/*
+ * Items a node answered retryable (their owner is unreachable from it) go
+ * through the next node, as a client with a server list does.
+ */
+static void retry_elsewhere(int side, const struct distro_instance *in, const int *res)
+{
+	static struct distro_instance again[N_HALF];
+	int res2[N_HALF];
+	uint32_t n = 0;
+	struct distro_client *c;
+
+	for (uint32_t i = 0; i < N_HALF; i++)
+		if (res[i] == -ERR_UNAVAILABLE || res[i] == -ERR_BUSY)
+			again[n++] = in[i];
+	if (n == 0 || (c = conn((side + 1) % NODES)) == NULL)
+		return;
+	(void)distro_heartbeat(c, again, n, res2);
+	distro_close(c);
+}
+
 static void *beater_main(void *arg)
 {
 	struct distro_client *c[2] = { NULL, NULL };
@@ -369,6 +389,8 @@ static void *beater_main(void *arg)
 			if (c[side] && distro_heartbeat(c[side], side ? y : x, N_HALF, res) < 0) {
 				distro_close(c[side]); /* retried next round, as a client would */
 				c[side] = NULL;
+			} else if (c[side]) {
+				retry_elsewhere(side, side ? y : x, res);
 			}
 		}
 		while (cluster_mono_ms() < next && !__atomic_load_n(&beater_stop, __ATOMIC_ACQUIRE))
@@ -398,29 +420,40 @@ static void make(struct distro_instance *in, char (*ips)[16], uint32_t n, uint32
 	}
 }
 
-static void register_all(int node, const struct distro_instance *in, uint32_t n)
+static void write_all(int node, const struct distro_instance *in, uint32_t n, bool del,
+                      bool fallback)
 {
 	int res[N_HALF];
 	int64_t end = cluster_mono_ms() + 5000;
+	uint32_t tries = 0;
 
-	/* Retryable answers (an owner being declared down) are retried, as a client would. */
+	/*
+	 * Retryable answers (an owner being declared down, or unreachable from
+	 * this node) are retried - with fallback, every other try through the
+	 * next node, as a client with a server list would.
+	 */
 	for (;;) {
-		struct distro_client *c = conn(node);
+		struct distro_client *c = conn(fallback && tries++ % 2 ? (node + 1) % NODES : node);
 		bool all = false;
 
-		if (c && distro_register(c, in, n, res) == 0) {
+		if (c && (del ? distro_deregister(c, in, n, res)
+		              : distro_register(c, in, n, res)) == 0) {
 			all = true;
 			for (uint32_t i = 0; i < n; i++)
-				all = all && res[i] >= 0;
+				all = all && (res[i] >= 0 || (del && res[i] == -ERR_NOT_FOUND));
 		}
 		if (c)
 			distro_close(c);
 		if (all)
 			return;
-		check(cluster_mono_ms() < end, "registering %u through node %d kept failing", n,
-		      node);
+		check(cluster_mono_ms() < end, "writing %u through node %d kept failing", n, node);
 		cluster_nap_ms(100);
 	}
+}
+
+static void register_all(int node, const struct distro_instance *in, uint32_t n)
+{
+	write_all(node, in, n, false, false);
 }
 
 struct converged_ctx {
@@ -491,6 +524,96 @@ Test(cluster_partition, both_sides_serve_the_small_side_deletes_nothing_and_all_
 	      "after the heal all nodes list the same instances, X and Y among them (lists: %u %u "
 	      "%u)",
 	      cc.l[0].n, cc.l[1].n, cc.l[2].n);
+	__atomic_store_n(&beater_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(beater, NULL);
+}
+
+/* Does node i's map give member `owner` any slot? (-1: cannot tell) */
+static int owns_slots(int i, uint16_t owner)
+{
+	static struct distro_slot_map m;
+	struct distro_client *c = conn(i);
+	int rc = -1;
+
+	if (c && distro_slot_map(c, &m) == 0)
+		rc = distro_slot_map_count(&m, owner) > 0;
+	if (c)
+		distro_close(c);
+	return rc;
+}
+
+/* The member id of node i (ids follow the sorted peer addresses: node order here). */
+static uint16_t member_of(int i)
+{
+	return (uint16_t)(i + 1);
+}
+
+/*
+ * Issue 11, failures 3 and 4: only the link between node 0 and node 2 is
+ * cut (each drops the other's peer address), node 1 still reaches both.
+ * That is not a death: no node takes another's slots (node 1 reports both
+ * alive), so no node expires the instances whose beats reach their owner
+ * through node 1 (X beaten through node 0, Y through node 1, retryable
+ * items retried through the next node) - every node lists every X and Y at
+ * every look for longer than the delete timeout. D, deregistered during
+ * the cut (acknowledged), never shows again on a node that acknowledged
+ * or applied the delete, and after the link returns all three converge to
+ * X and Y without D.
+ */
+Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_stands)
+{
+	static struct converged_ctx cc;
+	static struct listing l;
+	pthread_t beater;
+	int64_t cut;
+
+	check(wait_until(all_ready, NULL, 30000), "three READY nodes that see each other UP");
+	make(x, xip, N_HALF, 0, BEAT_MS, 1500, 3000);
+	make(y, yip, N_HALF, 1000, BEAT_MS, 1500, 3000);
+	make(za, zaip, N_NEW, 2000, 0, 0, 0); /* D: deregistered during the cut */
+	register_all(0, x, N_HALF);
+	register_all(1, y, N_HALF);
+	register_all(1, za, N_NEW);
+	cr_assert_eq(pthread_create(&beater, NULL, beater_main, NULL), 0);
+	check(wait_until(converged, &cc, 10000), "every node lists X and Y before the cut");
+
+	cr_assert_eq(sh("ip -n dt%sn0 route add blackhole 10.231.2.3/32 && "
+	                "ip -n dt%sn2 route add blackhole 10.231.2.1/32",
+	                tag, tag),
+	             0, "cut the link between node 0 and node 2");
+	cut = cluster_mono_ms();
+	cluster_nap_ms(1500); /* past --peer-down: the two count each other DOWN by now */
+	write_all(0, za, N_NEW, true, true);
+	while (cluster_mono_ms() - cut < 5000) { /* past the delete timeout (3 s) */
+		for (int i = 0; i < NODES; i++) {
+			list_node(i, &l);
+			check(l.ok, "node %d answers LIST", i);
+			check(count_in(&l, x, N_HALF) == N_HALF &&
+			              count_in(&l, y, N_HALF) == N_HALF,
+			      "node %d lists %u of %u X and %u of %u Y %lld ms into the cut", i,
+			      count_in(&l, x, N_HALF), N_HALF, count_in(&l, y, N_HALF), N_HALF,
+			      (long long)(cluster_mono_ms() - cut));
+			if (i == 1)
+				check(count_in(&l, za, N_NEW) == 0,
+				      "node 1 acknowledged D's deregister and lists %u of them",
+				      count_in(&l, za, N_NEW));
+		}
+		check(owns_slots(0, member_of(2)) == 1 && owns_slots(2, member_of(0)) == 1,
+		      "a member the others still see keeps its slots");
+		cluster_nap_ms(100);
+	}
+
+	cr_assert_eq(sh("ip -n dt%sn0 route del blackhole 10.231.2.3/32 && "
+	                "ip -n dt%sn2 route del blackhole 10.231.2.1/32",
+	                tag, tag),
+	             0);
+	check(wait_until(all_ready, NULL, 15000), "the three see each other again");
+	check(wait_until(converged, &cc, 15000),
+	      "after the link returns all nodes list the same, X and Y among them (lists: %u %u "
+	      "%u)",
+	      cc.l[0].n, cc.l[1].n, cc.l[2].n);
+	check(count_in(&cc.l[0], za, N_NEW) == 0, "%u of %u deregistered instances came back",
+	      count_in(&cc.l[0], za, N_NEW), N_NEW);
 	__atomic_store_n(&beater_stop, 1, __ATOMIC_RELEASE);
 	pthread_join(beater, NULL);
 }
