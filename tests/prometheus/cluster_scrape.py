@@ -21,8 +21,9 @@ Asserted through Prometheus's HTTP query API (/api/v1/query):
     (rate(distrod_replication_lag_seconds_bucket[..]))), is finite and
     under a second on loopback;
   - the rules file, loaded into this Prometheus: every recording rule has a
-    series for every node, and no alert is pending or firing on a healthy
-    cluster;
+    series for every node, no alert is pending or firing on a healthy
+    cluster, and once a node is killed (kill -9) DistrodMemberDown (from
+    each survivor, about it) and DistrodTargetDown (it) become active;
   - every distrod_* name the rules and the dashboard use is one these nodes
     export (Prometheus's own list of scraped names), and every dashboard
     expression returns data.
@@ -557,11 +558,44 @@ scrape_configs:
     stop_traffic.set()
     t.join(30)
     no_traffic_errors()
+
+    # ---- a member dies: the rules see it in real data ----
+    # kill -9 of node 2: within --peer-down (900 ms) the others see it DOWN,
+    # Prometheus's scrapes of it fail, and DistrodMemberDown (from n0 and n1,
+    # about n2's peer address) and DistrodTargetDown (n2) go pending, as
+    # they would on a real outage (they fire after their 1m).
+    victim = nodes[2]
+    vc = next(c for c in children if c["name"] == "distrod node 2")
+    vc["stopped"] = True
+    vc["proc"].kill()
+    vc["proc"].wait()
+    say("killed node 2 (SIGKILL)")
+    want = {("DistrodMemberDown", "n0", victim["peer"]),
+            ("DistrodMemberDown", "n1", victim["peer"]),
+            ("DistrodTargetDown", "n2", None)}
+
+    def down_alerts():
+        got = {(a["metric"].get("alertname"), a["metric"].get("node"), a["metric"].get("member"))
+               for a in prom.query('ALERTS{alertname=~"DistrodMemberDown|DistrodTargetDown"}')}
+        return True if got == want else f"alerts {sorted(got, key=str)}"
+
+    wait_for("DistrodMemberDown from n0 and n1 and DistrodTargetDown for n2", 30, down_alerts, 0.5)
+    say("ok: the member and target alerts are active for the killed node")
+    every_node_of = {n["name"] for n in nodes[:2]}
+    health = {r["metric"]["node"]: float(r["value"][1]) for r in prom.query(
+        f'distrod_peer_member_health{{member="{victim["peer"]}",node!="n2"}}')}
+    if set(health) != every_node_of or any(v != 0 for v in health.values()):
+        fail(f"health of the killed member as the others see it: {health}")
+
     # Clean stops: SIGTERM, exit 0 (ASan's leak check runs there).
     for c in children:
+        if c.get("stopped"):
+            continue
         c["stopped"] = True
         c["proc"].send_signal(signal.SIGTERM)
     for c in children:
+        if c is vc:
+            continue
         try:
             rc = c["proc"].wait(20)
         except subprocess.TimeoutExpired:
