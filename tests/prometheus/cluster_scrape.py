@@ -232,6 +232,7 @@ NAME_RE = re.compile(r"\bdistrod_[a-z0-9_]+")
 
 def dashboard_exprs(path):
     """Every target expression of the dashboard, with Grafana's variables replaced."""
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import dashboard_check  # the same extraction and substitution as the parse check
 
