@@ -238,6 +238,7 @@ void admin_answer_render(enum request_route route, const struct admin_source *sr
 			.store = s->store,
 			.http = http,
 			.peer = s->peer,
+			.limits = &s->limits,
 		};
 		if (metrics_render(&in, &text, &len) < 0) {
 			log_warn("http: /metrics over %u bytes or out of memory",

@@ -47,6 +47,7 @@ struct admin_snapshot {
 	struct store_stats *store;    /* COUNTERS: the store's counters, all shards summed */
 	struct peer_status *peer;     /* PEER: the peer thread's view; clustered false and
 	                                 the rest zero when standalone */
+	struct metrics_limits limits; /* COUNTERS: the configured bounds (zero: not exported) */
 };
 
 /*

@@ -27,6 +27,11 @@
  * snapshot, or one with clustered false) has none of them. Members are
  * bounded (MEMBERS_MAX), so the labels are too.
  *
+ * Bounds beside values. The configured limits a caller passes (struct
+ * metrics_limits: connections, instances, services, subscribers, a peer
+ * link's backlog) are gauges named distrod_<thing>_max, so an alert
+ * divides the value by its bound without knowing the flags.
+ *
  * Format: exposition format 0.0.4. Each family's HELP and TYPE lines come
  * once, right before its samples, which stay together. Histograms are
  * cumulative with an le="+Inf" bucket equal to _count. Label values are
@@ -694,6 +699,9 @@ static void render_peer(struct out *o, const struct peer_status *st)
 	head(o, "distrod_peer_ready", "gauge",
 	     "1 once this node is READY: loaded, owning slots, healthy for clients.");
 	put(o, "distrod_peer_ready %d\n", st->ready ? 1 : 0);
+	head(o, "distrod_peer_quorum", "gauge",
+	     "1 while this node reaches a quorum of the members; 0: it expires nothing.");
+	put(o, "distrod_peer_quorum %d\n", st->quorum ? 1 : 0);
 	head(o, "distrod_peer_map_version", "gauge",
 	     "Version of this node's slot map (grows with every change).");
 	put(o, "distrod_peer_map_version %llu\n", (unsigned long long)st->map_version);
@@ -713,6 +721,43 @@ static void render_peer(struct out *o, const struct peer_status *st)
 			put_label(o, m->addr, sizeof(m->addr));
 			put(o, "} %llu\n", val);
 		}
+	}
+}
+
+/*
+ * The configured bounds (struct metrics_limits), one gauge each, beside the
+ * value it bounds: alerts divide the two (docs/prometheus/). A zero is a
+ * bound the caller did not give, left out.
+ */
+static void render_limits(struct out *o, const struct metrics_limits *l, bool clustered)
+{
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} g[] = {
+		{ "distrod_connections_max",
+		  "--conns-max: client connections (both ports), shared out evenly over the "
+		  "workers.",
+		  l->conns_max },
+		{ "distrod_instances_max",
+		  "--instances-max: live instances and tombstones the store holds at most.",
+		  l->instances_max },
+		{ "distrod_services_max", "--services-max: services the store holds at most.",
+		  l->services_max },
+		{ "distrod_subscribers_max",
+		  "--subs-max times the workers: open subscriptions at most (a per-worker bound).",
+		  l->subscribers_max },
+		{ "distrod_peer_backlog_bytes_max",
+		  "--peer-backlog: output waiting on one peer link before sync records are "
+		  "dropped.",
+		  clustered ? l->peer_backlog_bytes_max : 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		if (g[i].v == 0)
+			continue;
+		head(o, g[i].name, "gauge", g[i].help);
+		put(o, "%s %llu\n", g[i].name, (unsigned long long)g[i].v);
 	}
 }
 
@@ -742,6 +787,8 @@ int metrics_render(const struct metrics_input *in, char **out, size_t *len)
 		render_peer(&o, in->peer);
 		render_repl_lag(&o, in->total);
 	}
+	if (in->limits)
+		render_limits(&o, in->limits, in->peer && in->peer->clustered);
 	render_rest(&o, "distrod_worker_", "WORKER_STATS", worker_names, WORKER_N, wv, wused);
 	render_rest(&o, "distrod_store_", "STORE_STATS", store_names, STORE_N, sv, sused);
 	if (o.err) {

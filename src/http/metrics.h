@@ -48,13 +48,28 @@ void metrics_http_count(struct metrics_http *h, unsigned status);
 /* A copy of h with relaxed loads: any thread, while the writer runs. */
 void metrics_http_read(const struct metrics_http *h, struct metrics_http *out);
 
+/*
+ * The node's configured bounds, exported as gauges (distrod_*_max) beside
+ * the values they bound, so that an alert can say "near the limit" without
+ * knowing the flags (docs/prometheus/distrod.rules.yml). Fixed for the
+ * process's life; a zero field is not exported.
+ */
+struct metrics_limits {
+	uint64_t conns_max;              /* --conns-max: client connections, both ports */
+	uint64_t instances_max;          /* --instances-max: live instances and tombstones */
+	uint64_t services_max;           /* --services-max */
+	uint64_t subscribers_max;        /* --subs-max (per worker) times the workers */
+	uint64_t peer_backlog_bytes_max; /* --peer-backlog, per link; clustered nodes only */
+};
+
 struct metrics_input {
 	const struct worker_stats *total;   /* summed over the workers */
 	const struct worker_stats *workers; /* one per worker, for per-worker series */
 	uint32_t nworkers;
 	const struct store_stats *store;
 	const struct metrics_http *http;
-	const struct peer_status *peer; /* NULL or not clustered: no distrod_peer_* series */
+	const struct peer_status *peer;      /* NULL or not clustered: no distrod_peer_* series */
+	const struct metrics_limits *limits; /* NULL: no distrod_*_max gauges */
 };
 
 /*
@@ -73,7 +88,8 @@ struct store_stats *metrics_store_stats_new(void);
  * documented name (docs/http.md) or, until one is chosen, as untyped
  * distrod_worker_<name> / distrod_store_<name>. A clustered node adds every
  * PEER_STATS counter as distrod_peer_<name>_total and per-member gauges
- * labelled member="<peer address>". 0, or -ERR_NOMEM (no memory or over
+ * labelled member="<peer address>"; with limits, the distrod_*_max gauges
+ * of its non-zero fields. 0, or -ERR_NOMEM (no memory or over
  * METRICS_BYTES_MAX). O(counters + workers + members); allocates.
  */
 int metrics_render(const struct metrics_input *in, char **out, size_t *len);

@@ -384,6 +384,13 @@ void server_admin_snapshot(void *ctx, struct admin_snapshot *out)
 		for (uint32_t i = 0; i < s->nworkers; i++)
 			worker_stats_read(&s->workers[i], &out->workers[i]);
 		store_stats(s->store, out->store);
+		out->limits = (struct metrics_limits){
+			.conns_max = s->cfg.conns_max,
+			.instances_max = s->cfg.store.limits.instances_max,
+			.services_max = s->cfg.store.limits.services_max,
+			.subscribers_max = (uint64_t)s->cfg.subs_max * s->nworkers,
+			.peer_backlog_bytes_max = s->peer != NULL ? s->cfg.peer_backlog_bytes : 0,
+		};
 	}
 	if (out->want & ADMIN_WANT_PEER) {
 		if (s->peer != NULL)

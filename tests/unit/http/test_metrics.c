@@ -25,6 +25,7 @@ struct snap {
 	struct store_stats store;
 	struct metrics_http http;
 	struct peer_status peer;
+	struct metrics_limits limits;
 	struct metrics_input in;
 };
 
@@ -69,6 +70,12 @@ static void snap_fill(struct snap *s)
 		m->slots = i == 2 ? 0 : 8192;
 		m->backlog_bytes = 100 * i;
 	}
+	s->peer.quorum = true;
+	s->limits = (struct metrics_limits){ .conns_max = 10000,
+		                             .instances_max = 16777216,
+		                             .services_max = 1048576,
+		                             .subscribers_max = 3 * 65536,
+		                             .peer_backlog_bytes_max = 64u << 20 };
 	metrics_http_count(&s->http, 200);
 	metrics_http_count(&s->http, 404);
 	metrics_http_count(&s->http, 299); /* not a status we send: ignored */
@@ -77,7 +84,8 @@ static void snap_fill(struct snap *s)
 		                        .nworkers = NWORKERS,
 		                        .store = &s->store,
 		                        .http = &s->http,
-		                        .peer = &s->peer };
+		                        .peer = &s->peer,
+		                        .limits = &s->limits };
 }
 
 static char *render(struct snap *s, size_t *len)
@@ -153,6 +161,42 @@ Test(metrics, cluster_members_are_gauges)
 	cr_assert(strstr(text, "\ndistrod_peer_ready 1\n"));
 	cr_assert(strstr(text, "\ndistrod_peer_map_version 42\n"));
 	cr_assert(strstr(text, "\ndistrod_peer_members 3\n"));
+	cr_assert(strstr(text, "\n# TYPE distrod_peer_quorum gauge\ndistrod_peer_quorum 1\n"));
+	free(text);
+	s.peer.quorum = false;
+	text = render(&s, &len);
+	cr_assert(strstr(text, "\ndistrod_peer_quorum 0\n"));
+	free(text);
+}
+
+/* The configured bounds are gauges beside what they bound; a zero one is left out. */
+Test(metrics, limits_are_gauges)
+{
+	struct snap s;
+	size_t len;
+	char *text;
+
+	snap_fill(&s);
+	text = render(&s, &len);
+	cr_assert(strstr(text, "\n# TYPE distrod_connections_max gauge\ndistrod_connections_max "
+	                       "10000\n"));
+	cr_assert(strstr(text, "\ndistrod_instances_max 16777216\n"));
+	cr_assert(strstr(text, "\ndistrod_services_max 1048576\n"));
+	cr_assert(strstr(text, "\ndistrod_subscribers_max 196608\n"));
+	cr_assert(strstr(text, "\ndistrod_peer_backlog_bytes_max 67108864\n"));
+	free(text);
+
+	s.limits.services_max = 0; /* not given: not exported */
+	s.peer.clustered = false;  /* a standalone node has no peer link to bound */
+	text = render(&s, &len);
+	cr_assert_null(strstr(text, "distrod_services_max"));
+	cr_assert_null(strstr(text, "distrod_peer_backlog_bytes_max"));
+	cr_assert(strstr(text, "\ndistrod_instances_max 16777216\n"));
+	free(text);
+
+	s.in.limits = NULL;
+	text = render(&s, &len);
+	cr_assert_null(strstr(text, "_max "));
 	free(text);
 }
 
