@@ -291,6 +291,10 @@ void link_on_accept(struct peer *p)
 
 		if (fd < 0)
 			return;
+		if (p->left) { /* no longer a member: no peer traffic (membership.c) */
+			close(fd);
+			continue;
+		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (link_new(p, fd, false, 0) == NULL) {
 			log_warn("peer port: too many links, connection refused");

@@ -196,6 +196,8 @@ static void *peer_main(void *arg)
 
 			if (ptr == &p->listen_fd) {
 				link_on_accept(p);
+			} else if (ptr == &p->inotify_fd) {
+				membership_on_inotify(p);
 			} else if (ptr == &p->wake_fd) {
 				uint64_t v;
 
@@ -214,8 +216,11 @@ static void *peer_main(void *arg)
 			p->last_ping_ms = now;
 			health_pings(p);
 		}
-		health_check(p, now);
-		load_progress(p, now);
+		membership_step(p, now);
+		if (!p->left) {
+			health_check(p, now);
+			load_progress(p, now);
+		}
 		load_merge_progress(p);
 		if (p->ready && !p->need_merge &&
 		    now - p->last_verify_ms >= (int64_t)p->cfg->verify_ms) {
@@ -273,46 +278,6 @@ static int read_secret(struct peer *p, const struct server_config *cfg)
 	return 0;
 }
 
-/* True when host is an address of this machine (it can be bound). Startup only. */
-static bool host_is_local(const char *host)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-	struct addrinfo *ai = NULL;
-	bool ok = false;
-
-	if (getaddrinfo(host, "0", &hints, &ai) != 0 || ai == NULL)
-		return false;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0) {
-		ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-		close(fd);
-	}
-	freeaddrinfo(ai);
-	return ok;
-}
-
-static int find_self(struct peer *p, const struct server_config *cfg)
-{
-	if (cfg->cluster_self[0]) {
-		if (members_find_self(&p->conf, cfg->cluster_self) < 0) {
-			log_error("--cluster-self %s is not in %s", cfg->cluster_self,
-			          cfg->cluster_conf);
-			return -1;
-		}
-		return 0;
-	}
-	for (uint32_t i = 0; i < p->conf.n; i++) {
-		if (p->conf.m[i].port == cfg->peer_port && host_is_local(p->conf.m[i].host)) {
-			p->conf.self_id = p->conf.m[i].id;
-			return 0;
-		}
-	}
-	log_error("no line of %s is a local address with --peer-port %u (set --cluster-self)",
-	          cfg->cluster_conf, cfg->peer_port);
-	return -1;
-}
-
 int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer **out)
 {
 	char err[256];
@@ -325,13 +290,14 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 	if (p == NULL)
 		return -1;
 	p->cfg = cfg;
-	p->listen_fd = p->epfd = p->wake_fd = -1;
+	p->listen_fd = p->epfd = p->wake_fd = p->inotify_fd = -1;
+	pthread_mutex_init(&p->conf_mu, NULL);
 	if (members_load(cfg->cluster_conf, &p->conf, err, sizeof(err)) < 0) {
 		log_error("--cluster-conf %s: %s", cfg->cluster_conf, err);
 		mem_free(p);
 		return -1;
 	}
-	if (find_self(p, cfg) < 0 || read_secret(p, cfg) < 0) {
+	if (membership_find_self(&p->conf, cfg) < 0 || read_secret(p, cfg) < 0) {
 		mem_free(p);
 		return -1;
 	}
@@ -417,6 +383,7 @@ int peer_start(struct peer *p, const struct peer_env *env)
 		log_error("peer thread: no resolver thread");
 		return rc;
 	}
+	membership_watch(p);
 	if ((rc = io_uring_queue_init(64, &p->ring, 0)) < 0) {
 		log_error("peer thread io_uring: %s", strerror(-rc));
 		return rc;
@@ -476,6 +443,9 @@ void peer_destroy(struct peer *p)
 		close(p->listen_fd);
 	if (p->epfd >= 0)
 		close(p->epfd);
+	if (p->inotify_fd >= 0)
+		close(p->inotify_fd);
+	pthread_mutex_destroy(&p->conf_mu);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	mem_free(p); /* after the store: its epoch lists our record until it is destroyed */
@@ -485,6 +455,12 @@ const uint8_t *peer_secret(const struct peer *p, size_t *len)
 {
 	*len = p->secret_len;
 	return p->secret;
+}
+
+void peer_reload_request(struct peer *p)
+{
+	STORE_RELEASE(&p->reload_req, 1u);
+	peer_wake(p);
 }
 
 void peer_wake(struct peer *p)

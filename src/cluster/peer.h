@@ -83,6 +83,12 @@ uint16_t peer_owner(const struct peer *p, uint32_t slot);
 
 uint16_t peer_self_id(const struct peer *p);
 
+/* Has this node left the cluster (no longer in cluster.conf)? Then it takes no writes. */
+bool peer_left(const struct peer *p);
+
+/* Asks the peer thread to read cluster.conf again (SIGHUP): any thread. */
+void peer_reload_request(struct peer *p);
+
 /* Wakes the peer thread (a worker queued messages for it): one eventfd write. */
 void peer_wake(struct peer *p);
 

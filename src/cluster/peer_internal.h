@@ -246,6 +246,13 @@ struct peer {
 
 	struct peer_view view; /* what other threads read (view.h) */
 
+	/* membership.c: cluster.conf changes */
+	pthread_mutex_t conf_mu; /* held to change conf, and by other threads to copy it */
+	int inotify_fd;          /* the directory of cluster.conf, -1 when not watched */
+	int64_t reload_at_ms;    /* a change seen: read the file then (0: none) */
+	uint32_t reload_req;     /* atomic: SIGHUP asked for a reload (peer_reload_request) */
+	bool left;               /* this node is no longer in the list */
+
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
 	bool eligible[MEMBERS_MAX + 1];
@@ -387,6 +394,13 @@ void load_set_slots(uint32_t set, struct pull *pl);
 void load_progress(struct peer *p, int64_t now);
 void load_merge_progress(struct peer *p);
 void load_restart(struct peer *p, int64_t now);
+
+/* membership.c */
+int membership_find_self(struct members *ms, const struct server_config *cfg);
+int membership_watch(struct peer *p);
+void membership_on_inotify(struct peer *p);
+void membership_reload(struct peer *p);
+void membership_step(struct peer *p, int64_t now);
 void load_pull_finished(struct peer *p, const struct pull *pl, bool ok);
 bool load_any_ready_peer(struct peer *p);
 

@@ -22,7 +22,12 @@ uint16_t peer_owner(const struct peer *p, uint32_t slot)
 
 uint16_t peer_self_id(const struct peer *p)
 {
-	return p->view.self;
+	return LOAD_RELAXED(&p->view.self);
+}
+
+bool peer_left(const struct peer *p)
+{
+	return LOAD_RELAXED(&p->view.left) != 0;
 }
 
 bool peer_owns(void *ctx, uint32_t slot)
@@ -30,7 +35,7 @@ bool peer_owns(void *ctx, uint32_t slot)
 	const struct peer *p = ctx;
 
 	/* Cut off from most of the cluster, expire nothing: see health.c. */
-	return peer_owner(p, slot) == p->view.self && LOAD_RELAXED(&p->view.quorum);
+	return peer_owner(p, slot) == LOAD_RELAXED(&p->view.self) && LOAD_RELAXED(&p->view.quorum);
 }
 
 bool peer_view_fresh(const struct peer *p, int64_t now_ms)
@@ -93,12 +98,14 @@ void peer_status_read(const struct peer *p, struct peer_status *out)
 	memset(out, 0, sizeof(*out));
 	if (p == NULL)
 		return;
+	/* The member list changes only under conf_mu (membership.c): copied whole. */
+	pthread_mutex_lock((pthread_mutex_t *)&p->conf_mu);
 	out->clustered = true;
-	out->self_id = p->view.self;
+	out->self_id = p->self;
 	out->ready = LOAD_ACQUIRE(&p->view.ready);
 	out->quorum = LOAD_RELAXED(&p->view.quorum);
 	out->map_version = peer_map_read(p, owners);
-	out->n = p->view.n;
+	out->n = p->conf.n;
 	for (uint32_t i = 0; i < p->conf.n; i++) {
 		const struct member *mb = &p->conf.m[i];
 		const struct peer_view_member *vm = &p->view.m[mb->id];
@@ -106,7 +113,7 @@ void peer_status_read(const struct peer *p, struct peer_status *out)
 
 		o->id = mb->id;
 		memcpy(o->addr, mb->addr, sizeof(o->addr));
-		o->self = mb->id == p->view.self;
+		o->self = mb->id == p->self;
 		if (o->self) {
 			o->health = PEER_UP;
 			o->ready = out->ready;
@@ -128,8 +135,9 @@ void peer_status_read(const struct peer *p, struct peer_status *out)
 			o->peer_map_version = LOAD_RELAXED(&vm->peer_map_version);
 		}
 	}
+	pthread_mutex_unlock((pthread_mutex_t *)&p->conf_mu);
 	for (uint32_t s = 0; s < STORE_SLOTS; s++)
-		for (uint32_t i = 0; i < p->conf.n; i++)
+		for (uint32_t i = 0; i < out->n; i++)
 			if (out->m[i].id == owners[s])
 				out->m[i].slots++;
 #define PEER_STAT_READ(name) out->stats.name = LOAD_RELAXED(&p->view.stats.name);

@@ -69,7 +69,8 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(map_changes)      /* slot map recomputations that changed something */                   \
 	X(fault_dropped)    /* sync frames dropped (or not held) by the fault hooks */             \
 	X(proto_errors)     /* peer frames refused; the link was closed */                         \
-	X(stalls)           /* loops that stood still past --peer-down: links dropped, reloaded */
+	X(stalls)           /* loops that stood still past --peer-down: links dropped, reloaded */ \
+	X(membership_changes) /* cluster.conf changes applied (membership.c) */
 
 struct peer_stats {
 #define PEER_STAT_FIELD(name) uint64_t name;
@@ -88,14 +89,15 @@ struct peer_view_member {
 };
 
 struct peer_view {
-	uint16_t self;        /* immutable after peer_create */
-	uint32_t n;           /* members, immutable */
+	uint16_t self;        /* relaxed: changes only with the member list (membership.c) */
+	uint32_t n;           /* members; relaxed, as self */
 	uint32_t client_port; /* this node's, set at peer_start */
 	uint64_t map_seq;
 	uint16_t owners[STORE_SLOTS];
 	uint32_t ready;
 	uint32_t quorum;
 	int64_t loop_ms; /* monotonic ms of the peer thread's latest loop */
+	uint32_t left;   /* relaxed: this node is no longer in cluster.conf (membership.c) */
 	struct peer_view_member m[MEMBERS_MAX + 1];
 	struct peer_stats stats;
 };

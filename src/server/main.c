@@ -1,6 +1,6 @@
 /*
  * main.c - distrod: parse the settings, start the workers, wait for
- * SIGTERM or SIGINT, drain and exit 0.
+ * SIGTERM or SIGINT, drain and exit 0. SIGHUP reads cluster.conf again.
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait, so no handler runs inside a worker.
@@ -77,6 +77,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP); /* read cluster.conf again (cluster/membership.c) */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -108,7 +109,12 @@ int main(int argc, char **argv)
 		         strerror(errno));
 	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
 		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+		if (srv.peer)
+			peer_reload_request(srv.peer);
+		else
+			log_info("SIGHUP: a standalone node has no cluster.conf to reload");
+	}
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	admin_stop(&admin);
 	server_stop(&srv);

@@ -68,6 +68,10 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 	if (route && !item_err) {
 		uint16_t owner = replica_route(w, &k.addr);
 
+		if (owner == REPLICA_REFUSE) {
+			*shard_out = origin; /* the origin answers it: retry on another node */
+			return -ERR_UNAVAILABLE;
+		}
 		if (owner != 0) {
 			*owner_out = (uint8_t)owner;
 			*shard_out = SHARD_REMOTE;

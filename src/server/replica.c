@@ -79,6 +79,9 @@ uint16_t replica_route(struct worker *w, const struct addr *addr)
 	struct peer *p = w->srv->peer;
 	uint16_t owner = peer_owner(p, addr_slot(addr));
 
+	/* A node that left the cluster takes no writes it could not replicate. */
+	if (peer_left(p))
+		return REPLICA_REFUSE;
 	/* Another node's slot goes to its owner; nobody's (no READY member) runs here. */
 	return owner != 0 && owner != peer_self_id(p) ? owner : 0;
 }

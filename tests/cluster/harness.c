@@ -100,12 +100,31 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	close(fd);
 }
 
+/* cluster.conf naming the first c->members nodes, replaced whole (a rename, as tools do). */
+static void conf_write(const struct cluster *c)
+{
+	char conf[64 * CLUSTER_NODES_MAX + 128], tmp[200];
+	size_t off = (size_t)snprintf(conf, sizeof(conf), "# written by tests/cluster/harness.c\n");
+
+	for (uint32_t i = 0; i < c->members; i++)
+		off += (size_t)snprintf(conf + off, sizeof(conf) - off, "%s\n",
+		                        c->node[i].peer_addr);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", c->conf);
+	write_file(tmp, conf, 0644);
+	cr_assert_eq(rename(tmp, c->conf), 0, "rename %s: %s", tmp, strerror(errno));
+}
+
+void cluster_members_set(struct cluster *c, uint32_t members)
+{
+	cr_assert(members >= 1 && members <= c->n, "1..%u members", c->n);
+	c->members = members;
+	conf_write(c);
+}
+
 /* Picks every node's four ports and writes cluster.conf. */
 static void pick_ports(struct cluster *c)
 {
 	int fds[4 * CLUSTER_NODES_MAX];
-	char conf[64 * CLUSTER_NODES_MAX + 128];
-	size_t off;
 
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cluster_node *nd = &c->node[i];
@@ -119,11 +138,7 @@ static void pick_ports(struct cluster *c)
 	}
 	for (uint32_t i = 0; i < 4 * c->n; i++)
 		close(fds[i]);
-	off = (size_t)snprintf(conf, sizeof(conf), "# written by tests/cluster/harness.c\n");
-	for (uint32_t i = 0; i < c->n; i++)
-		off += (size_t)snprintf(conf + off, sizeof(conf) - off, "%s\n",
-		                        c->node[i].peer_addr);
-	write_file(c->conf, conf, 0644);
+	conf_write(c);
 }
 
 void cluster_setup(struct cluster *c, const struct cluster_opts *o)
@@ -135,6 +150,8 @@ void cluster_setup(struct cluster *c, const struct cluster_opts *o)
 	cr_assert(o->n >= 1 && o->n <= CLUSTER_NODES_MAX, "1..%d nodes", CLUSTER_NODES_MAX);
 	memset(c, 0, sizeof(*c));
 	c->n = o->n;
+	c->members = o->members ? o->members : o->n;
+	cr_assert_leq(c->members, c->n);
 	c->standalone = o->standalone;
 	c->extra = o->extra;
 	snprintf(c->dir, sizeof(c->dir), "/tmp/distro-cluster-XXXXXX");
@@ -420,7 +437,7 @@ uint16_t cluster_member_id(const struct cluster *c, uint32_t i)
 
 	if (c->standalone)
 		return 0;
-	for (uint32_t k = 0; k < c->n; k++)
+	for (uint32_t k = 0; k < c->members; k++)
 		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s\n",
 		                        c->node[k].peer_addr);
 	cr_assert_eq(members_parse(text, off, &ms, err, sizeof(err)), 0, "%s", err);
@@ -612,12 +629,14 @@ bool cluster_converged(struct cluster *c, char *why, size_t why_len)
 			snprintf(why, why_len, "node %u: SLOT_MAP: %s", i, distro_strerror(rc));
 			goto out;
 		}
-		if (m->n != c->n || !m->ready) {
+		if (i >= c->members)
+			continue; /* not in cluster.conf: not a member */
+		if (m->n != c->members || !m->ready) {
 			snprintf(why, why_len, "node %u: %u members, %s", i, m->n,
 			         m->ready ? "READY" : "not READY");
 			goto out;
 		}
-		for (uint32_t k = 0; k < c->n; k++) {
+		for (uint32_t k = 0; k < c->members; k++) {
 			uint16_t id = cluster_member_id(c, k);
 			const struct distro_member *mm = distro_slot_map_member(m, id);
 			bool up = mm && mm->health == DISTRO_UP && mm->ready;

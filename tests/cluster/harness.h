@@ -56,7 +56,8 @@ struct cluster_node {
 
 struct cluster {
 	uint32_t n;
-	bool standalone; /* no cluster.conf: plain distrod (for standalone checks) */
+	uint32_t members; /* cluster.conf names nodes 0..members-1 (cluster_members_set) */
+	bool standalone;  /* no cluster.conf: plain distrod (for standalone checks) */
 	char dir[128];
 	char conf[192];
 	char secret[192];
@@ -65,13 +66,17 @@ struct cluster {
 };
 
 struct cluster_opts {
-	uint32_t n; /* 1..CLUSTER_NODES_MAX */
+	uint32_t n;       /* 1..CLUSTER_NODES_MAX */
+	uint32_t members; /* nodes cluster.conf names at first (0: all n) */
 	bool standalone;
 	const char *const *extra;                         /* every node */
 	const char *const *node_extra[CLUSTER_NODES_MAX]; /* node i only */
 };
 
 /* ---- life cycle ---- */
+
+/* Rewrites cluster.conf (a rename) to name nodes 0..members-1: the running nodes reload it. */
+void cluster_members_set(struct cluster *c, uint32_t members);
 
 /* Ports, directory, cluster.conf and secret; starts nothing. Asserts on failure. */
 void cluster_setup(struct cluster *c, const struct cluster_opts *o);

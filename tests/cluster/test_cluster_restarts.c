@@ -10,7 +10,9 @@
  *   every node lists all 300;
  * - all at once (kill -9 of the three, then three starts): see the test;
  * - a pause (SIGSTOP) of one node longer than the delete timeout, as a VM
- *   freeze or a stalled disk makes, then SIGCONT: see the test.
+ *   freeze or a stalled disk makes, then SIGCONT: see the test;
+ * - membership changes, 3 -> 4 -> 5 -> 3 members, by rewriting cluster.conf
+ *   while every node runs: see the test.
  *
  * Two threads besides the test's, each with its own connections
  * (cluster_connect; the harness's cached clients belong to the test's
@@ -20,7 +22,8 @@
  *   interval; unhealthy after 1500 ms, removed after 3000 ms, so a lost
  *   instance vanishes within the test), each round through the next node
  *   in turn, moving on when a node cannot be reached (as a client with a
- *   server list does), and retries items answered retryable;
+ *   server list does); items answered retryable are retried, and those
+ *   still retryable after 4 tries go through the next node;
  * - the watcher, during the rolling and the crash restarts, looks at every
  *   node over and over: a node that answers SLOT_MAP READY must list all
  *   300. A node that is stopped or still loading (not READY) is skipped:
@@ -84,15 +87,17 @@ static struct {
 
 /* ---- the beater ---- */
 
-/* All 300 beats through c, retrying retryable items (4 tries, 50 ms apart); false if a call failed.
+/*
+ * The beats of `todo` instances (in again[]) through c, retrying items
+ * answered retryable (4 tries, 50 ms apart). Returns false if a call
+ * failed; what is still retryable stays in again[] (*todo_io of them) for
+ * the next node, as a client with a server list does.
  */
-static bool beat_all(struct distro_client *c)
+static bool beat_through(struct distro_client *c, struct distro_instance *again, uint32_t *todo_io)
 {
 	static int res[N_INST]; /* the beater thread's alone */
-	static struct distro_instance again[N_INST];
-	uint32_t todo = N_INST;
+	uint32_t todo = *todo_io;
 
-	memcpy(again, inst, sizeof(inst));
 	for (int attempt = 0; attempt < 4 && todo > 0; attempt++) {
 		uint32_t left = 0;
 
@@ -108,33 +113,37 @@ static bool beat_all(struct distro_client *c)
 		}
 		todo = left;
 	}
-	COUNT(bt.item_failures, todo);
+	*todo_io = todo;
 	return true;
 }
 
 static void *beater_main(void *arg)
 {
 	struct distro_client *conn[CLUSTER_NODES_MAX] = { NULL };
+	static struct distro_instance again[N_INST];
 	uint32_t at = 0;
 
 	(void)arg;
 	while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED)) {
 		int64_t next = cluster_mono_ms() + BEAT_MS;
+		uint32_t todo = N_INST;
 
-		/* This round through the next node; the one after if it cannot be reached. */
+		/* This round through the next node; what it cannot take, through the ones after. */
+		memcpy(again, inst, sizeof(inst));
 		at = (at + 1) % cl.n;
-		for (uint32_t tries = 0; tries < cl.n; tries++, at = (at + 1) % cl.n) {
+		for (uint32_t tries = 0; tries < cl.n && todo > 0; tries++, at = (at + 1) % cl.n) {
 			if (__atomic_load_n(&bt.paused[at], __ATOMIC_RELAXED))
 				continue;
 			if (conn[at] == NULL)
 				conn[at] = cluster_connect(&cl, at);
-			if (conn[at] && beat_all(conn[at]))
-				break;
+			if (conn[at] && beat_through(conn[at], again, &todo))
+				continue;
 			if (conn[at])
 				distro_close(conn[at]);
 			conn[at] = NULL;
 			COUNT(bt.node_failures, 1);
 		}
+		COUNT(bt.item_failures, todo);
 		COUNT(bt.rounds, 1);
 		while (!__atomic_load_n(&bt.stop, __ATOMIC_RELAXED) && cluster_mono_ms() < next)
 			cluster_nap_ms(10);
@@ -283,18 +292,34 @@ static void assert_watched(const char *when, int64_t since_ms)
 
 /* ---- set-up ---- */
 
-static void start(void)
+static void instances(void)
 {
-	memset(&bt, 0, sizeof(bt));
-	memset(&wt, 0, sizeof(wt));
-	cluster_setup(&cl, &(struct cluster_opts){ .n = 3 });
-	cluster_start(&cl);
 	cluster_instances(inst, ips, N_INST, "restarts");
 	for (uint32_t k = 0; k < N_INST; k++) {
 		inst[k].interval_ms = BEAT_MS;
 		inst[k].timeout_ms = 1500;
 		inst[k].delete_ms = 3000;
 	}
+}
+
+static void start(void)
+{
+	memset(&bt, 0, sizeof(bt));
+	memset(&wt, 0, sizeof(wt));
+	cluster_setup(&cl, &(struct cluster_opts){ .n = 3 });
+	cluster_start(&cl);
+	instances();
+}
+
+/* Five nodes' ports; cluster.conf names the first three, which run. */
+static void start_three_of_five(void)
+{
+	memset(&bt, 0, sizeof(bt));
+	memset(&wt, 0, sizeof(wt));
+	cluster_setup(&cl, &(struct cluster_opts){ .n = 5, .members = 3 });
+	for (uint32_t i = 0; i < 3; i++)
+		cluster_node_start(&cl, i);
+	instances();
 }
 
 static void join(pthread_t *t, int *stop)
@@ -344,7 +369,7 @@ static void registered_and_beaten(void)
 	for (uint32_t k = 0; k < N_INST; k++)
 		cluster_assert(&cl, res[k] >= 0, "register: %s", distro_strerror(res[k]));
 	cr_assert_eq(pthread_create(&bt.thread, NULL, beater_main, NULL), 0);
-	for (uint32_t i = 0; i < cl.n; i++)
+	for (uint32_t i = 0; i < cl.members; i++)
 		assert_lists_all(i, SPREAD_MS, "before the restarts");
 }
 
@@ -566,4 +591,86 @@ Test(cluster_restarts, a_node_paused_past_the_delete_timeout_deletes_and_replays
 	cluster_assert(&cl, cluster_stat(&cl, victim, "peer_stalls") == 1,
 	               "the resumed node saw its own stall");
 	cr_assert_gt(early, 0);
+}
+
+/* ---- membership changes ---- */
+
+static void assert_members_list_all(const char *when, int64_t began)
+{
+	assert_converged(when);
+	for (uint32_t i = 0; i < cl.members; i++)
+		assert_lists_all(i, SPREAD_MS, when);
+	hold();
+	assert_watched(when, began);
+}
+
+static unsigned long long removed_by_expiry(void)
+{
+	unsigned long long n = 0;
+
+	for (uint32_t i = 0; i < cl.n; i++)
+		if (cluster_node_running(&cl, i))
+			n += cluster_stat(&cl, i, "store_expired_removed");
+	return n;
+}
+
+/*
+ * Issue 11, live membership: cluster.conf is rewritten while every node
+ * runs and clients beat - a fourth member added (the running nodes reload
+ * the file, the new node starts, loads and takes its share), a fifth, then
+ * the list cut back to the first three (the two removed leave the cluster
+ * and are stopped). At every look no READY member lists fewer than the 300
+ * beaten instances; after each step all members agree on one map with
+ * every slot owned; no instance is removed by expiry; instances
+ * deregistered (acknowledged) on the way never come back.
+ */
+Test(cluster_restarts, members_added_and_removed_while_clients_beat_lose_nothing,
+     .init = start_three_of_five, .fini = teardown, .timeout = 600)
+{
+	static struct distro_instance d[20];
+	static char dips[20][16];
+	static int res[20];
+	unsigned long long removed0;
+	int64_t began;
+
+	cluster_instances(d, dips, 20, "deregistered");
+	registered_and_beaten();
+	cr_assert_eq(cluster_register(&cl, 0, d, 20, res), 0);
+	removed0 = removed_by_expiry();
+	watcher_start();
+
+	for (uint32_t grow = 3; grow < 5; grow++) {
+		char when[64];
+
+		snprintf(when, sizeof(when), "growing to %u members", grow + 1);
+		began = cluster_mono_ms();
+		cluster_members_set(&cl, grow + 1);
+		cluster_node_start(&cl, grow);
+		cluster_assert(&cl, cluster_wait_ready(&cl, grow, CONVERGE_MS),
+		               "%s: the new node READY", when);
+		assert_members_list_all(when, began);
+		cluster_assert(&cl, cluster_stat(&cl, 0, "peer_membership_changes") == grow - 2,
+		               "%s: node 0 applied each change once", when);
+	}
+
+	/* Deregistered with five members: must never be listed again. */
+	for (int i = 0; i < 100 && (cluster_deregister(&cl, 1, d, 20, res) != 0 || res[0] < 0); i++)
+		cluster_nap_ms(50);
+	for (uint32_t k = 0; k < 20; k++)
+		cr_assert(res[k] >= 0 || res[k] == -ERR_NOT_FOUND, "deregister: %s",
+		          distro_strerror(res[k]));
+
+	began = cluster_mono_ms();
+	cluster_members_set(&cl, 3);
+	assert_converged("shrinking to 3 members");
+	for (uint32_t i = 3; i < 5; i++)
+		cr_assert_eq(stop_node(i, false), 0, "a removed node exits cleanly");
+	assert_members_list_all("shrinking to 3 members", began);
+	for (uint32_t i = 0; i < 3; i++)
+		cluster_assert(&cl, cluster_listed(&cl, i, d, 20) == 0,
+		               "node %u lists deregistered instances again", i);
+	cluster_assert(&cl, removed_by_expiry() == removed0,
+	               "%llu beaten instances were removed by expiry",
+	               removed_by_expiry() - removed0);
+	cr_assert_eq(SEEN(bt.item_failures), 0, "no beat was refused for good");
 }

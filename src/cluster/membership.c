@@ -1,0 +1,268 @@
+/*
+ * membership.c - finding this node in cluster.conf, and changing the
+ * members while the cluster runs.
+ *
+ * cluster.conf is read at start and again whenever it changes: the peer
+ * thread watches its directory with inotify (editors and configuration
+ * tools replace a file by renaming a new one over it, so the directory is
+ * watched, not the file), and SIGHUP asks for a reload too (main.c). A
+ * change is applied 50 ms after the last event, so a file written in
+ * several steps is read once, whole.
+ *
+ * Applying a new member list. Member ids are positions in the sorted list
+ * (members.h), so a member added or removed may renumber the others, and
+ * everything the peer thread keys by id - links, forwards waiting, pulls,
+ * the map - would mean someone else. So a change is applied as a
+ * restart of the cluster layer that keeps the data and READY: every link
+ * is closed (what waits on it is answered "unavailable", retryable), the
+ * list is swapped, and the links are dialled again under the new ids. A
+ * READY node stays READY (its copy is current; /health does not flap on
+ * every member at once): until its links are back it has no quorum, so
+ * it expires nothing, and slots it gains meanwhile are taken over with
+ * fresh deadlines; like a node that regained a quorum, it merges a READY
+ * peer's copy (last writer wins, nothing dropped) before it sends a
+ * digest. A node still loading starts its load again. No beating instance
+ * can be lost in the change.
+ *
+ * What follows from the new list: a new member is dialled, loads, becomes
+ * READY and takes about 1/N of the slots (rendezvous hashing moves only
+ * those); a removed member's slots go to the others; the quorum is counted
+ * against the new member count. Links with members whose list differs are
+ * refused at the handshake (the ids do not match) until they reload too:
+ * roll a change out to every member within seconds (one shared file, or
+ * configuration management), and mind the quorum while lists differ.
+ *
+ * A node no longer in the list leaves the cluster: it closes its links,
+ * refuses peers, owns nothing, answers every write "unavailable"
+ * (retryable: its clients move to a member) and stays so until it is
+ * restarted; reads are still served from what it holds.
+ * A node started standalone (no cluster.conf, or only itself in it) has no
+ * peer thread and does not become a member by a reload: restart it.
+ * The file of a node must keep naming it at the same address.
+ *
+ * Runs on the peer thread (the find_self part also at start, before it).
+ */
+#include "cluster/peer_internal.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RELOAD_SETTLE_MS 50
+
+/* True when host is an address of this machine (it can be bound). */
+static bool host_is_local(const char *host)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *ai = NULL;
+	bool ok = false;
+
+	if (getaddrinfo(host, "0", &hints, &ai) != 0 || ai == NULL)
+		return false;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return ok;
+}
+
+int membership_find_self(struct members *ms, const struct server_config *cfg)
+{
+	if (cfg->cluster_self[0]) {
+		if (members_find_self(ms, cfg->cluster_self) < 0) {
+			log_error("--cluster-self %s is not in %s", cfg->cluster_self,
+			          cfg->cluster_conf);
+			return -1;
+		}
+		return 0;
+	}
+	for (uint32_t i = 0; i < ms->n; i++) {
+		if (ms->m[i].port == cfg->peer_port && host_is_local(ms->m[i].host)) {
+			ms->self_id = ms->m[i].id;
+			return 0;
+		}
+	}
+	log_error("no line of %s is a local address with --peer-port %u (set --cluster-self)",
+	          cfg->cluster_conf, cfg->peer_port);
+	return -1;
+}
+
+/* ---- watching the file ---- */
+
+int membership_watch(struct peer *p)
+{
+	char dir[sizeof(p->cfg->cluster_conf)];
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->inotify_fd };
+
+	snprintf(dir, sizeof(dir), "%s", p->cfg->cluster_conf);
+	p->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (p->inotify_fd < 0 ||
+	    inotify_add_watch(p->inotify_fd, dirname(dir),
+	                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0 ||
+	    epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->inotify_fd, &ev) < 0) {
+		log_warn("cannot watch %s for changes (%s): reload it with SIGHUP",
+		         p->cfg->cluster_conf, strerror(errno));
+		if (p->inotify_fd >= 0)
+			close(p->inotify_fd);
+		p->inotify_fd = -1;
+	}
+	return 0;
+}
+
+void membership_on_inotify(struct peer *p)
+{
+	char base[sizeof(p->cfg->cluster_conf)];
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *name;
+	ssize_t n;
+
+	snprintf(base, sizeof(base), "%s", p->cfg->cluster_conf);
+	name = basename(base);
+	while ((n = read(p->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (char *at = buf; at < buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)at;
+
+			if (e->len > 0 && strcmp(e->name, name) == 0)
+				p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
+			at += sizeof(*e) + e->len;
+		}
+	}
+}
+
+/* ---- applying a change ---- */
+
+static bool same_members(const struct members *a, const struct members *b)
+{
+	if (a->n != b->n || a->self_id != b->self_id)
+		return false;
+	for (uint32_t i = 0; i < a->n; i++)
+		if (strcmp(a->m[i].addr, b->m[i].addr) != 0)
+			return false;
+	return true;
+}
+
+/* Every member forgotten: links closed (their waits answered), health and reports cleared. */
+static void members_drop(struct peer *p)
+{
+	for (uint32_t i = 0; i < LINKS_MAX; i++)
+		link_close(p, &p->links[i], "the member list changed");
+	for (uint16_t id = 0; id <= MEMBERS_MAX; id++) {
+		struct member_link *ml = &p->by_id[id].link;
+
+		ml->next_dial_ms = 0;
+		ml->backoff_ms = 0;
+		ml->resolving = false;
+		p->by_id[id].sees = 0;
+		p->eligible[id] = false;
+	}
+}
+
+/*
+ * The new list, under conf_mu: the only place the list changes, and
+ * peer_status_read (other threads) copies it under the same mutex, so no
+ * reader sees half a list. The peer thread's own reads need no lock.
+ */
+static void swap_list(struct peer *p, const struct members *next)
+{
+	pthread_mutex_lock(&p->conf_mu);
+	p->conf = *next;
+	p->self = next->self_id;
+	STORE_RELAXED(&p->view.self, next->self_id);
+	STORE_RELAXED(&p->view.n, next->n);
+	for (uint16_t id = 0; id <= MEMBERS_MAX; id++) {
+		struct peer_view_member *vm = &p->view.m[id];
+
+		STORE_RELAXED(&vm->health, (uint32_t)PEER_DOWN);
+		STORE_RELAXED(&vm->ready, 0u);
+		STORE_RELAXED(&vm->client_port, 0u);
+		STORE_RELAXED(&vm->last_rx_ms, (int64_t)0);
+		STORE_RELAXED(&vm->backlog_bytes, (uint64_t)0);
+		STORE_RELAXED(&vm->peer_map_version, (uint64_t)0);
+	}
+	pthread_mutex_unlock(&p->conf_mu);
+}
+
+/* This node is not in the list any more: it leaves the cluster until restarted. */
+static void leave(struct peer *p)
+{
+	p->left = true;
+	STORE_RELAXED(&p->view.left, 1u); /* workers answer writes "unavailable" from now */
+	members_drop(p);
+	load_restart(p, p->now_ms); /* not READY: owns nothing, expires nothing */
+	log_error("this node (%s) is no longer in %s: it has left the cluster - it owns nothing, "
+	          "refuses peers and serves what it holds until it is restarted",
+	          member_conf(p, p->self)->addr, p->cfg->cluster_conf);
+}
+
+void membership_reload(struct peer *p)
+{
+	struct members next;
+	char err[256];
+
+	p->reload_at_ms = 0;
+	if (p->left)
+		return;
+	if (members_load(p->cfg->cluster_conf, &next, err, sizeof(err)) < 0) {
+		log_error("%s changed but cannot be used (the members stay as they are): %s",
+		          p->cfg->cluster_conf, err);
+		return;
+	}
+	if (membership_find_self(&next, p->cfg) < 0) {
+		leave(p);
+		return;
+	}
+	if (same_members(&next, &p->conf))
+		return; /* touched, not changed */
+	if (strcmp(member_conf(p, p->self)->addr, next.m[next.self_id - 1].addr) != 0) {
+		log_error("%s names this node at another address: restart it to move it",
+		          p->cfg->cluster_conf);
+		return;
+	}
+	PSTAT_INC(p, membership_changes);
+	log_warn("%s changed: %u members (was %u), this node is member %u (was %u); links "
+	         "restart and the copy is loaded again before owning slots",
+	         p->cfg->cluster_conf, next.n, p->conf.n, next.self_id, p->self);
+	members_drop(p);
+	resolver_stop(&p->resolver);
+	swap_list(p, &next);
+	if (resolver_start(&p->resolver, &p->conf) < 0)
+		log_error("peer thread: no resolver thread; names in %s are not resolved",
+		          p->cfg->cluster_conf);
+	p->quorum = false; /* recounted against the new list at the next check */
+	STORE_RELAXED(&p->view.quorum, 0u);
+	if (p->ready) {
+		/*
+		 * Its copy is current (this is no stall): it stays READY, owns
+		 * what the map gives it while its links come back (no expiry
+		 * without a quorum), and merges a peer's copy before verifying.
+		 */
+		p->eligible[p->self] = true;
+		p->need_merge = true;
+		p->merging = false;
+		load_plan_reset(&p->plan);
+		health_map_update(p);
+	} else {
+		load_restart(p, p->now_ms); /* loading: start again with the new list */
+	}
+}
+
+void membership_step(struct peer *p, int64_t now)
+{
+	if (LOAD_ACQUIRE(&p->reload_req)) {
+		STORE_RELAXED(&p->reload_req, 0u);
+		log_info("SIGHUP: reading %s again", p->cfg->cluster_conf);
+		membership_reload(p);
+	} else if (p->reload_at_ms && now >= p->reload_at_ms) {
+		membership_reload(p);
+	}
+}
