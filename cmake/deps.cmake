@@ -5,6 +5,8 @@ pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing)
 pkg_check_modules(CK REQUIRED IMPORTED_TARGET ck)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(CRYPTO REQUIRED IMPORTED_TARGET libcrypto) # OpenSSL: HMAC for peer auth
+# sd_notify for distrod under systemd (src/server/notify.c), libsystemd-dev.
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 find_library(ROARING_LIB roaring REQUIRED)
 find_path(ROARING_INCLUDE roaring/roaring.h REQUIRED)
 find_library(MIMALLOC_LIB mimalloc REQUIRED)

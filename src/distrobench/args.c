@@ -12,6 +12,8 @@
  */
 #include "distrobench/args.h"
 
+#include "core/version.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -34,7 +36,8 @@ enum flag_kind {
 	K_PREFIX,
 	K_PATH,
 	K_BOOL,
-	K_HELP
+	K_HELP,
+	K_VERSION
 };
 
 struct flag {
@@ -94,6 +97,7 @@ static const struct flag flags[] = {
 	  "service names start with NAME (letters, digits, '.', '_', '-')" },
 	{ "quiet", 'q', K_BOOL, OFF(quiet), 0, 0, NULL, NULL, "no progress lines on stderr" },
 	{ "help", 'h', K_HELP, 0, 0, 0, NULL, NULL, "this text" },
+	{ "version", 'V', K_VERSION, 0, 0, 0, NULL, NULL, "print the version and the commit" },
 };
 
 #define FLAGS_N (sizeof(flags) / sizeof(flags[0]))
@@ -373,6 +377,7 @@ static enum args_result set_value(const struct flag *f, const char *v, struct be
 		return ARGS_OK;
 	case K_BOOL:
 	case K_HELP:
+	case K_VERSION:
 		break;
 	}
 	return fail(err, err_len, "--%s takes no value", f->name);
@@ -486,6 +491,8 @@ enum args_result args_parse(int argc, char **argv, struct bench_config *c, char 
 		}
 		if (f->kind == K_HELP)
 			return ARGS_HELP;
+		if (f->kind == K_VERSION)
+			return ARGS_VERSION;
 		if (f->kind == K_BOOL) {
 			if (value)
 				return fail(err, err_len, "--%s takes no value", f->name);
@@ -581,6 +588,9 @@ void args_parse_or_exit(int argc, char **argv, struct bench_config *c)
 		return;
 	case ARGS_HELP:
 		args_usage(stdout);
+		exit(0);
+	case ARGS_VERSION:
+		printf("distrobench %s\n", DISTRO_VERSION_LINE);
 		exit(0);
 	case ARGS_BAD:
 		break;

@@ -42,8 +42,9 @@
 /* Results of args_parse, also the process exit codes. */
 enum args_result {
 	ARGS_OK = 0,
-	ARGS_HELP = 1, /* --help was given: print usage, exit 0 */
-	ARGS_BAD = 2,  /* a bad flag or value: the message says which; exit 2 */
+	ARGS_HELP = 1,    /* --help was given: print usage, exit 0 */
+	ARGS_BAD = 2,     /* a bad flag or value: the message says which; exit 2 */
+	ARGS_VERSION = 3, /* --version was given: print it, exit 0 */
 };
 
 enum bench_workload {
@@ -93,7 +94,7 @@ void args_defaults(struct bench_config *c);
 
 /*
  * Parses argv[1..argc-1] into c (which it first sets to the defaults).
- * ARGS_OK, ARGS_HELP, or ARGS_BAD with a one-line reason in err (no
+ * ARGS_OK, ARGS_HELP, ARGS_VERSION, or ARGS_BAD with a one-line reason in err (no
  * trailing newline). Nothing is printed. O(argc).
  */
 enum args_result args_parse(int argc, char **argv, struct bench_config *c, char *err,
@@ -110,6 +111,7 @@ const char *const *args_flag_names(uint32_t *n);
 
 /*
  * args_parse for main(): on ARGS_HELP prints usage to stdout and exits 0; on
+ * ARGS_VERSION prints "distrobench VERSION (git COMMIT)" and exits 0; on
  * ARGS_BAD prints "distrobench: <reason>" and a hint to stderr and exits 2.
  */
 void args_parse_or_exit(int argc, char **argv, struct bench_config *c);

@@ -44,6 +44,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/version.h"
 #include "cluster/view.h" /* PEER_STATS, struct peer_status */
 #include "server/stats.h" /* WORKER_STATS, the histogram bounds */
 #include "store/store.h"  /* STORE_STATS */
@@ -781,6 +782,11 @@ int metrics_render(const struct metrics_input *in, char **out, size_t *len)
 	render_batches(&o, in->workers, in->nworkers);
 	head(&o, "distrod_workers", "gauge", "Worker threads (one io_uring and store shard each).");
 	put(&o, "distrod_workers %u\n", in->nworkers);
+	/* An info metric: the labels are the data (version.h: no escaping needed). */
+	head(&o, "distrod_build_info", "gauge",
+	     "The release and commit this distrod was built from (always 1).");
+	put(&o, "distrod_build_info{version=\"%s\",commit=\"%s\"} 1\n", DISTRO_VERSION,
+	    DISTRO_VERSION_COMMIT);
 	if (in->http)
 		render_http(&o, in->http);
 	if (in->peer && in->peer->clustered) {

@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include "core/version.h"
 #include "nacos/auth.h" /* NAUTH_TTL_MS_*: bounds only */
 
 #include <ctype.h>
@@ -173,6 +174,7 @@ void config_usage(FILE *out)
 		fprintf(out, "  --%-22s %s (default: %s)\n", opts[i].name, opts[i].help,
 		        opts[i].def[0] ? opts[i].def : "none");
 	fprintf(out, "  --%-22s %s\n", "help", "print this and exit");
+	fprintf(out, "  --%-22s %s\n", "version", "print the version and the commit, and exit");
 }
 
 static char *trim(char *s)
@@ -262,7 +264,7 @@ static int ports_collide(const struct server_config *c)
 
 int config_load(struct server_config *c, int argc, char **argv)
 {
-	struct option lopts[NOPTS + 2];
+	struct option lopts[NOPTS + 3];
 	enum log_level lvl;
 	int ch, idx;
 
@@ -274,14 +276,22 @@ int config_load(struct server_config *c, int argc, char **argv)
 		lopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)i };
 	}
 	lopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
-	lopts[NOPTS + 1] = (struct option){ NULL, 0, NULL, 0 };
+	lopts[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	lopts[NOPTS + 2] = (struct option){ NULL, 0, NULL, 0 };
 
-	/* First pass: only --config and --help, so the file comes before the other flags. */
+	/*
+	 * First pass: only --config, --help and --version, so the file comes
+	 * before the other flags.
+	 */
 	opterr = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
 		if (ch == 'h') {
 			config_usage(stdout);
+			return 1;
+		}
+		if (ch == 'V') {
+			printf("distrod %s\n", DISTRO_VERSION_LINE);
 			return 1;
 		}
 		if (ch >= 0 && (size_t)ch < NOPTS && strcmp(opts[ch].name, "config") == 0 &&

@@ -64,7 +64,7 @@ struct server_config {
 
 /*
  * Fills c from defaults, then the config file (if --config names one), then
- * the flags. Returns 0, 1 when --help was printed (exit 0), or -1 after
+ * the flags. Returns 0, 1 when --help or --version was printed (exit 0), or -1 after
  * printing the problem to stderr.
  */
 int config_load(struct server_config *c, int argc, char **argv);

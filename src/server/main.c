@@ -3,7 +3,10 @@
  * SIGTERM or SIGINT, drain and exit 0. SIGHUP reads cluster.conf again.
  *
  * Signals are blocked in every thread and taken synchronously here with
- * sigwait, so no handler runs inside a worker.
+ * sigwait, so no handler runs inside a worker. Under systemd (NOTIFY_SOCKET
+ * set) the wait is a sigtimedwait instead, and between signals main tells
+ * systemd the node's state, READY and the watchdog pings (notify.c); with
+ * no NOTIFY_SOCKET main sleeps in sigwait and never wakes for it.
  *
  * main is also where the HTTP admin port meets the server: http/ knows no
  * struct server, so server_admin_snapshot (server.c) is its struct
@@ -16,6 +19,7 @@
 #include "core/log.h"
 #include "http/admin.h"
 #include "server/config.h"
+#include "server/notify.h"
 #include "cluster/peer.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -62,10 +66,33 @@ static void raise_fd_limit(const struct server_config *cfg)
 		         (unsigned long long)rl.rlim_cur, cfg->conns_max);
 }
 
+/*
+ * The signal wait under systemd: tells systemd the node's state between
+ * signals, every notify_period_ms. Returns the signal (SIGTERM or SIGINT).
+ */
+static int wait_notifying(struct notify *n, struct server *srv, const sigset_t *set)
+{
+	for (;;) {
+		int64_t ms;
+		struct timespec ts;
+		int sig;
+
+		notify_tick(n, srv);
+		ms = notify_period_ms(n);
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000L;
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		/* EAGAIN: the period passed; EINTR: a signal outside the set. */
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct server srv;
 	static struct admin admin;
+	static struct notify notify; /* large (a loop count per worker): not on the stack */
 	struct admin_source src;
 	struct server_config cfg;
 	sigset_t set;
@@ -109,13 +136,22 @@ int main(int argc, char **argv)
 		         strerror(errno));
 	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
 		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
-	while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+	(void)notify_init(&notify); /* notify.on: under systemd */
+	for (;;) {
+		if (notify.on)
+			sig = wait_notifying(&notify, &srv, &set);
+		else if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
 		if (srv.peer)
-			peer_reload_request(srv.peer);
+			peer_reload_request(srv.peer); /* cluster/membership.c */
 		else
 			log_info("SIGHUP: a standalone node has no cluster.conf to reload");
 	}
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (notify.on)
+		notify_stopping(&notify, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	admin_stop(&admin);
 	server_stop(&srv);
 	log_info("stopped");

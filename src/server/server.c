@@ -375,6 +375,11 @@ void server_stats(struct server *s, struct worker_stats *out)
 		stats_add(out, &s->workers[i].stats);
 }
 
+uint64_t server_worker_loops(struct server *s, uint32_t i)
+{
+	return LOAD_RELAXED(&s->workers[i].stats.loops);
+}
+
 void server_admin_snapshot(void *ctx, struct admin_snapshot *out)
 {
 	struct server *s = ctx;

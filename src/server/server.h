@@ -59,6 +59,13 @@ void server_stop(struct server *s);
 void server_stats(struct server *s, struct worker_stats *out);
 
 /*
+ * Worker i's loop iterations so far (WORKER_STATS loops), relaxed: it grows
+ * at least every WAIT_MS while the worker runs. The systemd watchdog
+ * (notify.c) checks that each worker's moves. Any thread; i < nworkers.
+ */
+uint64_t server_worker_loops(struct server *s, uint32_t i);
+
+/*
  * The struct admin_source callback of the admin endpoints (http/admin.h),
  * ctx the server: fills the parts of *out that out->want names from the
  * workers', the store's and the peer thread's counters, with relaxed (or

@@ -9,6 +9,7 @@
  * with the reason on stderr.
  */
 #include "distro/client.h"
+#include "core/version.h"
 #include "nacos/auth.h" /* NAUTH_* bounds of hash-password, no code */
 
 #include <crypt.h>
@@ -50,6 +51,7 @@ static void usage(FILE *out)
 	             "options:\n"
 	             "  -s, --server HOST:PORT   node to talk to (default 127.0.0.1:8850)\n"
 	             "  --json                   print JSON instead of text\n"
+	             "  --version                print the version and the commit, and exit\n"
 	             "  --user NAME              authenticate as NAME (a node started with "
 	             "--auth-users);\n"
 	             "                           the password from --password-file or "
@@ -420,6 +422,7 @@ int main(int argc, char **argv)
 		{ "server", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "user", required_argument, NULL, O_USER },
 		{ "password-file", required_argument, NULL, O_PASSWORD_FILE },
 		{ "token", required_argument, NULL, O_TOKEN },
@@ -473,6 +476,9 @@ int main(int argc, char **argv)
 			auth_token = optarg;
 		else if (ch == 'h') {
 			usage(stdout);
+			return 0;
+		} else if (ch == 'V') {
+			printf("distroctl %s\n", DISTRO_VERSION_LINE);
 			return 0;
 		} else {
 			usage(stderr);

@@ -381,6 +381,21 @@ Test(args, help)
 	cr_assert_eq(parse("-c", "5", "-h", "--bogus", NULL), ARGS_HELP);
 }
 
+Test(args, version)
+{
+	cr_assert_eq(parse("--version", NULL), ARGS_VERSION);
+	cr_assert_eq(parse("-V", NULL), ARGS_VERSION);
+	cr_assert_eq(parse("-c", "5", "--version", "--bogus", NULL), ARGS_VERSION);
+}
+
+Test(args, version_exits_0_with_the_release, .init = cr_redirect_stdout, .exit_code = 0)
+{
+	char *argv[] = { "distrobench", "--version", NULL };
+
+	args_parse_or_exit(2, argv, &cfg);
+	cr_assert_fail("args_parse_or_exit returned on --version");
+}
+
 Test(args, usage_lists_every_flag)
 {
 	char *text = NULL;

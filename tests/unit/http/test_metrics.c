@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/version.h"
 #include "cluster/view.h"
 #include "server/stats.h"
 #include "store/store.h"
@@ -137,6 +138,22 @@ Test(metrics, every_counter_is_exported)
 	cr_assert(strstr(text, "distrod_http_requests_total{code=\"200\"} 1\n"));
 	cr_assert(strstr(text, "distrod_http_requests_total{code=\"404\"} 1\n"));
 	cr_assert(strstr(text, "distrod_workers 3\n"));
+	free(text);
+}
+
+/* The build's release and commit, as an info gauge (the promtool test checks its form). */
+Test(metrics, build_info_names_the_release_and_commit)
+{
+	struct snap s;
+	size_t len;
+	char *text;
+
+	snap_fill(&s);
+	text = render(&s, &len);
+	cr_assert(strstr(text, "\n# TYPE distrod_build_info gauge\n"
+	                       "distrod_build_info{version=\"" DISTRO_VERSION
+	                       "\",commit=\"" DISTRO_VERSION_COMMIT "\"} 1\n"),
+	          "%s", text);
 	free(text);
 }
 

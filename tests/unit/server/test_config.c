@@ -5,6 +5,8 @@
  */
 #include "server/config.h"
 
+#include "core/version.h"
+
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <stdarg.h>
@@ -135,5 +137,27 @@ Test(config, help_lists_the_nacos_port)
 	cr_assert_not_null(strstr(text, "(default: 8848)"), "%s", text);
 	cr_assert_not_null(strstr(text, "(default: 8850)"), "%s", text);
 	cr_assert_not_null(strstr(text, "(default: 8851)"), "%s", text);
+	free(text);
+}
+
+/*
+ * --version prints the release and the commit and stops the start (1: exit
+ * 0), before any other flag is checked, like --help; --help lists it.
+ */
+Test(config, version_prints_the_release_and_commit, .init = cr_redirect_stdout)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	cr_assert_eq(load("--port", "not-a-number", "--version", NULL), 1);
+	fflush(stdout);
+	cr_assert_stdout_eq_str("distrod " DISTRO_VERSION " (git " DISTRO_VERSION_COMMIT ")\n");
+	cr_assert_neq(strlen(DISTRO_VERSION_COMMIT), 0);
+	f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	config_usage(f);
+	fclose(f);
+	cr_assert_not_null(strstr(text, "--version"), "%s", text);
 	free(text);
 }
