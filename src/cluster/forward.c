@@ -332,6 +332,7 @@ void forward_on_fwd(struct peer *p, uint16_t from, const struct proto_header *h,
 	memcpy(pd->body, body, h->body_len);
 	pd->fwd_tag = h->request_id;
 	pd->fwd_from = from;
+	pd->fwd_gen = p->conf_gen;
 	pd->start_us = clock_mono_us(); /* a worker refuses it if it waits past --peer-down */
 	proto_rd_init(&r, pd->body, h->body_len);
 	for (uint32_t i = 0; i < h->count; i++) {
@@ -370,7 +371,8 @@ void forward_on_part(struct peer *p, struct pending *pd)
 		return;
 	if (f->serving > 0)
 		f->serving--;
-	l = member_up(p, pd->fwd_from);
+	/* After a member list change the id may name another member: the origin has given up. */
+	l = pd->fwd_gen == p->conf_gen ? member_up(p, pd->fwd_from) : NULL;
 	if (l) {
 		uint8_t *fr = link_frame_begin(l, 2u * pd->h.count);
 

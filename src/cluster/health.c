@@ -11,7 +11,8 @@
  * slots move.
  *
  * One broken link is not a death. Each PING also carries `sees`: the
- * members its sender has UP (or SUSPICIOUS) and READY. A member that is
+ * members its sender has UP (or SUSPICIOUS) and READY (read only when the
+ * PING's list hash is ours: the bits are member ids). A member that is
  * DOWN here but that a member we do reach still sees stays eligible: only
  * the link between us is cut (or one-way), it is alive and serving its
  * slots, and taking them would make two nodes expire each other's beating
@@ -172,6 +173,7 @@ void health_send_ping(struct peer *p, struct link *l)
 	proto_wr_u8(&w, p->ready);
 	proto_wr_u64(&w, LOAD_RELAXED(&p->view.map_seq) / 2);
 	proto_wr_u64(&w, sees(p));
+	proto_wr_u64(&w, p->conf_hash);
 	link_frame_put(l, P_PING, b, sizeof(b), 0, 0, 0);
 }
 
@@ -194,7 +196,14 @@ void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body, uint32_t l
 	ready = proto_rd_u8(&r);
 	STORE_RELAXED(&p->view.m[id].ready, (uint32_t)(ready != 0));
 	STORE_RELAXED(&p->view.m[id].peer_map_version, proto_rd_u64(&r));
-	p->by_id[id].sees = len >= PWIRE_PING_BYTES ? proto_rd_u64(&r) : 0;
+	if (len >= PWIRE_PING_BYTES) {
+		uint64_t seen = proto_rd_u64(&r);
+
+		/* Bits are member ids: read only under the same member list. */
+		p->by_id[id].sees = proto_rd_u64(&r) == p->conf_hash ? seen : 0;
+	} else {
+		p->by_id[id].sees = 0;
+	}
 }
 
 void health_on_link_up(struct peer *p, uint16_t id)

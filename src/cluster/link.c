@@ -242,7 +242,7 @@ void link_dial_due(struct peer *p, uint16_t id, int64_t now)
 			ml->backoff_ms = DIAL_BACKOFF_MAX_MS;
 		ml->next_dial_ms = now + ml->backoff_ms;
 	}
-	rc = resolver_get(&p->resolver, id, &addr, &len);
+	rc = resolver_get(p->resolver, id, &addr, &len);
 	ml->resolving = rc == 0;
 	if (rc <= 0)
 		return; /* looking it up (dial when it is in), or failed (after the backoff) */

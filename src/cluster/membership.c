@@ -44,7 +44,9 @@
  */
 #include "cluster/peer_internal.h"
 
+#include "core/hash.h"
 #include "core/log.h"
+#include "core/mem.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -56,6 +58,7 @@
 #include <unistd.h>
 
 #define RELOAD_SETTLE_MS 50
+#define LEAVE_GRACE_MS   500 /* a node dropped from the list syncs its last changes meanwhile */
 
 /* True when host is an address of this machine (it can be bound). */
 static bool host_is_local(const char *host)
@@ -121,19 +124,20 @@ int membership_watch(struct peer *p)
 
 void membership_on_inotify(struct peer *p)
 {
-	char base[sizeof(p->cfg->cluster_conf)];
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	const char *name;
 	ssize_t n;
 
-	snprintf(base, sizeof(base), "%s", p->cfg->cluster_conf);
-	name = basename(base);
+	/*
+	 * Any event in the directory may be a change: a Kubernetes ConfigMap
+	 * swaps a `..data` symlink and never names the file, and a queue
+	 * overflow names nothing. Reading a small file that did not change
+	 * costs nothing (same_members), so every event schedules a read.
+	 */
 	while ((n = read(p->inotify_fd, buf, sizeof(buf))) > 0) {
 		for (char *at = buf; at < buf + n;) {
 			const struct inotify_event *e = (const struct inotify_event *)at;
 
-			if (e->len > 0 && strcmp(e->name, name) == 0)
-				p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
+			p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
 			at += sizeof(*e) + e->len;
 		}
 	}
@@ -170,14 +174,18 @@ static void members_drop(struct peer *p)
 /*
  * The new list, under conf_mu: the only place the list changes, and
  * peer_status_read (other threads) copies it under the same mutex, so no
- * reader sees half a list. The peer thread's own reads need no lock.
+ * reader sees half a list. The peer thread's own reads need no lock. The
+ * map is empty and the quorum off by now (membership_apply), so a worker
+ * that sees the new self id finds no slot of it under the old numbering.
  */
 static void swap_list(struct peer *p, const struct members *next)
 {
 	pthread_mutex_lock(&p->conf_mu);
 	p->conf = *next;
 	p->self = next->self_id;
-	STORE_RELAXED(&p->view.self, next->self_id);
+	p->conf_hash = members_hash(next);
+	p->conf_gen++;
+	STORE_RELEASE(&p->view.self, next->self_id);
 	STORE_RELAXED(&p->view.n, next->n);
 	for (uint16_t id = 0; id <= MEMBERS_MAX; id++) {
 		struct peer_view_member *vm = &p->view.m[id];
@@ -192,55 +200,46 @@ static void swap_list(struct peer *p, const struct members *next)
 	pthread_mutex_unlock(&p->conf_mu);
 }
 
-/* This node is not in the list any more: it leaves the cluster until restarted. */
-static void leave(struct peer *p)
+uint64_t members_hash(const struct members *ms)
 {
-	p->left = true;
-	STORE_RELAXED(&p->view.left, 1u); /* workers answer writes "unavailable" from now */
-	members_drop(p);
-	load_restart(p, p->now_ms); /* not READY: owns nothing, expires nothing */
-	log_error("this node (%s) is no longer in %s: it has left the cluster - it owns nothing, "
-	          "refuses peers and serves what it holds until it is restarted",
-	          member_conf(p, p->self)->addr, p->cfg->cluster_conf);
+	uint64_t h = 0x6d656d62657273ull; /* "members" */
+
+	for (uint32_t i = 0; i < ms->n; i++)
+		h = XXH3_64bits_withSeed(ms->m[i].addr, strlen(ms->m[i].addr), h);
+	return h;
 }
 
-void membership_reload(struct peer *p)
+/* A resolver for the new list; the old one is given up without waiting for its lookups. */
+static void resolver_replace(struct peer *p)
 {
-	struct members next;
-	char err[256];
+	struct resolver *r = mem_calloc(1, sizeof(*r));
 
-	p->reload_at_ms = 0;
-	if (p->left)
-		return;
-	if (members_load(p->cfg->cluster_conf, &next, err, sizeof(err)) < 0) {
-		log_error("%s changed but cannot be used (the members stay as they are): %s",
-		          p->cfg->cluster_conf, err);
-		return;
+	if (r == NULL || resolver_start(r, &p->conf) < 0) {
+		log_error("peer thread: no resolver for the new member list; names in it are not "
+		          "resolved until a restart");
+		mem_free(r);
+		r = NULL;
 	}
-	if (membership_find_self(&next, p->cfg) < 0) {
-		leave(p);
-		return;
-	}
-	if (same_members(&next, &p->conf))
-		return; /* touched, not changed */
-	if (strcmp(member_conf(p, p->self)->addr, next.m[next.self_id - 1].addr) != 0) {
-		log_error("%s names this node at another address: restart it to move it",
-		          p->cfg->cluster_conf);
-		return;
-	}
+	if (p->resolver)
+		resolver_retire(p->resolver);
+	p->resolver = r;
+}
+
+/* Applies a different list that names this node (membership.c's essay). */
+static void apply(struct peer *p, const struct members *next, bool rejoin)
+{
 	PSTAT_INC(p, membership_changes);
 	log_warn("%s changed: %u members (was %u), this node is member %u (was %u); links "
-	         "restart and the copy is loaded again before owning slots",
-	         p->cfg->cluster_conf, next.n, p->conf.n, next.self_id, p->self);
-	members_drop(p);
-	resolver_stop(&p->resolver);
-	swap_list(p, &next);
-	if (resolver_start(&p->resolver, &p->conf) < 0)
-		log_error("peer thread: no resolver thread; names in %s are not resolved",
-		          p->cfg->cluster_conf);
+	         "restart under the new ids",
+	         p->cfg->cluster_conf, next->n, p->conf.n, next->self_id, p->self);
+	/* Nothing is expired and nothing owned under ids that are about to change. */
 	p->quorum = false; /* recounted against the new list at the next check */
-	STORE_RELAXED(&p->view.quorum, 0u);
-	if (p->ready) {
+	STORE_RELEASE(&p->view.quorum, 0u);
+	members_drop(p);
+	health_map_update(p); /* everyone ineligible: the empty map, old ids and all */
+	swap_list(p, next);
+	resolver_replace(p);
+	if (p->ready && !rejoin) {
 		/*
 		 * Its copy is current (this is no stall): it stays READY, owns
 		 * what the map gives it while its links come back (no expiry
@@ -252,8 +251,65 @@ void membership_reload(struct peer *p)
 		load_plan_reset(&p->plan);
 		health_map_update(p);
 	} else {
-		load_restart(p, p->now_ms); /* loading: start again with the new list */
+		load_restart(p, p->now_ms); /* loading, or back after leaving: load again */
 	}
+}
+
+/* Not in the list: writes are refused at once, the links kept a moment for the last syncs. */
+static void leave_begin(struct peer *p)
+{
+	STORE_RELAXED(&p->view.left, 1u); /* workers answer writes "unavailable" from now */
+	p->leave_at_ms = p->now_ms + LEAVE_GRACE_MS;
+	log_error("this node (%s) is not in %s any more: it leaves the cluster in %d ms (its "
+	          "last changes go out meanwhile); until a list names it again it owns nothing, "
+	          "refuses peers and answers writes \"unavailable\"",
+	          member_conf(p, p->self)->addr, p->cfg->cluster_conf, LEAVE_GRACE_MS);
+}
+
+static void leave_now(struct peer *p)
+{
+	p->leave_at_ms = 0;
+	p->left = true;
+	members_drop(p);
+	p->quorum = false;
+	STORE_RELEASE(&p->view.quorum, 0u);
+	load_restart(p, p->now_ms); /* not READY: owns nothing, expires nothing */
+}
+
+void membership_reload(struct peer *p)
+{
+	const char *me = member_conf(p, p->self)->addr;
+	bool out = p->left || p->leave_at_ms;
+	struct members next;
+	char err[256];
+
+	p->reload_at_ms = 0;
+	if (members_load(p->cfg->cluster_conf, &next, err, sizeof(err)) < 0) {
+		log_error("%s changed but cannot be used (the members stay as they are): %s",
+		          p->cfg->cluster_conf, err);
+		return;
+	}
+	if (next.n == 0) { /* empty, or caught half-written: never a reason to leave */
+		log_error("%s lists no member: ignored (the members stay as they are)",
+		          p->cfg->cluster_conf);
+		return;
+	}
+	/* By this node's address as the list had it: no name lookup on this thread. */
+	if (members_find_self(&next, me) < 0) {
+		if (!out)
+			leave_begin(p);
+		return;
+	}
+	if (out) {
+		log_warn("%s names this node again: it rejoins the cluster", p->cfg->cluster_conf);
+		p->left = false;
+		p->leave_at_ms = 0;
+		STORE_RELAXED(&p->view.left, 0u);
+		apply(p, &next, true);
+		return;
+	}
+	if (!same_members(&next, &p->conf))
+		apply(p, &next, false);
 }
 
 void membership_step(struct peer *p, int64_t now)
@@ -265,4 +321,6 @@ void membership_step(struct peer *p, int64_t now)
 	} else if (p->reload_at_ms && now >= p->reload_at_ms) {
 		membership_reload(p);
 	}
+	if (p->leave_at_ms && now >= p->leave_at_ms)
+		leave_now(p);
 }

@@ -312,6 +312,7 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 		return -1;
 	}
 	p->self = p->conf.self_id;
+	p->conf_hash = members_hash(&p->conf);
 	p->idx = nworkers;
 	p->view.self = p->self;
 	p->view.n = p->conf.n;
@@ -379,7 +380,9 @@ int peer_start(struct peer *p, const struct peer_env *env)
 	ev.data.ptr = &p->wake_fd;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) < 0)
 		goto err_errno;
-	if ((rc = resolver_start(&p->resolver, &p->conf)) < 0) {
+	if ((p->resolver = mem_calloc(1, sizeof(*p->resolver))) == NULL)
+		return -ENOMEM;
+	if ((rc = resolver_start(p->resolver, &p->conf)) < 0) {
 		log_error("peer thread: no resolver thread");
 		return rc;
 	}
@@ -409,7 +412,8 @@ void peer_stop(struct peer *p)
 	peer_wake(p);
 	pthread_join(p->thread, NULL);
 	p->started = false;
-	resolver_stop(&p->resolver);
+	if (p->resolver)
+		resolver_stop(p->resolver);
 }
 
 void peer_backlog_drain(struct peer *p, void (*fn)(void *ctx, void *msg), void *ctx)
@@ -422,7 +426,10 @@ void peer_destroy(struct peer *p)
 {
 	if (p == NULL)
 		return;
-	resolver_stop(&p->resolver); /* started, but the thread never was (peer_start failed) */
+	if (p->resolver) { /* started, but the thread never was (peer_start failed) */
+		resolver_stop(p->resolver);
+		mem_free(p->resolver);
+	}
 	outbox_free(&p->out);
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++) {
 		struct member_state *st = &p->by_id[id];

@@ -235,8 +235,8 @@ struct peer {
 	uint8_t secret[SECRET_MAX];
 	size_t secret_len;
 	int listen_fd, epfd, wake_fd;
-	struct io_uring ring; /* MSG_RING wake-ups of the workers */
-	struct resolver resolver;
+	struct io_uring ring;      /* MSG_RING wake-ups of the workers */
+	struct resolver *resolver; /* replaced whole when the member list changes */
 	bool ring_ok;
 	pthread_t thread;
 	bool started;
@@ -252,6 +252,9 @@ struct peer {
 	int64_t reload_at_ms;    /* a change seen: read the file then (0: none) */
 	uint32_t reload_req;     /* atomic: SIGHUP asked for a reload (peer_reload_request) */
 	bool left;               /* this node is no longer in the list */
+	int64_t leave_at_ms;     /* dropped from the list: leave then (0: not leaving) */
+	uint64_t conf_hash;      /* members_hash of conf: PINGs from other lists are not read */
+	uint32_t conf_gen;       /* bumped by every list change: answers from before are dropped */
 
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
@@ -397,6 +400,7 @@ void load_restart(struct peer *p, int64_t now);
 
 /* membership.c */
 int membership_find_self(struct members *ms, const struct server_config *cfg);
+uint64_t members_hash(const struct members *ms);
 int membership_watch(struct peer *p);
 void membership_on_inotify(struct peer *p);
 void membership_reload(struct peer *p);

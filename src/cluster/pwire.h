@@ -23,7 +23,7 @@
 #define PWIRE_RANGE_SLOTS (STORE_SLOTS / PWIRE_RANGES)
 #define PWIRE_PULL_MAX    1024  /* slots in one PULL */
 #define PWIRE_FWD_MAX     65535 /* items in one FWD */
-#define PWIRE_PING_BYTES  17    /* u8 READY, u64 map version, u64 sees */
+#define PWIRE_PING_BYTES  25    /* u8 READY, u64 map version, u64 sees, u64 list hash */
 
 enum pwire_op {
 	P_HELLO = 1,    /* u16 version, u16 from, u16 to, u16 client port, nonce[32] */

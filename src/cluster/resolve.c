@@ -1,6 +1,7 @@
 #include "cluster/resolve.h"
 
 #include "core/log.h"
+#include "core/mem.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -36,7 +37,7 @@ static void *resolver_main(void *arg)
 	for (;;) {
 		uint16_t id = 0;
 
-		for (uint16_t i = 1; i <= r->conf->n && id == 0; i++)
+		for (uint16_t i = 1; i <= r->conf.n && id == 0; i++)
 			if (r->e[i].state == R_WANT)
 				id = i;
 		if (r->stop)
@@ -48,7 +49,7 @@ static void *resolver_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		struct sockaddr_storage addr;
 		socklen_t len = 0;
-		bool ok = lookup(&r->conf->m[id - 1], 0, &addr, &len);
+		bool ok = lookup(&r->conf.m[id - 1], 0, &addr, &len);
 
 		pthread_mutex_lock(&r->mu);
 		if (ok) {
@@ -57,7 +58,14 @@ static void *resolver_main(void *arg)
 		}
 		r->e[id].state = ok ? R_OK : R_FAILED;
 	}
+	bool retired = r->retired;
+
 	pthread_mutex_unlock(&r->mu);
+	if (retired) { /* nobody holds r any more (resolver_retire) */
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		mem_free(r);
+	}
 	return NULL;
 }
 
@@ -66,7 +74,7 @@ int resolver_start(struct resolver *r, const struct members *conf)
 	bool names = false;
 
 	memset(r, 0, sizeof(*r));
-	r->conf = conf;
+	r->conf = *conf;
 	for (uint32_t i = 0; i < conf->n; i++) {
 		struct resolve_entry *e = &r->e[conf->m[i].id];
 
@@ -133,4 +141,18 @@ void resolver_stop(struct resolver *r)
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	r->running = false;
+}
+
+void resolver_retire(struct resolver *r)
+{
+	if (!r->running) {
+		mem_free(r);
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	r->retired = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_detach(r->thread);
 }

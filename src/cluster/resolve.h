@@ -32,12 +32,13 @@ struct resolve_entry {
 };
 
 struct resolver {
-	const struct members *conf;
+	struct members conf; /* its own copy: the peer thread's list may change (membership.c) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
 	bool running; /* a thread was started (some host is a name) */
 	bool stop;
+	bool retired; /* resolver_retire: the thread frees the resolver when it ends */
 	struct resolve_entry e[MEMBERS_MAX + 1]; /* by member id */
 };
 
@@ -56,5 +57,13 @@ int resolver_get(struct resolver *r, uint16_t id, struct sockaddr_storage *addr,
 
 /* Stops the thread (waits for a lookup in progress). */
 void resolver_stop(struct resolver *r);
+
+/*
+ * Gives up a heap-allocated resolver without waiting: a lookup in progress
+ * may take as long as DNS does, and the peer thread must not wait for it
+ * (a member list change, membership.c). The thread frees r when it ends;
+ * with no thread, r is freed now. r is not used after.
+ */
+void resolver_retire(struct resolver *r);
 
 #endif

@@ -35,7 +35,10 @@ bool peer_owns(void *ctx, uint32_t slot)
 	const struct peer *p = ctx;
 
 	/* Cut off from most of the cluster, expire nothing: see health.c. */
-	return peer_owner(p, slot) == LOAD_RELAXED(&p->view.self) && LOAD_RELAXED(&p->view.quorum);
+	/* Acquire: a new self id (membership.c) comes with the quorum off that preceded it. */
+	uint16_t self = LOAD_ACQUIRE(&p->view.self);
+
+	return peer_owner(p, slot) == self && LOAD_RELAXED(&p->view.quorum);
 }
 
 bool peer_view_fresh(const struct peer *p, int64_t now_ms)

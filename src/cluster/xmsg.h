@@ -101,6 +101,7 @@ struct pending {
 	uint32_t fwd_left; /* peer thread: remote items not answered yet */
 	uint32_t fwd_tag;  /* peer thread: the forward frame this answers (origin = peer) */
 	uint16_t fwd_from; /* peer thread: member that forwarded it (origin = peer) */
+	uint32_t fwd_gen;  /* peer thread: its member list generation then (membership.c) */
 };
 
 _Static_assert(MEMBERS_MAX <= UINT8_MAX, "pending.owners holds a member id in a byte");

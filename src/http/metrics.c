@@ -334,8 +334,9 @@ static const struct family families[] = {
 	  { { "stale_dropped", "connection" }, { "fwd_stale", "forwarded_item" } } },
 	{ "distrod_expiry_overridden_total",
 	  "counter",
-	  "Records written by another node's expiry that this node overrode: it heard the "
-	  "instance beat within its healthy timeout, so it wrote the instance again.",
+	  "Instances this node wrote again because it heard them beat within their healthy "
+	  "timeout: over another node's expiry record, or over a repair that would have "
+	  "forgotten them.",
 	  SRC_STORE,
 	  false,
 	  NULL,

@@ -1234,6 +1234,7 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 		rc = STORE_CREATED;
 	}
 	track(sh, in, now_ms(sh));
+	in->wflags |= W_HEARD;
 	STAT_INC(sh, upserts);
 	return rc;
 }
@@ -1268,15 +1269,26 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 		return 0;
 	}
 	/*
-	 * Unknown here: the registration may live on a node we have not heard
-	 * from (the other side of a cut link). A tombstone newer than it goes
-	 * out all the same; it is forgotten after tombstone_ms like any other.
+	 * Unknown here, or only an older delete: the registration may live on
+	 * a node we have not heard from (the other side of a cut link). A
+	 * tombstone newer than it goes out all the same; it is forgotten after
+	 * tombstone_ms like any other.
 	 */
-	if (in == NULL &&
-	    inst_create(sh, &rk, NULL, hlc_next(sh), sh->store->cfg.node_id, &in) == 0) {
-		feed_push(sh, in);
-		STAT_INC(sh, blind_deletes);
+	if (in == NULL) {
+		if (inst_create(sh, &rk, NULL, hlc_next(sh), sh->store->cfg.node_id, &in) < 0)
+			return -ERR_NOT_FOUND; /* no room to remember it: a plain "not found" */
+	} else {
+		seq_begin(in);
+		STORE_RELEASE(&in->flags, (uint8_t)STORE_F_DELETED);
+		STORE_RELEASE(&in->version, hlc_next(sh));
+		STORE_RELEASE(&in->node, sh->store->cfg.node_id);
+		seq_end(in);
+		list_leave(sh, in);
+		STORE_RELAXED(&in->beat_ms, now_ms(sh));
+		list_enter(sh, in, W_LIST_DEAD);
 	}
+	feed_push(sh, in);
+	STAT_INC(sh, blind_deletes);
 	return -ERR_NOT_FOUND;
 }
 
@@ -1299,6 +1311,7 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 		rc = STORE_CHANGED;
 	}
 	track(sh, in, now_ms(sh));
+	in->wflags |= W_HEARD;
 	STAT_INC(sh, touches);
 	return rc;
 }
@@ -1314,6 +1327,7 @@ int store_adopt(struct store_shard *sh, const struct store_key *k)
 		return STORE_SAME;
 	/* A fresh deadline in its present state: healthy or not, nothing replicated changes. */
 	list_leave(sh, in);
+	in->wflags &= (uint8_t)~W_HEARD; /* a deadline given, no beat heard */
 	STORE_RELAXED(&in->beat_ms, now_ms(sh));
 	list_enter(sh, in, (in->flags & STORE_F_HEALTHY) ? W_LIST_HEALTHY : W_LIST_UNHEALTHY);
 	return STORE_SAME;
@@ -1331,18 +1345,26 @@ uint64_t store_version_now(struct store_shard *sh)
  */
 static bool beating_here(struct store_shard *sh, const struct store_inst *in)
 {
-	return (in->wflags & W_LIST_MASK) == W_LIST_HEALTHY && (in->flags & STORE_F_HEALTHY) &&
+	return (in->wflags & W_LIST_MASK) == W_LIST_HEALTHY && (in->wflags & W_HEARD) &&
+	       (in->flags & STORE_F_HEALTHY) &&
 	       in->beat_ms + (int64_t)sh->timings[in->timing].t.timeout_ms > now_ms(sh);
 }
 
-/* Writes a live instance again as it is (not EXPIRED) with a new version: it wins everywhere. */
-static void reassert(struct store_shard *sh, struct store_inst *in)
+/*
+ * Writes a live instance again as it is (not EXPIRED), one step newer than
+ * both its own version and `over` (the expiry record it answers, or 0): it
+ * wins over that record everywhere, and still loses to any later write - a
+ * client's deregister made meanwhile on another node included.
+ */
+static void reassert(struct store_shard *sh, struct store_inst *in, uint64_t over)
 {
 	struct pval p = { in->weight_milli, (uint8_t)(in->flags & ~STORE_F_EXPIRED), in->timing,
 		          in->meta };
+	uint64_t v = (in->version > over ? in->version : over) + 1;
 
+	hlc_observe(sh, v);
 	intern_meta_ref(p.meta); /* inst_set consumes one */
-	inst_set(sh, in, &p, hlc_next(sh), sh->store->cfg.node_id);
+	inst_set(sh, in, &p, v, sh->store->cfg.node_id);
 	feed_push(sh, in);
 	STAT_INC(sh, reasserted);
 }
@@ -1358,7 +1380,7 @@ int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t bef
 	if (in->version >= before)
 		return -ERR_STALE;
 	if (keep_beating && beating_here(sh, in)) {
-		reassert(sh, in);
+		reassert(sh, in, 0);
 		return STORE_CHANGED;
 	}
 	inst_kill(sh, in, in->version, in->node, (uint8_t)(in->flags & STORE_F_EXPIRED));
@@ -1370,13 +1392,24 @@ uint32_t store_pause_credit(struct store_shard *sh, int64_t ms)
 {
 	uint32_t n = 0;
 
-	/* Every tracked FIFO moves as a whole, so each stays ordered by beat time. */
+	int64_t now = now_ms(sh);
+
+	/*
+	 * Every tracked FIFO moves as a whole - min(beat + ms, now) keeps each
+	 * ordered, and a beat taken after the stall (the loop may have resumed
+	 * mid-way) does not move into the future. The moved times are
+	 * deadlines given, not beats heard.
+	 */
 	for (uint32_t i = 0; i < sh->timings_n; i++) {
 		struct fifo *lists[2] = { &sh->timings[i].healthy, &sh->timings[i].unhealthy };
 
 		for (int l = 0; l < 2; l++)
-			for (struct store_inst *in = lists[l]->head; in; in = in->next, n++)
-				STORE_RELAXED(&in->beat_ms, in->beat_ms + ms);
+			for (struct store_inst *in = lists[l]->head; in; in = in->next, n++) {
+				int64_t b = in->beat_ms + ms;
+
+				STORE_RELAXED(&in->beat_ms, b < now ? b : now);
+				in->wflags &= (uint8_t)~W_HEARD;
+			}
 	}
 	STAT_ADD(sh, pause_credits, n);
 	return n;
@@ -1398,8 +1431,10 @@ static void owned_track(struct store_shard *sh, struct store_inst *in)
 {
 	const struct store_config *c = &sh->store->cfg;
 
-	if (c->owns && c->owns(c->owns_ctx, in->slot) && !(in->wflags & W_LIST_MASK))
+	if (c->owns && c->owns(c->owns_ctx, in->slot) && !(in->wflags & W_LIST_MASK)) {
 		track(sh, in, now_ms(sh));
+		in->wflags &= (uint8_t)~W_HEARD; /* tracked from its arrival, not from a beat */
+	}
 }
 
 int store_apply(struct store_shard *sh, const struct store_record *r)
@@ -1440,7 +1475,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, bool repa
 	}
 	hlc_observe(sh, r->version);
 	if (expired && in && !(in->flags & STORE_F_DELETED) && beating_here(sh, in)) {
-		reassert(sh, in); /* newer than r: hlc_observe came first */
+		reassert(sh, in, r->version);
 		return STORE_CHANGED;
 	}
 	if (!r->deleted) {

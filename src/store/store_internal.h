@@ -19,6 +19,12 @@ enum {
 	W_LIST_DEAD = 3,      /* a tombstone, in the shard's dead FIFO */
 	W_LIST_MASK = 3,
 	W_IN_FEED = 1u << 2,
+	/*
+	 * A heartbeat or a client's write reached this node since the instance
+	 * was last tracked here: its beat time is a beat heard, not a deadline
+	 * given by a takeover or a stall (store.c: beating_here).
+	 */
+	W_HEARD = 1u << 3,
 };
 
 /*

@@ -239,6 +239,74 @@ Test(responsibility, an_expiry_elsewhere_does_not_remove_an_instance_beating_her
 	cr_assert_eq(store_get(s, &b, &v), -ERR_NOT_FOUND);
 }
 
+Test(responsibility, a_deadline_given_is_not_a_beat_heard)
+{
+	struct store_key a = key_n("svc", 30), b = key_n("svc", 31);
+	struct store_record r;
+	struct store_view v;
+
+	/* Adopted by a takeover, never beaten here: an expiry elsewhere is right. */
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_adopt(shard_for(s, &a), &a), STORE_SAME);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	r = expiry_record(a, v.version + 100, true);
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND,
+	             "adopted, not heard: the expiry applies");
+
+	/* Moved by a stall credit: neither. */
+	cr_assert_geq(up_default(s, &b), 0);
+	fake_advance(&fc, 20000);
+	store_pause_credit(shard_for(s, &b), 20000);
+	cr_assert_eq(store_get(s, &b, &v), 0);
+	r = expiry_record(b, v.version + 100, true);
+	cr_assert_eq(store_apply(shard_for(s, &b), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &b, &v), -ERR_NOT_FOUND, "a stall's credit is no beat");
+}
+
+Test(responsibility, the_rewrite_is_one_step_newer_and_loses_to_a_later_deregister)
+{
+	struct store_key a = key_n("svc", 32);
+	struct store_record r;
+	struct store_view v;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	r = expiry_record(a, v.version + 100, true);
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(v.version, r.version + 1, "just newer than the expiry it answers");
+	/* A client deregistered it elsewhere after the expiry: that delete wins. */
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	r.version = v.version + 1;
+	r.node = 3;
+	r.deleted = true;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, a_deregister_over_an_old_tombstone_replicates_a_newer_one)
+{
+	struct store_key a = key_n("svc", 33);
+	struct store_record r;
+	static struct store_view drained[8];
+
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	r.version = 1000;
+	r.node = 2;
+	r.deleted = true;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_SAME, "an old tombstone held");
+	store_feed_drain(shard_for(s, &a), drained, 8, NULL);
+	cr_assert_eq(store_delete(shard_for(s, &a), &a), -ERR_NOT_FOUND);
+	cr_assert_eq(store_feed_len(shard_for(s, &a)), 1, "a newer tombstone goes out");
+	r.deleted = false;
+	store_val_default(&r.val);
+	r.version = 5000; /* a registration made elsewhere before this delete */
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE);
+}
+
 Test(responsibility, an_expiry_of_an_untracked_replica_applies)
 {
 	struct store_key a = key_n("svc", 22);
