@@ -116,6 +116,14 @@ void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char 
 void nacos_reply_text(struct nctx *x, uint16_t status, const char *text);
 void nacos_reply_json(struct nctx *x, struct buf *b); /* 200, the body built in b */
 /*
+ * An answer with more header lines (hdrs: each ending CRLF, at most
+ * NACOS_HDRS_MAX bytes); head_only: the head alone, its Content-Length the
+ * body's (a 304 says the length it would have sent, as RFC 9110 allows).
+ */
+#define NACOS_HDRS_MAX 768
+void nacos_reply_hdrs(struct nctx *x, uint16_t status, const char *ctype, const char *hdrs,
+                      bool head_only, const char *body, size_t len);
+/*
  * One write of one item: encoded, handed to ops_write, answered by
  * nacos_write_answer with the item's result (400 "instance too large"
  * when the item is over NACOS_ITEM_BYTES).
