@@ -8,6 +8,8 @@
  *                instance keys and values, the JSON answers
  *   nacos_auth.c authentication (--auth-users): the gate before routing,
  *                the login endpoint
+ *   nacos_console.c  the web console's static files (/ and /nacos/)
+ *   nacos_catalog.c  the console's reads: /v1/ns/catalog/services, /instances
  *
  * A Nacos write is the binary protocol's write: the endpoint encodes its
  * items (src/proto/wire.h) into one frame (struct nacos_frame: one item
@@ -239,6 +241,14 @@ enum nacos_auth_verdict {
 };
 int nacos_auth_gate(struct nctx *x);
 void nacos_auth_login(struct nctx *x);
+
+/* nacos_console.c: the web console's files */
+bool nacos_console_path(struct store_str path); /* /, /nacos, /nacos/, /nacos/console/... */
+bool nacos_console_serve(struct nctx *x);       /* false: not a console path */
+
+/* nacos_catalog.c: the console's reads (GET /v1/ns/catalog/...) */
+void nacos_catalog_services(struct nctx *x);
+void nacos_catalog_instances(struct nctx *x);
 
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
