@@ -8,7 +8,7 @@
  *   a service  GET /nacos/v1/ns/catalog/instances (with lastBeat)
  *              PUT /nacos/v1/ns/instance (weight, enabled, metadata)
  *              DELETE /nacos/v1/ns/instance (deregister)
- *   cluster    GET /cluster
+ *   cluster    GET /cluster, and the replication-lag histogram of GET /metrics
  *   login      POST /nacos/v1/auth/login -> accessToken
  *
  * Escaping: every name, value and message from the server goes into the
@@ -505,6 +505,66 @@
 
 	// ---- cluster ----
 
+	/*
+	 * The replication-lag histogram from /metrics (Prometheus text):
+	 * [[le seconds, cumulative count], ...] ending with +Inf, or null.
+	 */
+	function lagBuckets(text) {
+		const out = [];
+		const re = /^distrod_replication_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm;
+		let m;
+		while ((m = re.exec(text)) !== null)
+			out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+		return out.length ? out : null;
+	}
+
+	/* As PromQL's histogram_quantile: linear inside the bucket; the last finite bound past it. */
+	function quantile(q, b) {
+		const total = b[b.length - 1][1];
+		if (!total) return null;
+		const rank = q * total;
+		let prevLe = 0, prevC = 0;
+		for (const [le, c] of b) {
+			if (c >= rank) {
+				if (le === Infinity) return { ms: prevLe * 1000, over: true };
+				const within = c - prevC ? (rank - prevC) / (c - prevC) : 1;
+				return { ms: (prevLe + (le - prevLe) * within) * 1000, over: false };
+			}
+			prevLe = le;
+			prevC = c;
+		}
+		return null;
+	}
+
+	function fmtQ(x) {
+		if (!x) return '—';
+		return `${x.over ? '> ' : ''}${x.ms < 10 ? x.ms.toFixed(1) : Math.round(x.ms)} ms`;
+	}
+
+	function maxBucket(b) {
+		let prev = 0, le = null;
+		for (const [l, c] of b) {
+			if (c > prev) le = l;
+			prev = c;
+		}
+		return le === null ? '—' : le === Infinity ? '> 10 s' : `≤ ${le * 1000} ms`;
+	}
+
+	let lastLag = null;
+
+	function lagRows(b) {
+		const rows = [['since start', b]];
+		if (lastLag && lastLag.length === b.length)
+			rows.unshift(['last refresh', b.map(([le, c], i) => [le, Math.max(0, c - lastLag[i][1])])]);
+		lastLag = b;
+		return rows.map(([name, h]) => el('tr', { class: 'lag-row', data: { window: name } },
+			el('td', null, name),
+			el('td', { class: 'num lag-count' }, h[h.length - 1][1]),
+			el('td', { class: 'num' }, fmtQ(quantile(0.5, h))),
+			el('td', { class: 'num' }, fmtQ(quantile(0.99, h))),
+			el('td', { class: 'num' }, maxBucket(h))));
+	}
+
 	const STAT_ORDER = [
 		'sync_records_out', 'sync_records_in', 'sync_dropped', 'sync_frames_out', 'sync_frames_in',
 		'verify_rounds', 'verify_mismatch', 'repair_slots', 'repair_records', 'repair_abandoned',
@@ -519,8 +579,12 @@
 
 	async function clusterRefresh() {
 		const my = ++seq.cluster;
-		const r = await api('GET', '/cluster', {});
+		const [r, metrics] = await Promise.all([api('GET', '/cluster', {}),
+			api('GET', '/metrics', {}).catch(() => '')]);
 		if (my !== seq.cluster) return;
+		const lag = typeof metrics === 'string' ? lagBuckets(metrics) : null;
+		$('cl-lag-rows').replaceChildren(...(lag ? lagRows(lag)
+			: [el('tr', null, el('td', { class: 'empty', colSpan: 5 }, 'no replication-lag histogram in /metrics'))]));
 		if (!r.clustered) {
 			$('cl-summary').textContent = 'A standalone node: no cluster (start distrod with --cluster to form one).';
 			$('cl-rows').replaceChildren(el('tr', null, el('td', { class: 'empty', colSpan: 9 }, 'standalone')));

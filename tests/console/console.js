@@ -656,6 +656,16 @@ async function clusterStep(page, port) {
 	const api = await ok(port, 'GET', '/cluster');
 	const want = api.json.members.map(m => m.slots);
 	if (JSON.stringify(slots) !== JSON.stringify(want)) fail(`slots shown ${slots}, /cluster says ${want}`);
+	// The replication lag: the page's count of records applied here is /metrics's.
+	await waitFor('the page\'s replication-lag count to equal /metrics\'s', UI_MS, async () => {
+		const m = /^distrod_replication_lag_seconds_count (\d+)$/m.exec((await ok(port, 'GET', '/metrics')).body);
+		if (!m || Number(m[1]) === 0) return `metrics: ${m && m[1]}`;
+		const shown = await page.evaluate(() => {
+			const r = document.querySelector('#cl-lag-rows tr.lag-row[data-window="since start"] .lag-count');
+			return r ? r.textContent : null;
+		});
+		return shown === m[1] ? true : `page ${shown}, /metrics ${m[1]}`;
+	});
 	// Live: the counters move without a reload (per-second rates appear on the second poll).
 	await pageWait(page, 'a per-second rate (a second poll)', () =>
 		Array.from(document.querySelectorAll('#cl-stat-rows tr.stat-row td:last-child')).some(td => td.textContent !== ''));
