@@ -102,11 +102,7 @@ static uint64_t etag_of(const char *p, size_t n)
 	return h;
 }
 
-/*
- * Whether If-None-Match names tag (a comma-separated list of entity tags,
- * weak ones compared weakly, as RFC 9110 13.1.2 says for GET; or "*").
- */
-static bool etag_matches(struct store_str inm, const char *tag)
+bool nacos_console_etag_match(struct store_str inm, const char *tag)
 {
 	size_t tl = strlen(tag);
 	uint32_t i = 0;
@@ -166,7 +162,8 @@ bool nacos_console_serve(struct nctx *x)
 		nacos_reply_text(x, 500, "console headers over their bound");
 		return true;
 	}
-	if (inm.set && etag_matches((struct store_str){ h1_at(x->req, inm), inm.len }, tag)) {
+	if (inm.set &&
+	    nacos_console_etag_match((struct store_str){ h1_at(x->req, inm), inm.len }, tag)) {
 		nacos_reply_hdrs(x, 304, f->ctype, hdrs, true, f->start, len);
 		return true;
 	}

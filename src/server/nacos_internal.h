@@ -245,6 +245,12 @@ void nacos_auth_login(struct nctx *x);
 /* nacos_console.c: the web console's files */
 bool nacos_console_path(struct store_str path); /* /, /nacos, /nacos/, /nacos/console/... */
 bool nacos_console_serve(struct nctx *x);       /* false: not a console path */
+/*
+ * Whether an If-None-Match value (outside bytes, inm.len of them) names
+ * tag: a comma-separated list of entity tags, a weak one (W/) compared
+ * weakly as RFC 9110 13.1.2 says for GET, or "*". O(inm.len), no copy.
+ */
+bool nacos_console_etag_match(struct store_str inm, const char *tag);
 
 /* nacos_catalog.c: the console's reads (GET /v1/ns/catalog/...) */
 void nacos_catalog_services(struct nctx *x);
