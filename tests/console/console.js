@@ -337,7 +337,10 @@ async function newPage() {
 	page.on('pageerror', e => pageErrors.push(`page error: ${e.message}`));
 	page.on('console', m => {
 		const loc = m.location() && m.location().url || '';
-		if (m.type() === 'error' && !loc.endsWith('/favicon.ico'))
+		// ERR_NETWORK_CHANGED: Chromium drops requests in flight when an interface
+		// appears (another test's network namespace); the next poll asks again.
+		if (m.type() === 'error' && !loc.endsWith('/favicon.ico') &&
+			!m.text().includes('net::ERR_NETWORK_CHANGED'))
 			pageErrors.push(`console error: ${m.text()} (${loc})`);
 	});
 	page.on('dialog', d => {
