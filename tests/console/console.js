@@ -470,6 +470,21 @@ async function servicesStep(page, port) {
 			.find(tr => tr.querySelector('td a').textContent === 'cart');
 		return r && r.children[3].textContent === '2' ? true : r && r.children[3].textContent;
 	});
+	// A service without instances: listed with 0, hidden by "hide services without instances".
+	await ok(port, 'POST', `${NS}/service`, { serviceName: 'idle', groupName: 'SHOP' });
+	await pageWait(page, 'the empty service idle with 0 instances', () => {
+		const r = Array.from(document.querySelectorAll('#svc-rows tr.svc-row'))
+			.find(tr => tr.querySelector('td a').textContent === 'idle');
+		return r && r.children[3].textContent === '0' ? true : r && r.children[3].textContent;
+	});
+	await page.click('#f-hide-empty');
+	await pageWait(page, 'idle hidden, orders still listed', () => {
+		const names = Array.from(document.querySelectorAll('#svc-rows tr.svc-row td a')).map(a => a.textContent);
+		return !names.includes('idle') && names.includes('orders') ? true : names;
+	});
+	await page.click('#f-hide-empty');
+	await pageWait(page, 'idle listed again', () =>
+		Array.from(document.querySelectorAll('#svc-rows tr.svc-row td a')).some(a => a.textContent === 'idle'));
 	sock.close();
 	noPageErrors('services');
 }
