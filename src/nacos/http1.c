@@ -54,6 +54,7 @@ static const char *const header_names[H1_H_COUNT] = {
 	[H1_H_CLIENT_VERSION] = "client-version",
 	[H1_H_AUTHORIZATION] = "authorization",
 	[H1_H_EXPECT] = "expect",
+	[H1_H_IF_NONE_MATCH] = "if-none-match",
 };
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
@@ -239,6 +240,10 @@ const char *h1_reason(uint16_t status)
 		return "Continue";
 	case 200:
 		return "OK";
+	case 301:
+		return "Moved Permanently";
+	case 304:
+		return "Not Modified";
 	case 400:
 		return "Bad Request";
 	case 403:

@@ -58,6 +58,7 @@ enum h1_header {
 	H1_H_CLIENT_VERSION,
 	H1_H_AUTHORIZATION,
 	H1_H_EXPECT,
+	H1_H_IF_NONE_MATCH, /* the console's conditional GETs (nacos_console.c) */
 	H1_H_COUNT,
 };
 

@@ -114,20 +114,28 @@ void nacos_conn_end(struct worker *w, struct conn *c)
 
 /* ---- answers ---- */
 
-/* An answer; head_only (to a HEAD) sends the head with the body's Content-Length, not the body. */
+/*
+ * An answer; head_only (to a HEAD, or a 304) sends the head with the
+ * body's Content-Length, not the body. hdrs: more header lines, each
+ * ending CRLF (NULL: none), constants of ours of at most NACOS_HDRS_MAX
+ * bytes.
+ */
 static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, bool head_only,
-                      uint16_t status, const char *ctype, const char *body, size_t len)
+                      uint16_t status, const char *ctype, const char *hdrs, const char *body,
+                      size_t len)
 {
 	struct conn *c = conn_at(w, idx);
-	char head[192];
+	char head[192 + NACOS_HDRS_MAX];
 	int hl;
 	uint8_t *p;
 
 	if (c->state != C_OPEN)
 		return;
+	assert(hdrs == NULL || strlen(hdrs) <= NACOS_HDRS_MAX);
 	hl = snprintf(head, sizeof(head),
-	              "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-	              h1_reason(status), ctype, len, keep_alive ? "" : "Connection: close\r\n");
+	              "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+	              status, h1_reason(status), ctype, len, hdrs ? hdrs : "",
+	              keep_alive ? "" : "Connection: close\r\n");
 	assert(hl > 0 && (size_t)hl < sizeof(head));
 	if (status >= 400)
 		WSTAT_INC(w, nacos_errors);
@@ -146,8 +154,15 @@ static void reply_raw(struct worker *w, uint32_t idx, bool keep_alive, bool head
 
 void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len)
 {
-	reply_raw(x->w, x->idx, x->h->keep_alive, x->h->method == H1_HEAD, status, ctype, body,
-	          len);
+	reply_raw(x->w, x->idx, x->h->keep_alive, x->h->method == H1_HEAD, status, ctype, NULL,
+	          body, len);
+}
+
+void nacos_reply_hdrs(struct nctx *x, uint16_t status, const char *ctype, const char *hdrs,
+                      bool head_only, const char *body, size_t len)
+{
+	reply_raw(x->w, x->idx, x->h->keep_alive, head_only || x->h->method == H1_HEAD, status,
+	          ctype, hdrs, body, len);
 }
 
 void nacos_reply_text(struct nctx *x, uint16_t status, const char *text)
@@ -255,7 +270,7 @@ void nacos_write_done(struct worker *w, uint32_t idx, const struct proto_header 
 		ctype = "text/plain;charset=UTF-8";
 		(void)buf_append(b, "answer larger than the server's bound", 37, NACOS_BODY_MAX);
 	}
-	reply_raw(w, idx, n->keep_alive, false, status, ctype, (const char *)b->p + b->off,
+	reply_raw(w, idx, n->keep_alive, false, status, ctype, NULL, (const char *)b->p + b->off,
 	          buf_used(b));
 	if (!parsing && c->state == C_OPEN && c->pending == 0)
 		resume(w, idx);
@@ -284,7 +299,7 @@ void nacos_later_done(struct worker *w, uint32_t idx, uint32_t gen, bool head_on
 		conn_close(w, idx); /* it waited for this answer to be freed */
 		return;
 	}
-	reply_raw(w, idx, c->http->keep_alive, head_only, status, ctype, body, len);
+	reply_raw(w, idx, c->http->keep_alive, head_only, status, ctype, NULL, body, len);
 	if (!c->http->parsing && c->pending == 0 && c->state == C_OPEN)
 		resume(w, idx);
 }

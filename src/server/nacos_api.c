@@ -21,7 +21,9 @@
  * A metadata batch is one frame of many items, answered once when all
  * have run. /service/subscribers visits every worker's push table
  * (nacos_push.c). /metrics, /health and /cluster answer here what the
- * admin port answers (admin_paths).
+ * admin port answers (admin_paths). /, /nacos/ and /nacos/console/ are
+ * the web console's files (nacos_console.c), /v1/ns/catalog/ its reads
+ * (nacos_catalog.c).
  *
  * Answers are built in the worker's body buffer (NACOS_BODY_MAX); JSON
  * strings go through json_put_str, which escapes everything a client or
@@ -221,6 +223,8 @@ static const struct route routes[] = {
 	{ "/v1/ns/instance/metadata/batch", H1_PUT, nacos_instance_metadata_batch },
 	{ "/v1/ns/instance/metadata/batch", H1_DELETE, nacos_instance_metadata_batch },
 	{ "/v1/ns/service/list", H1_GET, nacos_service_list },
+	{ "/v1/ns/catalog/services", H1_GET, nacos_catalog_services }, /* nacos_catalog.c */
+	{ "/v1/ns/catalog/instances", H1_GET, nacos_catalog_instances },
 	{ "/v1/ns/service/names", H1_GET, nacos_service_names },
 	{ "/v1/ns/service/subscribers", H1_GET, nacos_service_subscribers },
 	{ "/v1/ns/operator/metrics", H1_GET, operator_metrics },
@@ -249,6 +253,8 @@ void nacos_api_dispatch(struct nctx *x)
 	bool path_known = false;
 	char msg[256];
 
+	if (nacos_console_serve(x))
+		return;
 	if (path.len >= 6 && memcmp(path.p, "/nacos", 6) == 0 &&
 	    (path.len == 6 || path.p[6] == '/')) {
 		path.p += 6;

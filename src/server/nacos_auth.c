@@ -9,8 +9,10 @@
  * open too, GET /v1/ns/health/server and /v1/ns/operator/metrics (alias
  * /v1/ns/ops/metrics), and the admin port's GET /health and /metrics
  * served here too: load balancers and monitoring ask them without a
- * user. Everything else, unknown paths included, is refused before it is
- * routed, so nothing about the API leaks to a caller without credentials.
+ * user; and the web console's static files (/, /nacos/, /nacos/console/),
+ * which hold no data: the page needs them to show its login form. Everything else, unknown paths
+ * included, is refused before it is routed, so nothing about the API leaks to a caller without
+ * credentials.
  *
  * Credentials, in Nacos's order (NacosAuthManager.resolveToken): an
  * `Authorization: Bearer T` header, else an `accessToken` parameter, else
@@ -64,6 +66,9 @@ static enum route_class classify(const struct nctx *x)
 	 * /cluster names the members: gated, like /operator/servers.
 	 */
 	if (get && (nacos_str_eq(p, "/health") || nacos_str_eq(p, "/metrics")))
+		return RC_OPEN;
+	/* The console's files hold no data; the page logs in to ask the API (nacos_console.c). */
+	if (nacos_console_path(p))
 		return RC_OPEN;
 	if (!(p.len >= 6 && memcmp(p.p, "/nacos", 6) == 0 && (p.len == 6 || p.p[6] == '/')))
 		return RC_GATED;

@@ -8,6 +8,8 @@
  *                instance keys and values, the JSON answers
  *   nacos_auth.c authentication (--auth-users): the gate before routing,
  *                the login endpoint
+ *   nacos_console.c  the web console's static files (/ and /nacos/)
+ *   nacos_catalog.c  the console's reads: /v1/ns/catalog/services, /instances
  *
  * A Nacos write is the binary protocol's write: the endpoint encodes its
  * items (src/proto/wire.h) into one frame (struct nacos_frame: one item
@@ -115,6 +117,14 @@ struct nacos_frame {
 void nacos_reply(struct nctx *x, uint16_t status, const char *ctype, const char *body, size_t len);
 void nacos_reply_text(struct nctx *x, uint16_t status, const char *text);
 void nacos_reply_json(struct nctx *x, struct buf *b); /* 200, the body built in b */
+/*
+ * An answer with more header lines (hdrs: each ending CRLF, at most
+ * NACOS_HDRS_MAX bytes); head_only: the head alone, its Content-Length the
+ * body's (a 304 says the length it would have sent, as RFC 9110 allows).
+ */
+#define NACOS_HDRS_MAX 768
+void nacos_reply_hdrs(struct nctx *x, uint16_t status, const char *ctype, const char *hdrs,
+                      bool head_only, const char *body, size_t len);
 /*
  * One write of one item: encoded, handed to ops_write, answered by
  * nacos_write_answer with the item's result (400 "instance too large"
@@ -231,6 +241,20 @@ enum nacos_auth_verdict {
 };
 int nacos_auth_gate(struct nctx *x);
 void nacos_auth_login(struct nctx *x);
+
+/* nacos_console.c: the web console's files */
+bool nacos_console_path(struct store_str path); /* /, /nacos, /nacos/, /nacos/console/... */
+bool nacos_console_serve(struct nctx *x);       /* false: not a console path */
+/*
+ * Whether an If-None-Match value (outside bytes, inm.len of them) names
+ * tag: a comma-separated list of entity tags, a weak one (W/) compared
+ * weakly as RFC 9110 13.1.2 says for GET, or "*". O(inm.len), no copy.
+ */
+bool nacos_console_etag_match(struct store_str inm, const char *tag);
+
+/* nacos_catalog.c: the console's reads (GET /v1/ns/catalog/...) */
+void nacos_catalog_services(struct nctx *x);
+void nacos_catalog_instances(struct nctx *x);
 
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
