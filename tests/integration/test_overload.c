@@ -317,8 +317,7 @@ Test(overload, nacos_partial_heads_are_closed, .init = start_client, .fini = sto
 		fd[i] = connect_from(src, hn.node.nacos_port);
 		send_str(fd[i], "G");
 	}
-	first = now_ms();
-	sent = 1;
+	sent = 1; /* every first byte went after `first`: none may close before first + deadline */
 	/* Trickle one byte each per 100 ms until all are closed (bounded: 4 deadlines). */
 	while (n_closed < N && now_ms() < first + 4 * HEADER_MS) {
 		for (int i = 0; i < N; i++) {
