@@ -547,8 +547,10 @@ static void wait_state(pid_t pid, bool stopped)
  * The node is stopped (SIGSTOP) while the connections are opened, so all
  * of them (up to the accept queues' 4096 per listener; the kernel has the
  * rest retry) wait for it at once when it resumes: the storm is at once
- * however slowly this loaded machine runs the generator. It stays under
- * STALL_MS, so the node's stall handling does not start.
+ * however slowly this loaded machine runs the generator. The pause is
+ * about half a second; past STALL_MS (1 s) the node's stall handling
+ * starts, which only asks the pinging client's socket whether it is still
+ * there before serving it.
  */
 static int64_t storm_round(struct distro_client *c, int64_t *base_us)
 {
