@@ -248,6 +248,14 @@ static const struct family families[] = {
 	    { "conns_slow_closed", "slow_closed" },
 	    { "conns_source_refused", "source_refused" },
 	    { "conns_header_closed", "header_timeout" } } },
+	{ "distrod_accept_budget_used_total",
+	  "counter",
+	  "Worker loops that accepted their whole budget (32) with connections still waiting: "
+	  "a connection storm, spread over loops.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "accepts_deferred", NULL } } },
 	{ "distrod_connections_closed_total",
 	  "counter",
 	  "Client connections closed, for any reason.",
@@ -591,9 +599,10 @@ static void render_http(struct out *o, const struct metrics_http *h)
 		put(o, "distrod_http_requests_total{code=\"%u\"} %llu\n", http_statuses[i],
 		    (unsigned long long)h->requests[i]);
 	head(o, "distrod_http_connections_total", "counter",
-	     "HTTP admin connections: accepted, refused (503: every slot busy answering, or "
-	     "too many from one address), closed as idle, evicted while waiting for a "
-	     "request to make room, closed for a head not whole within --header-timeout.");
+	     "HTTP admin connections: accepted, refused (503: every slot busy answering), "
+	     "closed as idle, refused (503) over 16 from one address, evicted while "
+	     "waiting for a request to make room, closed for a head not whole within "
+	     "--header-timeout.");
 	put(o,
 	    "distrod_http_connections_total{result=\"accepted\"} %llu\n"
 	    "distrod_http_connections_total{result=\"refused\"} %llu\n"
