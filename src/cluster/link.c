@@ -10,8 +10,11 @@
  * (resolve.h), so a slow resolver never stalls the loop (and a name that
  * moved is followed). The handshake (HELLO both ways, then AUTH:
  * HMAC-SHA256 over both nonces and ids, cluster/auth.c) must finish within
- * --peer-down; until it does, any other frame, or a frame bigger than
- * PREAUTH_FRAME_MAX, closes the link. A nonce the system cannot generate
+ * --peer-down (a connection that sends nothing included); until it does,
+ * any other frame, or a frame bigger than PREAUTH_FRAME_MAX, closes the
+ * link. Only members should connect here, so one source address may hold
+ * at most PREAUTH_PER_SOURCE accepted links that have not authenticated
+ * yet: a stranger cannot fill the link table from one host. A nonce the system cannot generate
  * refuses the link: a zero nonce would make the handshake replayable.
  *
  * Buffers: each link has an input buffer (whole frames are parsed from it;
@@ -30,6 +33,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/srclimit.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -286,8 +290,14 @@ static void on_connected(struct peer *p, struct link *l)
 void link_on_accept(struct peer *p)
 {
 	for (;;) {
-		int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		int fd = accept4(p->listen_fd, (struct sockaddr *)&ss, &slen,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		int one = 1;
+		uint32_t same = 0;
+		uint64_t key;
+		struct link *l;
 
 		if (fd < 0)
 			return;
@@ -295,11 +305,26 @@ void link_on_accept(struct peer *p)
 			close(fd);
 			continue;
 		}
+		key = srclimit_key((struct sockaddr *)&ss, slen);
+		for (uint32_t i = 0; i < LINKS_MAX; i++) {
+			const struct link *o = &p->links[i];
+
+			same += o->state != L_FREE && o->state != L_UP && !o->initiator &&
+			        o->src_key == key;
+		}
+		if (same >= PREAUTH_PER_SOURCE) {
+			PSTAT_INC(p, preauth_refused);
+			close(fd);
+			continue;
+		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (link_new(p, fd, false, 0) == NULL) {
+		l = link_new(p, fd, false, 0);
+		if (l == NULL) {
 			log_warn("peer port: too many links, connection refused");
 			close(fd);
+			continue;
 		}
+		l->src_key = key;
 	}
 }
 

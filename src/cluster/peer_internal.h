@@ -71,6 +71,7 @@
 #define BACKLOG_PAUSE       8192        /* messages for the workers before links stop being read */
 #define DELAYED_MAX         4096        /* sync frames the fault hook holds per peer */
 #define LINKS_MAX           (MEMBERS_MAX * 2)
+#define PREAUTH_PER_SOURCE  4 /* accepted links not yet authenticated, per source address */
 #define LINK_IN_MAX         (64u << 20) /* a link's unparsed input (frames are smaller) */
 #define FWD_OPS             3           /* register, deregister, heartbeat */
 
@@ -93,7 +94,8 @@ struct link {
 	bool have_peer_hello;
 	bool overflow; /* a frame found no room: the link is closed at the next flush */
 	int64_t opened_ms;
-	size_t out_max; /* output ceiling (link_new) */
+	uint64_t src_key; /* accepted: its source address (srclimit_key), for PREAUTH_PER_SOURCE */
+	size_t out_max;   /* output ceiling (link_new) */
 	struct buf in, out;
 };
 

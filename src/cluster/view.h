@@ -46,6 +46,8 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 #define PEER_STATS(X)                                                                              \
 	X(links_up)        /* handshakes that completed */                                         \
 	X(auth_failures)   /* links refused: bad secret, unknown member, bad hello */              \
+	X(preauth_refused) /* accepts refused: PREAUTH_PER_SOURCE unauthenticated from one address \
+	                    */                                                                     \
 	X(fwd_batches)     /* forward frames sent */                                               \
 	X(fwd_items)       /* write items forwarded to their owner */                              \
 	X(fwd_unavailable) /* items answered retryable: the owner was unreachable */               \

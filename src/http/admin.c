@@ -37,13 +37,25 @@
  * handled on the next turn of the loop, so each turn serves at most one
  * request per connection and no client can monopolise the thread.
  *
- * Bounds: ADMIN_CONNS_MAX connections (one more is accepted, answered 503
- * and closed, so the client learns why); a request head of at most
+ * Bounds: ADMIN_CONNS_MAX connections; a request head of at most
  * REQUEST_HEAD_MAX bytes (431); no bodies (413); each request and its
  * answer must be done within ADMIN_IDLE_MS of the connection's accept or
- * previous answer, else the connection is closed (this also bounds a
- * client that trickles its head a byte at a time); an answer is at most
+ * previous answer, and a head must be whole within --header-timeout of
+ * its first byte, else the connection is closed; an answer is at most
  * METRICS_BYTES_MAX plus its head.
+ *
+ * Slow clients must not lock out the probes. This port answers the
+ * orchestrator's /health: if a slowloris (connections that send a head a
+ * byte at a time, or nothing) could hold every slot, a healthy node would
+ * answer 503 and be restarted. So a new connection that finds every slot
+ * taken evicts the connection that has waited longest for its request
+ * (open and idle, or with a head still unfinished: no answer owed,
+ * nothing lost but a slow client's place), and only when every slot is
+ * busy answering is it answered 503 and closed. A probe sends its request
+ * at once, so it is answered long before ADMIN_CONNS_MAX newer
+ * connections could evict it. One address may hold at most
+ * ADMIN_CONNS_PER_SOURCE connections (more: 503), so one host cannot churn
+ * every slot by itself either.
  *
  * Answers: 200 for GET/HEAD of /metrics, /health and /cluster (503 for
  * /health while a clustered node is not READY; http/status.c), 404 other paths, 405
@@ -58,6 +70,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/srclimit.h"
 #include "http/request.h"
 #include "http/status.h"
 
@@ -76,6 +89,10 @@
 struct admin_conn {
 	int fd; /* -1: free slot */
 	int64_t deadline_ms;
+	int64_t since_ms;   /* waiting for a request since (accept, previous answer): eviction order
+	                     */
+	int64_t partial_ms; /* first byte of an unfinished head; 0: none (--header-timeout) */
+	uint64_t src_key;   /* its source address (srclimit_key): ADMIN_CONNS_PER_SOURCE */
 	struct request req;
 	char *out; /* the answer in flight, or NULL */
 	size_t out_len, out_off;
@@ -135,7 +152,9 @@ static int conn_flush(struct admin_conn *c)
 	}
 	/* Answered: the next request gets a fresh parser and a fresh deadline. */
 	request_init(&c->req);
-	c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
+	c->since_ms = now_ms();
+	c->deadline_ms = c->since_ms + ADMIN_IDLE_MS;
+	c->partial_ms = c->in_len ? c->since_ms : 0; /* a pipelined head started already */
 	return 0;
 }
 
@@ -310,6 +329,7 @@ static int conn_process(struct admin *a, struct admin_conn *c)
 	memmove(c->in, c->in + used, c->in_len);
 	if (rc == REQUEST_AGAIN)
 		return 0;
+	c->partial_ms = 0; /* whole: the answer's deadline is deadline_ms */
 	if (conn_respond(a, c) < 0)
 		return -1;
 	return conn_flush(c);
@@ -331,24 +351,72 @@ static int conn_read(struct admin *a, struct admin_conn *c)
 	if (n == 0)
 		return -1; /* the client closed; a half-sent head is dropped with it */
 	c->in_len += (uint32_t)n;
+	if (c->partial_ms == 0)
+		c->partial_ms = now_ms();
 	return conn_process(a, c);
 }
 
-/* Accepts what is waiting; over the limit, answers 503 and closes. */
+/* When c must be done: its request and answer, or its unfinished head. */
+static int64_t conn_deadline(const struct admin *a, const struct admin_conn *c)
+{
+	int64_t head = c->partial_ms + a->header_timeout_ms;
+
+	return c->partial_ms && head < c->deadline_ms ? head : c->deadline_ms;
+}
+
+/* Best effort: a fresh socket takes this small write. Then close. */
+static void refuse(struct admin *a, int fd, const char *why)
+{
+	char busy[256];
+	int len = snprintf(busy, sizeof(busy),
+	                   "HTTP/1.1 503 Service Unavailable\r\n"
+	                   "Content-Type: %s\r\n"
+	                   "Content-Length: %zu\r\n"
+	                   "Connection: close\r\n\r\n%s",
+	                   text_type, strlen(why), why);
+
+	if (send(fd, busy, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		(void)0;
+	close(fd);
+	metrics_http_count(&a->http, 503);
+}
+
+/*
+ * A slot for a new connection: a free one, else the one waiting longest
+ * for its request (idle, or a head unfinished), which is closed; NULL when
+ * every connection is busy answering. O(ADMIN_CONNS_MAX).
+ */
+static struct admin_conn *slot_for_new(struct admin *a)
+{
+	struct admin_conn *victim = NULL;
+
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
+		struct admin_conn *c = &a->conns[i];
+
+		if (c->fd < 0)
+			return c;
+		if (c->out == NULL && !c->lingering &&
+		    (victim == NULL || c->since_ms < victim->since_ms))
+			victim = c;
+	}
+	if (victim) {
+		conn_close(victim);
+		METRICS_HTTP_INC(&a->http.conns_evicted);
+	}
+	return victim;
+}
+
+/* Accepts what is waiting; see the top of the file for who gets a slot. */
 static void accept_all(struct admin *a)
 {
-	static const char busy_body[] = "too many admin connections\n";
-	char busy[256];
-	int busy_len = snprintf(busy, sizeof(busy),
-	                        "HTTP/1.1 503 Service Unavailable\r\n"
-	                        "Content-Type: %s\r\n"
-	                        "Content-Length: %zu\r\n"
-	                        "Connection: close\r\n\r\n%s",
-	                        text_type, sizeof(busy_body) - 1, busy_body);
-
 	for (int k = 0; k < ADMIN_CONNS_MAX; k++) {
-		struct admin_conn *c = NULL;
-		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		struct admin_conn *c;
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		int fd = accept4(a->listen_fd, (struct sockaddr *)&ss, &slen,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC),
+		    one = 1, same = 0;
+		uint64_t key;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -356,24 +424,29 @@ static void accept_all(struct admin *a)
 				log_warn("http: accept: %s", strerror(errno));
 			return;
 		}
-		for (int i = 0; i < ADMIN_CONNS_MAX && c == NULL; i++)
-			if (a->conns[i].fd < 0)
-				c = &a->conns[i];
+		key = srclimit_key((struct sockaddr *)&ss, slen);
+		for (int i = 0; i < ADMIN_CONNS_MAX; i++)
+			same += a->conns[i].fd >= 0 && a->conns[i].src_key == key;
+		if (same >= ADMIN_CONNS_PER_SOURCE) {
+			refuse(a, fd, "too many admin connections from this address\n");
+			METRICS_HTTP_INC(&a->http.conns_source_refused);
+			continue;
+		}
+		c = slot_for_new(a);
 		if (c == NULL) {
-			/* Best effort: a fresh socket takes this small write. */
-			if (send(fd, busy, (size_t)busy_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0;
-			close(fd);
+			refuse(a, fd, "too many admin connections\n");
 			METRICS_HTTP_INC(&a->http.conns_refused);
-			metrics_http_count(&a->http, 503);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->fd = fd;
+		c->src_key = key;
 		c->in_len = 0;
 		c->out = NULL;
 		c->lingering = false;
-		c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
+		c->since_ms = now_ms();
+		c->partial_ms = 0;
+		c->deadline_ms = c->since_ms + ADMIN_IDLE_MS;
 		request_init(&c->req);
 		METRICS_HTTP_INC(&a->http.conns_accepted);
 	}
@@ -405,7 +478,7 @@ static void *admin_main(void *arg)
 				timeout = 0; /* a pipelined request waits in the buffer */
 				continue;
 			}
-			wait = c->deadline_ms - now;
+			wait = conn_deadline(a, c) - now;
 			if (wait < 0)
 				wait = 0;
 			if (timeout < 0 || wait < timeout)
@@ -444,8 +517,12 @@ static void *admin_main(void *arg)
 				conn_close(c);
 				continue;
 			}
-			if (c->fd >= 0 && now >= c->deadline_ms) {
-				if (!c->lingering)
+			if (c->fd >= 0 && now >= conn_deadline(a, c)) {
+				if (c->lingering)
+					(void)0;
+				else if (c->partial_ms && conn_deadline(a, c) < c->deadline_ms)
+					METRICS_HTTP_INC(&a->http.conns_header_closed);
+				else
 					METRICS_HTTP_INC(&a->http.conns_idle_closed);
 				conn_close(c);
 			}
@@ -516,6 +593,7 @@ int admin_start(struct admin *a, const char *host, uint32_t port, const struct a
 		goto err;
 	}
 	a->src = *src;
+	a->header_timeout_ms = src->header_timeout_ms ? src->header_timeout_ms : ADMIN_IDLE_MS;
 	a->conns = mem_calloc(ADMIN_CONNS_MAX, sizeof(a->conns[0]));
 	if (a->conns == NULL || admin_snapshot_alloc(&a->snap, src->nworkers) < 0) {
 		rc = -ENOMEM;

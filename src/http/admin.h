@@ -21,10 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ADMIN_CONNS_MAX 64    /* open admin connections; more are answered 503 */
-#define ADMIN_IDLE_MS   10000 /* time a connection has for each request and its answer */
-#define ADMIN_IN_BYTES  4096  /* read chunk; a head may span several (REQUEST_HEAD_MAX) */
-#define ADMIN_LINGER_MS 2000  /* after a closing answer, unread input is drained this long */
+#define ADMIN_CONNS_MAX        64    /* open admin connections (admin.c: eviction, then 503) */
+#define ADMIN_CONNS_PER_SOURCE 16    /* admin connections from one address; more: 503 */
+#define ADMIN_IDLE_MS          10000 /* time a connection has for each request and its answer */
+#define ADMIN_IN_BYTES         4096  /* read chunk; a head may span several (REQUEST_HEAD_MAX) */
+#define ADMIN_LINGER_MS        2000  /* after a closing answer, unread input is drained this long */
 
 #define ADMIN_METRICS_TYPE "text/plain; version=0.0.4"
 #define ADMIN_JSON_TYPE    "application/json"
@@ -83,6 +84,8 @@ struct admin_source {
 	void (*snapshot)(void *ctx, struct admin_snapshot *out);
 	void *ctx;
 	uint32_t nworkers;
+	/* A request head must be whole this long after its first byte (0: ADMIN_IDLE_MS). */
+	uint32_t header_timeout_ms;
 };
 
 struct admin_conn;
@@ -97,6 +100,7 @@ struct admin {
 	struct admin_conn *conns;   /* ADMIN_CONNS_MAX slots */
 	struct admin_snapshot snap; /* the source fills it; peer alone is ~10 KiB */
 	struct metrics_http http;   /* the admin thread's own counters */
+	int64_t header_timeout_ms;  /* admin_source.header_timeout_ms, or ADMIN_IDLE_MS */
 };
 
 /*

@@ -237,14 +237,26 @@ static const struct family families[] = {
 	  { { "expiry_checks", NULL } } },
 	{ "distrod_connections_total",
 	  "counter",
-	  "Client connections: accepted, refused over the limit, closed as idle or too slow.",
+	  "Client connections: accepted, refused over --conns-max or --conns-per-source, "
+	  "closed as idle, too slow to read, or too slow to send a request "
+	  "(--header-timeout).",
 	  SRC_WORKER,
 	  false,
 	  "result",
 	  { { "conns_accepted", "accepted" },
 	    { "conns_refused", "refused" },
 	    { "conns_idle_closed", "idle_closed" },
-	    { "conns_slow_closed", "slow_closed" } } },
+	    { "conns_slow_closed", "slow_closed" },
+	    { "conns_source_refused", "source_refused" },
+	    { "conns_header_closed", "header_timeout" } } },
+	{ "distrod_accept_budget_used_total",
+	  "counter",
+	  "Worker loops that accepted their whole budget (32) with connections still waiting: "
+	  "a connection storm, spread over loops.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "accepts_deferred", NULL } } },
 	{ "distrod_connections_closed_total",
 	  "counter",
 	  "Client connections closed, for any reason.",
@@ -566,6 +578,9 @@ void metrics_http_read(const struct metrics_http *h, struct metrics_http *out)
 	out->conns_accepted = __atomic_load_n(&h->conns_accepted, __ATOMIC_RELAXED);
 	out->conns_refused = __atomic_load_n(&h->conns_refused, __ATOMIC_RELAXED);
 	out->conns_idle_closed = __atomic_load_n(&h->conns_idle_closed, __ATOMIC_RELAXED);
+	out->conns_source_refused = __atomic_load_n(&h->conns_source_refused, __ATOMIC_RELAXED);
+	out->conns_evicted = __atomic_load_n(&h->conns_evicted, __ATOMIC_RELAXED);
+	out->conns_header_closed = __atomic_load_n(&h->conns_header_closed, __ATOMIC_RELAXED);
 }
 
 struct worker_stats *metrics_worker_stats_new(uint32_t n)
@@ -586,13 +601,20 @@ static void render_http(struct out *o, const struct metrics_http *h)
 		put(o, "distrod_http_requests_total{code=\"%u\"} %llu\n", http_statuses[i],
 		    (unsigned long long)h->requests[i]);
 	head(o, "distrod_http_connections_total", "counter",
-	     "HTTP admin connections: accepted, refused over the limit (503), closed as idle.");
+	     "HTTP admin connections: accepted, refused (503: every slot busy answering), "
+	     "closed as idle, refused (503) over 16 from one address, evicted while "
+	     "waiting for a request to make room, closed for a head not whole within "
+	     "--header-timeout.");
 	put(o,
 	    "distrod_http_connections_total{result=\"accepted\"} %llu\n"
 	    "distrod_http_connections_total{result=\"refused\"} %llu\n"
-	    "distrod_http_connections_total{result=\"idle_closed\"} %llu\n",
+	    "distrod_http_connections_total{result=\"idle_closed\"} %llu\n"
+	    "distrod_http_connections_total{result=\"source_refused\"} %llu\n"
+	    "distrod_http_connections_total{result=\"evicted\"} %llu\n"
+	    "distrod_http_connections_total{result=\"header_timeout\"} %llu\n",
 	    (unsigned long long)h->conns_accepted, (unsigned long long)h->conns_refused,
-	    (unsigned long long)h->conns_idle_closed);
+	    (unsigned long long)h->conns_idle_closed, (unsigned long long)h->conns_source_refused,
+	    (unsigned long long)h->conns_evicted, (unsigned long long)h->conns_header_closed);
 }
 
 /*
@@ -614,6 +636,9 @@ static const struct {
 } peer_help[] = {
 	{ "links_up", "Peer links whose handshake completed." },
 	{ "auth_failures", "Peer links refused: bad secret, unknown member or bad hello." },
+	{ "preauth_refused",
+	  "Peer port connections refused: one address already had 4 links not yet "
+	  "authenticated." },
 	{ "fwd_batches", "Forward frames sent to slot owners." },
 	{ "fwd_items", "Client write items forwarded to their slot's owner." },
 	{ "fwd_unavailable",

@@ -37,6 +37,9 @@ struct metrics_http {
 	uint64_t conns_accepted;
 	uint64_t conns_refused; /* over ADMIN_CONNS_MAX: answered 503 */
 	uint64_t conns_idle_closed;
+	uint64_t conns_source_refused; /* over ADMIN_CONNS_PER_SOURCE from one address: 503 */
+	uint64_t conns_evicted;       /* waiting for a request, closed to make room for a new one */
+	uint64_t conns_header_closed; /* a request head not whole within --header-timeout */
 };
 
 /* One more of a metrics_http counter, by its only writer. */

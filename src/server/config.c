@@ -39,6 +39,12 @@ static const struct opt opts[] = {
 	{ "batch-max", T_U32, OFF(batch_max), 0, "1024", "instances in one frame" },
 	{ "idle-timeout", T_U32, OFF(idle_timeout_ms), 0, "300000",
 	  "close a connection silent this long, ms; 0 = never" },
+	{ "header-timeout", T_U32, OFF(header_timeout_ms), 0, "10000",
+	  "a started request (HTTP head and body, binary frame) must arrive whole within this "
+	  "many ms, on every port, else the connection is closed (100..600000)" },
+	{ "conns-per-source", T_U32, OFF(conns_per_source), 0, "1024",
+	  "client connections (both client ports together) from one source address; 0 = no "
+	  "bound" },
 	{ "out-max", T_U32, OFF(out_bytes_max), 0, "16777216",
 	  "unsent bytes a connection may hold before it is closed as too slow" },
 	{ "expire-budget", T_U32, OFF(expire_budget), 0, "4096",
@@ -338,10 +344,11 @@ int config_load(struct server_config *c, int argc, char **argv)
 	    c->batch_max > 65535 || c->conns_max == 0 || c->conns_max > 1000000 ||
 	    c->out_bytes_max < (64u << 10) || c->out_bytes_max > (1u << 30) ||
 	    c->expire_budget == 0 || c->push_window_ms == 0 || c->push_window_ms > 60000 ||
-	    c->subs_max == 0) {
+	    c->subs_max == 0 || c->header_timeout_ms < 100 || c->header_timeout_ms > 600000) {
 		fprintf(stderr, "distrod: out of range: need --frame-max 4096..64Mi, --batch-max "
 		                "1..65535, --conns-max 1..1000000, --out-max 64Ki..1Gi, "
-		                "--expire-budget >= 1, --push-window 1..60000, --subs-max >= 1\n");
+		                "--expire-budget >= 1, --push-window 1..60000, --subs-max >= 1, "
+		                "--header-timeout 100..600000\n");
 		return -1;
 	}
 	if (!(c->store.timing.interval_ms < c->store.timing.timeout_ms &&

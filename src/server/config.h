@@ -25,11 +25,13 @@ struct server_config {
 	uint32_t conns_max;
 	uint32_t frame_bytes_max;
 	uint32_t batch_max;
-	uint32_t idle_timeout_ms; /* 0: never */
-	uint32_t out_bytes_max;   /* per connection, before it is closed as too slow */
-	uint32_t expire_budget;   /* expiry actions per loop per worker */
-	uint32_t push_window_ms;  /* subscription pushes coalesce changes over this window */
-	uint32_t subs_max;        /* subscriptions per worker */
+	uint32_t idle_timeout_ms;   /* 0: never */
+	uint32_t header_timeout_ms; /* a started request (HTTP head, binary frame) must finish */
+	uint32_t conns_per_source;  /* client connections (both ports) per source address; 0: off */
+	uint32_t out_bytes_max;     /* per connection, before it is closed as too slow */
+	uint32_t expire_budget;     /* expiry actions per loop per worker */
+	uint32_t push_window_ms;    /* subscription pushes coalesce changes over this window */
+	uint32_t subs_max;          /* subscriptions per worker */
 	char http_bind[64];
 	uint32_t http_port; /* admin HTTP: /metrics, /health, /cluster; 0 picks a free one */
 	char http_port_file[256];

@@ -118,6 +118,7 @@ int main(int argc, char **argv)
 		.snapshot = server_admin_snapshot,
 		.ctx = &srv,
 		.nworkers = srv.nworkers,
+		.header_timeout_ms = cfg.header_timeout_ms,
 	};
 	rc = admin_start(&admin, cfg.http_bind, cfg.http_port, &src);
 	if (rc < 0) {

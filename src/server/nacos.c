@@ -425,6 +425,7 @@ static void resume(struct worker *w, uint32_t idx)
 	buf_consume(&c->in, (size_t)used);
 	if (buf_used(&c->in) == 0)
 		buf_free(&c->in);
+	conn_partial_mark(w, c, used > 0);
 }
 
 /*
@@ -462,8 +463,11 @@ void nacos_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t l
 		if (used < 0)
 			return;
 		if ((size_t)used < len &&
-		    !buf_append(&c->in, data + used, len - (size_t)used, NACOS_IN_MAX))
+		    !buf_append(&c->in, data + used, len - (size_t)used, NACOS_IN_MAX)) {
 			conn_close(w, idx);
+			return;
+		}
+		conn_partial_mark(w, c, true); /* a request's start waits: --header-timeout */
 		return;
 	}
 	if (!buf_append(&c->in, data, len, NACOS_IN_MAX)) {

@@ -69,7 +69,8 @@ static int listen_socket(const struct server_config *cfg, uint16_t port, uint16_
 		log_error("--bind %s: not an IPv4 or IPv6 address", cfg->bind);
 		return -EINVAL;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: the workers accept until EAGAIN (worker.c, accept_some). */
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -178,6 +179,7 @@ static void server_free(struct server *s)
 	mem_free(s->ring_fds);
 	s->ring_fds = NULL;
 	xcore_free(&s->xcore);
+	srclimit_free(&s->sources);
 	store_destroy(s->store);
 	s->store = NULL;
 	peer_destroy(s->peer); /* its epoch record outlives the store's epoch */
@@ -251,7 +253,7 @@ int server_start(struct server *s, const struct server_config *cfg)
 		return -ENOMEM;
 	}
 	s->ring_fds = mem_calloc(s->nworkers, sizeof(s->ring_fds[0]));
-	if (s->ring_fds == NULL ||
+	if (s->ring_fds == NULL || srclimit_init(&s->sources, cfg->conns_per_source) < 0 ||
 	    (s->auth && authq_create(s->auth, s->nworkers, s->ring_fds, &s->authq) < 0)) {
 		server_free(s);
 		return -ENOMEM;

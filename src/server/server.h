@@ -5,6 +5,7 @@
 #ifndef DISTRO_SERVER_SERVER_H
 #define DISTRO_SERVER_SERVER_H
 
+#include "core/srclimit.h"
 #include "server/config.h"
 #include "server/worker.h"
 #include "shard/xcore.h"
@@ -34,6 +35,9 @@ struct server {
 	struct xcore xcore;
 	struct worker *workers;
 	uint32_t nworkers;
+	/* Client connections per source address, both client ports, every worker
+	 * (--conns-per-source). */
+	struct srclimit sources;
 	int *ring_fds;       /* each worker's io_uring fd, for the peer thread's wake-ups */
 	uint16_t port;       /* the client port actually bound */
 	uint16_t nacos_port; /* the Nacos HTTP port actually bound */

@@ -17,6 +17,9 @@
 	X(conns_closed)                                                                            \
 	X(conns_idle_closed)                                                                       \
 	X(conns_slow_closed)                                                                       \
+	X(conns_source_refused) /* over --conns-per-source */                                      \
+	X(conns_header_closed)  /* a started request not whole within --header-timeout */          \
+	X(accepts_deferred)     /* loops that used all of ACCEPT_BUDGET: more were waiting */      \
 	X(frames)                                                                                  \
 	X(bytes_in)                                                                                \
 	X(bytes_out)                                                                               \

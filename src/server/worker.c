@@ -58,6 +58,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -92,10 +93,13 @@ static void conn_free_slot(struct worker *w, uint32_t idx)
 	subs_of_conn_end(w, c);
 	nacos_conn_end(w, c);
 	close(c->fd);
+	srclimit_put(&w->srv->sources, c->src_bucket);
+	c->src_bucket = SRCLIMIT_NONE;
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->sending);
 	c->fd = -1;
+	c->partial_ms = 0;
 	c->state = C_FREE;
 	c->gen = (c->gen + 1) & UD_GEN_MASK; /* user_data carries 24 bits of it */
 	c->next_free = w->conn_free;
@@ -307,8 +311,11 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 			return;
 		/* Keep a partial frame; the receive buffer goes back to the kernel. */
 		if ((size_t)used < len &&
-		    !buf_append(&c->in, data + used, len - (size_t)used, in_max))
+		    !buf_append(&c->in, data + used, len - (size_t)used, in_max)) {
 			conn_close(w, idx);
+			return;
+		}
+		conn_partial_mark(w, c, true);
 		return;
 	}
 	if (!buf_append(&c->in, data, len, in_max)) {
@@ -316,6 +323,24 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 		return;
 	}
 	conn_resume_frames(w, idx);
+}
+
+/*
+ * After input was handled: does the connection hold the start of a request
+ * that is not whole yet (a binary frame, an HTTP head or body)? Then it has
+ * --header-timeout from that start to send the rest (idle_sweep), however
+ * slowly the bytes trickle in: that is what bounds a slowloris, which the
+ * idle timeout (reset by every byte) cannot. progress: a request was
+ * consumed, so what is left is a new one, whose clock starts now. Bytes that
+ * wait on us (a request out on another worker, an AUTH's bcrypt) are not
+ * the client's delay and do not count.
+ */
+void conn_partial_mark(struct worker *w, struct conn *c, bool progress)
+{
+	if (buf_used(&c->in) == 0 || c->pending > 0 || c->auth_wait)
+		c->partial_ms = 0;
+	else if (progress || c->partial_ms == 0)
+		c->partial_ms = w->now_ms;
 }
 
 /* Parses the frames kept in conn.in (after a split frame, or an AUTH that waited). */
@@ -332,6 +357,7 @@ void conn_resume_frames(struct worker *w, uint32_t idx)
 	buf_consume(&c->in, (size_t)used);
 	if (buf_used(&c->in) == 0)
 		buf_free(&c->in);
+	conn_partial_mark(w, c, used > 0);
 }
 
 /* The auth thread's answers (server/authq.h): each resumes the connection it parked. */
@@ -356,13 +382,19 @@ static void drain_auth(struct worker *w)
 
 /* ---- io_uring operations ---- */
 
-/* Multishot accept on one listener; the user_data idx says which (enum conn_kind). */
+/*
+ * Readiness, not accepts, from the ring: a multishot poll on one listener
+ * (the user_data idx says which, enum conn_kind). A multishot accept would
+ * accept every waiting connection in one go, on this thread, before any
+ * other completion is seen: 5,000 connects at once stall the loop for tens
+ * of ms. So the poll only says "connections wait", and accept_some takes
+ * at most ACCEPT_BUDGET per loop.
+ */
 static void arm_accept(struct worker *w, enum conn_kind kind)
 {
 	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
 
-	io_uring_prep_multishot_accept(sqe, kind == CONN_NACOS ? w->nacos_fd : w->listen_fd, NULL,
-	                               NULL, SOCK_CLOEXEC);
+	io_uring_prep_poll_multishot(sqe, kind == CONN_NACOS ? w->nacos_fd : w->listen_fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, kind, 0));
 	if (kind == CONN_NACOS)
 		w->nacos_accept_armed = true;
@@ -372,7 +404,7 @@ static void arm_accept(struct worker *w, enum conn_kind kind)
 
 static void arm_accepts(struct worker *w)
 {
-	if (w->stopping || w->now_ms < w->accept_resume_ms)
+	if (w->stopping)
 		return;
 	if (!w->accept_armed && w->listen_fd >= 0)
 		arm_accept(w, CONN_BINARY);
@@ -403,40 +435,39 @@ static void submit_send(struct worker *w, uint32_t idx)
 	c->send_inflight = true;
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+/*
+ * Sets up one accepted connection: the checks that can refuse it (slots,
+ * --conns-per-source), its slot, its first receive. Two syscalls
+ * (getpeername, setsockopt) besides the accept, and the receive's share of
+ * the next submit: accept_some bounds how many run per loop.
+ */
+static void conn_setup(struct worker *w, int fd, enum conn_kind kind)
 {
-	enum conn_kind kind = ud_idx(cqe->user_data) == CONN_NACOS ? CONN_NACOS : CONN_BINARY;
+	struct srclimit *src = &w->srv->sources;
+	uint64_t key;
+	int64_t bucket;
 	uint32_t idx;
 	struct conn *c;
 	int one = 1;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		if (kind == CONN_NACOS)
-			w->nacos_accept_armed = false;
-		else
-			w->accept_armed = false;
-	}
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED && !w->stopping) {
-			/*
-			 * Out of descriptors (or another accept failure): pause
-			 * accepting for a moment instead of spinning on it, and
-			 * log at most once a second.
-			 */
-			WSTAT_INC(w, accept_errors);
-			w->accept_resume_ms = w->now_ms + 100;
-			if (w->now_ms - w->accept_log_ms >= 1000) {
-				w->accept_log_ms = w->now_ms;
-				log_warn("accept: %s (pausing accepts for 100 ms)",
-				         strerror(-cqe->res));
-			}
-		}
-		return;
-	}
 	if (w->stopping || w->conn_free == UINT32_MAX) {
 		WSTAT_INC(w, conns_refused);
-		close(cqe->res);
+		close(fd);
 		return;
+	}
+	bucket = SRCLIMIT_NONE;
+	if (src->max) {
+		key = srclimit_key_of_fd(fd);
+		if (key == 0) { /* gone already (reset before we got to it) */
+			close(fd);
+			return;
+		}
+		bucket = srclimit_take(src, key);
+		if (bucket < 0) {
+			WSTAT_INC(w, conns_source_refused);
+			close(fd);
+			return;
+		}
 	}
 	idx = w->conn_free;
 	c = conn_at(w, idx);
@@ -444,12 +475,15 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	c->http = NULL;
 	if (kind == CONN_NACOS && !nacos_conn_open(w, c)) {
 		WSTAT_INC(w, conns_refused);
-		close(cqe->res);
+		srclimit_put(src, (uint32_t)bucket);
+		close(fd);
 		return;
 	}
 	w->conn_free = c->next_free;
 	w->conns_used++;
-	c->fd = cqe->res;
+	c->fd = fd;
+	c->src_bucket = (uint32_t)bucket;
+	c->partial_ms = 0;
 	c->state = C_OPEN;
 	c->recv_armed = c->send_inflight = c->dirty = c->close_after_flush = false;
 	c->authed = c->auth_wait = false;
@@ -460,6 +494,79 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	WSTAT_INC(w, conns_accepted);
 	arm_recv(w, idx);
+}
+
+/*
+ * Accepts and sets up at most ACCEPT_BUDGET connections, over both
+ * listeners that polled ready. A connection storm (thousands of connects
+ * at once) then costs each loop a bounded slice, so the established
+ * connections' completions are answered after at most that much accept
+ * work. A listener stays marked ready until accept says EAGAIN; the poll
+ * marks it again when a new connection comes. Out of descriptors (or
+ * another accept failure): accepting pauses ACCEPT_PAUSE_MS instead of
+ * spinning on it, logged at most once a second. True when connections may
+ * still wait (the loop must not sleep).
+ */
+static bool accept_some(struct worker *w)
+{
+	uint32_t budget = ACCEPT_BUDGET;
+
+	if (w->stopping || w->now_ms < w->accept_resume_ms)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		enum conn_kind kind = k ? CONN_NACOS : CONN_BINARY;
+		bool *ready = k ? &w->nacos_accept_ready : &w->accept_ready;
+		int lfd = k ? w->nacos_fd : w->listen_fd;
+
+		while (*ready && budget > 0 && lfd >= 0) {
+			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0) {
+				budget--;
+				conn_setup(w, fd, kind);
+				continue;
+			}
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			*ready = false;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			WSTAT_INC(w, accept_errors);
+			w->accept_resume_ms = w->now_ms + ACCEPT_PAUSE_MS;
+			*ready = true; /* try again after the pause */
+			if (w->now_ms - w->accept_log_ms >= 1000) {
+				w->accept_log_ms = w->now_ms;
+				log_warn("accept: %s (pausing accepts for %d ms)", strerror(errno),
+				         ACCEPT_PAUSE_MS);
+			}
+			return false;
+		}
+	}
+	if (budget == 0)
+		WSTAT_INC(w, accepts_deferred);
+	return w->accept_ready || w->nacos_accept_ready;
+}
+
+/* The listener's poll fired: connections wait for accept_some. */
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+{
+	bool nacos = ud_idx(cqe->user_data) == CONN_NACOS;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		if (nacos)
+			w->nacos_accept_armed = false;
+		else
+			w->accept_armed = false;
+	}
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED && !w->stopping)
+			log_warn("poll on a listener: %s", strerror(-cqe->res));
+		return;
+	}
+	if (nacos)
+		w->nacos_accept_ready = true;
+	else
+		w->accept_ready = true;
 }
 
 /* Is the client of this TCP connection still there (not closed, not reset)? */
@@ -578,17 +685,28 @@ static void flush(struct worker *w)
 	w->dirty_n = 0;
 }
 
+/*
+ * Closes connections silent past --idle-timeout, and those holding the start
+ * of a request that did not arrive whole within --header-timeout
+ * (conn_partial_mark). O(slots); runs every SWEEP_MS at most.
+ */
 static void idle_sweep(struct worker *w)
 {
 	uint32_t idle = w->srv->cfg.idle_timeout_ms;
+	int64_t header = w->srv->cfg.header_timeout_ms;
 
-	if (idle == 0)
-		return;
 	for (uint32_t i = 0; i < w->conns_max; i++) {
 		struct conn *c = conn_at(w, i);
 
+		if (c->state != C_OPEN)
+			continue;
+		if (c->partial_ms && w->now_ms - c->partial_ms >= header) {
+			WSTAT_INC(w, conns_header_closed);
+			conn_close(w, i);
+			continue;
+		}
 		/* A subscriber may rightly be silent: it waits for pushes. */
-		if (c->state == C_OPEN && c->pending == 0 && c->subs == NULL &&
+		if (idle && c->pending == 0 && c->subs == NULL &&
 		    w->now_ms - c->active_ms >= idle) {
 			WSTAT_INC(w, conns_idle_closed);
 			conn_close(w, i);
@@ -663,6 +781,9 @@ static void loop(struct worker *w)
 	struct server *s = w->srv;
 	struct __kernel_timespec ts = { 0, WAIT_MS * 1000000LL };
 	int64_t stop_deadline = 0;
+	/* A quarter of --header-timeout, so a late request is closed within 1.25x of it. */
+	int64_t sweep_ms =
+	        s->cfg.header_timeout_ms / 4 < 1000 ? s->cfg.header_timeout_ms / 4 : 1000;
 
 	for (;;) {
 		struct io_uring_cqe *cqe, *wait;
@@ -715,7 +836,7 @@ static void loop(struct worker *w)
 		if (!worker_clustered(w) || peer_view_fresh(s->peer, w->now_ms))
 			store_expire(w->shard, s->cfg.expire_budget);
 		store_poll(w->shard);
-		if (w->now_ms - w->last_sweep_ms >= 1000) {
+		if (w->now_ms - w->last_sweep_ms >= sweep_ms) {
 			w->last_sweep_ms = w->now_ms;
 			idle_sweep(w);
 		}
@@ -726,6 +847,8 @@ static void loop(struct worker *w)
 		subs_reap(w);
 		push_next = nacos_push_step(w);
 		more_work = worker_clustered(w) && replica_step(w);
+		if (accept_some(w))
+			more_work = true;
 		if (worker_clustered(w))
 			replica_sync_out(w);
 		flush(w);
@@ -838,6 +961,7 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	w->conn_free = UINT32_MAX;
 	for (uint32_t i = w->conns_max; i-- > 0;) {
 		w->conns[i].fd = -1;
+		w->conns[i].src_bucket = SRCLIMIT_NONE;
 		w->conns[i].next_free = w->conn_free;
 		w->conn_free = i;
 	}

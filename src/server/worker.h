@@ -44,9 +44,11 @@ struct worker {
 	struct uring_bufs bufs;
 	bool ring_ok; /* closed by the server, after the peer thread stopped */
 	int listen_fd;
-	bool accept_armed;
-	int nacos_fd; /* the Nacos HTTP port's listener (nacos.c) */
+	bool accept_armed; /* the listener's multishot poll is armed */
+	bool accept_ready; /* it fired: connections may wait to be accepted (worker.c) */
+	int nacos_fd;      /* the Nacos HTTP port's listener (nacos.c) */
 	bool nacos_accept_armed;
+	bool nacos_accept_ready;
 	struct nacos_worker *nacos;
 	struct store_shard *shard;
 	struct epoch_rec *rec; /* the shard's record: this thread writes and reads with it */

@@ -29,19 +29,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RING_ENTRIES   1024
-#define RECV_BUFS      512
-#define RECV_BUF_BYTES 16384
-#define BUF_GROUP      1
-#define XCORE_SLOTS    4096
-#define PENDING_MAX    8192 /* cross-core requests in flight per worker */
-#define PENDING_INLINE 4096 /* bytes of a pending object: header, results, body */
-#define WAIT_MS        50
-#define STALL_MS       1000 /* a loop gap this long is a stall (worker.c) */
-#define OUT_CHUNK      16384
-#define ITEMS_INLINE   1024 /* a write frame's results on the stack up to this many items */
-#define APPLY_BUDGET   4096 /* replicated records applied per loop at most */
-#define REPLICA_BUDGET 4096 /* instances a takeover or repair visits per loop at most */
+#define RING_ENTRIES    1024
+#define RECV_BUFS       512
+#define RECV_BUF_BYTES  16384
+#define BUF_GROUP       1
+#define XCORE_SLOTS     4096
+#define PENDING_MAX     8192 /* cross-core requests in flight per worker */
+#define PENDING_INLINE  4096 /* bytes of a pending object: header, results, body */
+#define WAIT_MS         50
+#define STALL_MS        1000 /* a loop gap this long is a stall (worker.c) */
+#define OUT_CHUNK       16384
+#define ITEMS_INLINE    1024 /* a write frame's results on the stack up to this many items */
+#define APPLY_BUDGET    4096 /* replicated records applied per loop at most */
+#define REPLICA_BUDGET  4096 /* instances a takeover or repair visits per loop at most */
+#define ACCEPT_BUDGET   32   /* connections accepted and set up per loop at most (worker.c) */
+#define ACCEPT_PAUSE_MS 100  /* accepting pauses this long after an accept error (EMFILE) */
 
 /* user_data: op in the top byte, the slot's generation (24 bits), the slot. */
 #define UD_GEN_MASK 0xffffffu
@@ -99,10 +101,12 @@ struct conn {
 	uint32_t pending;       /* requests of this connection out on other workers */
 	int64_t active_ms;
 	uint32_t next_free;
-	bool authed;        /* binary, auth on: an AUTH succeeded on this connection */
-	bool auth_wait;     /* binary: an AUTH's bcrypt is out; frames after it wait in `in` */
-	struct sub *subs;   /* this connection's subscriptions */
-	struct nconn *http; /* CONN_NACOS: the HTTP state (nacos.c) */
+	bool authed;         /* binary, auth on: an AUTH succeeded on this connection */
+	bool auth_wait;      /* binary: an AUTH's bcrypt is out; frames after it wait in `in` */
+	struct sub *subs;    /* this connection's subscriptions */
+	struct nconn *http;  /* CONN_NACOS: the HTTP state (nacos.c) */
+	uint32_t src_bucket; /* its count in srv->sources (srclimit.h), given back at close */
+	int64_t partial_ms;  /* a request started then and is not whole yet; 0: none (worker.c) */
 };
 
 #define WSTAT_ADD(w, name, d) STORE_RELAXED(&(w)->stats.name, (w)->stats.name + (d))
@@ -121,6 +125,7 @@ static inline bool worker_clustered(const struct worker *w)
 
 /* worker.c */
 void conn_close(struct worker *w, uint32_t idx);
+void conn_partial_mark(struct worker *w, struct conn *c, bool progress);
 uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n);
 void out_commit(struct worker *w, uint32_t idx, uint32_t n);
 void send_error(struct worker *w, uint32_t idx, uint8_t op, uint32_t id, int code);

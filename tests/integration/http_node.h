@@ -79,7 +79,8 @@ struct http_resp {
 	size_t body_len;
 };
 
-static inline struct http_conn *http_open(uint16_t port)
+/* A connection to 127.0.0.1:port from the source address src (NULL: any; 127.x.y.z). */
+static inline struct http_conn *http_open_from(uint16_t port, const char *src)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -89,10 +90,22 @@ static inline struct http_conn *http_open(uint16_t port)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(c->fd, 0);
+	if (src) {
+		struct sockaddr_in s = { .sin_family = AF_INET };
+
+		cr_assert_eq(inet_pton(AF_INET, src, &s.sin_addr), 1);
+		cr_assert_eq(bind(c->fd, (struct sockaddr *)&s, sizeof(s)), 0, "bind %s: %s", src,
+		             strerror(errno));
+	}
 	cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect :%u: %s", port,
 	             strerror(errno));
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return c;
+}
+
+static inline struct http_conn *http_open(uint16_t port)
+{
+	return http_open_from(port, NULL);
 }
 
 static inline void http_close(struct http_conn *c)
