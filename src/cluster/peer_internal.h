@@ -33,6 +33,7 @@
 #include "cluster/auth.h"
 #include "cluster/members.h"
 #include "cluster/peer.h"
+#include "cluster/ptls.h"
 #include "cluster/pwire.h"
 #include "cluster/resolve.h"
 #include "cluster/slotmap.h"
@@ -93,8 +94,10 @@ struct link {
 	bool have_peer_hello;
 	bool overflow; /* a frame found no room: the link is closed at the next flush */
 	int64_t opened_ms;
-	size_t out_max; /* output ceiling (link_new) */
-	struct buf in, out;
+	size_t out_max;         /* output ceiling (link_new) */
+	uint32_t preauth_bytes; /* received in the TLS handshake (PTLS_HANDSHAKE_BYTES_MAX) */
+	struct buf in, out;     /* frames: plaintext (TLS or not) */
+	struct ptls_link tls;   /* ssl NULL: a plaintext link (--peer-tls off) */
 };
 
 /* A member's link and dialling. */
@@ -234,6 +237,7 @@ struct peer {
 	uint32_t idx; /* our participant number on the rings */
 	uint8_t secret[SECRET_MAX];
 	size_t secret_len;
+	struct ptls tls; /* ctx NULL: plaintext peer links (--peer-tls off) */
 	int listen_fd, epfd, wake_fd;
 	struct io_uring ring; /* MSG_RING wake-ups of the workers */
 	struct resolver resolver;
