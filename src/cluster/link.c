@@ -282,10 +282,9 @@ void link_handshake_timeouts(struct peer *p, int64_t now)
 			continue;
 		if (l->state != L_CONNECTING) /* connected, then stalled: say so */
 			log_warn("peer link: the handshake did not finish within --peer-down "
-			         "(%u ms, %s%s): closed",
-			         p->cfg->peer_down_ms, l->tls.ssl ? "TLS " : "",
-			         l->tls.ssl && !l->tls.done ? "still in its TLS handshake"
-			                                    : "in HELLO/AUTH");
+			         "(%u ms; stalled in %s): closed",
+			         p->cfg->peer_down_ms,
+			         l->tls.ssl && !l->tls.done ? "the TLS handshake" : "HELLO/AUTH");
 		link_close(p, l, "handshake timed out");
 	}
 }
