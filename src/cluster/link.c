@@ -27,6 +27,20 @@
  * Reading pauses when the workers are BACKLOG_PAUSE messages behind: bytes
  * then wait in the sockets and TCP slows the peers down instead of our
  * memory growing. Silence while paused is ours, so last_rx is kept fresh.
+ *
+ * TLS (ptls.h; on unless --peer-tls off): the dialler is the TLS client.
+ * The TLS handshake comes first, then HELLO/AUTH inside it, unchanged.
+ * `in` and `out` keep holding plaintext frames, so every concept and every
+ * bound above is the same with and without TLS; between them and the
+ * socket sits the link's BIO pair: received bytes go into its free room and
+ * are decrypted into `in` right away; `out` is encrypted record by record
+ * (up to 16 KiB each) into its room at flush, and what it holds is sent in
+ * as few send() calls as its ring allows. A link may receive at most
+ * PTLS_HANDSHAKE_BYTES_MAX bytes until its TLS handshake is done (HELLO/AUTH
+ * are then bounded by their frames), and the --peer-down deadline covers
+ * both handshakes. A plaintext HELLO reaching a TLS node, or a TLS
+ * ClientHello reaching a plaintext one, is refused with a log line that
+ * names --peer-tls.
  */
 #include "cluster/peer_internal.h"
 
@@ -87,9 +101,63 @@ static void link_events(struct peer *p, struct link *l)
 		link_close(p, l, strerror(errno));
 }
 
+/* Frames, or ciphertext, wait to go out on the link. */
+static bool link_has_output(struct link *l)
+{
+	uint8_t *c;
+
+	return buf_used(&l->out) > 0 || l->overflow || ptls_out_pending(&l->tls, &c) > 0;
+}
+
+/*
+ * TLS: encrypt `out` into the BIO pair while it has room, send what it
+ * holds, again until the socket is full or nothing is left. Each turn
+ * sends at least one byte or stops, so it ends. false: the link was closed.
+ */
+static bool link_flush_tls(struct peer *p, struct link *l)
+{
+	char why[160];
+
+	for (;;) {
+		uint8_t *c;
+		size_t n;
+		ssize_t sent;
+
+		while (l->tls.done && buf_used(&l->out) > 0) {
+			long w = ptls_write(&l->tls, l->out.p + l->out.off, buf_used(&l->out), why,
+			                    sizeof(why));
+
+			if (w < 0) {
+				link_close(p, l, why);
+				return false;
+			}
+			if (w == 0)
+				break; /* the pair is full: send some first */
+			buf_consume(&l->out, (size_t)w);
+		}
+		n = ptls_out_pending(&l->tls, &c);
+		if (n == 0)
+			return true;
+		sent = send(l->fd, c, n, MSG_NOSIGNAL);
+		if (sent < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return true;
+			if (errno == EINTR)
+				continue;
+			link_close(p, l, strerror(errno));
+			return false;
+		}
+		ptls_out_consume(&l->tls, (size_t)sent);
+	}
+}
+
 static void link_flush(struct peer *p, struct link *l)
 {
-	while (buf_used(&l->out) > 0) {
+	uint8_t *c;
+
+	if (l->tls.ssl && !link_flush_tls(p, l))
+		return;
+	while (l->tls.ssl == NULL && buf_used(&l->out) > 0) {
 		ssize_t n = send(l->fd, l->out.p + l->out.off, buf_used(&l->out), MSG_NOSIGNAL);
 
 		if (n < 0) {
@@ -108,7 +176,9 @@ static void link_flush(struct peer *p, struct link *l)
 		link_close(p, l, "the peer does not read what it asks for");
 		return;
 	}
-	bool want = buf_used(&l->out) > 0;
+	/* Wake on a writable socket only for bytes that can go now (not frames behind TLS). */
+	bool want = ptls_out_pending(&l->tls, &c) > 0 ||
+	            (buf_used(&l->out) > 0 && (l->tls.ssl == NULL || l->tls.done));
 
 	if (want != l->want_out) {
 		l->want_out = want;
@@ -119,8 +189,7 @@ static void link_flush(struct peer *p, struct link *l)
 void link_flush_all(struct peer *p)
 {
 	for (uint32_t i = 0; i < LINKS_MAX; i++)
-		if (p->links[i].state >= L_HELLO &&
-		    (buf_used(&p->links[i].out) > 0 || p->links[i].overflow))
+		if (p->links[i].state >= L_HELLO && link_has_output(&p->links[i]))
 			link_flush(p, &p->links[i]);
 }
 
@@ -165,6 +234,10 @@ static struct link *link_new(struct peer *p, int fd, bool initiator, uint16_t id
 		 */
 		l->out_max = OUT_CLOSE_FACTOR * p->cfg->peer_backlog_bytes +
 		             4 * (size_t)PWIRE_FRAME_MAX + SERVE_HIGH_BYTES;
+		if (p->tls.ctx && ptls_link_new(&p->tls, &l->tls, initiator) < 0) {
+			log_warn("peer link: no memory for TLS");
+			return NULL;
+		}
 		l->state = initiator ? L_CONNECTING : L_HELLO;
 		struct epoll_event ev = { .events = EPOLLIN | (initiator ? EPOLLOUT : 0),
 			                  .data.ptr = l };
@@ -172,6 +245,7 @@ static struct link *link_new(struct peer *p, int fd, bool initiator, uint16_t id
 		l->want_out = initiator;
 		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			log_warn("peer link: epoll: %s", strerror(errno));
+			ptls_link_free(&l->tls);
 			l->state = L_FREE;
 			return NULL;
 		}
@@ -197,6 +271,7 @@ void link_close(struct peer *p, struct link *l, const char *why)
 	close(l->fd);
 	buf_free(&l->in);
 	buf_free(&l->out);
+	ptls_link_free(&l->tls);
 	l->state = L_FREE;
 	l->fd = -1;
 }
@@ -206,9 +281,15 @@ void link_handshake_timeouts(struct peer *p, int64_t now)
 	for (uint32_t i = 0; i < LINKS_MAX; i++) {
 		struct link *l = &p->links[i];
 
-		if (l->state != L_FREE && l->state != L_UP &&
-		    now - l->opened_ms > (int64_t)p->cfg->peer_down_ms)
-			link_close(p, l, "handshake timed out");
+		if (l->state == L_FREE || l->state == L_UP ||
+		    now - l->opened_ms <= (int64_t)p->cfg->peer_down_ms)
+			continue;
+		if (l->state != L_CONNECTING) /* connected, then stalled: say so */
+			log_warn("peer link: the handshake did not finish within --peer-down "
+			         "(%u ms; stalled in %s): closed",
+			         p->cfg->peer_down_ms,
+			         l->tls.ssl && !l->tls.done ? "the TLS handshake" : "HELLO/AUTH");
+		link_close(p, l, "handshake timed out");
 	}
 }
 
@@ -284,7 +365,16 @@ static void on_connected(struct peer *p, struct link *l)
 		auth_refuse(p, l, "no random bytes for a nonce");
 		return;
 	}
-	send_hello(p, l, l->id);
+	if (l->tls.ssl) {
+		char why[160];
+
+		/* The ClientHello goes into the pair (sent at the loop's flush). */
+		if (ptls_handshake(&l->tls, why, sizeof(why)) < 0) {
+			auth_refuse(p, l, why);
+			return;
+		}
+	}
+	send_hello(p, l, l->id); /* waits in `out` until the TLS handshake is done */
 }
 
 void link_on_accept(struct peer *p)
@@ -489,19 +579,175 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 	}
 }
 
+/* The first bytes of a TLS record carrying a handshake (a ClientHello). */
+static bool looks_tls(const uint8_t *b, size_t n)
+{
+	return n >= 2 && b[0] == 0x16 && b[1] == 0x03;
+}
+
+/* The first bytes of one of our peer frames sent in the clear. */
+static bool looks_plain(const uint8_t *b, size_t n)
+{
+	return n >= 2 && b[0] == PWIRE_MAGIC0 && b[1] == PWIRE_MAGIC1;
+}
+
+/* Every whole frame in `in`, dispatched. false: the link was closed. */
+static bool parse_frames(struct peer *p, struct link *l)
+{
+	for (;;) {
+		struct proto_header h;
+		long f = pwire_frame_check(l->in.p + l->in.off, buf_used(&l->in), &h);
+
+		/* Before authentication only the handshake's small frames. */
+		if (f >= 0 && l->state != L_UP && buf_used(&l->in) >= PROTO_HEADER_BYTES &&
+		    h.body_len > PREAUTH_FRAME_MAX) {
+			PSTAT_INC(p, proto_errors);
+			auth_refuse(p, l, "a big frame before authentication");
+			return false;
+		}
+		if (f == 0)
+			break;
+		if (f < 0) {
+			PSTAT_INC(p, proto_errors);
+			if (l->state == L_UP)
+				log_warn("peer link: %s", err_str((int)f));
+			if (l->state != L_UP && l->tls.ssl == NULL &&
+			    looks_tls(l->in.p + l->in.off, buf_used(&l->in)))
+				auth_refuse(p, l,
+				            "the peer speaks TLS and this node has --peer-tls off: "
+				            "every member must run with the same --peer-tls");
+			else
+				auth_refuse(p, l, "not a peer frame");
+			return false;
+		}
+		l->in.off += (size_t)f;
+		on_frame(p, l, &h, l->in.p + l->in.off - f + PROTO_HEADER_BYTES);
+		if (l->state == L_FREE)
+			return false;
+	}
+	if (l->in.off == l->in.len)
+		buf_clear(&l->in);
+	return true;
+}
+
+/* A TLS failure before the link is authenticated: refused, counted, said why. */
+static void tls_refuse(struct peer *p, struct link *l, const char *why)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+	         "TLS handshake failed: %s (does the peer hold another cluster secret, or "
+	         "run with --peer-tls off?)",
+	         why);
+	auth_refuse(p, l, msg);
+}
+
+/*
+ * TLS: the handshake with what came, then everything decryptable into
+ * `in`, frames dispatched as they complete. false: the link was closed.
+ */
+static bool tls_drain(struct peer *p, struct link *l)
+{
+	char why[160];
+
+	if (!l->tls.done) {
+		int rc = ptls_handshake(&l->tls, why, sizeof(why));
+
+		if (rc < 0) {
+			tls_refuse(p, l, why);
+			return false;
+		}
+		if (rc == PTLS_AGAIN)
+			return true; /* its answer waits in the pair: the loop's flush sends it */
+	}
+	for (;;) {
+		long n;
+
+		if (!buf_reserve(&l->in, 65536, LINK_IN_MAX)) {
+			link_close(p, l, "out of memory");
+			return false;
+		}
+		n = ptls_read(&l->tls, l->in.p + l->in.len, l->in.cap - l->in.len, why,
+		              sizeof(why));
+		if (n == PTLS_AGAIN)
+			return true;
+		if (n == PTLS_CLOSED) {
+			link_close(p, l, "closed by the peer");
+			return false;
+		}
+		if (n < 0) {
+			PSTAT_INC(p, proto_errors);
+			if (l->state == L_UP) {
+				log_warn("peer link: TLS: %s", why);
+				link_close(p, l, why);
+			} else {
+				tls_refuse(p, l, why);
+			}
+			return false;
+		}
+		l->in.len += (size_t)n;
+		if (!parse_frames(p, l))
+			return false;
+	}
+}
+
+/*
+ * Bytes received while the TLS handshake runs: bounded in all, and a
+ * plaintext HELLO on a TLS node is named. After it, HELLO/AUTH are bounded
+ * by their frames (two, of at most PREAUTH_FRAME_MAX bytes); the peer's
+ * first bytes after its AUTH may share a receive with it, so they are not
+ * counted. false: the link was refused.
+ */
+static bool tls_handshake_bytes(struct peer *p, struct link *l, const uint8_t *b, size_t n)
+{
+	if (l->tls.ssl == NULL || l->tls.done)
+		return true;
+	if (l->preauth_bytes == 0 && looks_plain(b, n)) {
+		PSTAT_INC(p, proto_errors);
+		auth_refuse(p, l,
+		            "the peer speaks plaintext (--peer-tls off there) and this node TLS: "
+		            "every member must run with the same --peer-tls");
+		return false;
+	}
+	if (n > PTLS_HANDSHAKE_BYTES_MAX - l->preauth_bytes) {
+		PSTAT_INC(p, proto_errors);
+		auth_refuse(p, l, "a TLS handshake longer than 16 KiB");
+		return false;
+	}
+	l->preauth_bytes += (uint32_t)n;
+	return true;
+}
+
 static void on_readable(struct peer *p, struct link *l)
 {
 	if (p->reading_paused)
 		return; /* see link_reading_pause_check */
 	for (int reads = 0; reads < FRAMES_PER_READ / 16; reads++) {
+		uint8_t *dst;
+		size_t room;
 		ssize_t n;
 
-		if (!buf_reserve(&l->in, 65536, LINK_IN_MAX)) {
-			link_close(p, l, "out of memory");
-			return;
+		if (l->tls.ssl) {
+			room = ptls_in_space(&l->tls, &dst);
+			if (room == 0) { /* tls_drain empties it: never full here */
+				link_close(p, l, "TLS input stuck");
+				return;
+			}
+		} else {
+			if (!buf_reserve(&l->in, 65536, LINK_IN_MAX)) {
+				link_close(p, l, "out of memory");
+				return;
+			}
+			dst = l->in.p + l->in.len;
+			room = l->in.cap - l->in.len;
 		}
-		n = recv(l->fd, l->in.p + l->in.len, l->in.cap - l->in.len, 0);
+		n = recv(l->fd, dst, room, 0);
 		if (n == 0) {
+			if (l->tls.ssl && !l->tls.done && l->initiator)
+				log_warn(
+				        "peer %s closed the link during the TLS handshake (does it "
+				        "hold another cluster secret, or run with --peer-tls off?)",
+				        member_conf(p, l->id)->addr);
 			link_close(p, l, "closed by the peer");
 			return;
 		}
@@ -512,35 +758,17 @@ static void on_readable(struct peer *p, struct link *l)
 				link_close(p, l, strerror(errno));
 			break;
 		}
-		l->in.len += (size_t)n;
-		/* Every whole frame in the buffer. */
-		for (;;) {
-			struct proto_header h;
-			long f = pwire_frame_check(l->in.p + l->in.off, buf_used(&l->in), &h);
-
-			/* Before authentication only the handshake's small frames. */
-			if (f >= 0 && l->state != L_UP && buf_used(&l->in) >= PROTO_HEADER_BYTES &&
-			    h.body_len > PREAUTH_FRAME_MAX) {
-				PSTAT_INC(p, proto_errors);
-				auth_refuse(p, l, "a big frame before authentication");
+		if (!tls_handshake_bytes(p, l, dst, (size_t)n))
+			return;
+		if (l->tls.ssl) {
+			ptls_in_commit(&l->tls, (size_t)n);
+			if (!tls_drain(p, l))
 				return;
-			}
-			if (f == 0)
-				break;
-			if (f < 0) {
-				PSTAT_INC(p, proto_errors);
-				if (l->state == L_UP)
-					log_warn("peer link: %s", err_str((int)f));
-				auth_refuse(p, l, "not a peer frame");
-				return;
-			}
-			l->in.off += (size_t)f;
-			on_frame(p, l, &h, l->in.p + l->in.off - f + PROTO_HEADER_BYTES);
-			if (l->state == L_FREE)
+		} else {
+			l->in.len += (size_t)n;
+			if (!parse_frames(p, l))
 				return;
 		}
-		if (l->in.off == l->in.len)
-			buf_clear(&l->in);
 	}
 }
 

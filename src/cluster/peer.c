@@ -311,6 +311,10 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 		mem_free(p);
 		return -1;
 	}
+	if (strcmp(cfg->peer_tls, "off") != 0 && ptls_init(&p->tls, p->secret, p->secret_len) < 0) {
+		peer_destroy(p);
+		return -1;
+	}
 	p->self = p->conf.self_id;
 	p->conf_hash = members_hash(&p->conf);
 	p->idx = nworkers;
@@ -346,6 +350,25 @@ void peer_store_hooks(struct peer *p, struct store_config *sc)
 	sc->owns_ctx = p;
 }
 
+/* "host:port" or "[v6]:port" into host (sized as --peer-listen) and port (8 bytes). */
+static int peer_listen_split(const char *s, char *host, char *port)
+{
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+
+	if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		s++;
+		hl -= 2;
+	}
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	snprintf(port, 8, "%s", colon + 1);
+	return 0;
+}
+
 int peer_start(struct peer *p, const struct peer_env *env)
 {
 	const struct member *me = member_conf(p, p->self);
@@ -359,9 +382,17 @@ int peer_start(struct peer *p, const struct peer_env *env)
 	p->env = *env;
 	p->cfg = env->cfg;
 	outbox_init(&p->out, env->xcore, p->idx);
+	char host[sizeof(p->cfg->peer_listen)];
+
+	/* --peer-listen: where to listen when cluster.conf names another address (NAT, relay). */
+	snprintf(host, sizeof(host), "%s", me->host);
 	snprintf(port, sizeof(port), "%u", me->port);
-	if ((rc = getaddrinfo(me->host, port, &hints, &ai)) != 0 || ai == NULL) {
-		log_error("peer address %s: %s", me->addr, gai_strerror(rc));
+	if (p->cfg->peer_listen[0] && peer_listen_split(p->cfg->peer_listen, host, port) < 0) {
+		log_error("--peer-listen %s: need host:port", p->cfg->peer_listen);
+		return -EINVAL;
+	}
+	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0 || ai == NULL) {
+		log_error("peer address %s:%s: %s", host, port, gai_strerror(rc));
 		return -EINVAL;
 	}
 	p->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -395,7 +426,8 @@ int peer_start(struct peer *p, const struct peer_env *env)
 	if (pthread_create(&p->thread, NULL, peer_main, p) != 0)
 		return -EAGAIN;
 	p->started = true;
-	log_info("cluster member %u of %u, peer port %s, %s", p->self, p->conf.n, me->addr,
+	log_info("cluster member %u of %u, peer port %s (%s), %s", p->self, p->conf.n, me->addr,
+	         p->tls.ctx ? "TLS 1.3, key from the cluster secret" : "plaintext: --peer-tls off",
 	         "not READY until loaded");
 	return 0;
 err_errno:
@@ -443,7 +475,9 @@ void peer_destroy(struct peer *p)
 			close(p->links[i].fd);
 			buf_free(&p->links[i].in);
 			buf_free(&p->links[i].out);
+			ptls_link_free(&p->links[i].tls);
 		}
+	ptls_free(&p->tls);
 	if (p->ring_ok)
 		io_uring_queue_exit(&p->ring);
 	if (p->listen_fd >= 0)

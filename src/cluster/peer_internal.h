@@ -33,6 +33,7 @@
 #include "cluster/auth.h"
 #include "cluster/members.h"
 #include "cluster/peer.h"
+#include "cluster/ptls.h"
 #include "cluster/pwire.h"
 #include "cluster/resolve.h"
 #include "cluster/slotmap.h"
@@ -94,9 +95,11 @@ struct link {
 	bool have_peer_hello;
 	bool overflow; /* a frame found no room: the link is closed at the next flush */
 	int64_t opened_ms;
-	uint64_t src_key; /* accepted: its source address (srclimit_key), for PREAUTH_PER_SOURCE */
-	size_t out_max;   /* output ceiling (link_new) */
-	struct buf in, out;
+	uint64_t src_key;       /* accepted: its source address (srclimit_key), for PREAUTH_PER_SOURCE */
+	size_t out_max;         /* output ceiling (link_new) */
+	uint32_t preauth_bytes; /* received in the TLS handshake (PTLS_HANDSHAKE_BYTES_MAX) */
+	struct buf in, out;     /* frames: plaintext (TLS or not) */
+	struct ptls_link tls;   /* ssl NULL: a plaintext link (--peer-tls off) */
 };
 
 /* A member's link and dialling. */
@@ -236,6 +239,7 @@ struct peer {
 	uint32_t idx; /* our participant number on the rings */
 	uint8_t secret[SECRET_MAX];
 	size_t secret_len;
+	struct ptls tls; /* ctx NULL: plaintext peer links (--peer-tls off) */
 	int listen_fd, epfd, wake_fd;
 	struct io_uring ring;      /* MSG_RING wake-ups of the workers */
 	struct resolver *resolver; /* replaced whole when the member list changes */

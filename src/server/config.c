@@ -93,6 +93,11 @@ static const struct opt opts[] = {
 	{ "cluster-secret-file", T_STR, OFF(cluster_secret_file),
 	  sizeof(((struct server_config *)0)->cluster_secret_file), "",
 	  "file holding the shared cluster secret (>= 16 bytes); or env DISTRO_CLUSTER_SECRET" },
+	{ "peer-listen", T_STR, OFF(peer_listen), sizeof(((struct server_config *)0)->peer_listen),
+	  "", "host:port the peer port listens on; empty: this node's line in cluster.conf" },
+	{ "peer-tls", T_STR, OFF(peer_tls), sizeof(((struct server_config *)0)->peer_tls), "on",
+	  "encrypt peer links with TLS 1.3 keyed from the cluster secret: on or off (every "
+	  "member must agree)" },
 	{ "peer-ping", T_U32, OFF(peer_ping_ms), 0, "200", "ping every peer link this often, ms" },
 	{ "peer-suspect", T_U32, OFF(peer_suspect_ms), 0, "1000",
 	  "a peer silent this long is SUSPICIOUS (keeps its slots), ms" },
@@ -369,6 +374,10 @@ int config_load(struct server_config *c, int argc, char **argv)
 		                "--peer-suspect < --peer-down, --sync-window 1..10000, "
 		                "--verify-interval >= 10, --peer-backlog >= 1Mi, --fault-drop-sync "
 		                "0..100, --fault-delay-sync <= 60000\n");
+		return -1;
+	}
+	if (strcmp(c->peer_tls, "on") != 0 && strcmp(c->peer_tls, "off") != 0) {
+		fprintf(stderr, "distrod: --peer-tls: need on or off\n");
 		return -1;
 	}
 	if (c->auth_token_ttl_ms < NAUTH_TTL_MS_MIN || c->auth_token_ttl_ms > NAUTH_TTL_MS_MAX) {

@@ -51,8 +51,10 @@ struct server_config {
 	char cluster_self[64]; /* this node's peer address in cluster.conf; "": found by --peer-port
 	                        */
 	uint32_t peer_port;    /* used to find self when --cluster-self is empty */
+	char peer_listen[64];  /* where the peer port listens; "": this node's cluster.conf line */
 	char cluster_secret_file[256];
-	uint32_t peer_ping_ms;       /* a ping on every link this often */
+	char peer_tls[8];      /* "on" (TLS 1.3 keyed from the secret) or "off" (plaintext links) */
+	uint32_t peer_ping_ms; /* a ping on every link this often */
 	uint32_t peer_suspect_ms;    /* silent this long: SUSPICIOUS (still owns its slots) */
 	uint32_t peer_down_ms;       /* silent this long: DOWN (its slots move), link closed */
 	uint32_t sync_window_ms;     /* changes are coalesced and sent this often */

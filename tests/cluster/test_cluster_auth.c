@@ -4,10 +4,10 @@
  * - a member started with another secret never becomes UP for the others
  *   (both refuse the handshake, counted as auth failures in /cluster's
  *   stats) and each side becomes READY alone;
- * - a raw connection to the peer port sending a client frame, or garbage,
- *   is closed; one sending a well-formed HELLO (the node answers with its
- *   own HELLO and AUTH, so the HELLO passed) and then a wrong MAC is closed
- *   too, and counted; the node keeps serving its clients;
+ * - (with --peer-tls off, to speak the handshake by hand) a raw connection
+ *   to the peer port sending a client frame, or garbage, is closed; one sending a well-formed HELLO
+ * (the node answers with its own HELLO and AUTH, so the HELLO passed) and then a wrong MAC is
+ * closed too, and counted; the node keeps serving its clients;
  * - a peer frame sent to the client port is refused (an ERROR frame, then
  *   the connection closes) and other clients are not disturbed.
  */
@@ -52,6 +52,19 @@ static void start_two_secrets(void)
 static void start_two(void)
 {
 	cluster_setup(&cl, &(struct cluster_opts){ .n = 2 });
+	cluster_start(&cl);
+}
+
+/*
+ * Plaintext peer links, so that the test can speak HELLO/AUTH by hand: the
+ * same handshake runs inside TLS by default (test_cluster_tls.c covers
+ * what a TLS node does with these bytes).
+ */
+static const char *const tls_off[] = { "--peer-tls", "off", NULL };
+
+static void start_two_plaintext(void)
+{
+	cluster_setup(&cl, &(struct cluster_opts){ .n = 2, .extra = tls_off });
 	cluster_start(&cl);
 }
 
@@ -182,8 +195,8 @@ static void node_serves(uint32_t i)
 	cr_assert_eq(distro_ping(cluster_client(&cl, i)), 0, "node %u still serves", i);
 }
 
-Test(cluster_auth, the_peer_port_closes_client_frames_garbage_and_wrong_macs, .init = start_two,
-     .fini = teardown, .timeout = 120)
+Test(cluster_auth, the_peer_port_closes_client_frames_garbage_and_wrong_macs,
+     .init = start_two_plaintext, .fini = teardown, .timeout = 120)
 {
 	uint8_t f[16 + 40], got[256];
 	unsigned long long before;
