@@ -292,7 +292,7 @@ class Http:
 
 class Inst:
     __slots__ = ("key", "ip", "port", "svc", "reg_ack", "last_ack", "beat_since",
-                 "del_sent", "del_ack", "next_beat")
+                 "del_sent", "del_ack", "del_node", "next_beat")
 
     def __init__(self, k, services):
         self.ip = f"198.18.{k // 250}.{k % 250 + 1}"
@@ -304,6 +304,7 @@ class Inst:
         self.beat_since = None  # start of the current run of acked beats (no gap near expiry)
         self.del_sent = None
         self.del_ack = None
+        self.del_node = None  # the node that acknowledged the delete
         self.next_beat = 0.0
 
 
@@ -317,6 +318,7 @@ class Client(threading.Thread):
         self.rr = w
         self.avoid = {}  # node -> monotonic time until which this client skips it
         self.requests = self.failovers = self.beats_failed = self.late_beats = 0
+        self.acked_by = None  # the node that acknowledged the last request sent
         self.late_max = 0.0  # s: how far behind its schedule this client sent a beat
 
     def meta(self):
@@ -336,6 +338,7 @@ class Client(threading.Thread):
             r = self.http.request(i, method, path, body)
             if r is not None and r[0] == 200:
                 self.rr = (self.rr + attempt + 1) % n
+                self.acked_by = i
                 return True
             self.failovers += 1
             if r is None:
@@ -377,6 +380,7 @@ class Client(threading.Thread):
         for _ in range(20):  # bounded: 20 rounds over every node
             if self.send("DELETE", f"/nacos/v1/ns/instance?{q}"):
                 inst.del_ack = now()
+                inst.del_node = self.acked_by
                 return
             if self.cl.stopping.is_set():
                 return
@@ -484,7 +488,8 @@ class Result:
         self.convergence_ms = []
         self.windows = []  # "begin-end" of each fault, UTC
         self.metrics = {}  # counter -> increase over the scenario, all nodes
-        self.counts = {}
+        self.counts = {}  # kind -> violations (samples)
+        self.keys = {}  # kind -> the instances they were about
         self.examples = {}
         self.detail = ""
 
@@ -504,6 +509,7 @@ class Cluster:
         self.lock = threading.Lock()
         self.next_k = 0
         self.dead = []  # deregistered instances (append-only)
+        self.seen_after_delete = {}  # key -> [(node, first sample listing it after its delete)]
         self.faults = []
         self.result = None  # the scenario running; violations count against it
         self.results = []
@@ -527,12 +533,14 @@ class Cluster:
         w = self.t_start_wall + (t - self.t_start)
         return time.strftime("%H:%M:%S", time.gmtime(w)) + f".{int(w * 1000) % 1000:03d}"
 
-    def violation(self, node, kind, text):
+    def violation(self, node, kind, text, key=None):
         r = self.result
         if r is None:
             r = self.results_setup
         with self.lock:
             r.counts[kind] = r.counts.get(kind, 0) + 1
+            if key is not None:
+                r.keys.setdefault(kind, set()).add(key)
             ex = r.examples.setdefault(kind, [])
             if len(ex) < EXAMPLES_MAX:
                 who = "" if node is None else f"node{node} "
@@ -570,15 +578,22 @@ class Cluster:
                                    f"{x.key} ({x.svc}) absent at {self.wall(s.t0)}; "
                                    f"registered {self.wall(x.reg_ack)}, beaten since "
                                    f"{self.wall(x.beat_since)}, last beat acked "
-                                   f"{(s.t0 - x.last_ack) * 1000:.0f} ms before")
+                                   f"{(s.t0 - x.last_ack) * 1000:.0f} ms before", x.key)
         for x in list(self.dead):
             if x.del_ack is None or x.del_ack > s.t0 - self.grace or x.key not in listed:
                 continue
             stale += 1
+            with self.lock:  # the listings after the delete, exempt or not: how it came back
+                seen = self.seen_after_delete.setdefault(x.key, [])
+                if len(seen) < 6 and not any(n == i for n, _ in seen):
+                    seen.append((i, s.t0))
             if not fresh and not self.exempt(i, x.del_ack, s.t0):
                 self.violation(i, "delete_undone",
                                f"{x.key} ({x.svc}) listed at {self.wall(s.t0)}; "
-                               f"delete acked {self.wall(x.del_ack)}")
+                               f"delete acked {self.wall(x.del_ack)} by node{x.del_node}; "
+                               f"first listed after it: " + ", ".join(
+                                   f"node{n} {self.wall(t)}"
+                                   for n, t in self.seen_after_delete.get(x.key, [])), x.key)
         return missing, stale
 
     # -- life cycle
@@ -693,6 +708,12 @@ class Cluster:
                                    f"(warm {n.rss_base} kB)")
                     n.rss_base = kb  # report each growth step once
 
+    def client_counts(self):
+        cs = self.clients
+        return {"client_failovers": sum(c.failovers for c in cs),
+                "client_beats_failed": sum(c.beats_failed for c in cs),
+                "client_beats_late": sum(c.late_beats for c in cs)}
+
     def metrics(self):
         """Each METRICS counter per (node, name[/kind]); nodes that do not answer are left out."""
         h = Http(self, 1.0)
@@ -760,12 +781,39 @@ def iptables_ok():
     return shutil.which("iptables") is not None
 
 
-def netem_ok(cl):
-    """True when this kernel has sch_netem: tried on a node's client-side lo."""
-    rc = cl.net.in_ns(0, "tc qdisc add dev lo root netem delay 1ms 2>/dev/null", check=False)
-    if rc == 0:
-        cl.net.in_ns(0, "tc qdisc del dev lo root", check=False)
-    return rc == 0
+NETEM = None  # probed once: does this kernel have sch_netem?
+
+
+def netem_ok():
+    """True when this kernel has sch_netem: tried on lo of a throwaway namespace."""
+    global NETEM
+    if NETEM is None:
+        ns = f"chaosprobe{os.getpid()}"
+        NETEM = (shutil.which("tc") is not None and
+                 sh(f"ip netns add {ns}", check=False) == 0 and
+                 sh(f"ip netns exec {ns} tc qdisc add dev lo root netem delay 1ms "
+                    ">/dev/null 2>&1", check=False) == 0)
+        sh(f"ip netns del {ns} 2>/dev/null", check=False)
+    return NETEM
+
+
+def precheck(name, distrod):
+    """Raises Skip, before any cluster is built, when the scenario cannot run here."""
+    if name in ("oneway", "loss") and not iptables_ok():
+        raise Skip("iptables is not installed (Debian package iptables; tools/deps installs it)")
+    if name in ("delay", "reorder", "duplicate") and not netem_ok():
+        raise Skip(f"{name}: this kernel has no sch_netem (tc qdisc ... netem: 'Specified qdisc "
+                   "kind is unknown'); iptables can drop packets but not delay, reorder or "
+                   "duplicate them, and an NFQUEUE program would need libnetfilter-queue "
+                   "bindings the campaign does not carry")
+    if name == "clock_skew" and not os.path.exists(FAKETIME_LIB):
+        raise Skip("libfaketime is not installed (Debian package faketime; tools/deps installs it)")
+    if name == "membership":
+        r = subprocess.run([distrod, "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if "reload" not in r.stdout.lower():
+            raise Skip("membership: this distrod cannot reload cluster.conf (`distrod --help` "
+                       "does not mention reload); the scenario turns on with live membership")
 
 
 def run_fault(cl, name, affected, begin, end, hold_s):
@@ -831,8 +879,6 @@ def sc_partition(cl, res):
 
 
 def sc_oneway(cl, res):
-    if not iptables_ok():
-        raise Skip("iptables is not installed (Debian package iptables; tools/deps installs it)")
     v = cl.rng.randrange(cl.n)
     res.detail = f"node{v} hears no peer (its p0 input dropped), its output flows"
     rule = "INPUT -i p0 -j DROP"
@@ -856,8 +902,6 @@ def sc_cut_link(cl, res):
 
 
 def sc_loss(cl, res):
-    if not iptables_ok():
-        raise Skip("iptables is not installed (Debian package iptables; tools/deps installs it)")
     pct = 15  # each packet crosses two nodes' rules: about 28 % lost per path
     res.detail = (f"{pct}% of peer packets dropped on input and on output of every node "
                   "(iptables statistic), about 28% per path")
@@ -875,11 +919,6 @@ def sc_loss(cl, res):
 
 
 def netem(cl, res, name, spec):
-    if not netem_ok(cl):
-        raise Skip(f"{name}: this kernel has no sch_netem (tc qdisc ... netem: 'Specified qdisc "
-                   "kind is unknown'); iptables can drop packets but not delay, reorder or "
-                   "duplicate them, and an NFQUEUE program would need libnetfilter-queue "
-                   "bindings the campaign does not carry")
     res.detail = f"netem {spec} on every node's p0"
 
     def apply(op):
@@ -911,8 +950,6 @@ def restart(cl, i, skew=None):
 
 
 def sc_clock_skew(cl, res):
-    if not os.path.exists(FAKETIME_LIB):
-        raise Skip("libfaketime is not installed (Debian package faketime; tools/deps installs it)")
     a, b = cl.rng.sample(range(cl.n), 2)
     res.detail = f"node{a} at +5 s, node{b} at -5 s (libfaketime)"
     f = Fault("clock_skew", [a, b])
@@ -944,11 +981,6 @@ def sc_rolling_restart(cl, res):
 
 
 def sc_membership(cl, res):
-    r = subprocess.run([cl.distrod, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
-    if "reload" not in r.stdout.lower():
-        raise Skip("membership: this distrod cannot reload cluster.conf (`distrod --help` "
-                   "does not mention reload); the scenario turns on with live membership")
     if cl.n != 3:
         raise Skip("membership grows 3 -> 4 -> 5 and shrinks back: run it with --nodes 3")
     res.detail = "3 -> 4 -> 5 -> 3 members, cluster.conf rewritten and SIGHUP"
@@ -1020,6 +1052,7 @@ def sc_selfcheck(cl, res):
     with cl.lock:
         seen = dict(res.counts)
         res.counts.clear()
+        res.keys.clear()
         res.examples.clear()
     res.detail = f"made: 10 live deleted, 2 deletes undone; checker saw {seen}"
     if not seen.get("live_missing") or not seen.get("delete_undone"):
@@ -1053,10 +1086,11 @@ def report(cl, args, wall_s, sanitizer):
              f"{max((c.late_max for c in cl.clients), default=0) * 1000:.0f} ms), deletes acked "
              f"{sum(1 for x in cl.dead if x.del_ack)}",
              f"- RSS (max kB): " + ", ".join(f"node{n.i} {n.rss_max}" for n in cl.nodes if n.starts),
-             "", "| scenario | status | convergence ms | violations | counters (all nodes) | detail |",
+             "", "| scenario | status | convergence ms | violations | counters (nodes, clients) | detail |",
              "|---|---|---|---|---|---|"]
     for r in [cl.results_setup] + cl.results:
-        v = ", ".join(f"{k} {n}" for k, n in sorted(r.counts.items())) or "none"
+        v = ", ".join(f"{k} {n}" + (f" ({len(r.keys[k])} instances)" if k in r.keys else "")
+                      for k, n in sorted(r.counts.items())) or "none"
         conv = ", ".join(str(c) for c in r.convergence_ms) or "-"
         when = f" (UTC {', '.join(r.windows)})" if r.windows else ""
         m = ", ".join(f"{k} {n}" for k, n in sorted(r.metrics.items())) or "-"
@@ -1088,7 +1122,7 @@ def main():
     ap.add_argument("--dir", default=None, help="logs and report (default: a new /tmp dir)")
     ap.add_argument("--report", default=None, help="write the markdown report here too")
     args = ap.parse_args()
-    args.scenarios = ALL_SCENARIOS if args.scenarios == "all" else args.scenarios.split(",")
+    args.scenarios = list(ALL_SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     for s in args.scenarios:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s}")
@@ -1101,8 +1135,21 @@ def main():
     except Skip as e:
         print(f"chaos: skipped: {e}", flush=True)
         return SKIP
+    skipped = []
+    for name in list(args.scenarios):
+        try:
+            precheck(name, args.distrod)
+        except Skip as e:
+            r = Result(name)
+            r.status, r.reason = "skipped", str(e)
+            skipped.append(r)
+            args.scenarios.remove(name)
+            print(f"chaos: {name} skipped: {e}", flush=True)
+    if not args.scenarios:
+        return SKIP
     cl = Cluster(args, p)
     cl.results_setup = Result("(setup and between faults)")
+    cl.results.extend(skipped)
     t0 = now()
     rc = 0
     try:
@@ -1122,6 +1169,7 @@ def main():
                 cl.result = res
                 log(f"scenario {name}")
                 before = cl.metrics()
+                cb = cl.client_counts()
                 try:
                     SCENARIOS[name](cl, res)
                     cl.hold(p["settle_ms"] / 1000)
@@ -1129,6 +1177,9 @@ def main():
                     res.status, res.reason = "skipped", str(e)
                     log(f"  skipped: {e}")
                 after = cl.metrics()
+                for k, v in cl.client_counts().items():  # what the clients lived through
+                    if v - cb[k]:
+                        res.metrics[k] = v - cb[k]
                 for (i, k), v in after.items():  # a restarted node counts from 0
                     b = before.get((i, k), 0)
                     d = int(v - b if v >= b else v)
