@@ -91,11 +91,11 @@ PROFILES = {
                   settle_ms=1500, timeout_ms=400, rss_factor=2.0,
                   rss_slack_mb=96),
     # tools/chaos: thousands of instances, production-like timings
-    "long": dict(instances=3000, workers=6, services=10, interval=5000,
+    "long": dict(instances=3000, workers=100, services=10, interval=5000,
                  unhealthy=15000, delete=30000, peer_ping=100,
                  peer_suspect=500, peer_down=2000, verify=1000,
                  startup_wait=3000, fault_ms=20000, sample_ms=400,
-                 churn_ms=500, conv_limit_ms=60000, settle_ms=5000,
+                 churn_ms=10000, conv_limit_ms=60000, settle_ms=5000,
                  timeout_ms=1000, rss_factor=1.5, rss_slack_mb=64),
 }
 
@@ -223,7 +223,7 @@ class Node:
         self.starts += 1
         self.proc = subprocess.Popen(
             f"exec ip netns exec {cl.net.ns(i)} {args}", shell=True,
-            stdout=logf, stderr=subprocess.STDOUT, preexec_fn=os.setsid)
+            stdout=logf, stderr=subprocess.STDOUT, preexec_fn=child_setup)
         logf.close()
         self.expect = "up"
 
@@ -255,6 +255,17 @@ class Node:
         except OSError:
             pass
         return None
+
+
+def child_setup():
+    """A node's own session (signals go to it alone), killed if the campaign dies (ctest's
+    timeout): PR_SET_PDEATHSIG survives the execs of ip and env."""
+    os.setsid()
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class Http:
@@ -1147,6 +1158,10 @@ def main():
             print(f"chaos: {name} skipped: {e}", flush=True)
     if not args.scenarios:
         return SKIP
+    def on_term(signum, frame):  # ctest's timeout, ^C: stop the nodes, remove the network
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
     cl = Cluster(args, p)
     cl.results_setup = Result("(setup and between faults)")
     cl.results.extend(skipped)
@@ -1196,7 +1211,7 @@ def main():
                 break
             order = list(args.scenarios)
             cl.rng.shuffle(order)
-    except Exception as e:  # a broken campaign (network, node start) is a failure
+    except (Exception, KeyboardInterrupt) as e:  # a broken or stopped campaign is a failure
         log(f"campaign error: {e!r}")
         cl.results_setup.counts["campaign_error"] = 1
         cl.results_setup.examples["campaign_error"] = [repr(e)]
