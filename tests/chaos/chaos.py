@@ -1158,7 +1158,8 @@ def main():
             print(f"chaos: {name} skipped: {e}", flush=True)
     if not args.scenarios:
         return SKIP
-    def on_term(signum, frame):  # ctest's timeout, ^C: stop the nodes, remove the network
+    def on_term(signum, frame):  # ctest's timeout: stop the nodes, remove the network
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the clean-up finish
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
