@@ -431,6 +431,9 @@ class Client(threading.Thread):
 # ---------------------------------------------------------------- sampler
 
 INSTANCE_ID = re.compile(rb'"instanceId":"([0-9.]+#[0-9]+)#')
+# For the report only (a violation's example says whether the instance was listed unhealthy):
+# hosts[] fields come in docs/nacos.md's order, instanceId ... healthy.
+HEALTH = re.compile(rb'"instanceId":"([0-9.]+#[0-9]+)#[^{}]*?"healthy":(true|false)')
 
 
 class Sample:
@@ -443,6 +446,7 @@ class Sampler(threading.Thread):
         self.cl, self.i = cl, i
         self.http = Http(cl, max(0.5, cl.p["timeout_ms"] / 1000))
         self.last = None  # the latest Sample (convergence)
+        self.unhealthy = set()  # keys the latest listing showed unhealthy
         self.count = 0
 
     def take(self):
@@ -456,12 +460,14 @@ class Sampler(threading.Thread):
         except ValueError:
             return None
         listed = set()
+        self.unhealthy = set()
         for s in range(cl.p["services"]):
             q = urllib.parse.urlencode({"serviceName": f"chaos{s}", "healthyOnly": "false"})
             r = self.http.request(i, "GET", f"/nacos/v1/ns/instance/list?{q}")
             if r is None or r[0] != 200:
                 return None
             listed.update(m.decode() for m in INSTANCE_ID.findall(r[1]))
+            self.unhealthy.update(k.decode() for k, h in HEALTH.findall(r[1]) if h == b"false")
         s = Sample()
         s.t0, s.t1, s.ready = t0, now(), ready
         s.missing, s.stale = cl.check(i, s, listed)
@@ -600,7 +606,9 @@ class Cluster:
                     seen.append((i, s.t0))
             if not fresh and not self.exempt(i, x.del_ack, s.t0):
                 self.violation(i, "delete_undone",
-                               f"{x.key} ({x.svc}) listed at {self.wall(s.t0)}; "
+                               f"{x.key} ({x.svc}) listed "
+                               f"{'unhealthy' if x.key in self.samplers[i].unhealthy else 'healthy'}"
+                               f" at {self.wall(s.t0)}; "
                                f"delete acked {self.wall(x.del_ack)} by node{x.del_node}; "
                                f"first listed after it: " + ", ".join(
                                    f"node{n} {self.wall(t)}"
