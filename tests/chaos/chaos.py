@@ -1137,6 +1137,9 @@ def main():
                     "(and selfcheck: the checker's own test)")
     ap.add_argument("--duration", type=int, default=0,
                     help="seconds: repeat the scenarios in a seeded order until this long")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each scenario this many times in a row (a rare failure shows "
+                    "every time, not now and then)")
     ap.add_argument("--instances", type=int)
     ap.add_argument("--dir", default=None, help="logs and report (default: a new /tmp dir)")
     ap.add_argument("--report", default=None, help="write the markdown report here too")
@@ -1166,6 +1169,7 @@ def main():
             print(f"chaos: {name} skipped: {e}", flush=True)
     if not args.scenarios:
         return SKIP
+    args.scenarios = [n for n in args.scenarios for _ in range(max(1, args.repeat))]
     def on_term(signum, frame):  # ctest's timeout: stop the nodes, remove the network
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the clean-up finish
         raise KeyboardInterrupt(f"signal {signum}")
