@@ -492,6 +492,15 @@ int nacos_write_answer(const struct proto_header *h, const uint8_t *body, const 
 		return batch_answer(h, body, results, b, status, ctype);
 	if (kind == NW_DEREGISTER && result == -ERR_NOT_FOUND)
 		result = 0; /* Nacos answers ok for an absent instance */
+	if (kind == NW_BEAT && result == -ERR_NOT_FOUND) {
+		/* Deregistered, and a beat does not undo that: Nacos's 20404 (a 1.x client
+		 * registers again). */
+		static const char gone[] = "{\"clientBeatInterval\":5000,\"code\":20404}";
+
+		*status = 200;
+		*ctype = NACOS_JSON_CT;
+		return json_put_raw(b, gone, sizeof(gone) - 1, NACOS_BODY_MAX) ? 0 : -ERR_NOMEM;
+	}
 	if (result < 0) {
 		msg = err_str(result);
 		*status = nacos_status_of(result);

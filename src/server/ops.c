@@ -90,7 +90,12 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 		return store_delete(w->shard, &k);
 	default:
 		rc = store_touch(w->shard, &k);
-		if (rc == -ERR_NOT_FOUND) /* a beat for an instance we lack re-creates it */
+		/*
+		 * A beat for an instance we lack re-creates it (a node that lost
+		 * it heals) - unless its client deregistered it: a beat still in
+		 * flight then must not bring it back (store_deleted_by_client).
+		 */
+		if (rc == -ERR_NOT_FOUND && !store_deleted_by_client(w->shard, &k))
 			rc = store_upsert(w->shard, &k, &v);
 		return rc;
 	}

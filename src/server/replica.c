@@ -197,8 +197,9 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 			keys[nkeys++] = key_hash(&r.key);
 		if (!synced) /* a repair or a load: what we hold newer goes back out */
 			(void)store_repair_apply(w->shard, &r);
-		else if (store_apply(w->shard, &r) >= 0 && synced)
-			repl_lag_record(w, now_wall, r.version);
+		else if (store_apply(w->shard, &r) >= 0 && synced && !r.expired)
+			repl_lag_record(w, now_wall,
+			                r.version); /* an expiry's version is its base's */
 	}
 	return nkeys;
 }

@@ -1292,6 +1292,16 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 	return -ERR_NOT_FOUND;
 }
 
+bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k)
+{
+	struct store_inst *in;
+	struct rkey rk;
+
+	if (resolve_for_write(sh, k, &rk) < 0 || (in = inst_find(sh, &rk, NULL)) == NULL)
+		return false;
+	return (in->flags & (STORE_F_DELETED | STORE_F_EXPIRED)) == STORE_F_DELETED;
+}
+
 int store_touch(struct store_shard *sh, const struct store_key *k)
 {
 	struct store_inst *in;
@@ -1558,6 +1568,19 @@ static bool responsible(struct store_shard *sh, struct store_inst *in)
 	return false;
 }
 
+/*
+ * An expiry record's version: one step after the write it marks, not the
+ * clock's now. It replaces that write everywhere, but any later write -
+ * above all a client's deregister made on the other side of a partition
+ * before the expiry - stays newer than it, so an expiry can never undo a
+ * delete (it would bring the instance back, unhealthy) nor a newer update.
+ */
+static uint64_t expiry_version(struct store_shard *sh, const struct store_inst *in)
+{
+	hlc_observe(sh, in->version + 1);
+	return in->version + 1;
+}
+
 uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 {
 	int64_t now = now_ms(sh);
@@ -1583,7 +1606,7 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 					          in->timing, in->meta };
 
 				intern_meta_ref(p.meta);
-				inst_set(sh, in, &p, hlc_next(sh), node);
+				inst_set(sh, in, &p, expiry_version(sh, in), node);
 				feed_push(sh, in);
 				STAT_INC(sh, expired_unhealthy);
 			}
@@ -1595,7 +1618,7 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 				done++;
 				continue;
 			}
-			inst_kill(sh, in, hlc_next(sh), node, STORE_F_EXPIRED);
+			inst_kill(sh, in, expiry_version(sh, in), node, STORE_F_EXPIRED);
 			feed_push(sh, in);
 			STAT_INC(sh, expired_removed);
 			done++;

@@ -307,6 +307,49 @@ Test(responsibility, a_deregister_over_an_old_tombstone_replicates_a_newer_one)
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE);
 }
 
+Test(responsibility, an_expiry_never_outranks_a_later_client_delete)
+{
+	struct store_key a = key_n("svc", 34);
+	struct store_view v;
+	struct store_record r;
+	uint64_t base;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	base = v.version;
+	/* The other side of a partition: the client deregistered there, a little later. */
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	r.version = base + (5ull << 16); /* 5 ms later */
+	r.node = 2;
+	r.deleted = true;
+	/* Here nobody heard of it, and the beats stopped: expiry marks it, much later. */
+	fake_advance(&fc, 15000);
+	expire_all(s);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_not(v.flags & STORE_F_HEALTHY);
+	cr_assert_eq(v.version, base + 1, "one step after the write it marks, not the clock's now");
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CHANGED,
+	             "at the heal the client's delete wins over the expiry's mark");
+	cr_assert_eq(store_get(s, &a, &v), -ERR_NOT_FOUND);
+}
+
+Test(responsibility, a_client_tombstone_is_told_apart_from_an_expiry_one)
+{
+	struct store_key a = key_n("svc", 35), b = key_n("svc", 36), c = key_n("svc", 37);
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_delete(shard_for(s, &a), &a), 0);
+	cr_assert(store_deleted_by_client(shard_for(s, &a), &a),
+	          "deregistered: a beat must not revive");
+	cr_assert_geq(up_default(s, &b), 0);
+	fake_advance(&fc, 30000);
+	expire_all(s);
+	cr_assert_not(store_deleted_by_client(shard_for(s, &b), &b),
+	              "expired: a beat re-creates it");
+	cr_assert_not(store_deleted_by_client(shard_for(s, &c), &c), "never seen");
+}
+
 Test(responsibility, an_expiry_of_an_untracked_replica_applies)
 {
 	struct store_key a = key_n("svc", 22);
