@@ -92,10 +92,12 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 		rc = store_touch(w->shard, &k);
 		/*
 		 * A beat for an instance we lack re-creates it (a node that lost
-		 * it heals) - unless its client deregistered it: a beat still in
-		 * flight then must not bring it back (store_deleted_by_client).
+		 * it heals) - unless a client deregistered it within --peer-down:
+		 * a beat still in flight then (a forwarded one waits at most that
+		 * long, ops_on_pending) must not bring it back.
 		 */
-		if (rc == -ERR_NOT_FOUND && !store_deleted_by_client(w->shard, &k))
+		if (rc == -ERR_NOT_FOUND &&
+		    !store_deleted_by_client(w->shard, &k, (int64_t)w->srv->cfg.peer_down_ms))
 			rc = store_upsert(w->shard, &k, &v);
 		return rc;
 	}

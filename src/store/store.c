@@ -1292,14 +1292,16 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 	return -ERR_NOT_FOUND;
 }
 
-bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k)
+bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k, int64_t within_ms)
 {
 	struct store_inst *in;
 	struct rkey rk;
 
 	if (resolve_for_write(sh, k, &rk) < 0 || (in = inst_find(sh, &rk, NULL)) == NULL)
 		return false;
-	return (in->flags & (STORE_F_DELETED | STORE_F_EXPIRED)) == STORE_F_DELETED;
+	/* A tombstone's beat_ms is when it was written or arrived here (inst_kill, apply). */
+	return (in->flags & (STORE_F_DELETED | STORE_F_EXPIRED)) == STORE_F_DELETED &&
+	       now_ms(sh) - in->beat_ms < within_ms;
 }
 
 int store_touch(struct store_shard *sh, const struct store_key *k)

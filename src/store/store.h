@@ -213,12 +213,14 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 int store_delete(struct store_shard *sh, const struct store_key *k);
 
 /*
- * Is the key held as a tombstone a client's deregister wrote (not expiry)?
- * A heartbeat does not re-create such an instance (ops.c): a beat still in
- * flight when its client deregistered must not bring it back. Expiry's
- * tombstones do not count - a beat after an expiry is the client alive.
+ * Is the key held as a tombstone a client's deregister wrote (not expiry)
+ * less than within_ms ago? A heartbeat does not re-create such an instance
+ * (ops.c): a beat still in flight when its client deregistered must not
+ * bring it back. Later beats do (as Nacos: a live client's beats re-create
+ * an instance an operator deregistered); expiry's tombstones never count -
+ * a beat after an expiry is the client alive.
  */
-bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k);
+bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k, int64_t within_ms);
 
 /*
  * Heartbeat: sets the owner-local beat time only, and starts expiry tracking

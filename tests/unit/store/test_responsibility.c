@@ -340,14 +340,16 @@ Test(responsibility, a_client_tombstone_is_told_apart_from_an_expiry_one)
 
 	cr_assert_geq(up_default(s, &a), 0);
 	cr_assert_eq(store_delete(shard_for(s, &a), &a), 0);
-	cr_assert(store_deleted_by_client(shard_for(s, &a), &a),
-	          "deregistered: a beat must not revive");
+	cr_assert(store_deleted_by_client(shard_for(s, &a), &a, 3000),
+	          "just deregistered: a beat in flight must not revive it");
 	cr_assert_geq(up_default(s, &b), 0);
 	fake_advance(&fc, 30000);
 	expire_all(s);
-	cr_assert_not(store_deleted_by_client(shard_for(s, &b), &b),
+	cr_assert_not(store_deleted_by_client(shard_for(s, &b), &b, 3000),
 	              "expired: a beat re-creates it");
-	cr_assert_not(store_deleted_by_client(shard_for(s, &c), &c), "never seen");
+	cr_assert_not(store_deleted_by_client(shard_for(s, &c), &c, 3000), "never seen");
+	cr_assert_not(store_deleted_by_client(shard_for(s, &a), &a, 3000),
+	              "deregistered 30 s ago: a live client's beats re-create it, as with Nacos");
 }
 
 Test(responsibility, an_expiry_of_an_untracked_replica_applies)
