@@ -96,11 +96,13 @@ void peer_wake(struct peer *p);
 bool peer_owns(void *ctx, uint32_t slot);
 
 /*
- * Has the peer thread run its loop within --peer-down of now_ms? If not,
+ * Has the peer thread run its loop within --peer-down (the caller's copy of
+ * the setting: p->cfg is set by peer_start, after the workers run) of
+ * now_ms? If not,
  * the map and the quorum may be from before a stall of the whole process,
  * and a worker expires nothing until the peer thread has looked (view.h).
  */
-bool peer_view_fresh(const struct peer *p, int64_t now_ms);
+bool peer_view_fresh(const struct peer *p, int64_t now_ms, uint32_t peer_down_ms);
 
 /* ---- for status pages: any thread ---- */
 

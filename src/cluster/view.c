@@ -41,9 +41,9 @@ bool peer_owns(void *ctx, uint32_t slot)
 	return peer_owner(p, slot) == self && LOAD_RELAXED(&p->view.quorum);
 }
 
-bool peer_view_fresh(const struct peer *p, int64_t now_ms)
+bool peer_view_fresh(const struct peer *p, int64_t now_ms, uint32_t peer_down_ms)
 {
-	return now_ms - LOAD_RELAXED(&p->view.loop_ms) <= (int64_t)p->cfg->peer_down_ms;
+	return now_ms - LOAD_RELAXED(&p->view.loop_ms) <= (int64_t)peer_down_ms;
 }
 
 uint64_t peer_map_read(const struct peer *p, uint16_t *owners)

@@ -833,7 +833,8 @@ static void loop(struct worker *w)
 		outbox_retry(&w->out);
 		drain_inbound(w);
 		drain_auth(w);
-		if (!worker_clustered(w) || peer_view_fresh(s->peer, w->now_ms))
+		if (!worker_clustered(w) ||
+		    peer_view_fresh(s->peer, w->now_ms, s->cfg.peer_down_ms))
 			store_expire(w->shard, s->cfg.expire_budget);
 		store_poll(w->shard);
 		if (w->now_ms - w->last_sweep_ms >= sweep_ms) {
