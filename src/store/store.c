@@ -1,6 +1,8 @@
 /*
  * store.c - the instance tables of one node: shards, services, instances,
- * versions, slot checksums, expiry and the change feed.
+ * versions, slot checksums, the expiry FIFOs and the change feed, and the
+ * local writes. Records from other nodes, takeovers, the expiry sweep and
+ * stalls are apply.c's; reads are read.c's.
  *
  * Ownership. The store is split into shards by the hash of a service's
  * names, so every instance of a service lives in one shard and a list reads
@@ -432,7 +434,7 @@ static void free_inst(void *ctx, void *obj)
 	pool_put(&((struct store_shard *)ctx)->insts, obj);
 }
 
-static uint64_t hlc_next(struct store_shard *sh);
+uint64_t hlc_next(struct store_shard *sh);
 
 /* ---- services ---- */
 
@@ -731,29 +733,6 @@ static void slot_adjust(struct store_shard *sh, uint16_t slot, uint64_t add, uin
 }
 
 /*
- * Seqlock writer side. Fields are stored with release and read with acquire
- * (plain moves on x86): a reader that sees any new field value then sees the
- * odd sequence number, without standalone fences (which TSan cannot model).
- */
-static inline void seq_begin(struct store_inst *in)
-{
-	STORE_RELAXED(&in->seq, in->seq + 1);
-}
-
-static inline void seq_end(struct store_inst *in)
-{
-	STORE_RELEASE(&in->seq, in->seq + 1);
-}
-
-/* The replicated value of a write, validated and resolved. Holds a meta reference. */
-struct pval {
-	uint32_t weight_milli;
-	uint8_t flags;
-	uint8_t timing;
-	const struct store_meta *meta;
-};
-
-/*
  * Heartbeat timings: a small per-shard table, so an instance names its
  * timing in one byte. Entry 0 is the store default and permanent. Other
  * entries count the live instances using them; an unused entry cools
@@ -834,7 +813,7 @@ static int timing_index(struct store_shard *sh, const struct store_timing *given
 	return (int)free_at;
 }
 
-static int pval_make(struct store_shard *sh, const struct store_val *v, struct pval *p)
+int pval_make(struct store_shard *sh, const struct store_val *v, struct pval *p)
 {
 	int rc;
 
@@ -857,7 +836,7 @@ static int pval_make(struct store_shard *sh, const struct store_val *v, struct p
 }
 
 /* Gives back what pval_make took when the value is not stored after all. */
-static void pval_drop(struct store_shard *sh, const struct pval *p)
+void pval_drop(struct store_shard *sh, const struct pval *p)
 {
 	intern_meta_unref(&sh->intern, p->meta);
 	timing_maybe_release(sh, p->timing);
@@ -869,7 +848,7 @@ static bool pval_same(const struct store_inst *in, const struct pval *p)
 	       in->timing == p->timing && in->meta == p->meta;
 }
 
-static uint64_t hlc_next(struct store_shard *sh)
+uint64_t hlc_next(struct store_shard *sh)
 {
 	uint64_t wall = (uint64_t)clock_wall_ms(&sh->store->cfg.clock) << 16;
 
@@ -877,20 +856,20 @@ static uint64_t hlc_next(struct store_shard *sh)
 	return sh->hlc;
 }
 
-static void hlc_observe(struct store_shard *sh, uint64_t version)
+void hlc_observe(struct store_shard *sh, uint64_t version)
 {
 	if (version > sh->hlc)
 		sh->hlc = version;
 }
 
-static int64_t now_ms(const struct store_shard *sh)
+int64_t now_ms(const struct store_shard *sh)
 {
 	return clock_mono_ms(&sh->store->cfg.clock);
 }
 
 /* ---- FIFOs ---- */
 
-static void fifo_unlink(struct fifo *f, struct store_inst *in)
+void fifo_unlink(struct fifo *f, struct store_inst *in)
 {
 	if (in->prev)
 		in->prev->next = in->next;
@@ -903,7 +882,7 @@ static void fifo_unlink(struct fifo *f, struct store_inst *in)
 	in->prev = in->next = NULL;
 }
 
-static void fifo_append(struct fifo *f, struct store_inst *in)
+void fifo_append(struct fifo *f, struct store_inst *in)
 {
 	in->next = NULL;
 	in->prev = f->tail;
@@ -927,7 +906,7 @@ static struct fifo *inst_fifo(struct store_shard *sh, const struct store_inst *i
 	return NULL;
 }
 
-static void list_leave(struct store_shard *sh, struct store_inst *in)
+void list_leave(struct store_shard *sh, struct store_inst *in)
 {
 	struct fifo *f = inst_fifo(sh, in);
 
@@ -936,14 +915,14 @@ static void list_leave(struct store_shard *sh, struct store_inst *in)
 	in->wflags &= (uint8_t)~W_LIST_MASK;
 }
 
-static void list_enter(struct store_shard *sh, struct store_inst *in, uint8_t list)
+void list_enter(struct store_shard *sh, struct store_inst *in, uint8_t list)
 {
 	in->wflags = (uint8_t)((in->wflags & ~W_LIST_MASK) | list);
 	fifo_append(inst_fifo(sh, in), in);
 }
 
 /* A heartbeat: fresh beat time, tail of the healthy FIFO (ephemeral live instances only). */
-static void track(struct store_shard *sh, struct store_inst *in, int64_t now)
+void track(struct store_shard *sh, struct store_inst *in, int64_t now)
 {
 	list_leave(sh, in);
 	STORE_RELAXED(&in->beat_ms, now);
@@ -975,7 +954,7 @@ static int feed_reserve(struct store_shard *sh)
 	return 0;
 }
 
-static void feed_push(struct store_shard *sh, struct store_inst *in)
+void feed_push(struct store_shard *sh, struct store_inst *in)
 {
 	if (in->wflags & W_IN_FEED)
 		return;
@@ -993,8 +972,8 @@ static void feed_push(struct store_shard *sh, struct store_inst *in)
 /* ---- state transitions (writer) ---- */
 
 /* Changes the replicated value of a live instance; consumes p's meta reference. */
-static void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *p,
-                     uint64_t version, uint16_t node)
+void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *p, uint64_t version,
+              uint16_t node)
 {
 	uint64_t before = inst_record_hash(sh, in);
 	const struct store_meta *old_meta = in->meta;
@@ -1033,8 +1012,8 @@ static void inst_set(struct store_shard *sh, struct store_inst *in, const struct
 }
 
 /* A live instance becomes a tombstone (flags DELETED, plus EXPIRED when expiry made it). */
-static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version,
-                      uint16_t node, uint8_t expired)
+void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version, uint16_t node,
+               uint8_t expired)
 {
 	const struct store_meta *old_meta = in->meta;
 
@@ -1059,8 +1038,8 @@ static void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t ve
 }
 
 /* A tombstone (flags DELETED, in the dead FIFO) comes back to life; consumes p's meta. */
-static int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval *p,
-                       uint64_t version, uint16_t node)
+int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval *p,
+                uint64_t version, uint16_t node)
 {
 	struct store_svc *svc = in->svc;
 	int rc;
@@ -1089,8 +1068,8 @@ static int inst_revive(struct store_shard *sh, struct store_inst *in, const stru
  * A new record: live with p (consumes its meta) or, when p is NULL, a
  * tombstone. Creates the service and cluster entries as needed.
  */
-static int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
-                       uint64_t version, uint16_t node, struct store_inst **out)
+int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
+                uint64_t version, uint16_t node, struct store_inst **out)
 {
 	struct store *s = sh->store;
 	struct store_svc *svc;
@@ -1167,7 +1146,7 @@ err_svc:
 }
 
 /* Forgets a tombstone. */
-static void inst_purge(struct store_shard *sh, struct store_inst *in)
+void inst_purge(struct store_shard *sh, struct store_inst *in)
 {
 	struct store_svc *svc = in->svc;
 
@@ -1183,7 +1162,7 @@ static void inst_purge(struct store_shard *sh, struct store_inst *in)
 
 /* ---- writer operations ---- */
 
-static int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk)
+int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk)
 {
 	int rc = key_resolve(sh->store, k, rk);
 
@@ -1192,7 +1171,7 @@ static int resolve_for_write(struct store_shard *sh, const struct store_key *k, 
 	return rc;
 }
 
-static int rejected(struct store_shard *sh, int rc)
+int rejected(struct store_shard *sh, int rc)
 {
 	STAT_INC(sh, rejected);
 	return rc;
@@ -1240,7 +1219,7 @@ int store_upsert(struct store_shard *sh, const struct store_key *k, const struct
 }
 
 /* The live instance with this key on this shard, for a writer op: 0, or a negative code. */
-static int live_find(struct store_shard *sh, const struct store_key *k, struct store_inst **out)
+int live_find(struct store_shard *sh, const struct store_key *k, struct store_inst **out)
 {
 	struct rkey rk;
 	int rc;
@@ -1292,18 +1271,6 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 	return -ERR_NOT_FOUND;
 }
 
-bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k, int64_t within_ms)
-{
-	struct store_inst *in;
-	struct rkey rk;
-
-	if (resolve_for_write(sh, k, &rk) < 0 || (in = inst_find(sh, &rk, NULL)) == NULL)
-		return false;
-	/* A tombstone's beat_ms is when it was written or arrived here (inst_kill, apply). */
-	return (in->flags & (STORE_F_DELETED | STORE_F_EXPIRED)) == STORE_F_DELETED &&
-	       now_ms(sh) - in->beat_ms < within_ms;
-}
-
 int store_touch(struct store_shard *sh, const struct store_key *k)
 {
 	struct store_inst *in;
@@ -1326,322 +1293,6 @@ int store_touch(struct store_shard *sh, const struct store_key *k)
 	in->wflags |= W_HEARD;
 	STAT_INC(sh, touches);
 	return rc;
-}
-
-int store_adopt(struct store_shard *sh, const struct store_key *k)
-{
-	struct store_inst *in;
-	int rc;
-
-	if ((rc = live_find(sh, k, &in)) < 0)
-		return rc;
-	if (!(in->flags & STORE_F_EPHEMERAL))
-		return STORE_SAME;
-	/* A fresh deadline in its present state: healthy or not, nothing replicated changes. */
-	list_leave(sh, in);
-	in->wflags &= (uint8_t)~W_HEARD; /* a deadline given, no beat heard */
-	STORE_RELAXED(&in->beat_ms, now_ms(sh));
-	list_enter(sh, in, (in->flags & STORE_F_HEALTHY) ? W_LIST_HEALTHY : W_LIST_UNHEALTHY);
-	return STORE_SAME;
-}
-
-uint64_t store_version_now(struct store_shard *sh)
-{
-	return hlc_next(sh);
-}
-
-/*
- * Did this node hear the instance beat within its healthy timeout? Only an
- * instance tracked here (its slot's owner now or lately) has beat times
- * worth asking; a replica is untracked.
- */
-static bool beating_here(struct store_shard *sh, const struct store_inst *in)
-{
-	return (in->wflags & W_LIST_MASK) == W_LIST_HEALTHY && (in->wflags & W_HEARD) &&
-	       (in->flags & STORE_F_HEALTHY) &&
-	       in->beat_ms + (int64_t)sh->timings[in->timing].t.timeout_ms > now_ms(sh);
-}
-
-/*
- * Writes a live instance again as it is (not EXPIRED), one step newer than
- * both its own version and `over` (the expiry record it answers, or 0): it
- * wins over that record everywhere, and still loses to any later write - a
- * client's deregister made meanwhile on another node included.
- */
-static void reassert(struct store_shard *sh, struct store_inst *in, uint64_t over)
-{
-	struct pval p = { in->weight_milli, (uint8_t)(in->flags & ~STORE_F_EXPIRED), in->timing,
-		          in->meta };
-	uint64_t v = (in->version > over ? in->version : over) + 1;
-
-	hlc_observe(sh, v);
-	intern_meta_ref(p.meta); /* inst_set consumes one */
-	inst_set(sh, in, &p, v, sh->store->cfg.node_id);
-	feed_push(sh, in);
-	STAT_INC(sh, reasserted);
-}
-
-int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t before,
-                 bool keep_beating)
-{
-	struct store_inst *in;
-	int rc;
-
-	if ((rc = live_find(sh, k, &in)) < 0)
-		return rc;
-	if (in->version >= before)
-		return -ERR_STALE;
-	if (keep_beating && beating_here(sh, in)) {
-		reassert(sh, in, 0);
-		return STORE_CHANGED;
-	}
-	inst_kill(sh, in, in->version, in->node, (uint8_t)(in->flags & STORE_F_EXPIRED));
-	STAT_INC(sh, forgotten);
-	return 0;
-}
-
-uint32_t store_pause_credit(struct store_shard *sh, int64_t ms)
-{
-	uint32_t n = 0;
-
-	int64_t now = now_ms(sh);
-
-	/*
-	 * Every tracked FIFO moves as a whole - min(beat + ms, now) keeps each
-	 * ordered, and a beat taken after the stall (the loop may have resumed
-	 * mid-way) does not move into the future. The moved times are
-	 * deadlines given, not beats heard.
-	 */
-	for (uint32_t i = 0; i < sh->timings_n; i++) {
-		struct fifo *lists[2] = { &sh->timings[i].healthy, &sh->timings[i].unhealthy };
-
-		for (int l = 0; l < 2; l++)
-			for (struct store_inst *in = lists[l]->head; in; in = in->next, n++) {
-				int64_t b = in->beat_ms + ms;
-
-				STORE_RELAXED(&in->beat_ms, b < now ? b : now);
-				in->wflags &= (uint8_t)~W_HEARD;
-			}
-	}
-	STAT_ADD(sh, pause_credits, n);
-	return n;
-}
-
-static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
-{
-	return v1 > v2 || (v1 == v2 && n1 > n2);
-}
-
-static int apply(struct store_shard *sh, const struct store_record *r, bool repair);
-
-/*
- * A replicated instance that appears in a slot this node owns (it arrived
- * after the takeover, say) must be expired by us: tracked from now. In
- * other slots, and standalone, replicas stay untracked (their owner expires).
- */
-static void owned_track(struct store_shard *sh, struct store_inst *in)
-{
-	const struct store_config *c = &sh->store->cfg;
-
-	if (c->owns && c->owns(c->owns_ctx, in->slot) && !(in->wflags & W_LIST_MASK)) {
-		track(sh, in, now_ms(sh));
-		in->wflags &= (uint8_t)~W_HEARD; /* tracked from its arrival, not from a beat */
-	}
-}
-
-int store_apply(struct store_shard *sh, const struct store_record *r)
-{
-	return apply(sh, r, false);
-}
-
-int store_repair_apply(struct store_shard *sh, const struct store_record *r)
-{
-	return apply(sh, r, true);
-}
-
-/* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
-static int apply(struct store_shard *sh, const struct store_record *r, bool repair)
-{
-	struct store_inst *in;
-	struct rkey rk;
-	struct pval p = { 0 };
-	uint8_t expired = r->expired ? STORE_F_EXPIRED : 0;
-	int rc;
-
-	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
-		return rejected(sh, rc);
-	/* A version far ahead of our clock would drag every later version with it. */
-	if (r->version >
-	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
-		return rejected(sh, -ERR_CLOCK_SKEW);
-	in = inst_find(sh, &rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node)) {
-		STAT_INC(sh, applies_stale);
-		if (repair && newer(in->version, in->node, r->version, r->node) &&
-		    !(in->wflags & W_IN_FEED)) {
-			/* The owner listed an older record: ours goes to it and everyone. */
-			feed_push(sh, in);
-			STAT_INC(sh, refed);
-		}
-		return -ERR_STALE;
-	}
-	hlc_observe(sh, r->version);
-	if (expired && in && !(in->flags & STORE_F_DELETED) && beating_here(sh, in)) {
-		reassert(sh, in, r->version);
-		return STORE_CHANGED;
-	}
-	if (!r->deleted) {
-		if ((rc = pval_make(sh, &r->val, &p)) < 0)
-			return rejected(sh, rc);
-		p.flags |= expired;
-	}
-
-	if (r->deleted) {
-		if (in == NULL) {
-			/* Remember the delete so an older create arriving later is refused. */
-			if ((rc = inst_create(sh, &rk, NULL, r->version, r->node, &in)) < 0)
-				return rejected(sh, rc);
-			if (expired) {
-				seq_begin(in);
-				STORE_RELEASE(&in->flags, (uint8_t)(in->flags | expired));
-				seq_end(in);
-			}
-			rc = STORE_SAME;
-		} else if (in->flags & STORE_F_DELETED) {
-			seq_begin(in);
-			STORE_RELEASE(&in->flags, (uint8_t)(STORE_F_DELETED | expired));
-			STORE_RELEASE(&in->version, r->version);
-			STORE_RELEASE(&in->node, r->node);
-			seq_end(in);
-			/* A newer delete restarts the time it is remembered. */
-			list_leave(sh, in);
-			STORE_RELAXED(&in->beat_ms, now_ms(sh));
-			list_enter(sh, in, W_LIST_DEAD);
-			rc = STORE_SAME;
-		} else {
-			inst_kill(sh, in, r->version, r->node, expired);
-			rc = STORE_CHANGED;
-		}
-	} else if (in == NULL) {
-		if ((rc = inst_create(sh, &rk, &p, r->version, r->node, &in)) < 0) {
-			pval_drop(sh, &p);
-			return rejected(sh, rc);
-		}
-		owned_track(sh, in);
-		rc = STORE_CREATED;
-	} else if (in->flags & STORE_F_DELETED) {
-		if ((rc = inst_revive(sh, in, &p, r->version, r->node)) < 0) {
-			pval_drop(sh, &p);
-			return rejected(sh, rc);
-		}
-		STORE_RELAXED(&in->beat_ms, now_ms(sh));
-		owned_track(sh, in);
-		rc = STORE_CREATED;
-	} else {
-		inst_set(sh, in, &p, r->version, r->node);
-		/* A tracked instance keeps its place; one turned non-ephemeral stops expiring. */
-		if (!(in->flags & STORE_F_EPHEMERAL))
-			list_leave(sh, in);
-		rc = STORE_CHANGED;
-	}
-	STAT_INC(sh, applies);
-	return rc;
-}
-
-/* Counts one examined FIFO head; always true, to sit inside the loop conditions. */
-static inline bool checked(struct store_shard *sh)
-{
-	STAT_INC(sh, expiry_checks);
-	return true;
-}
-
-/*
- * Expiry of another node's slot is that node's job: the instance leaves the
- * expiry lists here (a takeover's store_adopt tracks it again).
- */
-static bool responsible(struct store_shard *sh, struct store_inst *in)
-{
-	const struct store_config *c = &sh->store->cfg;
-
-	if (c->owns == NULL || c->owns(c->owns_ctx, in->slot))
-		return true;
-	list_leave(sh, in);
-	STAT_INC(sh, expiry_released);
-	return false;
-}
-
-/*
- * An expiry record's version: one step after the write it marks, not the
- * clock's now. It replaces that write everywhere, but any later write -
- * above all a client's deregister made on the other side of a partition
- * before the expiry - stays newer than it, so an expiry can never undo a
- * delete (it would bring the instance back, unhealthy) nor a newer update.
- */
-static uint64_t expiry_version(struct store_shard *sh, const struct store_inst *in)
-{
-	hlc_observe(sh, in->version + 1);
-	return in->version + 1;
-}
-
-uint32_t store_expire(struct store_shard *sh, uint32_t budget)
-{
-	int64_t now = now_ms(sh);
-	uint16_t node = sh->store->cfg.node_id;
-	uint32_t done = 0;
-
-	for (uint32_t i = 0; i < sh->timings_n && done < budget; i++) {
-		struct timing_entry *te = &sh->timings[i];
-		struct store_inst *in;
-
-		while (done < budget && (in = te->healthy.head) && checked(sh) &&
-		       in->beat_ms + te->t.timeout_ms <= now) {
-			if (!responsible(sh, in)) {
-				done++;
-				continue;
-			}
-			fifo_unlink(&te->healthy, in);
-			list_enter(sh, in, W_LIST_UNHEALTHY);
-			if (in->flags & STORE_F_HEALTHY) {
-				struct pval p = { in->weight_milli,
-					          (uint8_t)((in->flags & ~STORE_F_HEALTHY) |
-					                    STORE_F_EXPIRED),
-					          in->timing, in->meta };
-
-				intern_meta_ref(p.meta);
-				inst_set(sh, in, &p, expiry_version(sh, in), node);
-				feed_push(sh, in);
-				STAT_INC(sh, expired_unhealthy);
-			}
-			done++;
-		}
-		while (done < budget && (in = te->unhealthy.head) && checked(sh) &&
-		       in->beat_ms + te->t.delete_ms <= now) {
-			if (!responsible(sh, in)) {
-				done++;
-				continue;
-			}
-			inst_kill(sh, in, expiry_version(sh, in), node, STORE_F_EXPIRED);
-			feed_push(sh, in);
-			STAT_INC(sh, expired_removed);
-			done++;
-		}
-	}
-
-	struct store_inst *in;
-
-	while (done < budget && (in = sh->dead.head) && checked(sh) &&
-	       in->beat_ms + sh->store->cfg.tombstone_ms <= now) {
-		if (in->wflags & W_IN_FEED) {
-			/* The feed still names it: keep it one more period. */
-			fifo_unlink(&sh->dead, in);
-			in->beat_ms = now;
-			fifo_append(&sh->dead, in);
-		} else {
-			inst_purge(sh, in);
-		}
-		done++;
-	}
-	return done;
 }
 
 void store_poll(struct store_shard *sh)

@@ -171,4 +171,56 @@ struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk
                              const struct store_svc **svc_out);
 int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash);
 
+/*
+ * The writer's primitives (store.c), shared with apply.c: the shard's
+ * clock, its FIFOs and feed, and the state transitions of an instance.
+ * Writer thread of the shard only.
+ */
+/*
+ * Seqlock writer side. Fields are stored with release and read with acquire
+ * (plain moves on x86): a reader that sees any new field value then sees the
+ * odd sequence number, without standalone fences (which TSan cannot model).
+ */
+static inline void seq_begin(struct store_inst *in)
+{
+	STORE_RELAXED(&in->seq, in->seq + 1);
+}
+
+static inline void seq_end(struct store_inst *in)
+{
+	STORE_RELEASE(&in->seq, in->seq + 1);
+}
+
+/* The replicated value of a write, validated and resolved. Holds a meta reference. */
+struct pval {
+	uint32_t weight_milli;
+	uint8_t flags;
+	uint8_t timing;
+	const struct store_meta *meta;
+};
+
+uint64_t hlc_next(struct store_shard *sh);
+void hlc_observe(struct store_shard *sh, uint64_t version);
+int64_t now_ms(const struct store_shard *sh);
+void fifo_unlink(struct fifo *f, struct store_inst *in);
+void fifo_append(struct fifo *f, struct store_inst *in);
+void list_leave(struct store_shard *sh, struct store_inst *in);
+void list_enter(struct store_shard *sh, struct store_inst *in, uint8_t list);
+void track(struct store_shard *sh, struct store_inst *in, int64_t now);
+void feed_push(struct store_shard *sh, struct store_inst *in);
+void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *p, uint64_t version,
+              uint16_t node);
+void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version, uint16_t node,
+               uint8_t expired);
+int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval *p,
+                uint64_t version, uint16_t node);
+int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
+                uint64_t version, uint16_t node, struct store_inst **out);
+void inst_purge(struct store_shard *sh, struct store_inst *in);
+int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk);
+int rejected(struct store_shard *sh, int rc);
+int live_find(struct store_shard *sh, const struct store_key *k, struct store_inst **out);
+int pval_make(struct store_shard *sh, const struct store_val *v, struct pval *p);
+void pval_drop(struct store_shard *sh, const struct pval *p);
+
 #endif
