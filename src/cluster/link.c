@@ -377,6 +377,28 @@ static void on_connected(struct peer *p, struct link *l)
 	send_hello(p, l, l->id); /* waits in `out` until the TLS handshake is done */
 }
 
+/* Out of descriptors: the listener leaves epoll for 100 ms (link_accept_resume). */
+void link_accept_pause(struct peer *p)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = &p->listen_fd };
+
+	if (p->accept_resume_ms == 0)
+		log_warn("peer port: accept: %s: accepting pauses 100 ms at a time",
+		         strerror(errno));
+	(void)epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->listen_fd, &ev);
+	p->accept_resume_ms = p->now_ms + 100;
+}
+
+void link_accept_resume(struct peer *p, int64_t now)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->listen_fd };
+
+	if (p->accept_resume_ms == 0 || now < p->accept_resume_ms)
+		return;
+	p->accept_resume_ms = 0;
+	(void)epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->listen_fd, &ev);
+}
+
 void link_on_accept(struct peer *p)
 {
 	for (;;) {
@@ -389,8 +411,11 @@ void link_on_accept(struct peer *p)
 		uint64_t key;
 		struct link *l;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				link_accept_pause(p); /* epoll would report it again at once */
 			return;
+		}
 		if (p->left) { /* no longer a member: no peer traffic (membership.c) */
 			close(fd);
 			continue;

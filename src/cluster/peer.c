@@ -217,6 +217,7 @@ static void *peer_main(void *arg)
 			health_pings(p);
 		}
 		membership_step(p, now);
+		link_accept_resume(p, now);
 		if (!p->left) {
 			health_check(p, now);
 			load_progress(p, now);

@@ -95,8 +95,8 @@ struct link {
 	bool have_peer_hello;
 	bool overflow; /* a frame found no room: the link is closed at the next flush */
 	int64_t opened_ms;
-	uint64_t src_key;       /* accepted: its source address (srclimit_key), for PREAUTH_PER_SOURCE */
-	size_t out_max;         /* output ceiling (link_new) */
+	uint64_t src_key; /* accepted: its source address (srclimit_key), for PREAUTH_PER_SOURCE */
+	size_t out_max;   /* output ceiling (link_new) */
 	uint32_t preauth_bytes; /* received in the TLS handshake (PTLS_HANDSHAKE_BYTES_MAX) */
 	struct buf in, out;     /* frames: plaintext (TLS or not) */
 	struct ptls_link tls;   /* ssl NULL: a plaintext link (--peer-tls off) */
@@ -253,14 +253,15 @@ struct peer {
 	struct peer_view view; /* what other threads read (view.h) */
 
 	/* membership.c: cluster.conf changes */
-	pthread_mutex_t conf_mu; /* held to change conf, and by other threads to copy it */
-	int inotify_fd;          /* the directory of cluster.conf, -1 when not watched */
-	int64_t reload_at_ms;    /* a change seen: read the file then (0: none) */
-	uint32_t reload_req;     /* atomic: SIGHUP asked for a reload (peer_reload_request) */
-	bool left;               /* this node is no longer in the list */
-	int64_t leave_at_ms;     /* dropped from the list: leave then (0: not leaving) */
-	uint64_t conf_hash;      /* members_hash of conf: PINGs from other lists are not read */
-	uint32_t conf_gen;       /* bumped by every list change: answers from before are dropped */
+	pthread_mutex_t conf_mu;  /* held to change conf, and by other threads to copy it */
+	int inotify_fd;           /* the directory of cluster.conf, -1 when not watched */
+	int64_t reload_at_ms;     /* a change seen: read the file then (0: none) */
+	int64_t accept_resume_ms; /* out of descriptors: the listener is back then (link.c) */
+	uint32_t reload_req;      /* atomic: SIGHUP asked for a reload (peer_reload_request) */
+	bool left;                /* this node is no longer in the list */
+	int64_t leave_at_ms;      /* dropped from the list: leave then (0: not leaving) */
+	uint64_t conf_hash;       /* members_hash of conf: PINGs from other lists are not read */
+	uint32_t conf_gen;        /* bumped by every list change: answers from before are dropped */
 
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
@@ -328,6 +329,8 @@ void link_flush_all(struct peer *p);
 void link_reading_pause_check(struct peer *p);
 void link_on_event(struct peer *p, struct link *l, uint32_t events);
 void link_on_accept(struct peer *p);
+void link_accept_pause(struct peer *p);
+void link_accept_resume(struct peer *p, int64_t now);
 void link_dial_due(struct peer *p, uint16_t id, int64_t now);
 void link_handshake_timeouts(struct peer *p, int64_t now);
 

@@ -234,6 +234,17 @@ int ptls_handshake(struct ptls_link *tl, char *why, size_t why_len)
 		return PTLS_DONE;
 	ret = SSL_do_handshake(tl->ssl);
 	if (ret == 1) {
+		/*
+		 * Only a handshake keyed by the cluster's PSK counts: a dialler
+		 * would otherwise finish one with any TLS server that shows a
+		 * certificate (verification is off: there are no certificates).
+		 */
+		if (!SSL_session_reused(tl->ssl)) {
+			snprintf(why, why_len,
+			         "the peer did not use the cluster key (a certificate "
+			         "handshake: not a member)");
+			return PTLS_ERROR;
+		}
 		tl->done = true;
 		return PTLS_DONE;
 	}

@@ -395,8 +395,8 @@ static struct admin_conn *slot_for_new(struct admin *a)
 
 		if (c->fd < 0)
 			return c;
-		if (c->out == NULL && !c->lingering &&
-		    (victim == NULL || c->since_ms < victim->since_ms))
+		/* Lingering ones too: their answer is with the kernel already. */
+		if (c->out == NULL && (victim == NULL || c->since_ms < victim->since_ms))
 			victim = c;
 	}
 	if (victim) {
@@ -419,11 +419,21 @@ static void accept_all(struct admin *a)
 		uint64_t key;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: poll would wake at once again; wait a little.
+				 */
+				if (a->accept_pause_until_ms == 0)
+					log_warn("http: accept: %s: accepting pauses 100 ms at a "
+					         "time",
+					         strerror(errno));
+				a->accept_pause_until_ms = now_ms() + 100;
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			           errno != ECONNABORTED) {
 				log_warn("http: accept: %s", strerror(errno));
+			}
 			return;
 		}
+		a->accept_pause_until_ms = 0;
 		key = srclimit_key((struct sockaddr *)&ss, slen);
 		for (int i = 0; i < ADMIN_CONNS_MAX; i++)
 			same += a->conns[i].fd >= 0 && a->conns[i].src_key == key;
@@ -466,6 +476,10 @@ static void *admin_main(void *arg)
 
 		pfd[0] = (struct pollfd){ .fd = a->wake_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = a->listen_fd, .events = POLLIN };
+		if (a->accept_pause_until_ms > now) { /* out of descriptors: not polled meanwhile */
+			pfd[1].fd = -1;
+			timeout = (int)(a->accept_pause_until_ms - now);
+		}
 		for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
 			struct admin_conn *c = &a->conns[i];
 			int64_t wait;

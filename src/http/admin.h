@@ -93,8 +93,9 @@ struct admin_conn;
 struct admin {
 	struct admin_source src;
 	int listen_fd;
-	int wake_fd;   /* eventfd: admin_stop's knock */
-	uint16_t port; /* the port actually bound */
+	int64_t accept_pause_until_ms; /* out of descriptors: the listener rests until then */
+	int wake_fd;                   /* eventfd: admin_stop's knock */
+	uint16_t port;                 /* the port actually bound */
 	bool running;
 	pthread_t thread;
 	struct admin_conn *conns;   /* ADMIN_CONNS_MAX slots */
