@@ -302,10 +302,13 @@ static void pending_part_done(struct worker *w, struct pending *p)
 	latency_record(w, p->start_us);
 	if (c->gen == p->conn_gen) {
 		c->pending--;
-		if (c->state == C_OPEN)
+		if (c->state == C_OPEN) {
 			respond_results(w, p->conn, &p->h, p->body, p->results);
-		else
+			/* Bytes waiting behind it: their --header-timeout runs from now. */
+			conn_partial_mark(w, c, true);
+		} else {
 			conn_close(w, p->conn);
+		}
 	}
 	ops_pending_free(w, p);
 }

@@ -37,6 +37,7 @@
 #include "store/store.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -507,6 +508,35 @@ static int raw_connect(uint32_t i)
 	return fd;
 }
 
+/* Every thread of pid stopped ('T' in /proc/PID/task/TID/stat)? kill() returns before they are. */
+static bool all_stopped(void *arg)
+{
+	char path[64], line[512];
+	pid_t pid = *(pid_t *)arg;
+	DIR *d;
+	struct dirent *e;
+	bool all = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return false;
+	while (all && (e = readdir(d)) != NULL) {
+		FILE *f;
+		char *rp;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(line, sizeof(line), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		if ((f = fopen(line, "r")) == NULL)
+			continue;
+		if (fgets(line, sizeof(line), f) && (rp = strrchr(line, ')')) != NULL)
+			all = rp[2] == 'T' || rp[2] == 't';
+		fclose(f);
+	}
+	closedir(d);
+	return all;
+}
+
 /* How many of the replayed instances node i lists (negative: unreachable or not READY). */
 static int replayed_listed(uint32_t i, const struct distro_instance *z, uint32_t n)
 {
@@ -549,6 +579,8 @@ Test(cluster_restarts, a_node_paused_past_the_delete_timeout_deletes_and_replays
 	__atomic_fetch_add(&wt.gen[victim], 1, __ATOMIC_ACQ_REL); /* odd: the watcher skips it */
 	began = cluster_mono_ms();
 	cr_assert_eq(kill(cl.node[victim].pid, SIGSTOP), 0);
+	cr_assert(wait_until(all_stopped, &cl.node[victim].pid, 2000),
+	          "node 0 stopped (every thread) before its clients write");
 
 	register_and_give_up(fd_before, &z[0]);
 	register_and_give_up(raw_connect(victim), &z[1]); /* connected during the pause */
