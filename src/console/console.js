@@ -233,7 +233,14 @@
 
 	// ---- services ----
 
-	const svc = { page: 1, count: 0, sig: '' };
+	/*
+	 * svc.page belongs to the filters it was chosen under (svc.filters):
+	 * a request under other filters starts at page 1. The filters are read
+	 * when a request starts, so a poll during the search box's debounce
+	 * already shows the new filters, and the debounce firing later does not
+	 * throw away a page chosen since.
+	 */
+	const svc = { page: 1, filters: '', count: 0, sig: '' };
 
 	function svcFilters() {
 		return {
@@ -269,6 +276,11 @@
 	async function servicesRefresh() {
 		const my = ++seq.services;
 		const f = svcFilters();
+		const fs = JSON.stringify(f);
+		if (fs !== svc.filters) {
+			svc.filters = fs;
+			svc.page = 1;
+		}
 		let page = svc.page;
 		const read = () => api('GET', NS_API + '/catalog/services', {
 			namespaceId: f.ns, groupNameParam: f.group, serviceNameParam: f.name,
@@ -318,10 +330,7 @@
 	let searchTimer = 0;
 	function filtersChanged() {
 		clearTimeout(searchTimer);
-		searchTimer = setTimeout(() => {
-			svc.page = 1;
-			refresh();
-		}, 250);
+		searchTimer = setTimeout(refresh, 250);
 	}
 
 	// ---- one service ----
@@ -630,7 +639,7 @@
 		$('login-form').addEventListener('submit', login);
 		$('logout').addEventListener('click', logout);
 		for (const id of ['f-ns', 'f-group', 'f-name']) $(id).addEventListener('input', filtersChanged);
-		for (const id of ['f-hide-empty', 'f-size']) $(id).addEventListener('change', () => { svc.page = 1; refresh(); });
+		for (const id of ['f-hide-empty', 'f-size']) $(id).addEventListener('change', refresh);
 		$('svc-filters').addEventListener('submit', (e) => e.preventDefault());
 		$('pg-first').addEventListener('click', () => goPage(1));
 		$('pg-prev').addEventListener('click', () => goPage(svc.page - 1));
