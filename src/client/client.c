@@ -13,8 +13,11 @@
  * -DISTRO_EPROTO, never a crash or a half-filled result the caller could
  * mistake for a good one (the SLOT_MAP decoder is fuzzed:
  * tests/fuzz/fuzz_slot_map.c).
+ *
+ * Routing writes to their owners is in route.c, the heartbeat thread in
+ * keepalive.c; client_internal.h is what the three share.
  */
-#include "distro/client.h"
+#include "client/client_internal.h"
 
 #include "cluster/members.h"
 #include "core/clock.h"
@@ -29,57 +32,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define FRAME_MAX       (1u << 20)
-#define BATCH_MAX       1024
-#define KEEPALIVE_BATCH 256 /* below any sensible --batch-max */
-#define META_MAX        256
-#define RECONNECTS      3
-
-#define SUBS_MAX 256
-
-struct keepalive;
-
-/* A subscription as the client remembers it, to renew it after a reconnect. */
-struct csub {
-	bool used;
-	uint64_t epoch;     /* the connection it was last sent on (client conn_epoch) */
-	uint32_t server_id; /* request id of the SUBSCRIBE that the node's pushes carry */
-	char *ns, *group, *service;
-	char **clusters;
-	uint32_t clusters_n;
-	bool healthy_only, include_disabled;
-	distro_push_fn *fn;
-	void *ctx;
-};
-
-struct route;
-
-struct distro_client {
-	char host[256];
-	char port[8];
-	uint32_t timeout_ms;
-	int fd;
-	uint32_t next_id;
-	uint32_t last_id;
-	uint64_t conn_epoch; /* bumped by every successful connect */
-	uint8_t *buf;        /* FRAME_MAX: requests are built and answers read here */
-	struct keepalive *ka;
-	struct csub subs[SUBS_MAX];
-	struct route *route; /* NULL: every write goes to this connection's node */
-	/* Credentials (distro_auth_*), sent again on every new connection; method 0: none. */
-	uint8_t auth_method; /* enum proto_auth_method */
-	char *auth_a;        /* the token, or the user */
-	char *auth_b;        /* the password; NULL for a token */
-	uint64_t auth_epoch; /* the connection they were last accepted on (conn_epoch) */
-};
 
 const char *distro_strerror(int code)
 {
@@ -439,7 +397,7 @@ static void creds_forget(struct distro_client *c)
 }
 
 /* Gives dst (a fresh connection of c's: keepalive, routing) c's credentials. */
-static int creds_copy(struct distro_client *dst, const struct distro_client *c)
+int client_creds_copy(struct distro_client *dst, const struct distro_client *c)
 {
 	if (c->auth_method == 0)
 		return 0;
@@ -555,7 +513,7 @@ static int to_key(const struct distro_instance *i, struct store_key *k)
 	return addr_parse(i->ip, i->port, &k->addr);
 }
 
-static int write_batch(struct distro_client *c, uint8_t op, const struct distro_instance *in,
+int client_write_batch(struct distro_client *c, uint8_t op, const struct distro_instance *in,
                        uint32_t n, int *results)
 {
 	struct store_kv kv[META_MAX];
@@ -610,28 +568,25 @@ static int write_batch(struct distro_client *c, uint8_t op, const struct distro_
 	return 0;
 }
 
-static int routed_write(struct distro_client *c, uint8_t op, const struct distro_instance *in,
-                        uint32_t n, int *results);
-
 int distro_register(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                     int *results)
 {
-	return c->route ? routed_write(c, OP_REGISTER, in, n, results)
-	                : write_batch(c, OP_REGISTER, in, n, results);
+	return c->route ? client_routed_write(c, OP_REGISTER, in, n, results)
+	                : client_write_batch(c, OP_REGISTER, in, n, results);
 }
 
 int distro_deregister(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                       int *results)
 {
-	return c->route ? routed_write(c, OP_DEREGISTER, in, n, results)
-	                : write_batch(c, OP_DEREGISTER, in, n, results);
+	return c->route ? client_routed_write(c, OP_DEREGISTER, in, n, results)
+	                : client_write_batch(c, OP_DEREGISTER, in, n, results);
 }
 
 int distro_heartbeat(struct distro_client *c, const struct distro_instance *in, uint32_t n,
                      int *results)
 {
-	return c->route ? routed_write(c, OP_HEARTBEAT, in, n, results)
-	                : write_batch(c, OP_HEARTBEAT, in, n, results);
+	return c->route ? client_routed_write(c, OP_HEARTBEAT, in, n, results)
+	                : client_write_batch(c, OP_HEARTBEAT, in, n, results);
 }
 
 int distro_list(struct distro_client *c, const char *ns, const char *group, const char *service,
@@ -963,311 +918,12 @@ int distro_slot_of(const char *ip, uint16_t port)
 	return (int)addr_slot(&a);
 }
 
-/* ---- routing writes to their slot's owner ---- */
-
-/*
- * With routing on, a write batch is split by slot owner (from the map the
- * connected node gave) and each part goes straight to its owner over a
- * connection of its own, so no node forwards. Anything that goes wrong
- * with an owner's connection sends that part through the main connection
- * instead (its node forwards it): routing only ever saves work. The map
- * is fetched again every ROUTE_REFRESH_MS, and at once when an owner's
- * connection failed.
- */
-#define ROUTE_REFRESH_MS 5000
-
-struct route {
-	struct distro_slot_map map;
-	int64_t fetched_ms;
-	struct distro_client *owner[DISTRO_MEMBERS_MAX + 1]; /* by member id, lazily */
-	uint8_t dead[DISTRO_MEMBERS_MAX + 1];                /* connect failed since the map */
-	uint32_t idx[BATCH_MAX];
-	struct distro_instance part[BATCH_MAX];
-	int res[BATCH_MAX];
-};
-
-/* The precise monotonic clock in ms (clock_mono_ms would be the coarse one). */
-static int64_t route_now_ms(void)
-{
-	return clock_mono_us() / 1000;
-}
-
-static void route_drop_owners(struct route *r)
-{
-	for (uint32_t id = 0; id <= DISTRO_MEMBERS_MAX; id++) {
-		distro_close(r->owner[id]);
-		r->owner[id] = NULL;
-		r->dead[id] = 0;
-	}
-}
-
-static int route_refresh(struct distro_client *c)
-{
-	struct route *r = c->route;
-	int rc = distro_slot_map(c, &r->map);
-
-	if (rc < 0) {
-		r->map.n = 0; /* no map: everything through the main connection */
-		return rc;
-	}
-	r->fetched_ms = route_now_ms();
-	route_drop_owners(r); /* addresses may have changed */
-	return 0;
-}
-
-int distro_route_enable(struct distro_client *c)
-{
-	int rc;
-
-	if (c->route)
-		return 0;
-	c->route = calloc(1, sizeof(*c->route));
-	if (c->route == NULL)
-		return -DISTRO_ENOMEM;
-	if ((rc = route_refresh(c)) < 0) {
-		free(c->route);
-		c->route = NULL;
-	}
-	return rc;
-}
-
-/* The connection to member id, or NULL (then the main connection carries its items). */
-static struct distro_client *route_owner(struct distro_client *c, uint16_t id)
-{
-	struct route *r = c->route;
-	const struct distro_member *m = distro_slot_map_member(&r->map, id);
-
-	if (m == NULL || m->client_addr[0] == '\0' || r->dead[id] || id == r->map.self_id)
-		return NULL;
-	if (r->owner[id] == NULL &&
-	    (distro_connect(m->client_addr, c->timeout_ms, &r->owner[id]) < 0 ||
-	     creds_copy(r->owner[id], c) < 0)) {
-		distro_close(r->owner[id]);
-		r->owner[id] = NULL;
-		r->dead[id] = 1;
-	}
-	return r->owner[id];
-}
-
-static int routed_write(struct distro_client *c, uint8_t op, const struct distro_instance *in,
-                        uint32_t n, int *results)
-{
-	struct route *r = c->route;
-	uint64_t done[(BATCH_MAX + 63) / 64] = { 0 };
-	bool failed = false;
-	int rc;
-
-	if (n == 0 || n > BATCH_MAX)
-		return -DISTRO_EINVAL;
-	if (r->map.n == 0 || route_now_ms() - r->fetched_ms > ROUTE_REFRESH_MS)
-		(void)route_refresh(c);
-	if (r->map.n == 0)
-		return write_batch(c, op, in, n, results);
-	/* One owner at a time: its items, in order, through its connection. */
-	for (uint32_t first = 0; first < n; first++) {
-		struct distro_client *oc;
-		uint16_t owner;
-		uint32_t k = 0;
-		int slot;
-
-		if (done[first / 64] & (1ull << (first % 64)))
-			continue;
-		slot = in[first].ip ? distro_slot_of(in[first].ip, in[first].port) : -1;
-		owner = slot < 0 ? 0 : r->map.owners[slot];
-		for (uint32_t i = first; i < n; i++) {
-			int si;
-
-			if (done[i / 64] & (1ull << (i % 64)))
-				continue;
-			si = in[i].ip ? distro_slot_of(in[i].ip, in[i].port) : -1;
-			if ((si < 0 ? 0 : r->map.owners[si]) != owner)
-				continue;
-			r->idx[k] = i;
-			r->part[k++] = in[i];
-			done[i / 64] |= 1ull << (i % 64);
-		}
-		oc = owner ? route_owner(c, owner) : NULL;
-		rc = oc ? write_batch(oc, op, r->part, k, r->res) : -1;
-		if (oc && rc < 0) { /* the owner is gone or moved: its node will forward */
-			distro_close(r->owner[owner]);
-			r->owner[owner] = NULL;
-			r->dead[owner] = 1;
-			failed = true;
-		}
-		if (rc < 0 && (rc = write_batch(c, op, r->part, k, r->res)) < 0)
-			return rc;
-		for (uint32_t j = 0; results && j < k; j++)
-			results[r->idx[j]] = r->res[j];
-	}
-	if (failed)
-		r->fetched_ms = 0; /* a fresh map on the next write */
-	return 0;
-}
-
-/* ---- automatic heartbeats ---- */
-
-struct keepalive {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	uint32_t interval_ms;
-	struct distro_client *conn;
-	struct distro_instance *in;
-	uint32_t n;
-	char *strings; /* one arena for every copied string */
-	struct distro_kv *kvs;
-	uint64_t beats, failures;
-};
-
-static void *keepalive_main(void *arg)
-{
-	struct keepalive *k = arg;
-
-	pthread_mutex_lock(&k->lock);
-	while (!k->stop) {
-		pthread_mutex_unlock(&k->lock);
-		for (uint32_t off = 0; off < k->n; off += KEEPALIVE_BATCH) {
-			uint32_t m = k->n - off < KEEPALIVE_BATCH ? k->n - off : KEEPALIVE_BATCH;
-
-			if (distro_heartbeat(k->conn, k->in + off, m, NULL) < 0)
-				k->failures++; /* the next round reconnects */
-			else
-				k->beats += m;
-		}
-		pthread_mutex_lock(&k->lock);
-		/*
-		 * k->cond waits on CLOCK_MONOTONIC (clock_mono_ns's clock), so a
-		 * step of the wall clock neither stalls nor hurries the beats.
-		 */
-		uint64_t due_ns = clock_mono_ns() + (uint64_t)k->interval_ms * 1000000u;
-		struct timespec ts = { (time_t)(due_ns / 1000000000u),
-			               (long)(due_ns % 1000000000u) };
-
-		while (!k->stop && pthread_cond_timedwait(&k->cond, &k->lock, &ts) == 0)
-			;
-	}
-	pthread_mutex_unlock(&k->lock);
-	return NULL;
-}
-
-static size_t slen(const char *s)
-{
-	return s ? strlen(s) + 1 : 0;
-}
-
-static const char *scopy(char **at, const char *s)
-{
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	d = *at;
-	strcpy(d, s);
-	*at += strlen(s) + 1;
-	return d;
-}
-
-int distro_keepalive_start(struct distro_client *c, const struct distro_instance *in, uint32_t n,
-                           uint32_t interval_ms)
-{
-	struct keepalive *k;
-	size_t bytes = 0, kvn = 0;
-	pthread_condattr_t ca;
-	char addr[300], *at;
-	int rc;
-
-	if (c->ka || n == 0)
-		return -DISTRO_EINVAL;
-	for (uint32_t i = 0; i < n; i++) {
-		bytes += slen(in[i].ns) + slen(in[i].group) + slen(in[i].service) +
-		         slen(in[i].cluster) + slen(in[i].ip);
-		for (uint32_t j = 0; j < in[i].meta_n; j++)
-			bytes += slen(in[i].meta[j].key) + slen(in[i].meta[j].val);
-		kvn += in[i].meta_n;
-	}
-	k = calloc(1, sizeof(*k));
-	if (k == NULL)
-		return -DISTRO_ENOMEM;
-	k->in = calloc(n, sizeof(k->in[0]));
-	k->strings = malloc(bytes + 1);
-	k->kvs = calloc(kvn + 1, sizeof(k->kvs[0]));
-	if (!k->in || !k->strings || !k->kvs) {
-		rc = -DISTRO_ENOMEM;
-		goto err;
-	}
-	at = k->strings;
-	kvn = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		k->in[i] = in[i];
-		k->in[i].ns = scopy(&at, in[i].ns);
-		k->in[i].group = scopy(&at, in[i].group);
-		k->in[i].service = scopy(&at, in[i].service);
-		k->in[i].cluster = scopy(&at, in[i].cluster);
-		k->in[i].ip = scopy(&at, in[i].ip);
-		k->in[i].meta = k->kvs + kvn;
-		for (uint32_t j = 0; j < in[i].meta_n; j++, kvn++) {
-			k->kvs[kvn].key = scopy(&at, in[i].meta[j].key);
-			k->kvs[kvn].val = scopy(&at, in[i].meta[j].val);
-		}
-	}
-	k->n = n;
-	k->interval_ms = interval_ms ? interval_ms : 5000;
-	snprintf(addr, sizeof(addr), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s", c->host, c->port);
-	if ((rc = distro_connect(addr, c->timeout_ms, &k->conn)) < 0)
-		goto err;
-	if ((rc = creds_copy(k->conn, c)) < 0) {
-		distro_close(k->conn);
-		goto err;
-	}
-	pthread_mutex_init(&k->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&k->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&k->thread, NULL, keepalive_main, k) != 0) {
-		rc = -DISTRO_ENOMEM;
-		distro_close(k->conn);
-		goto err;
-	}
-	c->ka = k;
-	return 0;
-err:
-	free(k->in);
-	free(k->strings);
-	free(k->kvs);
-	free(k);
-	return rc;
-}
-
-void distro_keepalive_stop(struct distro_client *c)
-{
-	struct keepalive *k = c->ka;
-
-	if (k == NULL)
-		return;
-	pthread_mutex_lock(&k->lock);
-	k->stop = true;
-	pthread_cond_signal(&k->cond);
-	pthread_mutex_unlock(&k->lock);
-	pthread_join(k->thread, NULL);
-	distro_close(k->conn);
-	free(k->in);
-	free(k->strings);
-	free(k->kvs);
-	free(k);
-	c->ka = NULL;
-}
-
 void distro_close(struct distro_client *c)
 {
 	if (c == NULL)
 		return;
 	distro_keepalive_stop(c);
-	if (c->route) {
-		route_drop_owners(c->route);
-		free(c->route);
-	}
+	client_route_free(c->route);
 	drop(c);
 	for (int i = 0; i < SUBS_MAX; i++)
 		if (c->subs[i].used)
