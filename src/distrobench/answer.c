@@ -182,6 +182,7 @@ static void sub_answer(struct loop *l, struct conn *c, const struct proto_header
 			__atomic_fetch_add(&l->sh->setup_errors, 1, __ATOMIC_RELAXED);
 			c->subs_answered++;
 			loop_check_done(l, c);
+			loop_make_ready(l, c); /* room in the pipeline: the next SUBSCRIBE */
 		}
 		return;
 	}
@@ -190,6 +191,7 @@ static void sub_answer(struct loop *l, struct conn *c, const struct proto_header
 		c->subs_answered++;
 		__atomic_fetch_add(&l->sh->subscriptions, 1, __ATOMIC_RELAXED);
 		loop_check_done(l, c);
+		loop_make_ready(l, c); /* room in the pipeline: the next SUBSCRIBE */
 		return;
 	}
 	if (w == UINT32_MAX || w <= sb->last)

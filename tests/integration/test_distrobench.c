@@ -1,0 +1,143 @@
+/*
+ * distrobench against a real distrod: every workload runs to its end,
+ * without errors, and checks what it must (lists hold their instances,
+ * every change reaches every subscriber).
+ *
+ * The benchmark is the instrument of perf/: a workload that hangs or
+ * miscounts would silently corrupt a figure. The subscribe cases put more
+ * subscriptions on one connection than its setup pipeline (SUB_PIPELINE,
+ * 64): setup must go on as answers come back (a bug once left it waiting
+ * for ever at 64 per connection).
+ */
+#include "node.h"
+
+#include <stdarg.h>
+
+static struct node node;
+
+static void start(void)
+{
+	static const char *const extra[] = { "--workers", "2", NULL };
+
+	node_start(&node, extra);
+}
+
+static void stop(void)
+{
+	cr_assert_eq(node_stop(&node), 0);
+}
+
+TestSuite(distrobench, .init = start, .fini = stop, .timeout = 120);
+
+/* Runs distrobench for 1 s with args (bounded by timeout(1)); stdout into out. */
+static int bench(char *out, size_t cap, const char *fmt, ...)
+{
+	char cmd[1024], args[512];
+	va_list ap;
+	FILE *p;
+	size_t n;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "timeout 60 %s -s %s -d 1 %s 2>/dev/null", DISTROBENCH_BIN,
+	         node.addr, args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The summary's "errors N" line says 0. */
+static void no_errors(const char *out)
+{
+	const char *e = strstr(out, "\nerrors ");
+	unsigned long n;
+
+	cr_assert_not_null(e, "no errors line in:\n%s", out);
+	cr_assert_eq(sscanf(e, "\nerrors %lu", &n), 1);
+	cr_assert_eq(n, 0, "errors in:\n%s", out);
+}
+
+/* The window measured something: "ops N (R/s)" with N > 0, and a latency table. Returns N. */
+static unsigned long measured(const char *out)
+{
+	const char *o = strstr(out, "\nops ");
+	unsigned long n;
+
+	cr_assert_not_null(o, "no ops line in:\n%s", out);
+	cr_assert_eq(sscanf(o, "\nops %lu", &n), 1);
+	cr_assert_gt(n, 0, "nothing measured:\n%s", out);
+	cr_assert(strstr(out, "latency us") != NULL, "no latency table in:\n%s", out);
+	return n;
+}
+
+Test(distrobench, closed_loop_workloads)
+{
+	static const char *const workloads[] = { "register", "heartbeat", "list", "mix", "churn" };
+	char out[16384];
+
+	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++) {
+		int rc =
+		        bench(out, sizeof(out), "-W %s -c 4 -P 4 -b 8 -n 4000 -S 40", workloads[i]);
+
+		cr_assert_eq(rc, 0, "%s exited %d:\n%s", workloads[i], rc, out);
+		no_errors(out);
+		measured(out);
+	}
+}
+
+Test(distrobench, open_loop_heartbeat)
+{
+	char out[16384];
+	int rc = bench(out, sizeof(out), "-W heartbeat --interval-ms 500 -c 4 -b 4 -n 4000");
+
+	unsigned long ops;
+
+	cr_assert_eq(rc, 0, "exited %d:\n%s", rc, out);
+	no_errors(out);
+	/* 4000 instances every 500 ms: 8000 beats scheduled in the 1 s window, each answered. */
+	ops = measured(out);
+	cr_assert(ops >= 7600 && ops <= 8400, "%lu beats in the window, 8000 scheduled:\n%s", ops,
+	          out);
+}
+
+/*
+ * Every change reaches every subscriber of its service:
+ * "changes N (...), N*m deliveries expected, N*m seen", and every
+ * subscription was set up: "(S*m subscriptions)".
+ */
+static void subscribe_case(const char *args, unsigned long m, unsigned long subs)
+{
+	char out[16384];
+	unsigned long changes, expected, seen, untimed, set_up;
+	const char *c, *p;
+	int rc = bench(out, sizeof(out), "-W subscribe %s", args);
+
+	cr_assert_eq(rc, 0, "subscribe %s exited %d:\n%s", args, rc, out);
+	no_errors(out);
+	c = strstr(out, "\nchanges ");
+	cr_assert_not_null(c, "no changes line in:\n%s", out);
+	cr_assert_eq(
+	        sscanf(c, "\nchanges %lu (%*[^)]), %lu deliveries expected, %lu seen (%lu untimed)",
+	               &changes, &expected, &seen, &untimed),
+	        4, "changes line: %.120s", c + 1);
+	cr_assert_gt(changes, 0);
+	cr_assert_eq(expected, changes * m, "%.120s", c + 1);
+	cr_assert_eq(seen, expected, "%.120s", c + 1);
+	p = strstr(out, " subscriptions)");
+	cr_assert_not_null(p, "no population line in:\n%s", out);
+	while (p > out && p[-1] != '(')
+		p--;
+	cr_assert_eq(sscanf(p, "%lu", &set_up), 1);
+	cr_assert_eq(set_up, subs, "%lu subscriptions set up, %lu wanted", set_up, subs);
+}
+
+Test(distrobench, subscribe_beyond_the_setup_pipeline)
+{
+	subscribe_case("-S 70 -m 1 -c 1", 1, 70);      /* 70 on one connection */
+	subscribe_case("-S 100 -m 10 -c 4", 10, 1000); /* 250 per connection */
+}
