@@ -98,6 +98,15 @@ static void check_list(struct loop *l, struct bench_stats *a, const struct slot 
 		report_error(a, REPORT_E_LIST, 1);
 }
 
+/* A PING's answer carries its body back. */
+static void check_ping(struct bench_stats *a, const struct proto_header *h, const uint8_t *body)
+{
+	if (h->status)
+		report_error(a, h->status, 1);
+	else if (h->body_len != 4 || memcmp(body, "ping", 4) != 0)
+		report_error(a, REPORT_E_ANSWER, 1);
+}
+
 static void slot_answer(struct loop *l, struct conn *c, struct slot *s,
                         const struct proto_header *h, const uint8_t *body)
 {
@@ -110,6 +119,8 @@ static void slot_answer(struct loop *l, struct conn *c, struct slot *s,
 
 	if (s->op == OP_LIST)
 		check_list(l, a, s, h, body);
+	else if (s->op == OP_PING)
+		check_ping(a, h, body);
 	else
 		check_results(a, s, h, body);
 	errs = a->errors - errors0;

@@ -66,7 +66,7 @@ static const struct flag flags[] = {
 	{ "batch", 'b', K_U32, OFF(batch), 1, ARGS_BATCH_MAX, "N", "1",
 	  "instances per REGISTER/HEARTBEAT/DEREGISTER frame" },
 	{ "workload", 'W', K_WORKLOAD, OFF(workload), 0, 0, "NAME", "heartbeat",
-	  "register, heartbeat, list, mix, subscribe or churn" },
+	  "register, heartbeat, list, mix, subscribe, churn or ping" },
 	{ "instances", 'n', K_U32, OFF(instances), 1, ARGS_INSTANCES_MAX, "N", "10000",
 	  "instances of register, heartbeat, mix and churn (k and M suffixes)" },
 	{ "services", 'S', K_U32, OFF(services), 1, ARGS_SERVICES_MAX, "N", "100",
@@ -105,6 +105,7 @@ static const struct flag flags[] = {
 static const char *const workload_names[WL_COUNT] = {
 	[WL_REGISTER] = "register", [WL_HEARTBEAT] = "heartbeat", [WL_LIST] = "list",
 	[WL_MIX] = "mix",           [WL_SUBSCRIBE] = "subscribe", [WL_CHURN] = "churn",
+	[WL_PING] = "ping",
 };
 
 const char *args_workload_name(enum bench_workload w)
@@ -348,7 +349,7 @@ static enum args_result set_value(const struct flag *f, const char *v, struct be
 		}
 		return fail(err, err_len,
 		            "--%s: '%s' is not one of register, heartbeat, list, mix, subscribe, "
-		            "churn",
+		            "churn, ping",
 		            f->name, v);
 	case K_MIX:
 		return parse_mix(v, c->mix, err, err_len);
@@ -556,6 +557,7 @@ void args_usage(FILE *out)
 	        "             writer changes one instance --rate times/s; latency is change to\n"
 	        "             PUSH showing it, for every subscriber\n"
 	        "  churn      register then deregister each batch of instances, in cycles\n"
+	        "  ping       PING frames, no store work: the transport's ceiling\n"
 	        "\n"
 	        "Flags:\n");
 	for (uint32_t i = 0; i < FLAGS_N; i++) {

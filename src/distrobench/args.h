@@ -54,6 +54,7 @@ enum bench_workload {
 	WL_MIX,
 	WL_SUBSCRIBE,
 	WL_CHURN,
+	WL_PING,
 	WL_COUNT,
 };
 

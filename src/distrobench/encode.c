@@ -117,6 +117,28 @@ static int encode_list(struct loop *l, struct conn *c, uint8_t op, uint32_t serv
 	return 0;
 }
 
+/* A PING frame: its body comes back as it went, the node does nothing else. */
+static int encode_ping(struct loop *l, struct conn *c, uint64_t start)
+{
+	uint32_t id;
+	struct slot *s;
+	uint8_t *p;
+
+	if (!buf_reserve(&c->out, PROTO_HEADER_BYTES + 4, CONN_BUF_BYTES_MAX))
+		return -ERR_NOMEM;
+	s = slot_take(l, c, &id);
+	s->start_ns = start;
+	s->items = 1;
+	s->op = OP_PING;
+	s->cls = CLS_PING;
+	s->kind = SK_TIMED;
+	p = c->out.p + c->out.len;
+	proto_header_put(p, OP_PING, 4, id, 0, 0);
+	memcpy(p + PROTO_HEADER_BYTES, "ping", 4);
+	c->out.len += PROTO_HEADER_BYTES + 4;
+	return 0;
+}
+
 static void advance(uint32_t *cur, uint32_t *pass, uint32_t n, uint32_t own)
 {
 	*cur += n;
@@ -243,6 +265,8 @@ static int encode_next(struct loop *l, struct conn *c, uint64_t start)
 			                   (uint32_t)(splitmix(&c->rng) % l->plan->services), 0,
 			                   start);
 		}
+	case WL_PING:
+		return encode_ping(l, c, start);
 	case WL_SUBSCRIBE:
 	case WL_COUNT:
 		break;

@@ -437,7 +437,8 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 			c->j = th->id + k * cfg->threads;
 			c->role = ROLE_LOAD;
 			c->target = plan_target_of(plan, c->j);
-			if (cfg->workload != WL_LIST && cfg->workload != WL_SUBSCRIBE) {
+			if (cfg->workload != WL_LIST && cfg->workload != WL_SUBSCRIBE &&
+			    cfg->workload != WL_PING) {
 				plan_share(plan, c->j, &c->lo, &hi);
 				c->own = hi - c->lo;
 			}

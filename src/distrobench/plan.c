@@ -47,6 +47,8 @@ int plan_init(struct plan *p, const struct bench_config *c)
 	case WL_COUNT:
 		p->population = c->instances;
 		break;
+	case WL_PING:
+		break;
 	}
 	p->names = mem_alloc((size_t)p->services * PLAN_NAME_MAX);
 	p->name_len = mem_alloc(p->services);
@@ -176,6 +178,7 @@ double plan_period_ns(const struct plan *p, uint32_t j)
 		return 0;
 	switch (c->workload) {
 	case WL_LIST:
+	case WL_PING:
 		per_frame = 1;
 		break;
 	case WL_MIX:

@@ -21,7 +21,7 @@ static const char *const pct_keys[] = { "p50", "p90", "p99", "p99_9" };
 
 static const char *const class_names[CLS_N] = {
 	[CLS_REGISTER] = "register", [CLS_HEARTBEAT] = "heartbeat", [CLS_DEREGISTER] = "deregister",
-	[CLS_LIST] = "list",         [CLS_PUSH] = "push",
+	[CLS_LIST] = "list",         [CLS_PUSH] = "push",           [CLS_PING] = "ping",
 };
 
 void report_stats_init(struct bench_stats *s)
@@ -133,6 +133,9 @@ void report_summary(FILE *out, const struct bench_config *c, const struct report
 		        "subscriptions)\n",
 		        c->services, c->list_size, c->subscribers,
 		        (unsigned long long)r->subscriptions);
+		break;
+	case WL_PING:
+		fprintf(out, "population   none (PING frames)\n");
 		break;
 	case WL_MIX:
 		fprintf(out, "population   %u instances in %u services, mix %u:%u:%u\n",

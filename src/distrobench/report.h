@@ -31,6 +31,7 @@ enum op_class {
 	CLS_DEREGISTER,
 	CLS_LIST,
 	CLS_PUSH,
+	CLS_PING,
 	CLS_N,
 };
 

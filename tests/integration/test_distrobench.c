@@ -77,7 +77,7 @@ static unsigned long measured(const char *out)
 
 Test(distrobench, closed_loop_workloads)
 {
-	static const char *const workloads[] = { "register", "heartbeat", "list", "mix", "churn" };
+	static const char *const workloads[] = { "register", "heartbeat", "list", "mix", "churn", "ping" };
 	char out[16384];
 
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++) {

@@ -151,8 +151,10 @@ Test(args, count_suffixes)
 
 Test(args, every_workload)
 {
-	static const char *const names[] = { "register", "heartbeat", "list",
-		                             "mix",      "subscribe", "churn" };
+	static const char *const names[] = { "register",  "heartbeat", "list", "mix",
+		                             "subscribe", "churn",     "ping" };
+
+	cr_assert_eq(sizeof(names) / sizeof(names[0]), WL_COUNT);
 
 	for (int w = 0; w < WL_COUNT; w++) {
 		cr_assert_eq(parse("-W", names[w], NULL), ARGS_OK, "%s: %s", names[w], err);
@@ -162,6 +164,8 @@ Test(args, every_workload)
 	cr_assert_null(args_workload_name(WL_COUNT));
 	BAD("'write' is not one of register, heartbeat", "-W", "write");
 	BAD("--workload", "-W", "");
+	BAD("--interval-ms applies only to --workload heartbeat", "-W", "ping", "--interval-ms",
+	    "100");
 }
 
 Test(args, targets)
