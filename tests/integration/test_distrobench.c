@@ -10,6 +10,7 @@
  * for ever at 64 per connection).
  */
 #include "node.h"
+#include "tool.h"
 
 #include <stdarg.h>
 
@@ -32,23 +33,15 @@ TestSuite(distrobench, .init = start, .fini = stop, .timeout = 120);
 /* Runs distrobench for 1 s with args (bounded by timeout(1)); stdout into out. */
 static int bench(char *out, size_t cap, const char *fmt, ...)
 {
-	char cmd[1024], args[512];
+	char head[256];
 	va_list ap;
-	FILE *p;
-	size_t n;
-	int status;
+	int rc;
 
+	snprintf(head, sizeof(head), "timeout 60 %s -s %s -d 1", DISTROBENCH_BIN, node.addr);
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	rc = tool_vrun(out, cap, head, "2>/dev/null", fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "timeout 60 %s -s %s -d 1 %s 2>/dev/null", DISTROBENCH_BIN,
-	         node.addr, args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return rc;
 }
 
 /* The summary's "errors N" line says 0. */
@@ -77,7 +70,8 @@ static unsigned long measured(const char *out)
 
 Test(distrobench, closed_loop_workloads)
 {
-	static const char *const workloads[] = { "register", "heartbeat", "list", "mix", "churn", "ping" };
+	static const char *const workloads[] = { "register", "heartbeat", "list",
+		                                 "mix",      "churn",     "ping" };
 	char out[16384];
 
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++) {

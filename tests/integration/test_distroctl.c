@@ -1,5 +1,6 @@
 /* distroctl against a real distrod: output, JSON, exit codes. */
 #include "node.h"
+#include "tool.h"
 
 #include <stdarg.h>
 
@@ -22,22 +23,15 @@ TestSuite(distroctl, .init = start, .fini = stop, .timeout = 60);
 /* Runs distroctl with args; returns the exit status and fills out with stdout. */
 static int ctl(char *out, size_t cap, const char *fmt, ...)
 {
-	char cmd[1024], args[768];
+	char head[256];
 	va_list ap;
-	FILE *p;
-	size_t n;
-	int status;
+	int rc;
 
+	snprintf(head, sizeof(head), "%s -s %s", DISTROCTL_BIN, node.addr);
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	rc = tool_vrun(out, cap, head, "2>/dev/null", fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s -s %s %s 2>/dev/null", DISTROCTL_BIN, node.addr, args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return rc;
 }
 
 Test(distroctl, register_list_deregister_text_and_json)

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "proto/wire.h"
+#include "tool.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -98,23 +99,15 @@ TestSuite(distroctl_cluster, .init = start, .fini = stop, .timeout = 60);
 
 static int ctl(char *out, size_t cap, const char *fmt, ...)
 {
-	char cmd[1024], args[512];
+	char head[256];
 	va_list ap;
-	FILE *p;
-	size_t n;
-	int status;
+	int rc;
 
+	snprintf(head, sizeof(head), "%s -s 127.0.0.1:%u", DISTROCTL_BIN, fake.port);
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	rc = tool_vrun(out, cap, head, "2>/dev/null", fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s -s 127.0.0.1:%u %s 2>/dev/null", DISTROCTL_BIN, fake.port,
-	         args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return rc;
 }
 
 static void put_str(struct proto_wr *w, const char *s)

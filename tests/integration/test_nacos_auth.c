@@ -13,6 +13,7 @@
  * connection is answered while it runs. Every wait is bounded.
  */
 #include "nacos_node.h"
+#include "tool.h"
 #include "core/err.h"
 #include "proto/wire.h"
 
@@ -453,22 +454,15 @@ Test(nacos_auth, a_frame_pipelined_behind_auth_waits_for_its_outcome)
 
 static int ctl(char *out, size_t cap, const char *fmt, ...)
 {
-	char cmd[2048], args[1536];
+	char head[256];
 	va_list ap;
-	FILE *p;
-	size_t n;
-	int status;
+	int rc;
 
+	snprintf(head, sizeof(head), "%s -s %s", DISTROCTL_BIN, nd.addr);
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	rc = tool_vrun(out, cap, head, "2>&1", fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s -s %s %s 2>&1", DISTROCTL_BIN, nd.addr, args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return rc;
 }
 
 Test(nacos_auth, distroctl_user_password_file_and_token)
@@ -494,7 +488,8 @@ Test(nacos_auth, distroctl_user_password_file_and_token)
 	cr_assert_eq(ctl(out, sizeof(out), "--user bob --password-file %s list orders", pwfile), 1);
 	cr_assert_not_null(strstr(out, "authentication refused"), "%s", out);
 	cr_assert_eq(ctl(out, sizeof(out), "--user nacos list orders"), 2, "no password: usage");
-	cr_assert_eq(login("users/login", "nacos", "nacos-pw", tok, sizeof(tok)), 200);
+	cr_assert_eq(login("users/login", "nacos", "nacos-pw", tok, sizeof(tok)), 200, "%d %.*s",
+	             A.status, (int)A.len, A.body);
 	cr_assert_eq(ctl(out, sizeof(out), "--token %s list orders", tok), 0, "%s", out);
 	cr_assert_eq(ctl(out, sizeof(out), "--token %sA list orders", tok), 1, "%s", out);
 }
