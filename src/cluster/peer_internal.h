@@ -266,8 +266,10 @@ struct peer {
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
 	bool eligible[MEMBERS_MAX + 1];
-	bool ready;                              /* view.ready, as this thread knows it */
-	bool quorum;                             /* view.quorum, likewise */
+	bool ready;              /* view.ready, as this thread knows it */
+	bool quorum;             /* view.quorum, likewise */
+	bool writable;           /* view.writable, likewise */
+	int64_t writes_grace_ms; /* writes taken without a quorum until then: links coming up */
 	uint64_t takeover_due[STORE_SLOTS / 64]; /* gained slots not yet sent (no memory) */
 	int64_t start_ms;
 	int64_t last_verify_ms;

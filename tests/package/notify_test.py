@@ -188,7 +188,10 @@ def standalone():
 
 def cluster():
     print("# cluster of two, the first started alone", flush=True)
-    peers = [free_port(), free_port()]
+    # a is member 1 (members are numbered in the sorted order of their addresses): alone, it
+    # holds the quorum of two by the tie-break, so it takes the registration below; member 2
+    # alone would answer writes "unavailable" (docs/distro.md, "Partitions").
+    peers = sorted([free_port(), free_port()], key=lambda p: f"127.0.0.1:{p}")
     conf = os.path.join(TMP, "cluster.conf")
     secret = os.path.join(TMP, "secret")
     with open(conf, "w") as f:
