@@ -314,7 +314,7 @@ void health_check(struct peer *p, int64_t now)
 			p->eligible[id] = el;
 			changed = true;
 		}
-		link_dial_due(p, id, now);
+		link_dial_due(p, id, now, h == PEER_DOWN && el);
 	}
 	if (changed)
 		health_map_update(p);

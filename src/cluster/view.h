@@ -50,6 +50,7 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 /* Counters of the peer thread: declared once, for STATS, /metrics and /cluster. */
 #define PEER_STATS(X)                                                                              \
 	X(links_up)        /* handshakes that completed */                                         \
+	X(dials)           /* connections attempted to members (a link down is dialled again) */   \
 	X(auth_failures)   /* links refused: bad secret, unknown member, bad hello */              \
 	X(preauth_refused) /* accepts refused: PREAUTH_PER_SOURCE unauthenticated from one address \
 	                    */                                                                     \

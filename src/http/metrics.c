@@ -643,6 +643,7 @@ static const struct {
 	const char *stat, *help;
 } peer_help[] = {
 	{ "links_up", "Peer links whose handshake completed." },
+	{ "dials", "Connections this node attempted to members it has no link to." },
 	{ "auth_failures", "Peer links refused: bad secret, unknown member or bad hello." },
 	{ "preauth_refused",
 	  "Peer port connections refused: one address already had 4 links not yet "

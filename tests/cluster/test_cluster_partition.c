@@ -665,6 +665,23 @@ static int owns_slots(int i, uint16_t owner)
 	return rc;
 }
 
+/* A counter of node i's STATS (e.g. "peer_dials"); asserts it is there. */
+static unsigned long long stat_of(int i, const char *name)
+{
+	static char buf[16384];
+	struct distro_client *c = conn(i);
+	char key[96];
+	const char *p = NULL;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	if (c && distro_stats(c, buf, sizeof(buf)) > 0)
+		p = strstr(buf, key);
+	if (c)
+		distro_close(c);
+	check(p != NULL, "no %s in node %d's STATS", name, i);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
 /* The member id of node i (ids follow the sorted peer addresses: node order here). */
 static uint16_t member_of(int i)
 {
@@ -680,15 +697,17 @@ static uint16_t member_of(int i)
  * items retried through the next node) - every node lists every X and Y at
  * every look for longer than the delete timeout. D, deregistered during
  * the cut (acknowledged), never shows again on a node that acknowledged
- * or applied the delete, and after the link returns all three converge to
- * X and Y without D.
+ * or applied the delete. Node 0 dials node 2 at least every 400 ms during
+ * the cut (node 1 reports it alive), so after the routes return the link
+ * is back within a second, and all three converge to X and Y without D.
  */
 Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_stands)
 {
 	static struct converged_ctx cc;
 	static struct listing l;
 	pthread_t beater;
-	int64_t cut;
+	unsigned long long dials;
+	int64_t cut, heal, dials_since;
 
 	check(wait_until(all_ready, NULL, 30000), "three READY nodes that see each other UP");
 	make(x, xip, N_HALF, 0, BEAT_MS, 1500, 3000);
@@ -706,6 +725,8 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 	             0, "cut the link between node 0 and node 2");
 	cut = cluster_mono_ms();
 	cluster_nap_ms(1500); /* past --peer-down: the two count each other DOWN by now */
+	dials = stat_of(0, "peer_dials");
+	dials_since = cluster_mono_ms();
 	write_all(0, za, N_NEW, true, true);
 	while (cluster_mono_ms() - cut < 5000) { /* past the delete timeout (3 s) */
 		for (int i = 0; i < NODES; i++) {
@@ -726,11 +747,26 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 		cluster_nap_ms(100);
 	}
 
+	/*
+	 * Node 1 reports node 2 alive to node 0, so node 0 dials it at least
+	 * every 200 ms (docs/distro.md, "Links and the handshake") - not every
+	 * 2 s, where its backoff would have grown by now - and the link comes
+	 * back within that of the network.
+	 */
+	dials = stat_of(0, "peer_dials") - dials;
+	check(dials * 400 >= (unsigned long long)(cluster_mono_ms() - dials_since),
+	      "node 0 dialled node 2 %llu times in %lld ms of the cut", dials,
+	      (long long)(cluster_mono_ms() - dials_since));
 	cr_assert_eq(sh("ip -n dt%sn0 route del blackhole 10.231.2.3/32 && "
 	                "ip -n dt%sn2 route del blackhole 10.231.2.1/32",
 	                tag, tag),
 	             0);
+	heal = cluster_mono_ms();
 	check(wait_until(all_ready, NULL, 15000), "the three see each other again");
+	check(cluster_mono_ms() - heal < 1000,
+	      "the cut link came back %lld ms after the routes were removed (a member reported "
+	      "alive is dialled every 200 ms)",
+	      (long long)(cluster_mono_ms() - heal));
 	check(wait_until(converged, &cc, 15000),
 	      "after the link returns all nodes list the same, X and Y among them (lists: %u %u "
 	      "%u)",
