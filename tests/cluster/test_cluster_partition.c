@@ -26,7 +26,10 @@
  * nothing beaten throughout flaps at the heal.
  *
  * Needs root and iproute2 (`ip`); traffic stays inside the namespaces this
- * test creates (10.231.1.0/24 and 10.231.2.0/24) and is removed at the end.
+ * test creates (two /24s of 10.231.0.0/16: the first pair no host address
+ * or route uses, picked under a lock shared with every run on the machine,
+ * so two runs at once - two worktrees' tools/test - never share a subnet
+ * and talk to each other's nodes) and is removed at the end.
  * Without root (or, as root, without CAP_NET_ADMIN and CAP_SYS_ADMIN, as
  * in an unprivileged container), without `ip` on PATH, or on a kernel
  * without network namespaces, the test is skipped with the reason before
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -65,8 +69,11 @@
 #define HTTP_PORT   "8851"
 #define PEER_PORT   "7848"
 
-static char tag[16];  /* unique per run: names of namespaces, bridges, links */
-static char dir[128]; /* cluster.conf, secret, logs */
+#define NET_LOCK "/tmp/distro-netns.lock" /* tests/chaos/chaos.py takes it too */
+
+static char tag[16];   /* unique per run: names of namespaces, bridges, links */
+static int cnet, pnet; /* the third octet of 10.231.x.0/24: client net, peer net */
+static char dir[128];  /* cluster.conf, secret, logs */
 static pid_t pids[NODES];
 static char addrs[NODES][32];
 static bool net_made;
@@ -140,13 +147,48 @@ static void net_down(void)
 	sh("ip link del bp%s 2>/dev/null", tag);
 }
 
+/*
+ * The first pair of /24s in 10.231.0.0/16 that no host address or route
+ * uses (the peer net is only inside the namespaces: a pair goes with its
+ * client net). Called with NET_LOCK held, until the host has its address.
+ */
+static void net_pick(void)
+{
+	static char seen[1 << 16];
+	FILE *f = popen("ip -o -4 addr show; ip -4 route show table all", "r");
+	size_t n = 0;
+
+	cr_assert_not_null(f, "ip addr/route");
+	while (n < sizeof(seen) - 1 && fgets(seen + n, (int)(sizeof(seen) - n), f))
+		n += strlen(seen + n);
+	pclose(f);
+	for (int k = 0; k < 127; k++) {
+		char c[16], p[16];
+
+		snprintf(c, sizeof(c), "10.231.%d.", 2 * k + 1);
+		snprintf(p, sizeof(p), "10.231.%d.", 2 * k + 2);
+		if (strstr(seen, c) == NULL && strstr(seen, p) == NULL) {
+			cnet = 2 * k + 1;
+			pnet = 2 * k + 2;
+			return;
+		}
+	}
+	cr_assert_fail("no free pair of /24s in 10.231.0.0/16");
+}
+
 /* Two bridges; per node a namespace with c0 (client net) and p0 (peer net). */
 static void net_up(void)
 {
+	int lock = open(NET_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	cr_assert_geq(lock, 0, "%s: %s", NET_LOCK, strerror(errno));
+	cr_assert_eq(flock(lock, LOCK_EX), 0);
+	net_pick();
 	cr_assert_eq(sh("ip link add bc%s type bridge && ip link set bc%s up && "
-	                "ip addr add 10.231.1.254/24 dev bc%s",
-	                tag, tag, tag),
+	                "ip addr add 10.231.%d.254/24 dev bc%s",
+	                tag, tag, cnet, tag),
 	             0, "a bridge for the client network (root and ip are there: see ip's error)");
+	close(lock); /* the address is there: the next run picks another pair */
 	cr_assert_eq(sh("ip link add bp%s type bridge && ip link set bp%s up", tag, tag), 0);
 	net_made = true;
 	for (int i = 0; i < NODES; i++) {
@@ -155,17 +197,17 @@ static void net_up(void)
 		        0);
 		cr_assert_eq(sh("ip link add vc%s%d type veth peer name c0 netns dt%sn%d && "
 		                "ip link set vc%s%d master bc%s up && "
-		                "ip -n dt%sn%d addr add 10.231.1.%d/24 dev c0 && "
+		                "ip -n dt%sn%d addr add 10.231.%d.%d/24 dev c0 && "
 		                "ip -n dt%sn%d link set c0 up",
-		                tag, i, tag, i, tag, i, tag, tag, i, i + 1, tag, i),
+		                tag, i, tag, i, tag, i, tag, tag, i, cnet, i + 1, tag, i),
 		             0);
 		cr_assert_eq(sh("ip link add vp%s%d type veth peer name p0 netns dt%sn%d && "
 		                "ip link set vp%s%d master bp%s up && "
-		                "ip -n dt%sn%d addr add 10.231.2.%d/24 dev p0 && "
+		                "ip -n dt%sn%d addr add 10.231.%d.%d/24 dev p0 && "
 		                "ip -n dt%sn%d link set p0 up",
-		                tag, i, tag, i, tag, i, tag, tag, i, i + 1, tag, i),
+		                tag, i, tag, i, tag, i, tag, tag, i, pnet, i + 1, tag, i),
 		             0);
-		snprintf(addrs[i], sizeof(addrs[i]), "10.231.1.%d:%s", i + 1, CLIENT_PORT);
+		snprintf(addrs[i], sizeof(addrs[i]), "10.231.%d.%d:%s", cnet, i + 1, CLIENT_PORT);
 	}
 }
 
@@ -174,7 +216,7 @@ static void node_start(int i)
 	char ns[32], bind[32], log[192], conf[192], secret[192];
 
 	snprintf(ns, sizeof(ns), "dt%sn%d", tag, i);
-	snprintf(bind, sizeof(bind), "10.231.1.%d", i + 1);
+	snprintf(bind, sizeof(bind), "10.231.%d.%d", cnet, i + 1);
 	snprintf(log, sizeof(log), "%s/node%d.log", dir, i);
 	snprintf(conf, sizeof(conf), "%s/cluster.conf", dir);
 	snprintf(secret, sizeof(secret), "%s/secret", dir);
@@ -239,7 +281,7 @@ static void setup(void)
 	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/cluster.conf"), "w");
 	cr_assert_not_null(f);
 	for (int i = 0; i < NODES; i++)
-		fprintf(f, "10.231.2.%d:%s\n", i + 1, PEER_PORT);
+		fprintf(f, "10.231.%d.%d:%s\n", pnet, i + 1, PEER_PORT);
 	fclose(f);
 	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/secret"), "w");
 	cr_assert_not_null(f);
@@ -719,9 +761,9 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 	cr_assert_eq(pthread_create(&beater, NULL, beater_main, NULL), 0);
 	check(wait_until(converged, &cc, 10000), "every node lists X and Y before the cut");
 
-	cr_assert_eq(sh("ip -n dt%sn0 route add blackhole 10.231.2.3/32 && "
-	                "ip -n dt%sn2 route add blackhole 10.231.2.1/32",
-	                tag, tag),
+	cr_assert_eq(sh("ip -n dt%sn0 route add blackhole 10.231.%d.3/32 && "
+	                "ip -n dt%sn2 route add blackhole 10.231.%d.1/32",
+	                tag, pnet, tag, pnet),
 	             0, "cut the link between node 0 and node 2");
 	cut = cluster_mono_ms();
 	cluster_nap_ms(1500); /* past --peer-down: the two count each other DOWN by now */
@@ -757,9 +799,9 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 	check(dials * 400 >= (unsigned long long)(cluster_mono_ms() - dials_since),
 	      "node 0 dialled node 2 %llu times in %lld ms of the cut", dials,
 	      (long long)(cluster_mono_ms() - dials_since));
-	cr_assert_eq(sh("ip -n dt%sn0 route del blackhole 10.231.2.3/32 && "
-	                "ip -n dt%sn2 route del blackhole 10.231.2.1/32",
-	                tag, tag),
+	cr_assert_eq(sh("ip -n dt%sn0 route del blackhole 10.231.%d.3/32 && "
+	                "ip -n dt%sn2 route del blackhole 10.231.%d.1/32",
+	                tag, pnet, tag, pnet),
 	             0);
 	heal = cluster_mono_ms();
 	check(wait_until(all_ready, NULL, 15000), "the three see each other again");
