@@ -368,9 +368,10 @@ class Client(threading.Thread):
 
     def send(self, method, path, body=None):
         """Tries each serving node once from the next in turn: True when acknowledged."""
-        n = len(self.cl.serving)
+        serving = self.cl.serving  # one list: membership replaces it (never edits it) meanwhile
+        n = len(serving)
         for attempt in range(n):
-            i = self.cl.serving[(self.rr + attempt) % n]
+            i = serving[(self.rr + attempt) % n]
             if self.avoid.get(i, 0) > now() and attempt < n - 1:
                 continue
             self.requests += 1
