@@ -241,8 +241,13 @@ void forward_on_pending(struct peer *p, struct pending *pd)
 		proto_rd_skip_item(&r, pd->h.op);
 		if (owner == 0) /* run by the workers */
 			continue;
-		assert(owner != p->self && owner <= p->conf.n);
-		if (member_up(p, owner) == NULL) {
+		/*
+		 * Routed under the member list before a change (membership.c)
+		 * that reached this thread first: the id may now name nobody, or
+		 * this node. Retryable, as an owner out of reach is. (An id that
+		 * names another member now goes to it: any node takes any write.)
+		 */
+		if (owner == p->self || owner > p->conf.n || member_up(p, owner) == NULL) {
 			pd->results[i] = (int16_t)-ERR_UNAVAILABLE;
 			PSTAT_INC(p, fwd_unavailable);
 			continue;

@@ -46,6 +46,15 @@
  * quorum comes back every slot this node owns is taken over, and a READY
  * node merges a peer's copy before it verifies again (load.c).
  *
+ * Writes need the quorum too (view.writable, read by replica_route): a
+ * node without one answers every client write "unavailable", so a client
+ * with a server list beats through a node of the majority - the side that
+ * expires - instead of keeping its instance alive where nobody else hears
+ * it (docs/distro.md, "Partitions"). Reads are still served. While links
+ * are coming up (the first --peer-down after the start, or after a change
+ * of the member list) the quorum is unknown rather than lost, and writes
+ * are taken as before.
+ *
  * Runs on the peer thread only.
  */
 #include "cluster/peer_internal.h"
@@ -213,7 +222,27 @@ void health_on_link_up(struct peer *p, uint16_t id)
 	health_send_ping(p, p->by_id[id].link.up); /* our READY flag now, not a ping later */
 }
 
-static void quorum_check(struct peer *p)
+/*
+ * Writes follow the quorum, except while links are still coming up (the
+ * node starts, or the member list changed): until writes_grace_ms a node
+ * without a quorum still takes writes, as before it had looked.
+ */
+static void writable_check(struct peer *p, int64_t now)
+{
+	bool w = p->quorum || now < p->writes_grace_ms;
+
+	if (w == p->writable)
+		return;
+	p->writable = w;
+	STORE_RELAXED(&p->view.writable, (uint32_t)w);
+	if (w)
+		log_info("writes accepted again");
+	else
+		log_warn("no quorum: client writes are answered \"unavailable\" (clients retry "
+		         "through a node of the majority) until a quorum is back");
+}
+
+static void quorum_check(struct peer *p, int64_t now)
 {
 	uint32_t up = 1;
 	bool lowest = p->self == 1, q;
@@ -224,8 +253,10 @@ static void quorum_check(struct peer *p)
 			lowest |= id == 1;
 		}
 	q = health_quorum(up, p->conf.n, lowest);
-	if (q == p->quorum)
+	if (q == p->quorum) {
+		writable_check(p, now);
 		return;
+	}
 	p->quorum = q;
 	STORE_RELAXED(&p->view.quorum, (uint32_t)q);
 	if (q) {
@@ -239,6 +270,7 @@ static void quorum_check(struct peer *p)
 		log_warn("only %u of %u members reachable: expiry paused until a quorum is back",
 		         up, p->conf.n);
 	}
+	writable_check(p, now);
 }
 
 void health_check(struct peer *p, int64_t now)
@@ -282,11 +314,11 @@ void health_check(struct peer *p, int64_t now)
 			p->eligible[id] = el;
 			changed = true;
 		}
-		link_dial_due(p, id, now);
+		link_dial_due(p, id, now, h == PEER_DOWN && el);
 	}
 	if (changed)
 		health_map_update(p);
 	else
 		health_takeover_retry(p);
-	quorum_check(p);
+	quorum_check(p, now);
 }

@@ -4,7 +4,8 @@
  * that handles them.
  *
  * One TCP connection per pair of members on the peer port. A member with
- * no link to another dials it (backoff 100 ms doubling to 2 s) and also
+ * no link to another dials it (backoff 100 ms doubling to 2 s; at most
+ * DIAL_ALIVE_MS for a member another still reports alive) and also
  * accepts; when both ends dialled, both keep the link the lower id dialled
  * (link_up). A name is looked up before every dial by the resolver thread
  * (resolve.h), so a slow resolver never stalls the loop (and a name that
@@ -309,8 +310,15 @@ static void send_hello(struct peer *p, struct link *l, uint16_t to)
 
 /* ---- dialling ---- */
 
-/* Not linked: dial at most once per backoff, once its address is known (both ends may). */
-void link_dial_due(struct peer *p, uint16_t id, int64_t now)
+/*
+ * Not linked: dial at most once per backoff, once its address is known
+ * (both ends may). A member that another member still reports alive
+ * (`alive`: only our link to it is cut, health.c) is dialled at least every
+ * DIAL_ALIVE_MS: it is there, so a dial costs it one connection, and the
+ * link - with the syncs and repairs it carries - comes back within that
+ * of the network, not after a backoff grown to 2 s during the cut.
+ */
+void link_dial_due(struct peer *p, uint16_t id, int64_t now, bool alive)
 {
 	struct member_link *ml = &p->by_id[id].link;
 	struct sockaddr_storage addr;
@@ -320,17 +328,20 @@ void link_dial_due(struct peer *p, uint16_t id, int64_t now)
 	if (ml->up || ml->dialing || LOAD_ACQUIRE(&p->stop))
 		return;
 	if (!ml->resolving) {
+		if (alive && ml->next_dial_ms > now + DIAL_ALIVE_MS)
+			ml->next_dial_ms = now + DIAL_ALIVE_MS;
 		if (now < ml->next_dial_ms)
 			return;
 		ml->backoff_ms = ml->backoff_ms ? ml->backoff_ms * 2 : DIAL_BACKOFF_MIN_MS;
 		if (ml->backoff_ms > DIAL_BACKOFF_MAX_MS)
 			ml->backoff_ms = DIAL_BACKOFF_MAX_MS;
-		ml->next_dial_ms = now + ml->backoff_ms;
+		ml->next_dial_ms = now + ml->backoff_ms; /* an alive member's is bounded above */
 	}
 	rc = resolver_get(p->resolver, id, &addr, &len);
 	ml->resolving = rc == 0;
 	if (rc <= 0)
 		return; /* looking it up (dial when it is in), or failed (after the backoff) */
+	PSTAT_INC(p, dials);
 	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;

@@ -235,6 +235,8 @@ static void apply(struct peer *p, const struct members *next, bool rejoin)
 	/* Nothing is expired and nothing owned under ids that are about to change. */
 	p->quorum = false; /* recounted against the new list at the next check */
 	STORE_RELEASE(&p->view.quorum, 0u);
+	/* Links restart, the quorum is not lost: writes are taken while they come back. */
+	p->writes_grace_ms = p->now_ms + p->cfg->peer_down_ms;
 	members_drop(p);
 	health_map_update(p); /* everyone ineligible: the empty map, old ids and all */
 	swap_list(p, next);

@@ -179,6 +179,7 @@ static void *peer_main(void *arg)
 
 	epoch_register(store_epoch(p->env.store), &p->rec);
 	p->start_ms = p->now_ms = peer_now_ms();
+	p->writes_grace_ms = p->now_ms + p->cfg->peer_down_ms; /* links come up meanwhile */
 	STORE_RELAXED(&p->view.loop_ms, p->now_ms);
 	for (;;) {
 		int n = epoll_wait(p->epfd, evs, 64, LOOP_WAIT_MS);
@@ -324,6 +325,8 @@ int peer_create(const struct server_config *cfg, uint32_t nworkers, struct peer 
 	/* Until health says otherwise; a node starting owns nothing anyway. */
 	p->quorum = true;
 	p->view.quorum = true;
+	p->writable = true;
+	p->view.writable = true;
 	p->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)peer_now_ms() ^ p->self;
 	for (uint32_t id = 0; id <= MEMBERS_MAX; id++)
 		p->by_id[id].pulls.collect.slot = -1;

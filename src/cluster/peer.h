@@ -86,6 +86,13 @@ uint16_t peer_self_id(const struct peer *p);
 /* Has this node left the cluster (no longer in cluster.conf)? Then it takes no writes. */
 bool peer_left(const struct peer *p);
 
+/*
+ * Does this node take client writes? Not when it left the cluster, nor
+ * when it cannot reach a quorum of the members (health.c, docs/distro.md
+ * "Writes need a quorum"). One relaxed load.
+ */
+bool peer_writable(const struct peer *p);
+
 /* Asks the peer thread to read cluster.conf again (SIGHUP): any thread. */
 void peer_reload_request(struct peer *p);
 

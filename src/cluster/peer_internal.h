@@ -52,6 +52,7 @@
 
 #define DIAL_BACKOFF_MIN_MS 100
 #define DIAL_BACKOFF_MAX_MS 2000
+#define DIAL_ALIVE_MS       200 /* the backoff's bound for a member others report alive */
 #define LOOP_WAIT_MS        5
 #define PULLS_MAX           4          /* pulls in flight per peer */
 #define PULL_SLOTS          256        /* slots per repair pull */
@@ -266,8 +267,10 @@ struct peer {
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
 	bool eligible[MEMBERS_MAX + 1];
-	bool ready;                              /* view.ready, as this thread knows it */
-	bool quorum;                             /* view.quorum, likewise */
+	bool ready;              /* view.ready, as this thread knows it */
+	bool quorum;             /* view.quorum, likewise */
+	bool writable;           /* view.writable, likewise */
+	int64_t writes_grace_ms; /* writes taken without a quorum until then: links coming up */
 	uint64_t takeover_due[STORE_SLOTS / 64]; /* gained slots not yet sent (no memory) */
 	int64_t start_ms;
 	int64_t last_verify_ms;
@@ -331,7 +334,7 @@ void link_on_event(struct peer *p, struct link *l, uint32_t events);
 void link_on_accept(struct peer *p);
 void link_accept_pause(struct peer *p);
 void link_accept_resume(struct peer *p, int64_t now);
-void link_dial_due(struct peer *p, uint16_t id, int64_t now);
+void link_dial_due(struct peer *p, uint16_t id, int64_t now, bool alive);
 void link_handshake_timeouts(struct peer *p, int64_t now);
 
 /* health.c */

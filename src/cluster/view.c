@@ -30,6 +30,11 @@ bool peer_left(const struct peer *p)
 	return LOAD_RELAXED(&p->view.left) != 0;
 }
 
+bool peer_writable(const struct peer *p)
+{
+	return LOAD_RELAXED(&p->view.writable) != 0 && LOAD_RELAXED(&p->view.left) == 0;
+}
+
 bool peer_owns(void *ctx, uint32_t slot)
 {
 	const struct peer *p = ctx;

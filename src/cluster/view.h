@@ -15,6 +15,11 @@
  *   ready, quorum     relaxed flags; ready is stored with release after the
  *                     map that gives this node its slots (whoever sees READY
  *                     sees the slots).
+ *   writable          relaxed: client writes are taken here (health.c: a
+ *                     quorum, or links still coming up after a start or a
+ *                     list change). A write item that reads the old value
+ *                     during a change is fine either way: it is one item at
+ *                     the edge of a partition the node has just noticed.
  *   loop_ms           relaxed: when the peer thread last ran its loop. A
  *                     worker expires nothing while it is older than
  *                     --peer-down (peer_view_fresh): the whole process may
@@ -45,6 +50,7 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 /* Counters of the peer thread: declared once, for STATS, /metrics and /cluster. */
 #define PEER_STATS(X)                                                                              \
 	X(links_up)        /* handshakes that completed */                                         \
+	X(dials)           /* connections attempted to members (a link down is dialled again) */   \
 	X(auth_failures)   /* links refused: bad secret, unknown member, bad hello */              \
 	X(preauth_refused) /* accepts refused: PREAUTH_PER_SOURCE unauthenticated from one address \
 	                    */                                                                     \
@@ -98,8 +104,9 @@ struct peer_view {
 	uint16_t owners[STORE_SLOTS];
 	uint32_t ready;
 	uint32_t quorum;
-	int64_t loop_ms; /* monotonic ms of the peer thread's latest loop */
-	uint32_t left;   /* relaxed: this node is no longer in cluster.conf (membership.c) */
+	uint32_t writable; /* relaxed: client writes are taken (a quorum, or links coming up) */
+	int64_t loop_ms;   /* monotonic ms of the peer thread's latest loop */
+	uint32_t left;     /* relaxed: this node is no longer in cluster.conf (membership.c) */
 	struct peer_view_member m[MEMBERS_MAX + 1];
 	struct peer_stats stats;
 };

@@ -344,6 +344,14 @@ static const struct family families[] = {
 	  false,
 	  "kind",
 	  { { "stale_dropped", "connection" }, { "fwd_stale", "forwarded_item" } } },
+	{ "distrod_writes_refused_total",
+	  "counter",
+	  "Client write items answered unavailable (HTTP 503, -31) because this node reaches no "
+	  "quorum of the members, or left the cluster: the client retries through another node.",
+	  SRC_WORKER,
+	  false,
+	  NULL,
+	  { { "writes_refused", NULL } } },
 	{ "distrod_expiry_overridden_total",
 	  "counter",
 	  "Instances this node wrote again because it heard them beat within their healthy "
@@ -635,6 +643,7 @@ static const struct {
 	const char *stat, *help;
 } peer_help[] = {
 	{ "links_up", "Peer links whose handshake completed." },
+	{ "dials", "Connections this node attempted to members it has no link to." },
 	{ "auth_failures", "Peer links refused: bad secret, unknown member or bad hello." },
 	{ "preauth_refused",
 	  "Peer port connections refused: one address already had 4 links not yet "
@@ -727,7 +736,8 @@ static void render_peer(struct out *o, const struct peer_status *st)
 	     "1 once this node is READY: loaded, owning slots, healthy for clients.");
 	put(o, "distrod_peer_ready %d\n", st->ready ? 1 : 0);
 	head(o, "distrod_peer_quorum", "gauge",
-	     "1 while this node reaches a quorum of the members; 0: it expires nothing.");
+	     "1 while this node reaches a quorum of the members; 0: it expires nothing and "
+	     "refuses client writes.");
 	put(o, "distrod_peer_quorum %d\n", st->quorum ? 1 : 0);
 	head(o, "distrod_peer_map_version", "gauge",
 	     "Version of this node's slot map (grows with every change).");

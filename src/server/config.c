@@ -84,7 +84,8 @@ static const struct opt opts[] = {
 	  "this node's id in versions; in a cluster its cluster.conf id is used" },
 	{ "cluster-conf", T_STR, OFF(cluster_conf),
 	  sizeof(((struct server_config *)0)->cluster_conf), "",
-	  "cluster.conf (host:peerport per line); empty: standalone" },
+	  "cluster.conf (host:peerport per line), reloaded on change and on SIGHUP; empty: "
+	  "standalone" },
 	{ "cluster-self", T_STR, OFF(cluster_self),
 	  sizeof(((struct server_config *)0)->cluster_self), "",
 	  "this node's line in cluster.conf; empty: the local address with --peer-port" },

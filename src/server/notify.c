@@ -100,7 +100,7 @@ static bool node_state(struct server *srv, char *out, size_t len)
 		snprintf(out, len, "cluster: loading from peers (%u/%u members up)", up, st.n);
 	else
 		snprintf(out, len, "cluster: READY, %u/%u members up%s", up, st.n,
-		         st.quorum ? "" : ", no quorum (expiry paused)");
+		         st.quorum ? "" : ", no quorum (expiry paused, writes refused)");
 	return st.ready;
 }
 

@@ -69,6 +69,7 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 		uint16_t owner = replica_route(w, &k.addr);
 
 		if (owner == REPLICA_REFUSE) {
+			WSTAT_INC(w, writes_refused);
 			*shard_out = origin; /* the origin answers it: retry on another node */
 			return -ERR_UNAVAILABLE;
 		}

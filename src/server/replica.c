@@ -5,7 +5,8 @@
  * alone, and everything it does for the cluster is here:
  *
  *   route     which member runs a write item: one relaxed owner read per
- *             item (view.h), decided once by the origin (cluster/xmsg.h)
+ *             item (view.h), decided once by the origin (cluster/xmsg.h);
+ *             none, when this node takes no writes (no quorum, or it left)
  *   sync out  every --sync-window the shard's change feed (one entry per
  *             changed instance: the coalescing) is encoded into record
  *             batches of at most SYNC_MSG_BYTES for the peer thread, which
@@ -79,8 +80,12 @@ uint16_t replica_route(struct worker *w, const struct addr *addr)
 	struct peer *p = w->srv->peer;
 	uint16_t owner = peer_owner(p, addr_slot(addr));
 
-	/* A node that left the cluster takes no writes it could not replicate. */
-	if (peer_left(p))
+	/*
+	 * A node that left the cluster, or that cannot reach a quorum, takes no
+	 * writes it could not replicate: its client retries through a node of
+	 * the majority, which then hears the beats it would otherwise expire.
+	 */
+	if (!peer_writable(p))
 		return REPLICA_REFUSE;
 	/* Another node's slot goes to its owner; nobody's (no READY member) runs here. */
 	return owner != 0 && owner != peer_self_id(p) ? owner : 0;

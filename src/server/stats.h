@@ -59,9 +59,10 @@
 	X(auth_busy)   /* password checks refused at once: the worker's jobs were all out */       \
 	X(auth_logins) /* tokens issued by the Nacos login endpoint */                             \
 	X(op_auth)                                                                                 \
-	X(stalls)        /* loops that stood still past STALL_MS: deadlines moved (worker.c) */    \
-	X(stale_dropped) /* connections closed unread after a stall: their client had gone */      \
-	X(fwd_stale)     /* forwarded items refused: they waited past --peer-down to run */        \
+	X(stalls)         /* loops that stood still past STALL_MS: deadlines moved (worker.c) */   \
+	X(stale_dropped)  /* connections closed unread after a stall: their client had gone */     \
+	X(fwd_stale)      /* forwarded items refused: they waited past --peer-down to run */       \
+	X(writes_refused) /* write items answered unavailable: no quorum, or this node left */     \
 	X(loops)                                                                                   \
 	X(cqes)
 

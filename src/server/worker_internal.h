@@ -177,7 +177,7 @@ int ops_send_list(struct worker *w, uint32_t idx, uint8_t op, uint32_t id,
                   const struct store_svc_key *sk, const struct store_filter *f);
 
 /* replica.c */
-/* replica_route's answer when this node left the cluster: the write is refused. */
+/* replica_route's answer when this node takes no writes (no quorum, or it left). */
 #define REPLICA_REFUSE UINT16_MAX
 uint16_t replica_route(struct worker *w, const struct addr *addr);
 void replica_on_message(struct worker *w, void *msg);

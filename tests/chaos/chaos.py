@@ -51,6 +51,7 @@ missing. Exit 0 all ran scenarios passed, 1 a violation, 77 skipped.
 """
 
 import argparse
+import fcntl
 import http.client
 import json
 import os
@@ -65,8 +66,10 @@ import time
 import urllib.parse
 
 SKIP = 77
-CLIENT_NET = "10.232.1"  # client bridge, host side .254
-PEER_NET = "10.232.2"  # peer bridge, no host address
+NET_PREFIX = "10.232"  # per run: client bridge 10.232.<2k+1>.0/24 (host side .254), peer <2k+2>
+# Held while a run picks its subnets and gives the host its address: runs from other worktrees
+# on the same machine (tools/test, ctest -L chaos) must never share one (see Net).
+NET_LOCK = "/tmp/distro-netns.lock"
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 EXAMPLES_MAX = 8  # violation examples kept per scenario and kind
 # Counters read from each node's /metrics around every scenario (docs/operations.md):
@@ -74,6 +77,7 @@ EXAMPLES_MAX = 8  # violation examples kept per scenario and kind
 METRICS = ("distrod_expired_total", "distrod_blind_deletes_total",
            "distrod_expiry_overridden_total", "distrod_stale_requests_dropped_total",
            "distrod_stalls_total", "distrod_takeover_adopted_total",
+           "distrod_writes_refused_total",
            "distrod_repair_refed_total", "distrod_repair_forgotten_total")
 
 ALL_SCENARIOS = [
@@ -124,27 +128,51 @@ class Skip(Exception):
 
 
 class Net:
-    """Namespaces chaos<tag>n<i>, bridges kc<tag> (client) and kp<tag> (peer)."""
+    """Namespaces chaos<tag>n<i>, bridges kc<tag> (client) and kp<tag> (peer).
+
+    Subnets are picked per run, not fixed: two campaigns on one machine (two worktrees'
+    tools/test at once) that both gave the host 10.232.1.254/24 would have the host route to
+    the first run's bridge only, so the second run's clients and samplers would talk to the
+    first run's nodes - the same instance names, so each run sees the other's deletes as its
+    live instances missing and the other's registrations as its deletes undone. Under
+    NET_LOCK the run takes the first pair of /24s no host address or route uses."""
 
     def __init__(self, count):
         self.tag = str(os.getpid() % 100000)
         self.count = count
         self.made = False
+        self.client_net = self.peer_net = None
 
     def ns(self, i):
         return f"chaos{self.tag}n{i}"
 
     def client_ip(self, i):
-        return f"{CLIENT_NET}.{i + 1}"
+        return f"{self.client_net}.{i + 1}"
 
     def peer_ip(self, i):
-        return f"{PEER_NET}.{i + 1}"
+        return f"{self.peer_net}.{i + 1}"
+
+    @staticmethod
+    def used_nets():
+        r = subprocess.run("ip -o -4 addr show; ip -4 route show table all", shell=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return set(re.findall(r"\b(\d+\.\d+\.\d+)\.\d+", r.stdout))
 
     def up(self):
         t = self.tag
-        sh(f"ip link add kc{t} type bridge && ip link set kc{t} up && "
-           f"ip addr add {CLIENT_NET}.254/24 dev kc{t}")
-        self.made = True
+        with open(NET_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            used = self.used_nets()
+            for k in range(0, 127):
+                c, p = f"{NET_PREFIX}.{2 * k + 1}", f"{NET_PREFIX}.{2 * k + 2}"
+                if c not in used and p not in used:
+                    self.client_net, self.peer_net = c, p
+                    break
+            else:
+                raise RuntimeError(f"no free pair of /24s in {NET_PREFIX}.0.0/16")
+            sh(f"ip link add kc{t} type bridge && ip link set kc{t} up && "
+               f"ip addr add {self.client_net}.254/24 dev kc{t}")
+            self.made = True
         sh(f"ip link add kp{t} type bridge && ip link set kp{t} up")
         for i in range(self.count):
             ns = self.ns(i)
@@ -340,9 +368,10 @@ class Client(threading.Thread):
 
     def send(self, method, path, body=None):
         """Tries each serving node once from the next in turn: True when acknowledged."""
-        n = len(self.cl.serving)
+        serving = self.cl.serving  # one list: membership replaces it (never edits it) meanwhile
+        n = len(serving)
         for attempt in range(n):
-            i = self.cl.serving[(self.rr + attempt) % n]
+            i = serving[(self.rr + attempt) % n]
             if self.avoid.get(i, 0) > now() and attempt < n - 1:
                 continue
             self.requests += 1
@@ -621,8 +650,8 @@ class Cluster:
         os.makedirs(self.dir, exist_ok=True)
         with open(f"{self.dir}/secret", "w") as f:
             f.write(f"chaos-campaign-secret-{self.seed:08d}\n")
+        self.net.up()  # picks the subnets cluster.conf names
         self.write_conf(range(self.n))
-        self.net.up()
         self.t_start, self.t_start_wall = now(), time.time()
         for i in range(self.n):
             self.nodes[i].start()
@@ -827,12 +856,6 @@ def precheck(name, distrod):
                    "bindings the campaign does not carry")
     if name == "clock_skew" and not os.path.exists(FAKETIME_LIB):
         raise Skip("libfaketime is not installed (Debian package faketime; tools/deps installs it)")
-    if name == "membership":
-        r = subprocess.run([distrod, "--help"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if "reload" not in r.stdout.lower():
-            raise Skip("membership: this distrod cannot reload cluster.conf (`distrod --help` "
-                       "does not mention reload); the scenario turns on with live membership")
 
 
 def run_fault(cl, name, affected, begin, end, hold_s):
@@ -1026,6 +1049,7 @@ def sc_membership(cl, res):
             cl.wait_ready([i], 30)
         cl.serving = sorted(set(cl.serving) | set(added))
         cl.wait_ready(cl.serving, 30)
+        cl.hold(cl.p["fault_ms"] / 2000)  # every member sampled under the beats a while
         for i in removed:
             cl.hold(cl.heal_grace)
             cl.nodes[i].stop_gracefully()

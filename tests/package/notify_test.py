@@ -188,7 +188,10 @@ def standalone():
 
 def cluster():
     print("# cluster of two, the first started alone", flush=True)
-    peers = [free_port(), free_port()]
+    # a is member 1 (members are numbered in the sorted order of their addresses): alone, it
+    # holds the quorum of two by the tie-break, so it takes the registration below; member 2
+    # alone would answer writes "unavailable" (docs/distro.md, "Partitions").
+    peers = sorted([free_port(), free_port()], key=lambda p: f"127.0.0.1:{p}")
     conf = os.path.join(TMP, "cluster.conf")
     secret = os.path.join(TMP, "secret")
     with open(conf, "w") as f:
@@ -212,7 +215,7 @@ def cluster():
           f"a: /health not ready while no READY=1 was sent ({code} {body})")
     ms, msg = wait_for(lambda: la.first("READY=1"), "a: READY=1", 15)
     elapsed = (time.monotonic() - a.started) * 1000
-    # One member of two up is no majority: the status may add ", no quorum (expiry paused)".
+    # Alone, a is member 1 and holds the quorum of two: no ", no quorum (...)" suffix.
     check(msg.startswith("READY=1|STATUS=cluster: READY, 1/2 members up"), f"a: {msg}")
     check(elapsed >= wait_ms, f"a: READY=1 only after --startup-wait ({elapsed:.0f} ms)")
     code, body = a.get("/health")
