@@ -129,6 +129,13 @@ struct store_config {
 	 */
 	bool (*owns)(void *ctx, uint32_t slot);
 	void *owns_ctx;
+	/*
+	 * Keep the change feed (default true). A standalone server has nobody
+	 * to replicate to and never drains it: with the feed on, every record
+	 * would sit in it for good, 8 bytes each plus the feed's doublings.
+	 * Off, store_feed_len is always 0 and nothing is pushed.
+	 */
+	bool feed;
 };
 
 /* Per-shard counters: declared once, summed by store_stats. */
