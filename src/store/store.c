@@ -910,6 +910,13 @@ void inst_purge(struct store_shard *sh, struct store_inst *in)
 	svc_maybe_release(sh, svc);
 }
 
+int store_reserve(struct store_shard *sh, uint64_t records)
+{
+	uint64_t max = sh->store->cfg.limits.instances_max;
+
+	return table_reserve(&sh->table, &sh->rec, records < max ? records : max, inst_rehash);
+}
+
 /* ---- writer operations ---- */
 
 int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk)

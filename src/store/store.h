@@ -312,6 +312,15 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget);
 void store_poll(struct store_shard *sh);
 
 /*
+ * Sizes the shard's instance table for `records` records in all (capped at
+ * limits.instances_max), so that creating them does not rebuild it once
+ * per doubling: a bulk load whose size is estimated ahead rebuilds once.
+ * Nothing if the table is large enough. 0 or -ERR_NOMEM (then growth
+ * happens as usual). Writer thread; O(records held) when it rebuilds.
+ */
+int store_reserve(struct store_shard *sh, uint64_t records);
+
+/*
  * Change feed: copies up to max changed instances (coalesced: one entry per
  * key however often it changed, deletes included with STORE_F_DELETED) in
  * change order and removes them from the feed. If slots is not NULL, adds
