@@ -17,6 +17,7 @@ void pool_init(struct pool *p, size_t obj_bytes)
 		obj_bytes = sizeof(void *);
 	p->obj_bytes = (obj_bytes + 7) & ~(size_t)7;
 	p->free = NULL;
+	p->fresh = p->fresh_end = NULL;
 	p->chunks = NULL;
 	p->live = 0;
 	p->bytes = 0;
@@ -55,31 +56,30 @@ static int pool_grow(struct pool *p)
 {
 	size_t bytes = CHUNK_HEAD_BYTES + p->obj_bytes * POOL_CHUNK_OBJS;
 	struct pool_chunk *c = mem_alloc(bytes);
-	char *base;
 
 	if (c == NULL)
 		return -1;
 	c->next = p->chunks;
 	p->chunks = c;
 	p->bytes += bytes;
-	base = (char *)c + CHUNK_HEAD_BYTES;
-	for (size_t i = POOL_CHUNK_OBJS; i-- > 0;) {
-		void **o = (void **)(base + i * p->obj_bytes);
-
-		*o = p->free;
-		p->free = o;
-	}
+	/* Handed out by pool_get in order: nothing of the chunk is written here. */
+	p->fresh = (char *)c + CHUNK_HEAD_BYTES;
+	p->fresh_end = p->fresh + p->obj_bytes * POOL_CHUNK_OBJS;
 	return 0;
 }
 
 void *pool_get(struct pool *p)
 {
-	void **o;
+	void **o = p->free;
 
-	if (p->free == NULL && pool_grow(p) < 0)
-		return NULL;
-	o = p->free;
-	p->free = *o;
+	if (o) {
+		p->free = *o;
+	} else {
+		if (p->fresh == p->fresh_end && pool_grow(p) < 0)
+			return NULL;
+		o = (void **)p->fresh;
+		p->fresh += p->obj_bytes;
+	}
 	p->live++;
 	return o;
 }
@@ -101,6 +101,7 @@ void pool_destroy(struct pool *p)
 		mem_free(c);
 	}
 	p->free = NULL;
+	p->fresh = p->fresh_end = NULL;
 	p->live = 0;
 	p->bytes = 0;
 }

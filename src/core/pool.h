@@ -7,6 +7,13 @@
  * Chunks are kept until pool_destroy, so a steady population stops
  * allocating. Sanitizer builds allocate each object on its own so ASan sees
  * use-after-free and leaks.
+ *
+ * A new chunk is handed out front to back (a bump pointer), not threaded
+ * onto the free list when it arrives: threading writes a word into every
+ * object, which makes the whole chunk resident at once. For small objects
+ * that is the chunk anyway, but a pool of 4 KiB objects (a worker's
+ * pendings) would hold 16 MiB resident after its first use. Untouched, the
+ * rest of a chunk is address space only.
  */
 #ifndef DISTRO_CORE_POOL_H
 #define DISTRO_CORE_POOL_H
@@ -21,6 +28,7 @@ struct pool_chunk;
 struct pool {
 	size_t obj_bytes;
 	void *free;                /* free list */
+	char *fresh, *fresh_end;   /* never handed out yet: the newest chunk's tail */
 	struct pool_chunk *chunks; /* every chunk, for pool_destroy */
 	uint64_t live;             /* objects handed out */
 	uint64_t bytes;            /* bytes held from the allocator */

@@ -238,6 +238,8 @@ int server_start(struct server *s, const struct server_config *cfg)
 		return -EINVAL;
 	if (s->peer)
 		peer_store_hooks(s->peer, &s->cfg.store);
+	/* Only the peer thread reads the change feed: standalone, it would only grow. */
+	s->cfg.store.feed = s->peer != NULL;
 	if (auth_load(s) < 0) {
 		server_free(s);
 		return -EINVAL;

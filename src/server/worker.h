@@ -35,6 +35,11 @@ struct replica {
 	struct repair_job *repairs, *repairs_tail; /* slots to prune, in arrival order */
 	struct buf scratch;                        /* keys to forget, outside the epoch */
 	int64_t last_sync_us;                      /* the feed was last drained */
+	/* The first load's size estimate (replica.c: load_presize). */
+	uint64_t load_records; /* records of ours in the load messages so far */
+	uint32_t load_slots;   /* slots they came from (changes of slot, an estimate) */
+	uint16_t load_slot;    /* the latest message's slot */
+	bool load_presized;    /* estimated once: the table is sized */
 };
 
 struct worker {

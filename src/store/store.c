@@ -2,7 +2,9 @@
  * store.c - the instance tables of one node: shards, services, instances,
  * versions, slot checksums, the expiry FIFOs and the change feed, and the
  * local writes. Records from other nodes, takeovers, the expiry sweep and
- * stalls are apply.c's; reads are read.c's.
+ * stalls are apply.c's; reads are read.c's; services, their cluster lists
+ * and instance arrays are svc.c's; names, defaults and hashes of a key are
+ * key.c's.
  *
  * Ownership. The store is split into shards by the hash of a service's
  * names, so every instance of a service lives in one shard and a list reads
@@ -49,6 +51,8 @@
  * The change feed is a FIFO of instances whose replicated state changed
  * locally, each at most once (W_IN_FEED), so it is bounded by the record
  * count; its capacity grows with the record count, so a push never fails.
+ * A store without readers of the feed (a standalone server) turns it off
+ * (store_config.feed): nothing is pushed and no capacity is reserved.
  */
 #include "store/store_internal.h"
 
@@ -57,181 +61,9 @@
 
 #include <assert.h>
 #include <string.h>
-#include "core/hash.h"
-
-#define HASH_SEED 0x64697374726fULL
 
 /* The memory budget (docs/store.md) counts on this size. */
 _Static_assert(sizeof(struct store_inst) == 88, "store_inst grew");
-
-/* ---- hashes ---- */
-
-uint64_t svc_hash_of(const char *ns, uint32_t ns_len, const char *group, uint32_t group_len,
-                     const char *name, uint32_t name_len)
-{
-	/* Chained seeds keep the three names apart: ("a","bc") != ("ab","c"). */
-	uint64_t h = XXH3_64bits_withSeed(ns, ns_len, HASH_SEED ^ ns_len);
-
-	h = XXH3_64bits_withSeed(group, group_len, h ^ group_len);
-	return XXH3_64bits_withSeed(name, name_len, h ^ name_len);
-}
-
-/* A 64x64->128 multiply folded: a strong, cheap mixer of two words. */
-static inline uint64_t mum(uint64_t a, uint64_t b)
-{
-	__uint128_t r = (__uint128_t)a * b;
-
-	return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-uint64_t inst_table_hash(uint64_t svc_hash, uint64_t cluster_hash, uint64_t slot_hash)
-{
-	/* Node-local (table placement only), so it need not be XXH3: two multiplies. */
-	uint64_t h = mum(svc_hash ^ 0x9e3779b97f4a7c15ULL, cluster_hash ^ 0xbf58476d1ce4e5b9ULL);
-
-	h = mum(h ^ slot_hash, 0x94d049bb133111ebULL);
-	return ((slot_hash & (STORE_SLOTS - 1)) << (64 - STORE_SLOT_BITS)) | (h >> STORE_SLOT_BITS);
-}
-
-uint64_t record_hash(uint64_t svc_hash, uint64_t cluster_hash, const uint8_t ip[16], uint16_t port,
-                     uint32_t weight_milli, uint8_t flags, const struct store_timing *t,
-                     uint64_t meta_hash, uint64_t version, uint16_t node)
-{
-	struct __attribute__((packed)) {
-		uint64_t svc, cluster, meta, version;
-		uint8_t ip[16];
-		uint32_t weight, interval, timeout, del;
-		uint16_t port, node;
-		uint8_t flags;
-	} b;
-
-	memset(&b, 0, sizeof(b));
-	b.svc = svc_hash;
-	b.cluster = cluster_hash;
-	b.meta = meta_hash;
-	b.version = version;
-	memcpy(b.ip, ip, 16);
-	b.weight = weight_milli;
-	b.interval = t->interval_ms;
-	b.timeout = t->timeout_ms;
-	b.del = t->delete_ms;
-	b.port = port;
-	b.node = node;
-	b.flags = flags & REPLICATED_FLAGS;
-	return XXH3_64bits_withSeed(&b, sizeof(b), HASH_SEED);
-}
-
-/* ---- names ---- */
-
-struct store_str name_or_default(struct store_str s, struct store_str def)
-{
-	return s.p == NULL ? def : s;
-}
-
-/* Byte classes for name checks: one table load per byte, one branch per name. */
-enum { NC_CTRL = 1, NC_COMMA = 2, NC_AT = 4 };
-
-static const uint8_t name_class[256] = {
-	[0 ... 0x1f] = NC_CTRL,
-	[0x7f] = NC_CTRL,
-	[','] = NC_COMMA,
-	['@'] = NC_AT,
-};
-
-int name_check(const struct store *s, struct store_str n, bool cluster)
-{
-	uint8_t seen = 0;
-
-	if (n.len == 0)
-		return -ERR_NAME_EMPTY;
-	if (n.len > s->cfg.limits.name_bytes_max)
-		return -ERR_NAME_LONG;
-	for (uint32_t i = 0; i < n.len; i++)
-		seen |= name_class[(unsigned char)n.p[i]];
-	if (seen == 0)
-		return 0;
-	if ((seen & NC_CTRL) || (cluster && (seen & NC_COMMA)))
-		return -ERR_NAME_CHARS;
-	if ((seen & NC_AT) && memmem(n.p, n.len, "@@", 2) != NULL)
-		return -ERR_NAME_CHARS;
-	return 0;
-}
-
-/* A given name is checked; an absent one takes its default, which needs no check. */
-static int name_resolve(const struct store *s, struct store_str given, struct store_str def,
-                        bool cluster, struct store_str *out)
-{
-	*out = name_or_default(given, def);
-	return given.p == NULL ? 0 : name_check(s, given, cluster);
-}
-
-int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct rkey *rk)
-{
-	int rc;
-
-	if (k->service.p == NULL)
-		return -ERR_NAME_EMPTY;
-	if ((rc = name_resolve(s, k->ns, s->def_ns, false, &rk->ns)) < 0 ||
-	    (rc = name_resolve(s, k->group, s->def_group, false, &rk->group)) < 0 ||
-	    (rc = name_check(s, k->service, false)) < 0)
-		return rc;
-	rk->service = k->service;
-	rk->svc_hash = svc_hash_of(rk->ns.p, rk->ns.len, rk->group.p, rk->group.len, rk->service.p,
-	                           rk->service.len);
-	return 0;
-}
-
-int key_resolve(const struct store *s, const struct store_key *k, struct rkey *rk)
-{
-	int rc = svc_key_resolve(s, &k->svc, rk);
-
-	if (rc < 0)
-		return rc;
-	if ((rc = name_resolve(s, k->cluster, s->def_cluster, true, &rk->cluster)) < 0)
-		return rc;
-	if ((rc = addr_check(&k->addr)) < 0)
-		return rc;
-	rk->addr = &k->addr;
-	/* Most instances are in the default cluster: its hash is computed once. */
-	rk->cluster_hash =
-	        k->cluster.p ? intern_hash(rk->cluster.p, rk->cluster.len) : s->def_cluster_hash;
-	rk->slot_hash = addr_slot_hash(k->addr.ip, k->addr.port);
-	rk->slot = (uint16_t)(rk->slot_hash & (STORE_SLOTS - 1));
-	rk->hash = inst_table_hash(rk->svc_hash, rk->cluster_hash, rk->slot_hash);
-	return 0;
-}
-
-int store_service_key(const struct store *s, const struct store_svc_key *sk, struct store_key *out)
-{
-	struct rkey rk;
-	int rc;
-
-	if ((rc = svc_key_resolve(s, sk, &rk)) < 0)
-		return rc;
-	memset(out, 0, sizeof(*out));
-	out->svc = *sk;
-	out->cluster =
-	        (struct store_str){ STORE_SERVICE_CLUSTER, sizeof(STORE_SERVICE_CLUSTER) - 1 };
-	out->addr.ip[0] = 0x01; /* 100::/64, RFC 6666 */
-	for (int i = 0; i < 8; i++)
-		out->addr.ip[8 + i] = (uint8_t)(rk.svc_hash >> (56 - 8 * i));
-	out->addr.port = 1;
-	return 0;
-}
-
-uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash)
-{
-	return (uint32_t)(((svc_hash & 0xffffffffu) * s->nshards) >> 32);
-}
-
-uint32_t store_shard_of(const struct store *s, const struct store_svc_key *k)
-{
-	struct rkey rk;
-
-	if (svc_key_resolve(s, k, &rk) < 0)
-		return 0;
-	return shard_of_hash(s, rk.svc_hash);
-}
 
 /* ---- configuration, creation ---- */
 
@@ -256,6 +88,7 @@ void store_config_default(struct store_config *c)
 	c->timing = (struct store_timing){ 5000, 15000, 30000 };
 	c->tombstone_ms = 60000;
 	c->version_skew_ms = 60000;
+	c->feed = true;
 }
 
 void store_val_default(struct store_val *v)
@@ -366,21 +199,8 @@ static void shard_destroy(struct store_shard *sh)
 				pool_put(&sh->insts, table_obj(a->e[i]));
 		table_destroy(&sh->table);
 	}
-	if (sh->svcs.arr) {
-		struct table_arr *a = sh->svcs.arr;
-
-		for (uint64_t i = 0; i < ((uint64_t)1 << a->bits); i++) {
-			struct store_svc *svc;
-
-			if (a->e[i] == TABLE_EMPTY || a->e[i] == TABLE_TOMB)
-				continue;
-			svc = table_obj(a->e[i]);
-			mem_free(svc->arr);
-			mem_free(svc->clusters);
-			mem_free(svc);
-		}
-		table_destroy(&sh->svcs);
-	}
+	if (sh->svcs.arr)
+		svc_destroy_all(sh);
 	if (sh->intern.strs.arr)
 		intern_destroy(&sh->intern);
 	pool_destroy(&sh->insts);
@@ -423,250 +243,9 @@ struct epoch_rec *store_shard_rec(struct store_shard *sh)
 
 /* ---- retiring ---- */
 
-static void free_plain(void *ctx, void *obj)
-{
-	(void)ctx;
-	mem_free(obj);
-}
-
 static void free_inst(void *ctx, void *obj)
 {
 	pool_put(&((struct store_shard *)ctx)->insts, obj);
-}
-
-uint64_t hlc_next(struct store_shard *sh);
-
-/* ---- services ---- */
-
-struct svc_lookup {
-	struct store_str ns, group, name;
-};
-
-static bool svc_eq(const void *obj, const void *key)
-{
-	const struct store_svc *s = obj;
-	const struct svc_lookup *k = key;
-
-	return s->name->len == k->name.len && s->group->len == k->group.len &&
-	       s->ns->len == k->ns.len && memcmp(s->name->s, k->name.p, k->name.len) == 0 &&
-	       memcmp(s->group->s, k->group.p, k->group.len) == 0 &&
-	       memcmp(s->ns->s, k->ns.p, k->ns.len) == 0;
-}
-
-static uint64_t svc_rehash(const void *obj)
-{
-	return ((const struct store_svc *)obj)->hash;
-}
-
-/* Reader-safe. */
-struct store_svc *svc_find(const struct store_shard *sh, const struct rkey *rk)
-{
-	struct svc_lookup k = { rk->ns, rk->group, rk->service };
-
-	return table_find(&sh->svcs, rk->svc_hash, svc_eq, &k);
-}
-
-static int svc_get(struct store_shard *sh, const struct rkey *rk, struct store_svc **out)
-{
-	struct store *s = sh->store;
-	struct store_svc *svc = svc_find(sh, rk);
-
-	if (svc) {
-		*out = svc;
-		return 0;
-	}
-	if (__atomic_add_fetch(&s->services, 1, __ATOMIC_RELAXED) > s->cfg.limits.services_max) {
-		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
-		return -ERR_LIMIT_SERVICES;
-	}
-	svc = mem_calloc(1, sizeof(*svc));
-	if (svc == NULL) {
-		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
-		return -ERR_NOMEM;
-	}
-	/* Revisions never repeat, even for a service deleted and created again. */
-	svc->revision = hlc_next(sh);
-	svc->hash = rk->svc_hash;
-	svc->ns = intern_str(&sh->intern, rk->ns.p, rk->ns.len);
-	svc->group = intern_str(&sh->intern, rk->group.p, rk->group.len);
-	svc->name = intern_str(&sh->intern, rk->service.p, rk->service.len);
-	if (!svc->ns || !svc->group || !svc->name ||
-	    table_insert(&sh->svcs, &sh->rec, svc->hash, svc, svc_rehash) < 0) {
-		intern_unref(&sh->intern, svc->ns);
-		intern_unref(&sh->intern, svc->group);
-		intern_unref(&sh->intern, svc->name);
-		mem_free(svc);
-		__atomic_sub_fetch(&s->services, 1, __ATOMIC_RELAXED);
-		return -ERR_NOMEM;
-	}
-	STAT_INC(sh, services);
-	*out = svc;
-	return 0;
-}
-
-/* Drops a service that no record refers to any more. */
-static void svc_maybe_release(struct store_shard *sh, struct store_svc *svc)
-{
-	if (svc->records > 0)
-		return;
-	table_remove(&sh->svcs, svc->hash, svc);
-	intern_unref(&sh->intern, svc->ns);
-	intern_unref(&sh->intern, svc->group);
-	intern_unref(&sh->intern, svc->name);
-	if (svc->clusters) {
-		for (uint32_t i = 0; i < svc->clusters->n; i++)
-			intern_unref(&sh->intern, svc->clusters->names[i]);
-		epoch_retire(&sh->rec, free_plain, NULL, svc->clusters);
-	}
-	if (svc->arr)
-		epoch_retire(&sh->rec, free_plain, NULL, svc->arr);
-	epoch_retire(&sh->rec, free_plain, NULL, svc);
-	__atomic_sub_fetch(&sh->store->services, 1, __ATOMIC_RELAXED);
-	STAT_ADD(sh, services, (uint64_t)-1);
-}
-
-/* Reader-safe: index of a cluster name in the service, or -1. */
-int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash)
-{
-	const struct svc_clusters *c = LOAD_ACQUIRE(&svc->clusters);
-	uint32_t n;
-
-	if (c == NULL)
-		return -1;
-	n = LOAD_ACQUIRE(&c->n);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct istr *s = LOAD_ACQUIRE(&c->names[i]);
-
-		if (s->hash == hash && s->len == name.len && memcmp(s->s, name.p, name.len) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
-static int svc_cluster_get(struct store_shard *sh, struct store_svc *svc, const struct rkey *rk)
-{
-	struct svc_clusters *c = svc->clusters, *nc;
-	int i = svc_cluster_find(svc, rk->cluster, rk->cluster_hash);
-	const struct istr *name;
-
-	if (i >= 0)
-		return i;
-	if (c && c->n >= sh->store->cfg.limits.clusters_max)
-		return -ERR_LIMIT_CLUSTERS;
-	name = intern_str(&sh->intern, rk->cluster.p, rk->cluster.len);
-	if (name == NULL)
-		return -ERR_NOMEM;
-	if (c && c->n < c->cap) {
-		STORE_RELEASE(&c->names[c->n], name);
-		STORE_RELEASE(&c->n, c->n + 1);
-		return (int)c->n - 1;
-	}
-	uint32_t cap = c ? c->cap * 2 : 2;
-
-	nc = mem_alloc(sizeof(*nc) + sizeof(nc->names[0]) * cap);
-	if (nc == NULL) {
-		intern_unref(&sh->intern, name);
-		return -ERR_NOMEM;
-	}
-	nc->cap = cap;
-	nc->n = c ? c->n : 0;
-	if (c)
-		memcpy(nc->names, c->names, sizeof(c->names[0]) * c->n);
-	nc->names[nc->n++] = name;
-	STORE_RELEASE(&svc->clusters, nc);
-	if (c)
-		epoch_retire(&sh->rec, free_plain, NULL, c);
-	return (int)nc->n - 1;
-}
-
-static const struct istr *inst_cluster(const struct store_inst *in)
-{
-	return LOAD_ACQUIRE(&in->svc->clusters)->names[in->cluster];
-}
-
-static uint32_t arr_cap_for(uint32_t want)
-{
-	uint32_t cap = 4;
-
-	while (cap < want)
-		cap *= 2;
-	if (cap - want < cap / 8)
-		cap *= 2;
-	return cap;
-}
-
-/* Rebuilds the array without holes, room for `extra` more. */
-static int svc_arr_rebuild(struct store_shard *sh, struct store_svc *svc, uint32_t extra)
-{
-	struct svc_arr *old = svc->arr, *a;
-	uint32_t cap = arr_cap_for(svc->live + extra);
-
-	a = mem_alloc(sizeof(*a) + sizeof(a->v[0]) * cap);
-	if (a == NULL)
-		return -ERR_NOMEM;
-	a->cap = cap;
-	a->n = 0;
-	if (old) {
-		for (uint32_t i = 0; i < old->n; i++) {
-			struct store_inst *in = old->v[i];
-
-			if (in) {
-				in->svc_pos = a->n;
-				a->v[a->n++] = in;
-			}
-		}
-	}
-	svc->holes = 0;
-	/* Publish first, retire after: a reader arriving later must not find the old one. */
-	STORE_RELEASE(&svc->arr, a);
-	if (old)
-		epoch_retire(&sh->rec, free_plain, NULL, old);
-	return 0;
-}
-
-/* A record of a reserved cluster (store.h): stored, never listed. */
-static bool inst_reserved(const struct store_inst *in)
-{
-	return inst_cluster(in)->s[0] == '@';
-}
-
-static int svc_arr_add(struct store_shard *sh, struct store_svc *svc, struct store_inst *in)
-{
-	struct svc_arr *a = svc->arr;
-
-	if (a == NULL || a->n == a->cap) {
-		int rc = svc_arr_rebuild(sh, svc, 1);
-
-		if (rc < 0)
-			return rc;
-		a = svc->arr;
-	}
-	in->svc_pos = a->n;
-	STORE_RELEASE(&a->v[a->n], in);
-	STORE_RELEASE(&a->n, a->n + 1);
-	STORE_RELAXED(&svc->live, svc->live + 1); /* store_services reads it */
-	/* After the list: a reader that sees the revision sees the list. */
-	STORE_RELEASE(&svc->revision, svc->revision + 1);
-	if (inst_reserved(in))
-		STAT_INC(sh, service_records);
-	return 0;
-}
-
-static void svc_arr_remove(struct store_shard *sh, struct store_svc *svc, struct store_inst *in)
-{
-	struct svc_arr *a = svc->arr;
-
-	assert(a->v[in->svc_pos] == in);
-	STORE_RELEASE(&a->v[in->svc_pos], NULL);
-	svc->holes++;
-	STORE_RELAXED(&svc->live, svc->live - 1);
-	/* After the list: a reader that sees the revision sees the list. */
-	STORE_RELEASE(&svc->revision, svc->revision + 1);
-	if (inst_reserved(in))
-		STAT_ADD(sh, service_records, (uint64_t)-1);
-	/* Compact when most positions are holes; failure only delays it. */
-	if (svc->holes > 8 && svc->holes * 2 > a->n)
-		(void)svc_arr_rebuild(sh, svc, 0);
 }
 
 /* ---- instances ---- */
@@ -695,7 +274,7 @@ static uint64_t inst_rehash(const void *obj)
 {
 	const struct store_inst *in = obj;
 
-	return inst_table_hash(in->svc->hash, inst_cluster(in)->hash,
+	return inst_table_hash(in->svc->hash, svc_cluster_of(in)->hash,
 	                       addr_slot_hash(in->ip, in->port));
 }
 
@@ -720,7 +299,7 @@ struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk
 
 static uint64_t inst_record_hash(const struct store_shard *sh, const struct store_inst *in)
 {
-	return record_hash(in->svc->hash, inst_cluster(in)->hash, in->ip, in->port,
+	return record_hash(in->svc->hash, svc_cluster_of(in)->hash, in->ip, in->port,
 	                   in->weight_milli, in->flags, &sh->timings[in->timing].t,
 	                   in->meta ? in->meta->hash : 0, in->version, in->node);
 }
@@ -938,7 +517,7 @@ static int feed_reserve(struct store_shard *sh)
 	struct store_inst **f;
 	uint32_t cap;
 
-	if (records <= sh->feed_cap)
+	if (records <= sh->feed_cap || !sh->store->cfg.feed)
 		return 0;
 	cap = sh->feed_cap ? sh->feed_cap * 2 : 64;
 	f = mem_alloc(sizeof(f[0]) * cap);
@@ -956,7 +535,7 @@ static int feed_reserve(struct store_shard *sh)
 
 void feed_push(struct store_shard *sh, struct store_inst *in)
 {
-	if (in->wflags & W_IN_FEED)
+	if ((in->wflags & W_IN_FEED) || !sh->store->cfg.feed)
 		return;
 	if (sh->feed_n == sh->feed_cap) {
 		/* Entries waiting never exceed the records, which feed_reserve covers. */
@@ -1158,6 +737,13 @@ void inst_purge(struct store_shard *sh, struct store_inst *in)
 	STAT_ADD(sh, tombstones, (uint64_t)-1);
 	STAT_INC(sh, tombstones_purged);
 	svc_maybe_release(sh, svc);
+}
+
+int store_reserve(struct store_shard *sh, uint64_t records)
+{
+	uint64_t max = sh->store->cfg.limits.instances_max;
+
+	return table_reserve(&sh->table, &sh->rec, records < max ? records : max, inst_rehash);
 }
 
 /* ---- writer operations ---- */

@@ -129,6 +129,13 @@ struct store_config {
 	 */
 	bool (*owns)(void *ctx, uint32_t slot);
 	void *owns_ctx;
+	/*
+	 * Keep the change feed (default true). A standalone server has nobody
+	 * to replicate to and never drains it: with the feed on, every record
+	 * would sit in it for good, 8 bytes each plus the feed's doublings.
+	 * Off, store_feed_len is always 0 and nothing is pushed.
+	 */
+	bool feed;
 };
 
 /* Per-shard counters: declared once, summed by store_stats. */
@@ -303,6 +310,15 @@ uint32_t store_expire(struct store_shard *sh, uint32_t budget);
 
 /* Reclaims memory retired by earlier writes when no reader can hold it. Once per loop. */
 void store_poll(struct store_shard *sh);
+
+/*
+ * Sizes the shard's instance table for `records` records in all (capped at
+ * limits.instances_max), so that creating them does not rebuild it once
+ * per doubling: a bulk load whose size is estimated ahead rebuilds once.
+ * Nothing if the table is large enough. 0 or -ERR_NOMEM (then growth
+ * happens as usual). Writer thread; O(records held) when it rebuilds.
+ */
+int store_reserve(struct store_shard *sh, uint64_t records);
 
 /*
  * Change feed: copies up to max changed instances (coalesced: one entry per

@@ -9,6 +9,7 @@
 #include "core/pool.h"
 #include "store/intern.h"
 #include "store/store.h"
+#include "store/svc.h"
 #include "store/table.h"
 
 /* Writer-only bits of an instance (store_inst.wflags). */
@@ -57,30 +58,6 @@ struct store_inst {
 	uint8_t timing;                 /* replicated through the shard's timing table */
 	uint8_t wflags;                 /* writer: W_* */
 	uint8_t pad;
-};
-
-/* Live instances of a service, appended in place, holes left NULL. */
-struct svc_arr {
-	uint32_t n; /* used positions (release) */
-	uint32_t cap;
-	struct store_inst *v[];
-};
-
-struct svc_clusters {
-	uint32_t n;
-	uint32_t cap;
-	const struct istr *names[];
-};
-
-struct store_svc {
-	const struct istr *ns, *group, *name;
-	uint64_t hash;                 /* content hash of the three names; also picks the shard */
-	struct svc_arr *arr;           /* release-published */
-	struct svc_clusters *clusters; /* release-published, append-only */
-	uint64_t revision;             /* bumped on every change of the list (relaxed atomic) */
-	uint32_t live;                 /* live instances: writer, relaxed stores */
-	uint32_t holes;                /* writer: NULL positions in arr */
-	uint32_t records;              /* writer: live + tombstones pointing here */
 };
 
 struct fifo {
@@ -165,11 +142,9 @@ int svc_key_resolve(const struct store *s, const struct store_svc_key *k, struct
 int key_resolve(const struct store *s, const struct store_key *k, struct rkey *rk);
 uint32_t shard_of_hash(const struct store *s, uint64_t svc_hash);
 
-/* Reader-safe lookups of resolved keys; NULL when absent. */
-struct store_svc *svc_find(const struct store_shard *sh, const struct rkey *rk);
+/* Reader-safe lookup of a resolved key; NULL when absent. */
 struct store_inst *inst_find(const struct store_shard *sh, const struct rkey *rk,
                              const struct store_svc **svc_out);
-int svc_cluster_find(const struct store_svc *svc, struct store_str name, uint64_t hash);
 
 /*
  * The writer's primitives (store.c), shared with apply.c: the shard's

@@ -88,13 +88,20 @@ static void arr_free(void *ctx, void *obj)
 	mem_free(obj);
 }
 
-static int rebuild(struct table *t, struct epoch_rec *rec, table_hash_fn *rehash)
+/* Bits of an array where `n` entries fill at most 1/den of the buckets (num of den). */
+static uint32_t bits_for(const struct table *t, uint64_t n, uint64_t num, uint64_t den)
 {
-	struct table_arr *old = t->arr, *a;
 	uint32_t bits = t->bits_min;
 
-	while ((2 * (t->live + 1)) > ((uint64_t)1 << bits))
+	while (den * n > num * ((uint64_t)1 << bits))
 		bits++;
+	return bits;
+}
+
+static int rebuild(struct table *t, struct epoch_rec *rec, table_hash_fn *rehash, uint32_t bits)
+{
+	struct table_arr *old = t->arr, *a;
+
 	a = arr_new(bits, t->gen + 1);
 	if (a == NULL)
 		return -ERR_NOMEM;
@@ -117,7 +124,7 @@ int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *ob
 	uint64_t cap = (uint64_t)1 << t->arr->bits;
 
 	if (5 * (t->live + t->tomb + 1) > 4 * cap) {
-		int rc = rebuild(t, rec, rehash);
+		int rc = rebuild(t, rec, rehash, bits_for(t, t->live + 1, 1, 2));
 
 		if (rc < 0)
 			return rc;
@@ -126,6 +133,14 @@ int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *ob
 		t->tomb--;
 	t->live++;
 	return 0;
+}
+
+int table_reserve(struct table *t, struct epoch_rec *rec, uint64_t n, table_hash_fn *rehash)
+{
+	/* The insert that would not grow the table: its load bound, 4/5, holds for n. */
+	if (n <= t->live || 5 * (n + t->tomb) <= 4 * ((uint64_t)1 << t->arr->bits))
+		return 0;
+	return rebuild(t, rec, rehash, bits_for(t, n, 4, 5));
 }
 
 void table_remove(struct table *t, uint64_t hash, const void *obj)

@@ -15,7 +15,8 @@
  * publishes it with a release store and retires the old one through the
  * epoch; readers still on the old array see a consistent older state.
  *
- * Bounds: load (live + tomb) stays <= 4/5; a rebuild sizes to <= 1/2 live.
+ * Bounds: load (live + tomb) stays <= 4/5; a rebuild sizes to <= 1/2 live
+ * (table_reserve: to <= 4/5 of the size reserved).
  */
 #ifndef DISTRO_STORE_TABLE_H
 #define DISTRO_STORE_TABLE_H
@@ -61,6 +62,15 @@ void *table_find(const struct table *t, uint64_t hash, table_eq_fn *eq, const vo
  */
 int table_insert(struct table *t, struct epoch_rec *rec, uint64_t hash, void *obj,
                  table_hash_fn *rehash);
+
+/*
+ * Writer: makes room for n entries in all, so that inserts up to n do not
+ * rebuild (the smallest array where n fill at most 4/5; nothing if the
+ * array is large enough). For a bulk load whose size is known or
+ * estimated ahead: one rebuild instead of one per doubling. 0 or
+ * -ERR_NOMEM (the table is unchanged).
+ */
+int table_reserve(struct table *t, struct epoch_rec *rec, uint64_t n, table_hash_fn *rehash);
 
 /* Writer: removes obj, which must be present. */
 void table_remove(struct table *t, uint64_t hash, const void *obj);

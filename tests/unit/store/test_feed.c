@@ -1,5 +1,6 @@
 /* The change feed: local changes, coalesced per key, deletes included. */
 #include "helpers.h"
+#include "store/store_internal.h" /* feed_cap */
 
 static void setup(void)
 {
@@ -108,4 +109,40 @@ Test(feed, tombstone_in_feed_outlives_retention_until_drained)
 	store_expire(sh, 100);
 	store_stats(s, &st);
 	cr_assert_eq(st.tombstones, 0);
+}
+
+/* Standalone (store_config.feed off): nothing is pushed, the writes are the same. */
+Test(feed_off, writes_expiry_and_deletes_push_nothing, .fini = fixture_close)
+{
+	struct store_shard *sh;
+	struct store_view out[4];
+	struct store_val v;
+	struct store_key a = key_n("f", 1), b = key_n("f", 2), c = key_n("f", 3);
+
+	store_config_default(&cfg);
+	cr_assert(cfg.feed, "the feed is on by default");
+	cfg.feed = false;
+	fixture_open(false);
+	sh = store_shard(s, 0);
+	store_val_default(&v);
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_CREATED);
+	cr_assert_eq(store_upsert(sh, &b, &v), STORE_CREATED);
+	v.weight_milli = 3;
+	cr_assert_eq(store_upsert(sh, &a, &v), STORE_CHANGED);
+	cr_assert_eq(store_delete(sh, &b), 0);
+	cr_assert_eq(store_delete(sh, &c), -ERR_NOT_FOUND, "a blind delete");
+	fake_advance(&fc, 31000); /* past the default delete timeout: a expires */
+	cr_assert_geq(expire_all(s), 1);
+	cr_assert_eq(store_feed_len(sh), 0);
+	cr_assert_eq(store_feed_drain(sh, out, 4, NULL), 0);
+	cr_assert_eq(sh->feed_cap, 0, "no capacity reserved");
+
+	struct store_stats st;
+
+	store_stats(s, &st);
+	cr_assert_eq(st.instances, 0);
+	cr_assert_eq(st.expired_removed, 1);
+	cr_assert_eq(st.deletes, 1);
+	cr_assert_eq(st.blind_deletes, 1);
+	cr_assert_eq(st.tombstones, 3, "a's expiry, b's delete and the blind one are remembered");
 }

@@ -112,3 +112,39 @@ Test(table, top_bits_order_the_layout)
 	}
 	table_destroy(&t);
 }
+
+Test(table, reserve_sizes_once_and_inserts_up_to_it_do_not_rebuild)
+{
+	enum { N = 100000, FIRST = 1000 };
+	static struct obj objs[N];
+	struct table t;
+	uint32_t gen, bits;
+
+	cr_assert_eq(table_init(&t, 3), 0);
+	for (uint32_t i = 0; i < FIRST; i++) {
+		objs[i] = (struct obj){ mix(i + 1), i };
+		cr_assert_eq(table_insert(&t, &rec, objs[i].hash, &objs[i], obj_hash), 0);
+	}
+	cr_assert_eq(table_reserve(&t, &rec, N, obj_hash), 0);
+	gen = t.arr->gen;
+	bits = t.arr->bits;
+	/* The smallest array where N fill at most 4/5: 2^17 (131072 * 4/5 >= 100000). */
+	cr_assert_eq(bits, 17);
+	for (uint32_t i = 0; i < FIRST; i++)
+		cr_assert_eq(table_find(&t, objs[i].hash, obj_eq, &objs[i].id), &objs[i],
+		             "an entry from before the reserve is found after it");
+	for (uint32_t i = FIRST; i < N; i++) {
+		objs[i] = (struct obj){ mix(i + 1), i };
+		cr_assert_eq(table_insert(&t, &rec, objs[i].hash, &objs[i], obj_hash), 0);
+	}
+	cr_assert_eq(t.arr->gen, gen, "no rebuild up to the size reserved");
+	for (uint32_t i = 0; i < N; i++)
+		cr_assert_eq(table_find(&t, objs[i].hash, obj_eq, &objs[i].id), &objs[i]);
+	/* Reserving what already fits, or fewer than held, changes nothing. */
+	cr_assert_eq(table_reserve(&t, &rec, N, obj_hash), 0);
+	cr_assert_eq(table_reserve(&t, &rec, 10, obj_hash), 0);
+	cr_assert_eq(t.arr->gen, gen);
+	cr_assert_eq(t.arr->bits, bits);
+	epoch_barrier(&rec);
+	table_destroy(&t);
+}
