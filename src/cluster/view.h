@@ -60,7 +60,9 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(verify_rounds)    /* digests sent */                                                     \
 	X(verify_bytes_out) /* digest bytes sent, all peers */                                     \
 	X(verify_mismatch)  /* digest ranges that differed */                                      \
-	X(repair_slots)     /* slots pulled from their owner to repair */                          \
+	X(verify_confirms)  /* confirming looks asked (SUMS_REQ soon after a slot differed) */     \
+	X(verify_sums_bytes_out) /* SUMS_REQ and SUMS bytes sent, all peers */                     \
+	X(repair_slots)          /* slots pulled from their owner to repair */                     \
 	X(repair_records)                                                                          \
 	X(repair_abandoned) /* slot repairs given up (too big, out of memory): verify retries */   \
 	X(load_slots)       /* slots loaded at startup */                                          \
