@@ -306,6 +306,11 @@ struct peer {
 
 #define PSTAT_ADD(p, name, d) STORE_RELAXED(&(p)->view.stats.name, (p)->view.stats.name + (d))
 #define PSTAT_INC(p, name)    PSTAT_ADD(p, name, 1)
+#define PSTAGE_ADD(p, st, us)                                                                      \
+	do {                                                                                       \
+		uint64_t *c_ = &(p)->view.stage[st][repl_stage_bucket(us)];                        \
+		STORE_RELAXED(c_, *c_ + 1);                                                        \
+	} while (0)
 
 static inline const struct member *member_conf(const struct peer *p, uint16_t id)
 {

@@ -69,6 +69,7 @@ uint64_t sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *da
 		}
 		m[w]->slot = slot;
 		m[w]->before = before;
+		m[w]->sent_us = clock_mono_us();
 		if (kind == XM_LOAD)
 			m[w]->done = &p->load_done;
 	}
@@ -94,6 +95,10 @@ uint64_t sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *da
 /* A batch of this node's changes goes to every peer. */
 void sync_on_feed(struct peer *p, struct xrecords *m)
 {
+	/* The frame's id carries our wall clock (us, low 32 bits): the link stage. */
+	uint32_t stamp = (uint32_t)clock_wall_us() | 1; /* never 0: 0 is "not stamped" */
+
+	PSTAGE_ADD(p, REPL_HANDOFF, clock_mono_us() - m->sent_us);
 	for (uint16_t id = 1; id <= p->conf.n; id++) {
 		struct link *l = id == p->self ? NULL : member_up(p, id);
 
@@ -109,7 +114,7 @@ void sync_on_feed(struct peer *p, struct xrecords *m)
 		}
 		if (fault_hold(p, id, P_SYNC, m->data, m->len, (uint16_t)m->count, p->now_ms))
 			continue;
-		if (!link_frame_put(l, P_SYNC, m->data, m->len, 0, 0, (uint16_t)m->count)) {
+		if (!link_frame_put(l, P_SYNC, m->data, m->len, stamp, 0, (uint16_t)m->count)) {
 			PSTAT_ADD(p, sync_dropped, m->count);
 			continue;
 		}
@@ -122,6 +127,10 @@ void sync_on_feed(struct peer *p, struct xrecords *m)
 void sync_on_frame(struct peer *p, uint16_t from, const struct proto_header *h, const uint8_t *body)
 {
 	uint64_t oldest = sync_records_to_workers(p, XM_APPLY, body, h->body_len, h->count, 0, 0);
+	uint32_t took = (uint32_t)clock_wall_us() - h->request_id;
+
+	if (h->request_id != 0 && took < (1u << 31)) /* 0: not stamped (fault hook, older) */
+		PSTAGE_ADD(p, REPL_LINK, (int64_t)took);
 
 	if (oldest)
 		verify_note_lag(&p->by_id[from].pulls.verify, clock_wall_ms(NULL), oldest);
