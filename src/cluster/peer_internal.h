@@ -154,6 +154,8 @@ struct verify_bits {
 	uint64_t want[STORE_SLOTS / 64];    /* slots to pull from this owner */
 	uint32_t *seen;     /* STORE_SLOTS: the owner's sum at the last look (lazy; NULL: none) */
 	int64_t confirm_ms; /* a confirming SUMS_REQ is due then (0: none) */
+	uint64_t
+	        apply_mark; /* apply_sent when the last one went: decide once all that is applied */
 	uint32_t lag_ms[2]; /* its sync's largest arrival lag: this interval, the one before */
 };
 
@@ -286,8 +288,10 @@ struct peer {
 	bool merging;
 	struct load_plan plan;
 	int64_t load_progress_ms;
-	uint64_t load_sent; /* load messages handed to the workers */
-	uint64_t load_done; /* ... and released by them (atomic: workers add) */
+	uint64_t load_sent;  /* load messages handed to the workers */
+	uint64_t load_done;  /* ... and released by them (atomic: workers add) */
+	uint64_t apply_sent; /* synced records' messages handed to the workers (verify.c) */
+	uint64_t apply_done; /* ... and released by them, applied (atomic: workers add) */
 
 	/* sync.c: where each record of a frame goes */
 	struct {

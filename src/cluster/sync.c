@@ -72,6 +72,8 @@ uint64_t sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *da
 		m[w]->sent_us = clock_mono_us();
 		if (kind == XM_LOAD)
 			m[w]->done = &p->load_done;
+		else if (kind == XM_APPLY)
+			m[w]->done = &p->apply_done;
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		struct xrecords *x = m[p->split[i].shard];
@@ -87,6 +89,8 @@ uint64_t sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *da
 			continue;
 		if (kind == XM_LOAD)
 			p->load_sent++;
+		else if (kind == XM_APPLY)
+			p->apply_sent++;
 		peer_to_worker(p, w, m[w]);
 	}
 	return oldest == UINT64_MAX ? 0 : oldest;

@@ -18,7 +18,11 @@
  * half the interval), or twice the largest lag of that owner's sync seen
  * over the last two intervals if that is longer (an overloaded cluster
  * replicates in hundreds of ms), but never more than the interval. Looks
- * (periodic rounds) before the confirming one mark, never decide. At the
+ * (periodic rounds) before the confirming one mark, never decide; so does a
+ * confirming look whose answer finds this node's workers still applying
+ * synced records handed to them before it was asked (apply_mark: a worker
+ * held up, by a repair's pruning or a busy CPU, is replication in flight
+ * too) - it is asked again after another delay. At the
  * confirming look the slot is pulled unless this node now holds exactly
  * what the owner held at the previous look (the same slot sum): everything
  * the owner had then has arrived, as it should have by now, so what still
@@ -257,7 +261,13 @@ void verify_on_sums(struct peer *p, uint16_t from, const struct proto_header *h,
                     const uint8_t *body)
 {
 	struct verify_bits *v = &p->by_id[from].pulls.verify;
-	bool again = false, may_decide = v->confirm_ms == 0; /* no confirming look pending */
+	/*
+	 * A look decides only with no confirming look pending and once our
+	 * workers applied every synced record handed to them before the last
+	 * confirming request went: what the owner had a delay ago is here.
+	 */
+	bool again = false,
+	     may_decide = v->confirm_ms == 0 && LOAD_ACQUIRE(&p->apply_done) >= v->apply_mark;
 	struct proto_rd r;
 	uint16_t n;
 
@@ -308,6 +318,7 @@ void verify_confirm_due(struct peer *p, int64_t now)
 		req[0] = (uint8_t)n;
 		req[1] = (uint8_t)(n >> 8);
 		if (link_frame_put(l, P_SUMS_REQ, req, 2u + 2u * n, 0, 0, 0)) {
+			v->apply_mark = p->apply_sent;
 			PSTAT_INC(p, verify_confirms);
 			PSTAT_ADD(p, verify_sums_bytes_out, PROTO_HEADER_BYTES + 2u + 2u * n);
 		}
