@@ -76,6 +76,7 @@
 #define LINK_IN_MAX         (64u << 20) /* a link's unparsed input (frames are smaller) */
 #define FWD_OPS             3           /* register, deregister, heartbeat */
 #define VERIFY_CONFIRM_MS   200         /* a slot that differs is looked at again this much later */
+#define VERIFY_CONFIRM_MAX  4           /* ... or twice the sync lag, at most this many intervals */
 
 _Static_assert(PULL_SLOTS <= PWIRE_PULL_MAX, "a pull fits the wire's bound");
 _Static_assert(STORE_SLOTS / LOAD_SETS <= PULL_SLOTS, "a load set is one pull");

@@ -17,7 +17,9 @@
  * the sums of its range again a delay later: VERIFY_CONFIRM_MS (at most
  * half the interval), or twice the largest lag of that owner's sync seen
  * over the last two intervals if that is longer (an overloaded cluster
- * replicates in hundreds of ms), but never more than the interval. Looks
+ * replicates in hundreds of ms, and the look must wait for it), but never
+ * more than VERIFY_CONFIRM_MAX intervals (a clock ahead of ours inflates the
+ * estimate; it must not postpone repairs for ever). Looks
  * (periodic rounds) before the confirming one mark, never decide; so does a
  * confirming look whose answer finds this node's workers still applying
  * synced records handed to them before it was asked (apply_mark: a worker
@@ -110,7 +112,8 @@ uint32_t verify_confirm_delay_ms(const struct verify_bits *v, uint32_t verify_ms
 	uint32_t lag = v->lag_ms[0] > v->lag_ms[1] ? v->lag_ms[0] : v->lag_ms[1];
 	uint64_t d = 2ull * lag > base ? 2ull * lag : base;
 
-	return d < verify_ms ? (uint32_t)d : verify_ms;
+	return d < VERIFY_CONFIRM_MAX * (uint64_t)verify_ms ? (uint32_t)d
+	                                                    : VERIFY_CONFIRM_MAX * verify_ms;
 }
 
 /* The link went: what it showed is forgotten (the slots may move); the allocation stays. */

@@ -89,6 +89,11 @@ static bool all_listed(void *arg)
 	return true;
 }
 
+static bool round_passed(void *arg)
+{
+	return cluster_stat(&cl, 2, "peer_verify_rounds") != *(unsigned long long *)arg;
+}
+
 Test(cluster_detect, a_divergence_is_repaired_within_one_verify_round_of_its_owner,
      .init = start_diverging, .fini = teardown, .timeout = 120)
 {
@@ -100,9 +105,9 @@ Test(cluster_detect, a_divergence_is_repaired_within_one_verify_round_of_its_own
 	instances(div_in, div_ips, N_DIV, 0, "diverged");
 	/* Right after one of node 2's rounds, so the writes are not split across one. */
 	rounds0 = cluster_stat(&cl, 2, "peer_verify_rounds");
-	while (cluster_stat(&cl, 2, "peer_verify_rounds") == rounds0)
-		cluster_nap_ms(10); /* bounded by the test's timeout: a round comes every 3 s */
-	cluster_nap_ms(50);         /* a round counts one digest per peer: read it whole */
+	cluster_assert(&cl, wait_until(round_passed, &rounds0, 2 * INTERVAL_MS),
+	               "node 2 sends a digest every %d ms", INTERVAL_MS);
+	cluster_nap_ms(50); /* a round counts one digest per peer: read it whole */
 	rounds0 = cluster_stat(&cl, 2, "peer_verify_rounds");
 	t0 = cluster_mono_ms();
 	cr_assert_eq(cluster_register(&cl, 2, div_in, N_DIV, res), 0);

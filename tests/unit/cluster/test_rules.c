@@ -150,11 +150,15 @@ Test(verify, the_confirming_look_waits_for_replication_not_a_round)
 	cr_assert_lt(VERIFY_CONFIRM_MS, 1000);
 	cr_assert_eq(verify_confirm_delay_ms(&v, 200), 100, "never later than half an interval");
 	cr_assert_eq(verify_confirm_delay_ms(&v, 60000), VERIFY_CONFIRM_MS);
-	/* Sync arriving 300 ms late: wait twice that, never longer than an interval. */
+	/* Sync arriving 300 ms late: wait twice that, at most VERIFY_CONFIRM_MAX intervals. */
 	verify_note_lag(&v, 10300, 10000ull << 16 | 5);
 	cr_assert_eq(v.lag_ms[0], 300);
 	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), 600);
-	cr_assert_eq(verify_confirm_delay_ms(&v, 500), 500);
+	cr_assert_eq(verify_confirm_delay_ms(&v, 200), 600, "longer than an interval if need be");
+	verify_note_lag(&v, 20000, 10000ull << 16); /* 10 s late, or a clock far ahead */
+	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), VERIFY_CONFIRM_MAX * 1000,
+	             "but never more than a few intervals");
+	v.lag_ms[0] = 300;
 	/* A clock behind the owner's is no lag; the largest of two intervals counts. */
 	verify_note_lag(&v, 9000, 10000ull << 16);
 	cr_assert_eq(v.lag_ms[0], 300);
