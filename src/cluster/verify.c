@@ -111,9 +111,11 @@ uint32_t verify_confirm_delay_ms(const struct verify_bits *v, uint32_t verify_ms
 	uint32_t base = verify_ms / 2 < VERIFY_CONFIRM_MS ? verify_ms / 2 : VERIFY_CONFIRM_MS;
 	uint32_t lag = v->lag_ms[0] > v->lag_ms[1] ? v->lag_ms[0] : v->lag_ms[1];
 	uint64_t d = 2ull * lag > base ? 2ull * lag : base;
+	uint64_t cap = VERIFY_CONFIRM_MAX * (uint64_t)verify_ms;
 
-	return d < VERIFY_CONFIRM_MAX * (uint64_t)verify_ms ? (uint32_t)d
-	                                                    : VERIFY_CONFIRM_MAX * verify_ms;
+	if (d > cap)
+		d = cap;
+	return d < UINT32_MAX ? (uint32_t)d : UINT32_MAX;
 }
 
 /* The link went: what it showed is forgotten (the slots may move); the allocation stays. */
