@@ -589,7 +589,7 @@ static void on_frame(struct peer *p, struct link *l, const struct proto_header *
 		forward_on_ack(p, l->id, h, body);
 		break;
 	case P_SYNC:
-		sync_on_frame(p, h, body);
+		sync_on_frame(p, l->id, h, body);
 		break;
 	case P_DIGEST:
 		verify_on_digest(p, l->id, body);

@@ -20,8 +20,8 @@
  *   3. drain the workers' rings: sync batches go onto the links, write
  *      items onto the forward builders, finished parts back to peers;
  *   4. timers: pings, health (which may change the map and send a
- *      takeover), load and merge progress, a verify round, repair pulls,
- *      held fault frames;
+ *      takeover), load and merge progress, a verify round, the confirming
+ *      looks due, repair pulls, held fault frames;
  *   5. flush the forward builders (one FWD frame per owner per op per
  *      loop, whatever the number of requests) and stream served pulls;
  *   6. write every link with output, wake the workers we queued for, poll
@@ -229,6 +229,8 @@ static void *peer_main(void *arg)
 			p->last_verify_ms = now;
 			verify_round(p);
 		}
+		if (p->ready && !p->need_merge)
+			verify_confirm_due(p, now);
 		repair_schedule(p);
 		fault_flush(p, now);
 		forward_flush_all(p);

@@ -14,7 +14,7 @@
  *              slot map and the takeover of the slots gained
  *   forward.c  writes for other members' slots, both ways
  *   sync.c     the change feed to every peer; peers' records to workers
- *   verify.c   digests, per-slot sums, the two-round rule
+ *   verify.c   digests, per-slot sums, the confirming look
  *   repair.c   pulls (repair and load), collecting a slot, serving pulls
  *   load.c     the startup load, merge-before-verify, becoming READY
  *   fault.c    test-only hooks that drop or hold sync frames
@@ -76,6 +76,8 @@
 #define PREAUTH_PER_SOURCE  4 /* accepted links not yet authenticated, per source address */
 #define LINK_IN_MAX         (64u << 20) /* a link's unparsed input (frames are smaller) */
 #define FWD_OPS             3           /* register, deregister, heartbeat */
+#define VERIFY_CONFIRM_MS   200         /* a slot that differs is looked at again this much later */
+#define VERIFY_CONFIRM_MAX  4           /* ... or twice the sync lag, at most this many intervals */
 
 _Static_assert(PULL_SLOTS <= PWIRE_PULL_MAX, "a pull fits the wire's bound");
 _Static_assert(STORE_SLOTS / LOAD_SETS <= PULL_SLOTS, "a load set is one pull");
@@ -148,11 +150,19 @@ typedef void fwd_answer_fn(void *ctx, struct fref *f, int16_t res);
 
 /* ---- verify, pulls and repair (verify.c, repair.c) ---- */
 
-/* The two-round rule's bits for one owner (verify.c). */
+/* The confirming look's state for one owner (verify.c). */
 struct verify_bits {
-	uint64_t suspect[STORE_SLOTS / 64]; /* slots that differed in the last round */
+	uint64_t suspect[STORE_SLOTS / 64]; /* slots that differed at the last look */
 	uint64_t want[STORE_SLOTS / 64];    /* slots to pull from this owner */
+	uint32_t *seen;     /* STORE_SLOTS: the owner's sum at the last look (lazy; NULL: none) */
+	int64_t confirm_ms; /* a confirming SUMS_REQ is due then (0: none) */
+	uint64_t
+	        apply_mark; /* apply_sent when the last one went: decide once all that is applied */
+	uint32_t lag_ms[2]; /* its sync's largest arrival lag: this interval, the one before */
 };
+
+/* What one look at a slot decided (verify_note). */
+enum verify_verdict { VERIFY_EQUAL = 0, VERIFY_LOOK_AGAIN, VERIFY_PULL };
 
 /* A pull this node asked a peer for (repair or load). */
 struct pull {
@@ -282,8 +292,10 @@ struct peer {
 	bool merging;
 	struct load_plan plan;
 	int64_t load_progress_ms;
-	uint64_t load_sent; /* load messages handed to the workers */
-	uint64_t load_done; /* ... and released by them (atomic: workers add) */
+	uint64_t load_sent;  /* load messages handed to the workers */
+	uint64_t load_done;  /* ... and released by them (atomic: workers add) */
+	uint64_t apply_sent; /* synced records' messages handed to the workers (verify.c) */
+	uint64_t apply_done; /* ... and released by them, applied (atomic: workers add) */
 
 	/* sync.c: where each record of a frame goes */
 	struct {
@@ -302,6 +314,11 @@ struct peer {
 
 #define PSTAT_ADD(p, name, d) STORE_RELAXED(&(p)->view.stats.name, (p)->view.stats.name + (d))
 #define PSTAT_INC(p, name)    PSTAT_ADD(p, name, 1)
+#define PSTAGE_ADD(p, st, us)                                                                      \
+	do {                                                                                       \
+		uint64_t *c_ = &(p)->view.stage[st][repl_stage_bucket(us)];                        \
+		STORE_RELAXED(c_, *c_ + 1);                                                        \
+	} while (0)
 
 static inline const struct member *member_conf(const struct peer *p, uint16_t id)
 {
@@ -371,15 +388,23 @@ void forward_member_down(struct peer *p, uint16_t id);
 void forward_expire(struct peer *p, uint16_t id, int64_t now);
 
 /* sync.c */
-void sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data, uint32_t len,
-                             uint32_t count, uint16_t slot, uint64_t before);
+/* Returns the oldest version among the records (expiry's left out), 0 if none. */
+uint64_t sync_records_to_workers(struct peer *p, uint8_t kind, const uint8_t *data, uint32_t len,
+                                 uint32_t count, uint16_t slot, uint64_t before);
 void sync_on_feed(struct peer *p, struct xrecords *m);
-void sync_on_frame(struct peer *p, const struct proto_header *h, const uint8_t *body);
+void sync_on_frame(struct peer *p, uint16_t from, const struct proto_header *h,
+                   const uint8_t *body);
 
 /* verify.c */
-bool verify_note(struct verify_bits *v, uint32_t slot, bool differs);
+enum verify_verdict verify_note(struct verify_bits *v, uint32_t slot, bool differs,
+                                uint32_t owner_sum, uint32_t my_sum, bool may_decide);
 void verify_range_clean(struct verify_bits *v, uint32_t range);
+void verify_note_lag(struct verify_bits *v, int64_t now_wall_ms, uint64_t version);
+uint32_t verify_confirm_delay_ms(const struct verify_bits *v, uint32_t verify_ms);
+void verify_reset(struct verify_bits *v);
+void verify_free(struct verify_bits *v);
 void verify_round(struct peer *p);
+void verify_confirm_due(struct peer *p, int64_t now);
 void verify_on_digest(struct peer *p, uint16_t from, const uint8_t *body);
 void verify_on_sums_req(struct peer *p, uint16_t from, const struct proto_header *h,
                         const uint8_t *body);

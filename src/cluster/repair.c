@@ -143,7 +143,7 @@ void repair_pulls_lost(struct peer *p, uint16_t id)
 	for (int k = 0; k < PULLS_MAX; k++)
 		if (st->pulls.pulls[k])
 			pull_finished(p, id, k, false);
-	memset(&st->pulls.verify, 0, sizeof(st->pulls.verify));
+	verify_reset(&st->pulls.verify);
 	collect_reset(&st->pulls.collect);
 	serves_drop(&st->serve);
 }
@@ -196,8 +196,8 @@ void repair_on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 	before = proto_rd_u64(&r);
 	if (mp->pulls[k]->load) {
 		if (h->count)
-			sync_records_to_workers(p, XM_LOAD, body + 10, h->body_len - 10, h->count,
-			                        slot, before);
+			(void)sync_records_to_workers(p, XM_LOAD, body + 10, h->body_len - 10,
+			                              h->count, slot, before);
 		PSTAT_ADD(p, load_records, h->count);
 		if (h->status & CHUNK_LAST)
 			PSTAT_INC(p, load_slots);
@@ -222,8 +222,9 @@ void repair_on_chunk(struct peer *p, uint16_t from, const struct proto_header *h
 		return;
 	/* Never replace a slot we own, nor one the sender no longer owns in our view. */
 	if (p->view.owners[slot] == from && p->ready && !c->abandoned) {
-		sync_records_to_workers(p, XM_REPAIR, c->records.p, (uint32_t)buf_used(&c->records),
-		                        c->count, slot, before);
+		(void)sync_records_to_workers(p, XM_REPAIR, c->records.p,
+		                              (uint32_t)buf_used(&c->records), c->count, slot,
+		                              before);
 		PSTAT_ADD(p, repair_records, c->count);
 	}
 	collect_reset(c);
@@ -340,4 +341,5 @@ void repair_member_free(struct member_state *st)
 	}
 	serves_drop(&st->serve);
 	buf_free(&st->pulls.collect.records);
+	verify_free(&st->pulls.verify);
 }

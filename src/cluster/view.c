@@ -151,4 +151,7 @@ void peer_status_read(const struct peer *p, struct peer_status *out)
 #define PEER_STAT_READ(name) out->stats.name = LOAD_RELAXED(&p->view.stats.name);
 	PEER_STATS(PEER_STAT_READ)
 #undef PEER_STAT_READ
+	for (uint32_t st = 0; st < REPL_STAGES; st++)
+		for (uint32_t b = 0; b < REPL_STAGE_BUCKETS; b++)
+			out->stage[st][b] = LOAD_RELAXED(&p->view.stage[st][b]);
 }

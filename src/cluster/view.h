@@ -66,7 +66,9 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(verify_rounds)    /* digests sent */                                                     \
 	X(verify_bytes_out) /* digest bytes sent, all peers */                                     \
 	X(verify_mismatch)  /* digest ranges that differed */                                      \
-	X(repair_slots)     /* slots pulled from their owner to repair */                          \
+	X(verify_confirms)  /* confirming looks asked (SUMS_REQ soon after a slot differed) */     \
+	X(verify_sums_bytes_out) /* SUMS_REQ and SUMS bytes sent, all peers */                     \
+	X(repair_slots)          /* slots pulled from their owner to repair */                     \
 	X(repair_records)                                                                          \
 	X(repair_abandoned) /* slot repairs given up (too big, out of memory): verify retries */   \
 	X(load_slots)       /* slots loaded at startup */                                          \
@@ -79,6 +81,38 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(proto_errors)     /* peer frames refused; the link was closed */                         \
 	X(stalls)           /* loops that stood still past --peer-down: links dropped, reloaded */ \
 	X(membership_changes) /* cluster.conf changes applied (membership.c) */
+
+/*
+ * Replication lag by stage (us buckets, the last +Inf; not cumulative): where
+ * a synced record's time goes between its owner's write and its apply here.
+ *   feed     owner: written -> drained from the change feed by its worker
+ *            (ms resolution: the version's stamp)
+ *   handoff  owner: the worker's batch -> taken by the peer thread
+ *   link     the peer thread queued the SYNC frame -> the receiving peer
+ *            thread read it (flush, TLS, socket, the receiver's wake-up;
+ *            the sender's wall clock in the frame's id: same-clock hosts)
+ *   apply    receiver: the peer thread handed the records -> a worker
+ *            applied them
+ * feed and apply are counted by workers (server/stats.h), handoff and link
+ * by the peer thread (struct peer_view); each record counts once per stage
+ * except handoff and link, counted once per batch / frame.
+ */
+#define REPL_STAGES        4
+#define REPL_STAGE_BUCKETS 12
+enum { REPL_FEED = 0, REPL_HANDOFF, REPL_LINK, REPL_APPLY };
+static const uint32_t repl_stage_bounds_us[REPL_STAGE_BUCKETS - 1] = { 100,   250,    500,    1000,
+	                                                               2000,  3000,   5000,   10000,
+	                                                               25000, 100000, 1000000 };
+static const char *const repl_stage_names[REPL_STAGES] = { "feed", "handoff", "link", "apply" };
+
+static inline uint32_t repl_stage_bucket(int64_t us)
+{
+	uint32_t b = 0;
+
+	while (b < REPL_STAGE_BUCKETS - 1 && us > (int64_t)repl_stage_bounds_us[b])
+		b++;
+	return b;
+}
 
 struct peer_stats {
 #define PEER_STAT_FIELD(name) uint64_t name;
@@ -109,6 +143,7 @@ struct peer_view {
 	uint32_t left;     /* relaxed: this node is no longer in cluster.conf (membership.c) */
 	struct peer_view_member m[MEMBERS_MAX + 1];
 	struct peer_stats stats;
+	uint64_t stage[REPL_STAGES][REPL_STAGE_BUCKETS]; /* handoff and link (relaxed) */
 };
 
 /* One member as this node sees it. */
@@ -134,6 +169,7 @@ struct peer_status {
 	uint32_t n;
 	struct peer_member_status m[MEMBERS_MAX];
 	struct peer_stats stats;
+	uint64_t stage[REPL_STAGES][REPL_STAGE_BUCKETS]; /* handoff and link only */
 };
 
 #endif

@@ -34,7 +34,7 @@ void xmsg_release(void *m)
 	uint8_t kind = xmsg_kind(m);
 
 	assert(kind != XM_PENDING);
-	if (kind == XM_LOAD && ((struct xrecords *)m)->done)
+	if ((kind == XM_LOAD || kind == XM_APPLY) && ((struct xrecords *)m)->done)
 		__atomic_add_fetch(((struct xrecords *)m)->done, 1, __ATOMIC_RELEASE);
 	mem_free(m);
 }

@@ -114,7 +114,8 @@ struct xrecords {
 	uint32_t cap;    /* bytes the allocation holds at data */
 	uint16_t slot;   /* XM_REPAIR: the slot replaced */
 	uint64_t before; /* XM_REPAIR: the owner's clock when it listed the slot */
-	uint64_t *done;  /* XM_LOAD: incremented (release) when the message is released */
+	uint64_t *done;  /* XM_LOAD, XM_APPLY: incremented (release) when the message is released */
+	int64_t sent_us; /* XM_SYNC, XM_APPLY: clock_mono_us when handed over (lag stages) */
 	uint8_t data[];
 };
 

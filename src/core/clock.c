@@ -29,6 +29,14 @@ int64_t clock_wall_ms(const struct clock *c)
 	return ts_ms(CLOCK_REALTIME);
 }
 
+int64_t clock_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 uint64_t clock_mono_ns(void)
 {
 	struct timespec ts;

@@ -27,6 +27,9 @@ int64_t clock_mono_ms(const struct clock *c);
 /* The wall clock in ms, precise: versions are stamped with it. c NULL: the real clock. */
 int64_t clock_wall_ms(const struct clock *c);
 
+/* The real wall clock in us, precise: for latencies measured across processes. */
+int64_t clock_wall_us(void);
+
 /*
  * The real monotonic clock, precise (a vDSO read, no system call): for
  * latencies and for windows shorter than the coarse clock's tick.

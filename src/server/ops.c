@@ -595,6 +595,21 @@ static void handle_stats(struct worker *w, uint32_t idx, const struct proto_head
 			         (unsigned long long)ws.repl_count[b]);
 		text_put(&t, "repl_lag_ms_le_inf %llu\n",
 		         (unsigned long long)ws.repl_count[WORKER_REPL_BUCKETS - 1]);
+		for (int st = 0; st < REPL_STAGES; st++) {
+			/* feed and apply are the workers', handoff and link the peer thread's */
+			const uint64_t *c = st == REPL_FEED || st == REPL_APPLY ? ws.repl_stage[st]
+			                                                        : ps.stage[st];
+
+			for (int b = 0; b < REPL_STAGE_BUCKETS; b++) {
+				if (b < REPL_STAGE_BUCKETS - 1)
+					text_put(&t, "repl_stage_%s_us_le_%u %llu\n",
+					         repl_stage_names[st], repl_stage_bounds_us[b],
+					         (unsigned long long)c[b]);
+				else
+					text_put(&t, "repl_stage_%s_us_le_inf %llu\n",
+					         repl_stage_names[st], (unsigned long long)c[b]);
+			}
+		}
 	}
 	p = out_reserve(w, idx, PROTO_HEADER_BYTES + (uint32_t)t.len);
 	if (p == NULL)

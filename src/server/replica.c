@@ -97,7 +97,7 @@ void replica_sync_out(struct worker *w)
 {
 	struct replica *rp = &w->replica;
 	struct xrecords *m = NULL;
-	int64_t now_us;
+	int64_t now_us, now_wall_ms;
 	uint32_t n;
 
 	if (store_feed_len(w->shard) == 0)
@@ -109,6 +109,7 @@ void replica_sync_out(struct worker *w)
 	if (outbox_backlog(&w->out) > 0)
 		return; /* the peer thread (or a worker) is behind: the feed keeps them */
 	rp->last_sync_us = now_us;
+	now_wall_ms = clock_wall_ms(NULL);
 	while (outbox_backlog(&w->out) == 0 &&
 	       (n = store_feed_drain(w->shard, w->views, w->views_cap, NULL)) > 0) {
 		for (uint32_t i = 0; i < n; i++) {
@@ -127,6 +128,7 @@ void replica_sync_out(struct worker *w)
 			record_put(&wr, &w->views[i]);
 			if (wr.overflow) { /* full: send it, put this record in the next one */
 				assert(m->count > 0);
+				m->sent_us = clock_mono_us();
 				worker_send(w, w->srv->nworkers, m);
 				m = NULL;
 				i--;
@@ -134,10 +136,20 @@ void replica_sync_out(struct worker *w)
 			}
 			m->len = (uint32_t)(wr.p - m->data);
 			m->count++;
+			if (!(w->views[i].flags &
+			      STORE_F_EXPIRED)) /* an expiry's version is its base's */
+				WSTAT_ADD(w,
+				          repl_stage[REPL_FEED][repl_stage_bucket(
+				                  (now_wall_ms -
+				                   (int64_t)(w->views[i].version >> 16)) *
+				                  1000)],
+				          1);
 		}
 	}
-	if (m)
+	if (m) {
+		m->sent_us = clock_mono_us();
 		worker_send(w, w->srv->nworkers, m);
+	}
 }
 
 /* ---- apply ---- */
@@ -188,6 +200,11 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 	uint32_t nkeys = 0;
 	bool synced = xmsg_kind(m) == XM_APPLY;
 	int64_t now_wall = synced ? clock_wall_ms(NULL) : 0;
+
+	if (synced && m->sent_us)
+		WSTAT_ADD(w,
+		          repl_stage[REPL_APPLY][repl_stage_bucket(clock_mono_us() - m->sent_us)],
+		          m->count);
 
 	proto_rd_init(&rd, m->data, m->len);
 	for (uint32_t i = 0; i < m->count; i++) {

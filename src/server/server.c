@@ -364,6 +364,9 @@ static void stats_add(struct worker_stats *out, const struct worker_stats *st)
 		out->batch_count[i] += LOAD_RELAXED(&st->batch_count[i]);
 	for (int i = 0; i < WORKER_REPL_BUCKETS; i++)
 		out->repl_count[i] += LOAD_RELAXED(&st->repl_count[i]);
+	for (int s = 0; s < REPL_STAGES; s++)
+		for (int i = 0; i < REPL_STAGE_BUCKETS; i++)
+			out->repl_stage[s][i] += LOAD_RELAXED(&st->repl_stage[s][i]);
 }
 
 void worker_stats_read(struct worker *w, struct worker_stats *out)

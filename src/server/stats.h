@@ -8,6 +8,8 @@
 #ifndef DISTRO_SERVER_STATS_H
 #define DISTRO_SERVER_STATS_H
 
+#include "cluster/view.h"
+
 #include <stdint.h>
 
 /* Per-worker counters: declared once, summed for STATS. */
@@ -88,6 +90,7 @@ struct worker_stats {
 	uint64_t lat_sum_us;
 	uint64_t batch_count[WORKER_BATCH_BUCKETS]; /* loops by completions reaped, 1+ */
 	uint64_t repl_count[WORKER_REPL_BUCKETS];   /* synced records by lag, not cumulative */
+	uint64_t repl_stage[REPL_STAGES][REPL_STAGE_BUCKETS]; /* feed and apply (cluster/view.h) */
 };
 
 #endif

@@ -10,8 +10,9 @@
  * - every sync frame held 400 ms: the same, and the deleted stay deleted
  *   after the late frames (carrying the old registrations) arrive;
  * - every sync frame held 3 s: the same with the order made certain. With
- *   400 ms, repair (two verify rounds of 200 ms, then a pull) and the late
- *   frames arrive at about the same time; with 3 s, repair has made every
+ *   400 ms, repair (a verify round of 200 ms, a confirming look 100 ms
+ *   later, then a pull) and the late frames arrive at about the same
+ *   time; with 3 s, repair has made every
  *   node exact long before the frames holding the registrations of the
  *   deleted instances land, and those must not bring them back: the
  *   owner's listing is newer than anything in them.
@@ -30,7 +31,7 @@
 #define N_INST      500
 #define N_GONE      150
 #define CONVERGE_MS 20000
-#define REPAIR_MS   15000 /* verify every 200 ms (harness), two rounds, pulls */
+#define REPAIR_MS   15000 /* verify every 200 ms (harness), a confirming look, pulls */
 #define WATCH_MS    2000
 
 static struct cluster cl;

@@ -55,33 +55,63 @@ Test(quorum, every_split_of_2_to_5_members_has_at_most_one_side)
 			}
 }
 
-/* ---- verify: the two-round rule ---- */
+/* ---- verify: the confirming look ---- */
 
-Test(verify, a_slot_is_pulled_after_two_rounds_in_a_row)
+/* verify_note(v, slot, differs, the owner's sum, ours, may this look decide) */
+
+Test(verify, a_slot_still_missing_what_the_owner_had_at_the_last_look_is_pulled)
 {
 	struct verify_bits v;
 
 	memset(&v, 0, sizeof(v));
-	cr_assert(!verify_note(&v, 100, true), "once: maybe sync in flight");
+	cr_assert_eq(verify_note(&v, 100, true, 7, 1, true), VERIFY_LOOK_AGAIN,
+	             "once: maybe in flight");
 	cr_assert_eq(v.want[100 / 64], 0);
-	cr_assert(verify_note(&v, 100, true), "twice in a row: pull it");
+	cr_assert_eq(verify_note(&v, 100, true, 7, 1, true), VERIFY_PULL,
+	             "again, and we still lack what the owner had then: lost, pull it");
 	cr_assert(v.want[100 / 64] & (1ull << (100 % 64)));
+	verify_free(&v);
 }
 
-Test(verify, an_equal_round_clears_the_suspicion)
+Test(verify, writes_only_in_flight_are_looked_at_again_never_pulled)
 {
 	struct verify_bits v;
 
 	memset(&v, 0, sizeof(v));
-	cr_assert(!verify_note(&v, 7, true));
-	cr_assert(!verify_note(&v, 7, false), "equal now: sync caught up");
-	cr_assert(!verify_note(&v, 7, true), "a new difference starts again at one");
+	cr_assert_eq(verify_note(&v, 5, true, 1, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 5, true, 2, 1, true), VERIFY_LOOK_AGAIN,
+	             "we hold what the owner had at the last look: only newer writes differ");
+	cr_assert_eq(verify_note(&v, 5, true, 3, 2, true), VERIFY_LOOK_AGAIN, "a hot slot");
+	cr_assert_eq(v.want[0], 0);
+	cr_assert_eq(verify_note(&v, 5, true, 3, 2, true), VERIFY_PULL,
+	             "the write the owner had at the last look never came");
+	cr_assert_eq(v.want[0], 1ull << 5);
+	/* A lost record in a hot slot: we match none of the owner's sums. */
+	cr_assert_eq(verify_note(&v, 6, true, 1, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 6, true, 2, 9, true), VERIFY_PULL);
+	verify_free(&v);
+}
+
+Test(verify, an_equal_look_clears_the_suspicion)
+{
+	struct verify_bits v;
+
+	memset(&v, 0, sizeof(v));
+	cr_assert_eq(verify_note(&v, 7, true, 9, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 7, false, 9, 9, true), VERIFY_EQUAL,
+	             "equal now: sync caught up");
+	cr_assert_eq(verify_note(&v, 7, true, 9, 0, true), VERIFY_LOOK_AGAIN,
+	             "a new difference starts again at one");
 	cr_assert_eq(v.want[0], 0);
 	/* A whole range seen equal clears every slot of it. */
-	cr_assert(!verify_note(&v, 70, true));
+	cr_assert_eq(verify_note(&v, 70, true, 9, 0, true), VERIFY_LOOK_AGAIN);
 	verify_range_clean(&v, 70 / 64);
-	cr_assert(!verify_note(&v, 70, true));
+	cr_assert_eq(verify_note(&v, 70, true, 9, 0, true), VERIFY_LOOK_AGAIN);
 	cr_assert_eq(v.want[1], 0);
+	/* A lost link forgets the looks. */
+	verify_reset(&v);
+	cr_assert_eq(verify_note(&v, 70, true, 9, 0, true), VERIFY_LOOK_AGAIN);
+	verify_free(&v);
 }
 
 Test(verify, slots_are_independent)
@@ -89,11 +119,52 @@ Test(verify, slots_are_independent)
 	struct verify_bits v;
 
 	memset(&v, 0, sizeof(v));
-	cr_assert(!verify_note(&v, 1, true));
-	cr_assert(!verify_note(&v, 2, true));
-	cr_assert(verify_note(&v, 1, true));
-	cr_assert(!verify_note(&v, 3, true));
+	cr_assert_eq(verify_note(&v, 1, true, 1, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 2, true, 1, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 1, true, 1, 0, true), VERIFY_PULL);
+	cr_assert_eq(verify_note(&v, 3, true, 1, 0, true), VERIFY_LOOK_AGAIN);
 	cr_assert_eq(v.want[0], 1ull << 1);
+	verify_free(&v);
+}
+
+Test(verify, a_look_before_the_confirming_one_marks_but_never_decides)
+{
+	struct verify_bits v;
+
+	memset(&v, 0, sizeof(v));
+	cr_assert_eq(verify_note(&v, 9, true, 1, 0, true), VERIFY_LOOK_AGAIN);
+	cr_assert_eq(verify_note(&v, 9, true, 1, 0, false), VERIFY_LOOK_AGAIN,
+	             "a periodic round before the confirming look is due");
+	cr_assert_eq(v.want[0], 0);
+	cr_assert_eq(verify_note(&v, 9, true, 1, 0, true), VERIFY_PULL, "the confirming look");
+	verify_free(&v);
+}
+
+Test(verify, the_confirming_look_waits_for_replication_not_a_round)
+{
+	struct verify_bits v;
+
+	memset(&v, 0, sizeof(v));
+	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), VERIFY_CONFIRM_MS,
+	             "the default interval: looked at again 200 ms later, not 1 s");
+	cr_assert_lt(VERIFY_CONFIRM_MS, 1000);
+	cr_assert_eq(verify_confirm_delay_ms(&v, 200), 100, "never later than half an interval");
+	cr_assert_eq(verify_confirm_delay_ms(&v, 60000), VERIFY_CONFIRM_MS);
+	/* Sync arriving 300 ms late: wait twice that, at most VERIFY_CONFIRM_MAX intervals. */
+	verify_note_lag(&v, 10300, 10000ull << 16 | 5);
+	cr_assert_eq(v.lag_ms[0], 300);
+	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), 600);
+	cr_assert_eq(verify_confirm_delay_ms(&v, 200), 600, "longer than an interval if need be");
+	verify_note_lag(&v, 20000, 10000ull << 16); /* 10 s late, or a clock far ahead */
+	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), VERIFY_CONFIRM_MAX * 1000,
+	             "but never more than a few intervals");
+	v.lag_ms[0] = 300;
+	/* A clock behind the owner's is no lag; the largest of two intervals counts. */
+	verify_note_lag(&v, 9000, 10000ull << 16);
+	cr_assert_eq(v.lag_ms[0], 300);
+	v.lag_ms[1] = v.lag_ms[0];
+	v.lag_ms[0] = 10;
+	cr_assert_eq(verify_confirm_delay_ms(&v, 1000), 600, "the interval before still counts");
 }
 
 /* ---- the load plan ---- */
