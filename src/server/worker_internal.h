@@ -8,6 +8,8 @@
  *   ops.c      request dispatch and the ops (PING, writes, LIST, STATS,
  *              SLOT_MAP), the pendings that carry a write across shards
  *   subs.c     subscriptions and pushes
+ *   accept.c   the listeners: readiness, accepting within a budget, setting
+ *              a connection up
  *   nacos.c    the Nacos HTTP port's connections (nacos_internal.h)
  *   replica.c  the worker's half of Distro: routing an item, draining the
  *              feed to the peer thread, applying records, repairs and
@@ -84,6 +86,7 @@ enum conn_state { C_FREE = 0, C_OPEN = 1, C_CLOSING = 2 };
 
 /* What a connection speaks: the listener that accepted it (user_data idx of UD_ACCEPT). */
 enum conn_kind { CONN_BINARY = 0, CONN_NACOS = 1 };
+_Static_assert(CONN_NACOS < WORKER_LISTENERS, "a listener per kind");
 
 struct conn {
 	int fd;
@@ -125,6 +128,7 @@ static inline bool worker_clustered(const struct worker *w)
 
 /* worker.c */
 void conn_close(struct worker *w, uint32_t idx);
+void conn_arm_recv(struct worker *w, uint32_t idx);
 void conn_partial_mark(struct worker *w, struct conn *c, bool progress);
 uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n);
 void out_commit(struct worker *w, uint32_t idx, uint32_t n);
@@ -138,6 +142,12 @@ struct authq_job;
 void ops_auth_done(struct worker *w, struct authq_job *j);
 void nacos_auth_done(struct worker *w, struct authq_job *j);
 void conn_resume_frames(struct worker *w, uint32_t idx);
+
+/* accept.c */
+void accept_arm(struct worker *w);
+bool accept_some(struct worker *w);
+void accept_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
+void accept_stop(struct worker *w); /* closes the listeners */
 
 /* ops.c */
 void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);
