@@ -3,10 +3,11 @@
  * and setting up each accepted connection.
  *
  * Every worker listens on each client port itself (SO_REUSEPORT: the
- * kernel spreads connections): the binary protocol and the Nacos HTTP
- * port, one struct listener each (worker.h), indexed by enum conn_kind, fd
- * -1 when the port is not served. A connection's kind is the listener that
- * accepted it and decides who parses its bytes (worker.c on_data).
+ * kernel spreads connections): the binary protocol, the Nacos HTTP port
+ * and the Nacos gRPC port, one struct listener each (worker.h), indexed by
+ * enum conn_kind, fd -1 when the port is not served. A connection's kind
+ * is the listener that accepted it and decides who parses its bytes
+ * (worker.c on_data).
  *
  * Readiness, not accepts, comes from the ring: a multishot poll per
  * listener (the user_data idx says which). A multishot accept would accept
@@ -17,8 +18,8 @@
  *
  * The bounds every port shares are checked here, before a connection gets
  * a slot: the worker's share of --conns-max, --conns-per-source (one count
- * across the ports), and the per-kind state (an HTTP parser) that can run
- * out.
+ * across the ports), and the per-kind state (an HTTP parser, an HTTP/2
+ * session) that can run out.
  */
 #include "server/worker_internal.h"
 
@@ -90,8 +91,10 @@ static void conn_setup(struct worker *w, int fd, enum conn_kind kind)
 	c = conn_at(w, idx);
 	c->kind = (uint8_t)kind;
 	c->http = NULL;
+	c->grpc = NULL;
 	c->fd = fd;
-	if (kind == CONN_NACOS && !nacos_conn_open(w, c)) {
+	if ((kind == CONN_NACOS && !nacos_conn_open(w, c)) ||
+	    (kind == CONN_GRPC && !grpc_conn_open(w, idx))) {
 		WSTAT_INC(w, conns_refused);
 		srclimit_put(src, (uint32_t)bucket);
 		c->fd = -1;
@@ -111,6 +114,8 @@ static void conn_setup(struct worker *w, int fd, enum conn_kind kind)
 	c->active_ms = w->now_ms;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	WSTAT_INC(w, conns_accepted);
+	if (kind == CONN_GRPC)
+		grpc_conn_started(w, idx); /* its SETTINGS go first; the preface has a deadline */
 	conn_arm_recv(w, idx);
 }
 

@@ -291,6 +291,15 @@ int server_start(struct server *s, const struct server_config *cfg)
 			return fd;
 		}
 		s->workers[i].listeners[CONN_NACOS].fd = fd;
+		if (!cfg->grpc_on)
+			continue;
+		fd = listen_socket(cfg, i == 0 ? (uint16_t)cfg->grpc_port : s->grpc_port,
+		                   i == 0 ? &s->grpc_port : NULL);
+		if (fd < 0) {
+			server_free(s);
+			return fd;
+		}
+		s->workers[i].listeners[CONN_GRPC].fd = fd;
 	}
 	if (s->peer) /* before the workers run: they read it for SLOT_MAP and STATS */
 		peer_client_port_set(s->peer, s->port);
@@ -318,8 +327,10 @@ int server_start(struct server *s, const struct server_config *cfg)
 		server_stop(s);
 		return rc;
 	}
-	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %u workers",
-	         cfg->bind, s->port, cfg->bind, s->nacos_port, s->nworkers);
+	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %s:%u "
+	         "(Nacos gRPC%s), %u workers",
+	         cfg->bind, s->port, cfg->bind, s->nacos_port, cfg->bind, s->grpc_port,
+	         cfg->grpc_on ? "" : ": off", s->nworkers);
 	if (s->peer) {
 		struct peer_env env = {
 			.cfg = &s->cfg,

@@ -92,6 +92,7 @@ static void conn_free_slot(struct worker *w, uint32_t idx)
 
 	subs_of_conn_end(w, c);
 	nacos_conn_end(w, c);
+	grpc_conn_end(w, c);
 	close(c->fd);
 	srclimit_put(&w->srv->sources, c->src_bucket);
 	c->src_bucket = SRCLIMIT_NONE;
@@ -116,6 +117,9 @@ void conn_close(struct worker *w, uint32_t idx)
 	if (c->state == C_OPEN) {
 		c->state = C_CLOSING;
 		shutdown(c->fd, SHUT_RDWR); /* ends the armed receive */
+		if (c->kind == CONN_GRPC)
+			grpc_conn_closing(
+			        w, idx); /* its instances go (pending writes hold the slot) */
 	}
 	if (c->state == C_CLOSING && !c->recv_armed && !c->send_inflight && c->pending == 0 &&
 	    !c->dirty)
@@ -301,6 +305,10 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 
 	if (c->kind == CONN_NACOS) {
 		nacos_on_data(w, idx, data, len);
+		return;
+	}
+	if (c->kind == CONN_GRPC) {
+		grpc_on_data(w, idx, data, len);
 		return;
 	}
 	c->active_ms = w->now_ms;
@@ -567,6 +575,7 @@ static void begin_stop(struct worker *w)
 {
 	w->stopping = true;
 	accept_stop(w);
+	grpc_stop(w);
 }
 
 static void close_all(struct worker *w)
@@ -673,6 +682,7 @@ static void loop(struct worker *w)
 			subs_push(w);
 		}
 		subs_reap(w);
+		grpc_step(w);
 		push_next = nacos_push_step(w);
 		more_work = worker_clustered(w) && replica_step(w);
 		if (accept_some(w))
@@ -795,7 +805,7 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	}
 	pool_init(&w->pendings, PENDING_INLINE);
 	outbox_init(&w->out, &s->xcore, id);
-	if (nacos_init(w) < 0)
+	if (nacos_init(w) < 0 || grpc_init(w) < 0)
 		return -ENOMEM;
 	return subs_init(w);
 }
@@ -822,4 +832,5 @@ void worker_free(struct worker *w)
 	replica_free(w);
 	nacos_push_stop(w);
 	nacos_free(w);
+	grpc_free(w);
 }

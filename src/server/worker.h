@@ -26,9 +26,10 @@ struct sub;
 struct server;
 struct repair_job;
 struct nacos_worker;
+struct grpc_worker;
 
-/* Client ports a worker listens on: binary, Nacos HTTP (enum conn_kind). */
-#define WORKER_LISTENERS 2
+/* Client ports a worker listens on: binary, Nacos HTTP, Nacos gRPC (enum conn_kind). */
+#define WORKER_LISTENERS 3
 
 /* The worker's replica side (replica.c): work spread over loops within a budget. */
 struct replica {
@@ -53,6 +54,7 @@ struct worker {
 		bool ready; /* it fired: connections may wait to be accepted */
 	} listeners[WORKER_LISTENERS];
 	struct nacos_worker *nacos;
+	struct grpc_worker *grpc;
 	struct store_shard *shard;
 	struct epoch_rec *rec; /* the shard's record: this thread writes and reads with it */
 
