@@ -558,8 +558,13 @@ void grpc_conn_closing(struct worker *w, uint32_t idx)
 
 	if (g == NULL)
 		return;
-	/* Its instances go with it (answered to nobody: the slot waits for them). */
-	insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
+	/*
+	 * Its instances go with it (answered to nobody: the slot waits for
+	 * them). Not once the loop has ended (close_all at shutdown): a write
+	 * could no longer finish; grpc_stop deregistered them while it ran.
+	 */
+	if (!w->done)
+		insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
 	while (g->insts) {
 		struct ginst *x = g->insts;
 
@@ -788,8 +793,21 @@ void grpc_stop(struct worker *w)
 
 	if (gw == NULL)
 		return;
+	/*
+	 * GOAWAY, and the connections' instances deregistered now, while the
+	 * loop still runs to finish those writes (the workers drain before
+	 * they stop; input is no longer read, so nothing registers again).
+	 */
 	for (struct gconn *g = gw->list; g; g = g->next)
 		if (conn_at(w, g->idx)->state == C_OPEN) {
+			insts_send(w, g->idx, g, OP_DEREGISTER, GW_DROP);
+			while (g->insts) {
+				struct ginst *x = g->insts;
+
+				g->insts = x->next;
+				mem_free(x);
+			}
+			g->insts_n = 0;
 			h2_goaway(&g->h2);
 			pump(w, g->idx);
 		}
