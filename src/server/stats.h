@@ -65,6 +65,12 @@
 	X(stale_dropped)  /* connections closed unread after a stall: their client had gone */     \
 	X(fwd_stale)      /* forwarded items refused: they waited past --peer-down to run */       \
 	X(writes_refused) /* write items answered unavailable: no quorum, or this node left */     \
+	X(grpc_requests)  /* gRPC messages from clients on the Nacos gRPC port */                  \
+	X(grpc_errors)    /* answered with an ErrorResponse or a gRPC error status */              \
+	X(grpc_ejected)   /* gRPC connections closed: silent to a ClientDetectionRequest */        \
+	X(grpc_pushes)    /* NotifySubscriberRequests sent (retries counted) */                    \
+	X(grpc_push_acked)                                                                         \
+	X(grpc_renewed) /* instances renewed for their gRPC connection */                          \
 	X(loops)                                                                                   \
 	X(cqes)
 
