@@ -102,6 +102,9 @@ const t0 = Date.now();
 function stamp() {
 	return `+${((Date.now() - t0) / 1000).toFixed(3)}s`;
 }
+function stamp0(t) {
+	return `+${((t - t0) / 1000).toFixed(3)}s`;
+}
 function say(...a) {
 	process.stdout.write(`${stamp()} ${util.format(...a)}\n`);
 }
@@ -243,6 +246,9 @@ function nodeArgs(n, clustered) {
 	];
 	if (helpFlags().has('--nacos-bind')) a.push('--nacos-bind', '127.0.0.1');
 	if (helpFlags().has('--grpc-bind')) a.push('--grpc-bind', '127.0.0.1');
+	// The node renews its gRPC clients' instances at their owners more often
+	// than the beat timeout (it refuses a --grpc-renew that is not).
+	if (helpFlags().has('--grpc-renew')) a.push('--grpc-renew', String(BEAT_INTERVAL_MS));
 	if (clustered) {
 		a.push('--cluster-conf', path.join(workDir, 'cluster.conf'),
 			'--cluster-secret-file', path.join(workDir, 'secret'),
@@ -259,6 +265,7 @@ function startNode(n, clustered) {
 	fs.writeSync(fd, `=== e2e.js ${stamp()}: start node ${n.i} (nacos ${n.nacosPort}, grpc ` +
 		`${n.grpcPort}, admin ${n.adminPort}, peer ${n.peerPort})\n`);
 	n.exited = null;
+	n.down = false;
 	n.proc = spawn('setpriv', ['--pdeathsig', 'KILL', args.distrod, ...nodeArgs(n, clustered)], {
 		stdio: ['ignore', fd, fd],
 	});
@@ -274,15 +281,16 @@ function startNode(n, clustered) {
 // every 25 ms until true, at most timeoutMs. Bounded. A node that stops
 // (unless it may) or an SDK client process that dies fails at once.
 let nodesMayStop = false;
+let clientsMayStop = false;
 async function waitFor(what, timeoutMs, cond) {
 	const end = Date.now() + timeoutMs;
 	let last;
 	for (;;) {
 		if (!nodesMayStop)
 			for (const n of nodes)
-				if (n.exited) fail(`node ${n.i} stopped (${n.exited}) while waiting for ${what}`);
+				if (n.exited && !n.down) fail(`node ${n.i} stopped (${n.exited}) while waiting for ${what}`);
 		for (const c of clients)
-			if (c.exited) fail(`SDK client ${c.tag} died (${c.exited}) while waiting for ${what}`);
+			if (c.exited && !clientsMayStop) fail(`SDK client ${c.tag} died (${c.exited}) while waiting for ${what}`);
 		if (beatProblem) fail(`${beatProblem} (while waiting for ${what})`);
 		last = await cond();
 		if (last === true) return;
@@ -519,15 +527,15 @@ class SdkClient {
 	async sees(what, ltag, since, want, timeoutMs = PUSH_WAIT_MS) {
 		await waitFor(`SDK client ${this.tag}'s listener "${ltag}" to be called ${what} with ` +
 			`[${want.map(key).join(' ')}]`, timeoutMs, () => {
-			let seen = 'no call since the change';
+			const calls = [];
 			for (const e of this.events) {
 				if (e.tag !== ltag || e.t < since) continue;
 				if (e.err) return `called with an error: ${e.err}`;
-				const d = hostsDiff(e.hosts, want);
-				if (d === '') return true;
-				seen = d;
+				if (hostsDiff(e.hosts, want) === '') return true;
+				calls.push(`${stamp0(e.t)} ${brief(e.hosts)}`);
 			}
-			return seen;
+			return calls.length ? `calls since the change: ${calls.join(', ')}` :
+				'no call since the change';
 		});
 	}
 
@@ -619,12 +627,13 @@ async function startNodes() {
 		`gRPC ports ${nodes.map(n => n.grpcPort).join(', ')}`);
 }
 
+// Stops node n on purpose (SIGTERM, exit 0): until startNode, waits do not
+// count its absence as a failure.
 async function stopNode(n) {
-	nodesMayStop = true;
+	n.down = true;
 	n.proc.kill('SIGTERM');
 	await waitFor(`node ${n.i} to exit after SIGTERM`, 10000, () => n.exited !== null || 'running');
 	if (n.exited !== 'exit 0') fail(`node ${n.i} stopped with ${n.exited}, not exit 0`);
-	nodesMayStop = false;
 }
 
 // ---- the lifecycle ----
@@ -752,9 +761,12 @@ async function e2e() {
 		// instances at their owners: they expire there after the delete
 		// timeout (docs/nacos.md). Only A's replay can bring them back.
 		say('step: while node %d is down, A\'s instances expire at the survivors', nA.i);
-		await everyNodeLists('nothing while A\'s node is down', SVC_REDO, [],
-			DELETE_TIMEOUT_MS + BEAT_TIMEOUT_MS + 5000);
-		await everyNodeLists('nothing while A\'s node is down', SVC_BATCH, [], 5000);
+		// An instance whose owner was A's node lives on as the new owner's
+		// copy until the delete timeout; one the survivors own goes when
+		// the dying node closes A's connection.
+		const bound = () => tStop + DELETE_TIMEOUT_MS + BEAT_TIMEOUT_MS + 5000 - Date.now();
+		await everyNodeLists('nothing while A\'s node is down', SVC_REDO, [], bound());
+		await everyNodeLists('nothing while A\'s node is down', SVC_BATCH, [], bound());
 		say('A\'s instances gone from the survivors %d ms after the stop', Date.now() - tStop);
 	}
 	startNode(nA, nodes.length > 1);
@@ -798,6 +810,7 @@ async function e2e() {
 	//     exits 0 within 10 s (under ASan this is where leaks show).
 	say('step: stop the clients, SIGTERM every node, each exits 0');
 	clearInterval(beatTimer);
+	clientsMayStop = true;
 	for (const c of clients) c.proc.disconnect();
 	await waitFor('the SDK client processes to exit', 10000,
 		() => clients.every(c => c.exited !== null) || 'running');
