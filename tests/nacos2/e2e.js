@@ -566,6 +566,24 @@ async function settle(since) {
 
 // ---- nodes ----
 
+// A node's gRPC counters from its admin /metrics: every metric line whose
+// name has "grpc" in it, as {name: value}.
+async function grpcMetrics(n) {
+	const r = await httpRequest(n.adminPort, 'GET', '/metrics');
+	const out = {};
+	if (r.status !== 200) return out;
+	for (const line of r.body.split('\n')) {
+		const m = /^([a-z_]*grpc[a-z_]*)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line);
+		if (m) out[m[1] + (m[2] || '')] = Number(m[3]);
+	}
+	return out;
+}
+
+function metric(ms, re) {
+	const k = Object.keys(ms).find(x => re.test(x));
+	return k === undefined ? undefined : ms[k];
+}
+
 async function waitNodesUp(which) {
 	await waitFor(`node(s) ${which.map(n => n.i).join(', ')} to answer GET /nacos/v1/ns/operator/` +
 		'metrics with status UP and accept TCP on the gRPC port', START_MS, async () => {
@@ -806,7 +824,28 @@ async function e2e() {
 	await everyNodeLists('nothing', SVC, []);
 	await everyNodeLists('nothing', SVC_REDO, []);
 
-	// 12. A clean stop: SDK clients first, then SIGTERM to every node, each
+	// 12. Every NotifySubscriberRequest a node sent was acknowledged: the SDK
+	//     sends no ack for a push it cannot decode (and the node then sends
+	//     it again), so a push the listeners never showed would stand out
+	//     here. Checked where the node counts both (its admin /metrics).
+	say('step: every push acknowledged (admin /metrics)');
+	for (const n of nodes) {
+		let seen = '';
+		await waitFor(`node ${n.i}: gRPC pushes sent == pushes acknowledged`, 5000, async () => {
+			const ms = await grpcMetrics(n);
+			const sent = metric(ms, /grpc_pushes/);
+			const acked = metric(ms, /grpc_push_acked/);
+			if (sent === undefined || acked === undefined) {
+				seen = 'not counted';
+				return true;
+			}
+			seen = `${sent} sent, ${acked} acknowledged`;
+			return sent === acked ? true : seen;
+		});
+		say('node %d: %s', n.i, seen);
+	}
+
+	// 13. A clean stop: SDK clients first, then SIGTERM to every node, each
 	//     exits 0 within 10 s (under ASan this is where leaks show).
 	say('step: stop the clients, SIGTERM every node, each exits 0');
 	clearInterval(beatTimer);
@@ -828,9 +867,14 @@ async function e2e() {
 
 e2e().then(() => {
 	process.exit(0);
-}, err => {
+}, async err => {
 	process.stderr.write(`\nFAILED (${args.nodes === 1 ? 'standalone' : '3-node cluster'}): ` +
 		`${err instanceof Failure ? err.message : err.stack}\n`);
+	for (const n of nodes) {
+		if (n.exited) continue;
+		const ms = await grpcMetrics(n);
+		process.stderr.write(`---- node ${n.i} gRPC counters: ${JSON.stringify(ms)}\n`);
+	}
 	dumpLogs();
 	process.exit(1);
 });
