@@ -43,9 +43,13 @@
  * id) and replays its registrations and subscriptions (nacos-sdk-rust
  * src/naming/redo/). distrod keeps no state across a restart, so with one
  * node A's instances come back only by that replay; with three, the
- * script deletes them through another node while A's node is down, so
- * there too only the replay brings them back. The replayed subscription
- * is checked by a push that must reach A after the restart.
+ * script first waits for them to leave the survivors (nothing renews them
+ * once their connection's node is gone: they go when it closes the
+ * connection, or at the latest after the delete timeout) and for B to be
+ * pushed that, so there too only the replay brings them back. The
+ * replayed subscription is checked by a push that must reach A after the
+ * restart. Last, every node must have had each of its pushes acknowledged
+ * (its admin /metrics): the SDK acks only pushes it could decode.
  *
  * Every wait is bounded and polls a condition; nothing sleeps as an
  * assertion. Instance addresses are documentation ranges (192.0.2.0/24,
