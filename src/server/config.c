@@ -63,6 +63,27 @@ static const struct opt opts[] = {
 	{ "nacos-port-file", T_STR, OFF(nacos_port_file),
 	  sizeof(((struct server_config *)0)->nacos_port_file), "",
 	  "write the Nacos port chosen to this file once listening" },
+	{ "grpc-port", T_STR, OFF(grpc_port_arg),
+	  sizeof(((struct server_config *)0)->grpc_port_arg), "auto",
+	  "Nacos 2.x gRPC port on --bind, served by the workers: auto (--nacos-port + 1000, as "
+	  "Nacos clients assume; ephemeral when --nacos-port is 0), off, or a port (0 picks one)" },
+	{ "grpc-port-file", T_STR, OFF(grpc_port_file),
+	  sizeof(((struct server_config *)0)->grpc_port_file), "",
+	  "write the gRPC port chosen to this file once listening" },
+	{ "grpc-detect-idle", T_U32, OFF(grpc_detect_idle_ms), 0, "20000",
+	  "a gRPC connection silent this long gets a ClientDetectionRequest, ms (Nacos: 20000)" },
+	{ "grpc-detect-timeout", T_U32, OFF(grpc_detect_timeout_ms), 0, "5000",
+	  "a gRPC connection that does not answer it within this is closed with its instances, "
+	  "ms" },
+	{ "grpc-renew", T_U32, OFF(grpc_renew_ms), 0, "0",
+	  "the instances of each gRPC connection are renewed this often, ms (< --beat-timeout); "
+	  "0 = --beat-interval" },
+	{ "grpc-push-timeout", T_U32, OFF(grpc_push_timeout_ms), 0, "5000",
+	  "a NotifySubscriberRequest not acknowledged within this is sent again, ms" },
+	{ "grpc-msg-max", T_U32, OFF(grpc_msg_bytes_max), 0, "4194304",
+	  "largest gRPC message accepted or sent, bytes (gRPC's default 4 MiB)" },
+	{ "grpc-streams-max", T_U32, OFF(grpc_streams_max), 0, "128",
+	  "concurrent HTTP/2 streams of one gRPC connection" },
 	{ "nacos-push-window", T_U32, OFF(nacos_push_window_ms), 0, "2",
 	  "UDP pushes to Nacos subscribers coalesce the changes of this many ms" },
 	{ "nacos-push-retry", T_U32, OFF(nacos_push_retry_ms), 0, "1000",
@@ -256,6 +277,7 @@ static int ports_collide(const struct server_config *c)
 	} p[] = {
 		{ "--port", c->port },
 		{ "--nacos-port", c->nacos_port },
+		{ "--grpc-port", c->grpc_on ? c->grpc_port : 0 },
 		{ "--http-port", c->http_port },
 		{ "--peer-port",
 		  c->cluster_conf[0] && c->cluster_self[0] == '\0' ? c->peer_port : 0 },
@@ -383,6 +405,44 @@ int config_load(struct server_config *c, int argc, char **argv)
 	if (c->auth_token_ttl_ms < NAUTH_TTL_MS_MIN || c->auth_token_ttl_ms > NAUTH_TTL_MS_MAX) {
 		fprintf(stderr, "distrod: --auth-token-ttl: need %lld..%lld ms\n", NAUTH_TTL_MS_MIN,
 		        NAUTH_TTL_MS_MAX);
+		return -1;
+	}
+	if (strcmp(c->grpc_port_arg, "off") == 0) {
+		c->grpc_on = false;
+	} else if (strcmp(c->grpc_port_arg, "auto") == 0) {
+		c->grpc_on = true;
+		c->grpc_port = c->nacos_port == 0 ? 0 : c->nacos_port + 1000;
+	} else {
+		char *end;
+		unsigned long v = strtoul(c->grpc_port_arg, &end, 10);
+
+		c->grpc_on = true;
+		c->grpc_port = (uint32_t)v;
+		if (*c->grpc_port_arg == '\0' || *end != '\0' || v > 65535) {
+			fprintf(stderr, "distrod: --grpc-port: need auto, off or 0..65535\n");
+			return -1;
+		}
+	}
+	if (c->grpc_on && c->grpc_port > 65535) {
+		/* A Nacos port above 64535 has no +1000: the SDKs cannot reach gRPC there anyway.
+		 */
+		fprintf(stderr, "distrod: --grpc-port auto: --nacos-port + 1000 is over 65535, the "
+		                "gRPC port is off (give --grpc-port to serve it)\n");
+		c->grpc_on = false;
+		c->grpc_port = 0;
+	}
+	if (c->grpc_renew_ms == 0)
+		c->grpc_renew_ms =
+		        c->store.timing.interval_ms; /* < --beat-timeout, checked above */
+	if (c->grpc_detect_idle_ms < 100 || c->grpc_detect_timeout_ms < 100 ||
+	    c->grpc_renew_ms < 10 || c->grpc_renew_ms >= c->store.timing.timeout_ms ||
+	    c->grpc_push_timeout_ms < 100 || c->grpc_msg_bytes_max < 4096 ||
+	    c->grpc_msg_bytes_max > (64u << 20) || c->grpc_streams_max == 0 ||
+	    c->grpc_streams_max > 65536) {
+		fprintf(stderr, "distrod: out of range: need --grpc-detect-idle, "
+		                "--grpc-detect-timeout, --grpc-push-timeout >= 100, --grpc-renew "
+		                "10..(--beat-timeout - 1), --grpc-msg-max 4096..64Mi, "
+		                "--grpc-streams-max 1..65536\n");
 		return -1;
 	}
 	if (ports_collide(c) < 0)

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,10 +38,21 @@ struct server_config {
 	char http_port_file[256];
 	uint32_t nacos_port; /* the Nacos HTTP API (docs/nacos.md); 0 picks a free one */
 	char nacos_port_file[256];
-	uint32_t nacos_push_window_ms; /* UDP pushes coalesce the changes of this many ms */
-	uint32_t nacos_push_retry_ms;  /* an unacknowledged push is sent again after this */
-	uint32_t nacos_push_ttl_ms;    /* a subscriber that stops polling is forgotten after this */
-	uint32_t nacos_push_subs_max;  /* UDP subscribers of the node */
+	/* The Nacos 2.x gRPC port (docs/nacos.md, "gRPC") */
+	char grpc_port_arg[16]; /* "auto" (--nacos-port + 1000), "off", or a port; 0 picks one */
+	uint32_t grpc_port;     /* from grpc_port_arg, when grpc_on */
+	bool grpc_on;
+	char grpc_port_file[256];
+	uint32_t grpc_detect_idle_ms;    /* a connection silent this long is asked if it is there */
+	uint32_t grpc_detect_timeout_ms; /* and ejected if it does not answer within this */
+	uint32_t grpc_renew_ms;          /* the connections' instances are renewed this often */
+	uint32_t grpc_push_timeout_ms;   /* an unacknowledged push is sent again after this */
+	uint32_t grpc_msg_bytes_max;     /* one gRPC message, either way */
+	uint32_t grpc_streams_max;       /* concurrent HTTP/2 streams of one connection */
+	uint32_t nacos_push_window_ms;   /* UDP pushes coalesce the changes of this many ms */
+	uint32_t nacos_push_retry_ms;    /* an unacknowledged push is sent again after this */
+	uint32_t nacos_push_ttl_ms;   /* a subscriber that stops polling is forgotten after this */
+	uint32_t nacos_push_subs_max; /* UDP subscribers of the node */
 	/* Nacos-compatible authentication (docs/nacos.md, "Authentication") */
 	char auth_users[256];       /* users file; "": authentication off */
 	uint32_t auth_token_ttl_ms; /* tokens issued expire after this */

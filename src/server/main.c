@@ -135,6 +135,10 @@ int main(int argc, char **argv)
 	if (cfg.nacos_port_file[0] && write_port_file(cfg.nacos_port_file, srv.nacos_port) < 0)
 		log_warn("cannot write --nacos-port-file %s: %s", cfg.nacos_port_file,
 		         strerror(errno));
+	if (cfg.grpc_on && cfg.grpc_port_file[0] &&
+	    write_port_file(cfg.grpc_port_file, srv.grpc_port) < 0)
+		log_warn("cannot write --grpc-port-file %s: %s", cfg.grpc_port_file,
+		         strerror(errno));
 	if (cfg.port_file[0] && write_port_file(cfg.port_file, srv.port) < 0)
 		log_warn("cannot write --port-file %s: %s", cfg.port_file, strerror(errno));
 	(void)notify_init(&notify); /* notify.on: under systemd */

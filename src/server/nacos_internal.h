@@ -259,6 +259,10 @@ void nacos_catalog_instances(struct nctx *x);
 /* nacos_api.c */
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
                       bool healthy_only, struct buf *b, uint64_t *revision);
+/* The same, with the bare service name in "name" (gRPC's ServiceInfo) when bare_name. */
+int nacos_render_service(struct worker *w, const struct store_svc_key *sk,
+                         struct store_str clusters, bool healthy_only, bool bare_name,
+                         struct buf *b, uint64_t *revision);
 void nacos_api_dispatch(struct nctx *x);
 /*
  * The answer of a write frame whose items all have their results: into b,

@@ -56,6 +56,13 @@ bool nacos_views_grow(struct worker *w, uint32_t n)
 int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct store_str clusters,
                       bool healthy_only, struct buf *b, uint64_t *revision)
 {
+	return nacos_render_service(w, sk, clusters, healthy_only, false, b, revision);
+}
+
+int nacos_render_service(struct worker *w, const struct store_svc_key *sk,
+                         struct store_str clusters, bool healthy_only, bool bare_name,
+                         struct buf *b, uint64_t *revision)
+{
 	struct store_str names[16];
 	struct store_filter f = { .enabled_only = true };
 	struct store_list_info info;
@@ -88,7 +95,8 @@ int nacos_render_list(struct worker *w, const struct store_svc_key *sk, struct s
 		healthy += (w->views[i].flags & STORE_F_HEALTHY) != 0;
 	protect = st.threshold > 0 && n > 0 && (double)healthy / n <= st.threshold;
 	snprintf(sum, sizeof(sum), "%llx", (unsigned long long)info.revision);
-	ok = nacos_put(b, "{\"name\":") && nacos_put_grouped(b, sk) &&
+	ok = nacos_put(b, "{\"name\":") &&
+	     (bare_name ? nacos_put_str(b, sk->service) : nacos_put_grouped(b, sk)) &&
 	     nacos_put(b, ",\"groupName\":") && nacos_put_str(b, sk->group) &&
 	     nacos_put(b, ",\"clusters\":") && nacos_put_str(b, clusters) &&
 	     nacos_put(b, ",\"cacheMillis\":") &&

@@ -172,6 +172,10 @@ static void respond_results(struct worker *w, uint32_t idx, const struct proto_h
 		nacos_write_done(w, idx, h, body, results);
 		return;
 	}
+	if (conn_at(w, idx)->kind == CONN_GRPC) { /* a gRPC write: a Nacos response, or none */
+		grpc_write_done(w, idx, h, results);
+		return;
+	}
 	uint32_t len = 2u * h->count;
 	uint8_t *p = out_reserve(w, idx, PROTO_HEADER_BYTES + len);
 

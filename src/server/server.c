@@ -262,7 +262,8 @@ int server_start(struct server *s, const struct server_config *cfg)
 	if (s->workers) { /* zeroed at once: server_free may read them */
 		memset(s->workers, 0, sizeof(s->workers[0]) * s->nworkers);
 		for (uint32_t i = 0; i < s->nworkers; i++)
-			s->workers[i].listen_fd = s->workers[i].nacos_fd = -1;
+			for (uint32_t k = 0; k < WORKER_LISTENERS; k++)
+				s->workers[i].listeners[k].fd = -1;
 	}
 	if (s->workers == NULL) {
 		server_free(s);
@@ -282,14 +283,23 @@ int server_start(struct server *s, const struct server_config *cfg)
 			server_free(s);
 			return fd;
 		}
-		s->workers[i].listen_fd = fd;
+		s->workers[i].listeners[CONN_BINARY].fd = fd;
 		fd = listen_socket(cfg, i == 0 ? (uint16_t)cfg->nacos_port : s->nacos_port,
 		                   i == 0 ? &s->nacos_port : NULL);
 		if (fd < 0) {
 			server_free(s);
 			return fd;
 		}
-		s->workers[i].nacos_fd = fd;
+		s->workers[i].listeners[CONN_NACOS].fd = fd;
+		if (!cfg->grpc_on)
+			continue;
+		fd = listen_socket(cfg, i == 0 ? (uint16_t)cfg->grpc_port : s->grpc_port,
+		                   i == 0 ? &s->grpc_port : NULL);
+		if (fd < 0) {
+			server_free(s);
+			return fd;
+		}
+		s->workers[i].listeners[CONN_GRPC].fd = fd;
 	}
 	if (s->peer) /* before the workers run: they read it for SLOT_MAP and STATS */
 		peer_client_port_set(s->peer, s->port);
@@ -317,8 +327,10 @@ int server_start(struct server *s, const struct server_config *cfg)
 		server_stop(s);
 		return rc;
 	}
-	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %u workers",
-	         cfg->bind, s->port, cfg->bind, s->nacos_port, s->nworkers);
+	log_info("distrod listening on %s:%u (binary protocol), %s:%u (Nacos HTTP API), %s:%u "
+	         "(Nacos gRPC%s), %u workers",
+	         cfg->bind, s->port, cfg->bind, s->nacos_port, cfg->bind, s->grpc_port,
+	         cfg->grpc_on ? "" : ": off", s->nworkers);
 	if (s->peer) {
 		struct peer_env env = {
 			.cfg = &s->cfg,

@@ -41,6 +41,7 @@ struct server {
 	int *ring_fds;       /* each worker's io_uring fd, for the peer thread's wake-ups */
 	uint16_t port;       /* the client port actually bound */
 	uint16_t nacos_port; /* the Nacos HTTP port actually bound */
+	uint16_t grpc_port;  /* the Nacos gRPC port actually bound; 0: off */
 	/*
 	 * The admin port's own counters (http/metrics.h), for /metrics on the
 	 * Nacos port: NULL until main publishes them (release) once the admin

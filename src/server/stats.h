@@ -62,6 +62,12 @@
 	X(stalls)        /* loops that stood still past STALL_MS: deadlines moved (worker.c) */    \
 	X(stale_dropped) /* connections closed unread after a stall: their client had gone */      \
 	X(fwd_stale)     /* forwarded items refused: they waited past --peer-down to run */        \
+	X(grpc_requests) /* gRPC messages from clients on the Nacos gRPC port */                   \
+	X(grpc_errors)   /* answered with an ErrorResponse or a gRPC error status */               \
+	X(grpc_ejected)  /* gRPC connections closed: silent to a ClientDetectionRequest */         \
+	X(grpc_pushes)   /* NotifySubscriberRequests sent (retries counted) */                     \
+	X(grpc_push_acked)                                                                         \
+	X(grpc_renewed) /* instances renewed for their gRPC connection */                          \
 	X(loops)                                                                                   \
 	X(cqes)
 

@@ -33,6 +33,8 @@ struct sub {
 	struct watch *watch;
 	uint32_t conn, conn_gen, id;
 	bool dead;
+	uint64_t push_id; /* gRPC: the push waiting for its ack, 0: none */
+	int64_t push_ms;  /* when it was sent */
 	struct store_filter filter;
 	struct store_str clusters[];
 	/* then the cluster names' bytes */
@@ -260,6 +262,88 @@ void subs_unsubscribe(struct worker *w, uint32_t idx, const struct proto_header 
 	}
 }
 
+/*
+ * gRPC subscriptions (grpc_naming.c). A Nacos 2.x client subscribes to a
+ * whole service (it filters clusters itself), once per service on its
+ * connection: a second subscribe of the same service keeps the one it has.
+ * 0, -ERR_LIMIT_SUBS or -ERR_NOMEM.
+ */
+int subs_grpc_add(struct worker *w, uint32_t idx, const struct store_svc_key *sk)
+{
+	struct conn *c = conn_at(w, idx);
+	struct watch *x;
+	struct sub *s;
+
+	for (s = c->subs; s; s = s->next_in_conn)
+		if (str_same(s->watch->key.ns, sk->ns) &&
+		    str_same(s->watch->key.group, sk->group) &&
+		    str_same(s->watch->key.service, sk->service))
+			return 0;
+	if (w->nsubs >= w->srv->cfg.subs_max)
+		return -ERR_LIMIT_SUBS;
+	s = mem_calloc(1, sizeof(*s));
+	x = s ? watch_get(w, sk) : NULL;
+	if (x == NULL) {
+		mem_free(s);
+		return -ERR_NOMEM;
+	}
+	if (x->subs == NULL)
+		x->revision = store_revision(w->srv->store, sk);
+	s->watch = x;
+	s->conn = idx;
+	s->conn_gen = c->gen;
+	s->next_in_watch = x->subs;
+	if (x->subs)
+		x->subs->prev_in_watch = s;
+	x->subs = s;
+	s->next_in_conn = c->subs;
+	c->subs = s;
+	w->nsubs++;
+	WSTAT_INC(w, subs);
+	return 0;
+}
+
+void subs_grpc_remove(struct worker *w, uint32_t idx, const struct store_svc_key *sk)
+{
+	struct conn *c = conn_at(w, idx);
+
+	for (struct sub **pp = &c->subs; *pp; pp = &(*pp)->next_in_conn) {
+		struct sub *s = *pp;
+
+		if (str_same(s->watch->key.ns, sk->ns) &&
+		    str_same(s->watch->key.group, sk->group) &&
+		    str_same(s->watch->key.service, sk->service)) {
+			*pp = s->next_in_conn;
+			s->dead = true;
+			s->next_dead = w->dead_subs;
+			w->dead_subs = s;
+			return;
+		}
+	}
+}
+
+/* The client acknowledged push_id: true when one of its subscriptions waited for it. */
+bool subs_grpc_ack(struct worker *w, struct conn *c, uint64_t push_id)
+{
+	(void)w;
+	for (struct sub *s = c->subs; s; s = s->next_in_conn)
+		if (push_id != 0 && s->push_id == push_id) {
+			s->push_id = 0;
+			return true;
+		}
+	return false;
+}
+
+/* Pushes not acknowledged within timeout_ms go again, with the service as it is now. */
+void subs_grpc_retry(struct worker *w, struct conn *c, uint32_t timeout_ms)
+{
+	for (struct sub *s = c->subs; s; s = s->next_in_conn)
+		if (s->push_id && w->now_ms - s->push_ms >= (int64_t)timeout_ms) {
+			s->push_id = grpc_push(w, s->conn, &s->watch->key);
+			s->push_ms = w->now_ms;
+		}
+}
+
 /* The push pass: one revision read per watched service. */
 void subs_push(struct worker *w)
 {
@@ -274,6 +358,11 @@ void subs_push(struct worker *w)
 
 			if (s->dead || c->gen != s->conn_gen || c->state != C_OPEN)
 				continue;
+			if (c->kind == CONN_GRPC) {
+				s->push_id = grpc_push(w, s->conn, &x->key);
+				s->push_ms = w->now_ms;
+				continue;
+			}
 			if (ops_send_list(w, s->conn, OP_PUSH, s->id, &x->key, &s->filter) == 0)
 				WSTAT_INC(w, pushes);
 		}

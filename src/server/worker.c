@@ -2,9 +2,9 @@
  * worker.c - the per-core server loop and its connections.
  *
  * Thread per core. Worker i owns store shard i, its own io_uring (created on
- * its own thread), its own listening socket on the shared client port
- * (SO_REUSEPORT: the kernel spreads connections), its own connections and
- * its own pools. Nothing here is shared between workers except the store
+ * its own thread), its own listening sockets on the shared client ports
+ * (SO_REUSEPORT: the kernel spreads connections; accept.c), its own
+ * connections and its own pools. Nothing here is shared between workers except the store
  * (read lock-free by everyone, written only by each shard's owner) and the
  * cross-core rings (shard/xcore.h), which each worker writes through its
  * own outbox (shard/outbox.h).
@@ -92,6 +92,7 @@ static void conn_free_slot(struct worker *w, uint32_t idx)
 
 	subs_of_conn_end(w, c);
 	nacos_conn_end(w, c);
+	grpc_conn_end(w, c);
 	close(c->fd);
 	srclimit_put(&w->srv->sources, c->src_bucket);
 	c->src_bucket = SRCLIMIT_NONE;
@@ -116,6 +117,9 @@ void conn_close(struct worker *w, uint32_t idx)
 	if (c->state == C_OPEN) {
 		c->state = C_CLOSING;
 		shutdown(c->fd, SHUT_RDWR); /* ends the armed receive */
+		if (c->kind == CONN_GRPC)
+			grpc_conn_closing(
+			        w, idx); /* its instances go (pending writes hold the slot) */
 	}
 	if (c->state == C_CLOSING && !c->recv_armed && !c->send_inflight && c->pending == 0 &&
 	    !c->dirty)
@@ -303,6 +307,10 @@ static void on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t 
 		nacos_on_data(w, idx, data, len);
 		return;
 	}
+	if (c->kind == CONN_GRPC) {
+		grpc_on_data(w, idx, data, len);
+		return;
+	}
 	c->active_ms = w->now_ms;
 	WSTAT_ADD(w, bytes_in, len);
 	if (buf_used(&c->in) == 0) {
@@ -382,37 +390,7 @@ static void drain_auth(struct worker *w)
 
 /* ---- io_uring operations ---- */
 
-/*
- * Readiness, not accepts, from the ring: a multishot poll on one listener
- * (the user_data idx says which, enum conn_kind). A multishot accept would
- * accept every waiting connection in one go, on this thread, before any
- * other completion is seen: 5,000 connects at once stall the loop for tens
- * of ms. So the poll only says "connections wait", and accept_some takes
- * at most ACCEPT_BUDGET per loop.
- */
-static void arm_accept(struct worker *w, enum conn_kind kind)
-{
-	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-
-	io_uring_prep_poll_multishot(sqe, kind == CONN_NACOS ? w->nacos_fd : w->listen_fd, POLLIN);
-	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, kind, 0));
-	if (kind == CONN_NACOS)
-		w->nacos_accept_armed = true;
-	else
-		w->accept_armed = true;
-}
-
-static void arm_accepts(struct worker *w)
-{
-	if (w->stopping)
-		return;
-	if (!w->accept_armed && w->listen_fd >= 0)
-		arm_accept(w, CONN_BINARY);
-	if (!w->nacos_accept_armed && w->nacos_fd >= 0)
-		arm_accept(w, CONN_NACOS);
-}
-
-static void arm_recv(struct worker *w, uint32_t idx)
+void conn_arm_recv(struct worker *w, uint32_t idx)
 {
 	struct conn *c = conn_at(w, idx);
 	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
@@ -433,140 +411,6 @@ static void submit_send(struct worker *w, uint32_t idx)
 	                   MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, idx, c->gen));
 	c->send_inflight = true;
-}
-
-/*
- * Sets up one accepted connection: the checks that can refuse it (slots,
- * --conns-per-source), its slot, its first receive. Two syscalls
- * (getpeername, setsockopt) besides the accept, and the receive's share of
- * the next submit: accept_some bounds how many run per loop.
- */
-static void conn_setup(struct worker *w, int fd, enum conn_kind kind)
-{
-	struct srclimit *src = &w->srv->sources;
-	uint64_t key;
-	int64_t bucket;
-	uint32_t idx;
-	struct conn *c;
-	int one = 1;
-
-	if (w->stopping || w->conn_free == UINT32_MAX) {
-		WSTAT_INC(w, conns_refused);
-		close(fd);
-		return;
-	}
-	bucket = SRCLIMIT_NONE;
-	if (src->max) {
-		key = srclimit_key_of_fd(fd);
-		if (key == 0) { /* gone already (reset before we got to it) */
-			close(fd);
-			return;
-		}
-		bucket = srclimit_take(src, key);
-		if (bucket < 0) {
-			WSTAT_INC(w, conns_source_refused);
-			close(fd);
-			return;
-		}
-	}
-	idx = w->conn_free;
-	c = conn_at(w, idx);
-	c->kind = (uint8_t)kind;
-	c->http = NULL;
-	if (kind == CONN_NACOS && !nacos_conn_open(w, c)) {
-		WSTAT_INC(w, conns_refused);
-		srclimit_put(src, (uint32_t)bucket);
-		close(fd);
-		return;
-	}
-	w->conn_free = c->next_free;
-	w->conns_used++;
-	c->fd = fd;
-	c->src_bucket = (uint32_t)bucket;
-	c->partial_ms = 0;
-	c->state = C_OPEN;
-	c->recv_armed = c->send_inflight = c->dirty = c->close_after_flush = false;
-	c->authed = c->auth_wait = false;
-	c->stale_check = w->now_ms < w->stall_until_ms;
-	c->pending = 0;
-	c->subs = NULL;
-	c->active_ms = w->now_ms;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	WSTAT_INC(w, conns_accepted);
-	arm_recv(w, idx);
-}
-
-/*
- * Accepts and sets up at most ACCEPT_BUDGET connections, over both
- * listeners that polled ready. A connection storm (thousands of connects
- * at once) then costs each loop a bounded slice, so the established
- * connections' completions are answered after at most that much accept
- * work. A listener stays marked ready until accept says EAGAIN; the poll
- * marks it again when a new connection comes. Out of descriptors (or
- * another accept failure): accepting pauses ACCEPT_PAUSE_MS instead of
- * spinning on it, logged at most once a second. True when connections may
- * still wait (the loop must not sleep).
- */
-static bool accept_some(struct worker *w)
-{
-	uint32_t budget = ACCEPT_BUDGET;
-
-	if (w->stopping || w->now_ms < w->accept_resume_ms)
-		return false;
-	for (int k = 0; k < 2; k++) {
-		enum conn_kind kind = k ? CONN_NACOS : CONN_BINARY;
-		bool *ready = k ? &w->nacos_accept_ready : &w->accept_ready;
-		int lfd = k ? w->nacos_fd : w->listen_fd;
-
-		while (*ready && budget > 0 && lfd >= 0) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-			if (fd >= 0) {
-				budget--;
-				conn_setup(w, fd, kind);
-				continue;
-			}
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			*ready = false;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			WSTAT_INC(w, accept_errors);
-			w->accept_resume_ms = w->now_ms + ACCEPT_PAUSE_MS;
-			*ready = true; /* try again after the pause */
-			if (w->now_ms - w->accept_log_ms >= 1000) {
-				w->accept_log_ms = w->now_ms;
-				log_warn("accept: %s (pausing accepts for %d ms)", strerror(errno),
-				         ACCEPT_PAUSE_MS);
-			}
-			return false;
-		}
-	}
-	if (budget == 0)
-		WSTAT_INC(w, accepts_deferred);
-	return w->accept_ready || w->nacos_accept_ready;
-}
-
-/* The listener's poll fired: connections wait for accept_some. */
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
-{
-	bool nacos = ud_idx(cqe->user_data) == CONN_NACOS;
-
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		if (nacos)
-			w->nacos_accept_armed = false;
-		else
-			w->accept_armed = false;
-	}
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED && !w->stopping)
-			log_warn("poll on a listener: %s", strerror(-cqe->res));
-		return;
-	}
-	if (nacos)
-		w->nacos_accept_ready = true;
-	else
-		w->accept_ready = true;
 }
 
 /* Is the client of this TCP connection still there (not closed, not reset)? */
@@ -615,7 +459,7 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	if (cqe->res == -ENOBUFS && c->state == C_OPEN) {
 		/* Every buffer was out; they came back as we parsed. Re-arm. */
 		if (!more)
-			arm_recv(w, idx);
+			conn_arm_recv(w, idx);
 		return;
 	}
 	if (cqe->res <= 0 && cqe->res != -ENOBUFS) {
@@ -623,7 +467,7 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		return;
 	}
 	if (!more && c->state == C_OPEN && !c->close_after_flush)
-		arm_recv(w, idx);
+		conn_arm_recv(w, idx);
 	else if (c->state == C_CLOSING)
 		conn_close(w, idx);
 }
@@ -730,16 +574,8 @@ static bool drained(struct worker *w)
 static void begin_stop(struct worker *w)
 {
 	w->stopping = true;
-	if (w->listen_fd >= 0) {
-		shutdown(w->listen_fd, SHUT_RDWR);
-		close(w->listen_fd);
-		w->listen_fd = -1;
-	}
-	if (w->nacos_fd >= 0) {
-		shutdown(w->nacos_fd, SHUT_RDWR);
-		close(w->nacos_fd);
-		w->nacos_fd = -1;
-	}
+	accept_stop(w);
+	grpc_stop(w);
 }
 
 static void close_all(struct worker *w)
@@ -805,7 +641,7 @@ static void loop(struct worker *w)
 			n++;
 			switch (ud_op(cqe->user_data)) {
 			case UD_ACCEPT:
-				on_accept(w, cqe);
+				accept_on_cqe(w, cqe);
 				break;
 			case UD_RECV:
 				on_recv(w, cqe);
@@ -846,6 +682,7 @@ static void loop(struct worker *w)
 			subs_push(w);
 		}
 		subs_reap(w);
+		grpc_step(w);
 		push_next = nacos_push_step(w);
 		more_work = worker_clustered(w) && replica_step(w);
 		if (accept_some(w))
@@ -867,7 +704,7 @@ static void loop(struct worker *w)
 		if (worker_clustered(w) && store_feed_len(w->shard) > 0 &&
 		    (long)s->cfg.sync_window_ms * 1000000L < ts.tv_nsec)
 			ts.tv_nsec = (long)s->cfg.sync_window_ms * 1000000L;
-		arm_accepts(w);
+		accept_arm(w);
 
 		if (!w->stopping && LOAD_ACQUIRE(&s->stop)) {
 			begin_stop(w);
@@ -935,7 +772,7 @@ void *worker_main(void *arg)
 	w->last_sweep_ms = w->now_ms;
 	if ((rc = nacos_push_start(w)) < 0)
 		log_warn("Nacos UDP push unavailable on this worker: %s", strerror(-rc));
-	arm_accepts(w);
+	accept_arm(w);
 	loop(w);
 	/* The buffer ring is unregistered by its issuer; the ring itself stays (worker_free). */
 	uring_bufs_free(&w->ring, &w->bufs);
@@ -948,8 +785,8 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->srv = s;
-	w->listen_fd = -1;
-	w->nacos_fd = -1;
+	for (uint32_t k = 0; k < WORKER_LISTENERS; k++)
+		w->listeners[k].fd = -1;
 	w->shard = store_shard(s->store, id);
 	w->rec = store_shard_rec(w->shard);
 	w->conns_max = (s->cfg.conns_max + s->nworkers - 1) / s->nworkers;
@@ -968,7 +805,7 @@ int worker_init(struct server *s, struct worker *w, uint32_t id)
 	}
 	pool_init(&w->pendings, PENDING_INLINE);
 	outbox_init(&w->out, &s->xcore, id);
-	if (nacos_init(w) < 0)
+	if (nacos_init(w) < 0 || grpc_init(w) < 0)
 		return -ENOMEM;
 	return subs_init(w);
 }
@@ -980,10 +817,7 @@ void worker_free(struct worker *w)
 			if (w->conns[i].state != C_FREE)
 				conn_free_slot(w, i);
 	}
-	if (w->listen_fd >= 0)
-		close(w->listen_fd);
-	if (w->nacos_fd >= 0)
-		close(w->nacos_fd);
+	accept_stop(w);
 	if (w->ring_ok) {
 		uring_bufs_free(&w->ring, &w->bufs);
 		io_uring_queue_exit(&w->ring);
@@ -998,4 +832,5 @@ void worker_free(struct worker *w)
 	replica_free(w);
 	nacos_push_stop(w);
 	nacos_free(w);
+	grpc_free(w);
 }

@@ -26,6 +26,10 @@ struct sub;
 struct server;
 struct repair_job;
 struct nacos_worker;
+struct grpc_worker;
+
+/* Client ports a worker listens on: binary, Nacos HTTP, Nacos gRPC (enum conn_kind). */
+#define WORKER_LISTENERS 3
 
 /* The worker's replica side (replica.c): work spread over loops within a budget. */
 struct replica {
@@ -43,13 +47,14 @@ struct worker {
 	struct io_uring ring;
 	struct uring_bufs bufs;
 	bool ring_ok; /* closed by the server, after the peer thread stopped */
-	int listen_fd;
-	bool accept_armed; /* the listener's multishot poll is armed */
-	bool accept_ready; /* it fired: connections may wait to be accepted (worker.c) */
-	int nacos_fd;      /* the Nacos HTTP port's listener (nacos.c) */
-	bool nacos_accept_armed;
-	bool nacos_accept_ready;
+	/* The client ports' listeners, by enum conn_kind (accept.c); fd -1: not served. */
+	struct listener {
+		int fd;
+		bool armed; /* its multishot poll is armed */
+		bool ready; /* it fired: connections may wait to be accepted */
+	} listeners[WORKER_LISTENERS];
 	struct nacos_worker *nacos;
+	struct grpc_worker *grpc;
 	struct store_shard *shard;
 	struct epoch_rec *rec; /* the shard's record: this thread writes and reads with it */
 

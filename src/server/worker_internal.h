@@ -8,7 +8,10 @@
  *   ops.c      request dispatch and the ops (PING, writes, LIST, STATS,
  *              SLOT_MAP), the pendings that carry a write across shards
  *   subs.c     subscriptions and pushes
+ *   accept.c   the listeners: readiness, accepting within a budget, setting
+ *              a connection up
  *   nacos.c    the Nacos HTTP port's connections (nacos_internal.h)
+ *   grpc.c     the Nacos gRPC port's connections (grpc_internal.h)
  *   replica.c  the worker's half of Distro: routing an item, draining the
  *              feed to the peer thread, applying records, repairs and
  *              takeovers within a budget per loop
@@ -83,7 +86,8 @@ static inline uint32_t ud_gen(uint64_t ud)
 enum conn_state { C_FREE = 0, C_OPEN = 1, C_CLOSING = 2 };
 
 /* What a connection speaks: the listener that accepted it (user_data idx of UD_ACCEPT). */
-enum conn_kind { CONN_BINARY = 0, CONN_NACOS = 1 };
+enum conn_kind { CONN_BINARY = 0, CONN_NACOS = 1, CONN_GRPC = 2 };
+_Static_assert(CONN_GRPC < WORKER_LISTENERS, "a listener per kind");
 
 struct conn {
 	int fd;
@@ -105,6 +109,7 @@ struct conn {
 	bool auth_wait;      /* binary: an AUTH's bcrypt is out; frames after it wait in `in` */
 	struct sub *subs;    /* this connection's subscriptions */
 	struct nconn *http;  /* CONN_NACOS: the HTTP state (nacos.c) */
+	struct gconn *grpc;  /* CONN_GRPC: the HTTP/2 session and Nacos connection (grpc.c) */
 	uint32_t src_bucket; /* its count in srv->sources (srclimit.h), given back at close */
 	int64_t partial_ms;  /* a request started then and is not whole yet; 0: none (worker.c) */
 };
@@ -125,6 +130,7 @@ static inline bool worker_clustered(const struct worker *w)
 
 /* worker.c */
 void conn_close(struct worker *w, uint32_t idx);
+void conn_arm_recv(struct worker *w, uint32_t idx);
 void conn_partial_mark(struct worker *w, struct conn *c, bool progress);
 uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n);
 void out_commit(struct worker *w, uint32_t idx, uint32_t n);
@@ -138,6 +144,27 @@ struct authq_job;
 void ops_auth_done(struct worker *w, struct authq_job *j);
 void nacos_auth_done(struct worker *w, struct authq_job *j);
 void conn_resume_frames(struct worker *w, uint32_t idx);
+
+/* accept.c */
+void accept_arm(struct worker *w);
+bool accept_some(struct worker *w);
+void accept_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
+void accept_stop(struct worker *w); /* closes the listeners */
+
+/* grpc.c: the Nacos gRPC port's connections */
+int grpc_init(struct worker *w);
+void grpc_free(struct worker *w);
+bool grpc_conn_open(struct worker *w, uint32_t idx);
+void grpc_conn_started(struct worker *w, uint32_t idx);
+void grpc_conn_closing(struct worker *w, uint32_t idx); /* OPEN -> CLOSING: give up what it owns */
+void grpc_conn_end(struct worker *w, struct conn *c);   /* the slot is freed */
+void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len);
+void grpc_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
+                     const int16_t *results);
+void grpc_step(struct worker *w); /* timers: renewals, client detection, push retries */
+void grpc_stop(struct worker *w); /* shutdown: GOAWAY on every connection */
+/* A NotifySubscriberRequest of k's current state on the bi-stream: its id, 0 if not sent. */
+uint64_t grpc_push(struct worker *w, uint32_t idx, const struct store_svc_key *k);
 
 /* ops.c */
 void ops_frame(struct worker *w, uint32_t idx, const struct proto_header *h, const uint8_t *body);
@@ -170,6 +197,11 @@ void subs_unsubscribe(struct worker *w, uint32_t idx, const struct proto_header 
                       const uint8_t *body);
 void subs_push(struct worker *w);
 void subs_of_conn_end(struct worker *w, struct conn *c);
+/* gRPC subscriptions: one per connection and service, pushed with grpc_push, acked. */
+int subs_grpc_add(struct worker *w, uint32_t idx, const struct store_svc_key *sk);
+void subs_grpc_remove(struct worker *w, uint32_t idx, const struct store_svc_key *sk);
+bool subs_grpc_ack(struct worker *w, struct conn *c, uint64_t push_id);
+void subs_grpc_retry(struct worker *w, struct conn *c, uint32_t timeout_ms);
 void subs_reap(struct worker *w);
 int subs_init(struct worker *w);
 void subs_free(struct worker *w);

@@ -22,9 +22,11 @@ struct node {
 	pid_t pid;
 	uint16_t port;
 	uint16_t nacos_port; /* the Nacos HTTP API's port (--nacos-port 0) */
+	uint16_t grpc_port;  /* the Nacos gRPC port (--grpc-port auto follows --nacos-port 0) */
 	char addr[64];
 	char port_file[128];
 	char nacos_port_file[128];
+	char grpc_port_file[128];
 };
 
 static inline int64_t now_ms(void)
@@ -56,6 +58,9 @@ static inline void node_start(struct node *n, const char *const *extra)
 	snprintf(n->nacos_port_file, sizeof(n->nacos_port_file), "/tmp/distrod-test-%d-%ld.nacos",
 	         getpid(), (long)now_ms());
 	unlink(n->nacos_port_file);
+	snprintf(n->grpc_port_file, sizeof(n->grpc_port_file), "/tmp/distrod-test-%d-%ld.grpc",
+	         getpid(), (long)now_ms());
+	unlink(n->grpc_port_file);
 	argv[argc++] = DISTROD_BIN;
 	argv[argc++] = "--bind";
 	argv[argc++] = "127.0.0.1";
@@ -81,6 +86,8 @@ static inline void node_start(struct node *n, const char *const *extra)
 	argv[argc++] = "0";
 	argv[argc++] = "--nacos-port-file";
 	argv[argc++] = n->nacos_port_file;
+	argv[argc++] = "--grpc-port-file";
+	argv[argc++] = n->grpc_port_file;
 	for (int i = 0; extra && extra[i] && argc < 62; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
@@ -111,6 +118,12 @@ static inline void node_start(struct node *n, const char *const *extra)
 					n->nacos_port = (uint16_t)port;
 				fclose(f);
 			}
+			f = fopen(n->grpc_port_file, "r");
+			if (f) {
+				if (fscanf(f, "%d", &port) == 1 && port > 0)
+					n->grpc_port = (uint16_t)port;
+				fclose(f);
+			}
 			return;
 		}
 		cr_assert_eq(waitpid(n->pid, NULL, WNOHANG), 0, "distrod exited at start");
@@ -131,6 +144,7 @@ static inline int node_stop(struct node *n)
 			n->pid = 0;
 			unlink(n->port_file);
 			unlink(n->nacos_port_file);
+			unlink(n->grpc_port_file);
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		}
 	}

@@ -57,6 +57,31 @@ Test(config, nacos_port_flag)
 	cr_assert_eq(cfg.nacos_port, 65535);
 }
 
+Test(config, grpc_port_follows_the_nacos_port, .init = cr_redirect_stderr)
+{
+	cr_assert_eq(load(NULL), 0);
+	cr_assert(cfg.grpc_on);
+	cr_assert_eq(cfg.grpc_port, 9848, "Nacos clients assume the Nacos port + 1000");
+	cr_assert_eq(load("--nacos-port", "18848", NULL), 0);
+	cr_assert_eq(cfg.grpc_port, 19848);
+	cr_assert_eq(load("--nacos-port", "0", NULL), 0);
+	cr_assert(cfg.grpc_on);
+	cr_assert_eq(cfg.grpc_port, 0, "an ephemeral Nacos port: an ephemeral gRPC port");
+	cr_assert_eq(load("--grpc-port", "off", NULL), 0);
+	cr_assert_not(cfg.grpc_on);
+	cr_assert_eq(load("--grpc-port", "12000", NULL), 0);
+	cr_assert(cfg.grpc_on);
+	cr_assert_eq(cfg.grpc_port, 12000);
+	cr_assert_eq(load("--nacos-port", "65000", NULL), 0, "no +1000 there: off, not an error");
+	cr_assert_not(cfg.grpc_on);
+	cr_assert_eq(load("--grpc-port", "65536", NULL), -1);
+	cr_assert_eq(load("--grpc-port", "x", NULL), -1);
+	cr_assert_eq(load("--grpc-port", "8850", NULL), -1, "the binary port's number");
+	cr_assert_eq(load("--nacos-port", "7850", "--port", "8850", NULL), -1,
+	             "auto collides with --port");
+	cr_assert_eq(load("--grpc-renew", "15000", NULL), -1, "renewals slower than the timeout");
+}
+
 Test(config, nacos_port_out_of_range, .init = cr_redirect_stderr)
 {
 	cr_assert_eq(load("--nacos-port", "65536", NULL), -1);

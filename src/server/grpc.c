@@ -1,0 +1,792 @@
+/*
+ * grpc.c - the Nacos 2.x gRPC port's connections, on the worker that
+ * accepted them.
+ *
+ * Transport. Each worker listens on the gRPC port itself (SO_REUSEPORT,
+ * accept.c) and receives with the same provided buffers as on the other
+ * ports. The bytes go to the connection's HTTP/2 session (src/grpc/h2.h,
+ * nghttp2 in memory); what the session has to send is taken after each
+ * feed and after each answer or push, into conn.out, and sent with
+ * everything else at the end of the loop. Nothing is taken from inside
+ * the session's callbacks (nghttp2 forbids sending from them): answers
+ * made there are left in the stream and taken when the feed returns.
+ *
+ * Life cycle, as a Nacos 2.x server (docs/nacos.md, "gRPC"):
+ *  - ServerCheckRequest, unary, is answered at any time with the
+ *    connection id, which is the transport's: <ms>_<ip>_<port> of the
+ *    client's address, like Nacos's AddressTransportFilter.
+ *  - ConnectionSetupRequest on the bi-stream registers the connection
+ *    (its tenant; a SetupAckRequest goes back when it offered an ability
+ *    table). Every other unary request before it is an ErrorResponse 301
+ *    (UN_REGISTER); an unknown type is 302 (NO_HANDLER).
+ *  - HealthCheckRequest is answered; any message counts as activity. A
+ *    registered connection silent for --grpc-detect-idle gets a
+ *    ClientDetectionRequest on the bi-stream; one that still says nothing
+ *    within --grpc-detect-timeout is ejected: closed, with its instances.
+ *  - Before its first whole message, a connection has --header-timeout
+ *    (the preface deadline, via conn.partial_ms).
+ *  - At shutdown every session sends GOAWAY (grpc_stop).
+ *
+ * Instances that live as long as their connection. A Nacos 2.x client
+ * does not beat: the server keeps its ephemeral instances while the
+ * connection lives. Here the connection keeps the wire items of what it
+ * registered (struct ginst, at most GRPC_INSTS_MAX) and every
+ * --grpc-renew ms sends them as one HEARTBEAT frame (or a few, of
+ * NACOS_BATCH_MAX items) through ops_write: the same path as a binary
+ * client's beats, so the owner of each instance (a shard here, or another
+ * node) renews it, or re-creates it if it was lost. When the connection
+ * ends (closed by the client, ejected, too slow, shutdown), its instances
+ * are deregistered the same way, and the slot is kept until those writes
+ * are answered (conn.pending). If this process dies instead, nothing
+ * renews them and they expire at their owner after --delete-timeout, as a
+ * beating client's would; the client reconnects and registers again.
+ *
+ * Pushes. SubscribeServiceRequest adds a subscription to the worker's
+ * watches (subs.c), like a binary SUBSCRIBE: every push window the
+ * revisions of the watched services are read and a changed service is
+ * pushed once to each subscriber, here as a NotifySubscriberRequest on
+ * the bi-stream (grpc_push). Each push waits for its
+ * NotifySubscriberResponse; one not acknowledged within
+ * --grpc-push-timeout is sent again with the current state (subs.c).
+ *
+ * Memory: a connection's state comes from the worker's pool; the HTTP/2
+ * session allocates through nghttp2 (bounded by SETTINGS: streams, header
+ * sizes, our message bound). Requests are decoded into per-worker scratch
+ * (a protobuf arena, a JSON token array, a string buffer) and answers are
+ * built in one per-worker buffer.
+ */
+#include "server/grpc_internal.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static void on_message(void *user, int32_t stream, enum h2_path path, const uint8_t *msg,
+                       size_t len);
+static void on_close(void *user, int32_t stream, enum h2_path path);
+
+static const struct h2_ops grpc_h2_ops = { on_message, on_close };
+
+int grpc_init(struct worker *w)
+{
+	struct grpc_worker *g = mem_calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return -ENOMEM;
+	w->grpc = g;
+	pool_init(&g->gconns, sizeof(struct gconn));
+	g->toks = mem_alloc(sizeof(jsmntok_t) * GRPC_TOKENS_MAX);
+	g->scratch = mem_alloc(GRPC_SCRATCH);
+	g->frame = mem_alloc(NACOS_FRAME_BYTES);
+	/* Untouched pages cost nothing: a worker without gRPC clients keeps little of this. */
+	if (g->toks == NULL || g->scratch == NULL || g->frame == NULL ||
+	    payload_arena_init(&g->arena, 2 * (size_t)w->srv->cfg.grpc_msg_bytes_max + 65536) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void grpc_free(struct worker *w)
+{
+	struct grpc_worker *g = w->grpc;
+
+	if (g == NULL)
+		return;
+	pool_destroy(&g->gconns);
+	payload_arena_free(&g->arena);
+	buf_free(&g->body);
+	mem_free(g->toks);
+	mem_free(g->scratch);
+	mem_free(g->frame);
+	mem_free(g);
+	w->grpc = NULL;
+}
+
+/* ---- output ---- */
+
+/* Moves what the session has to send into conn.out; closes when the session is over. */
+static void pump(struct worker *w, uint32_t idx)
+{
+	struct conn *c = conn_at(w, idx);
+	struct gconn *g = c->grpc;
+
+	if (g == NULL || g->in_feed || c->state == C_FREE)
+		return;
+	for (;;) {
+		const uint8_t *d;
+		long n = h2_take(&g->h2, &d);
+		uint8_t *p;
+
+		if (n < 0) {
+			conn_close(w, idx);
+			return;
+		}
+		if (n == 0)
+			break;
+		if (c->state != C_OPEN)
+			continue; /* closing: what it says no longer matters */
+		p = out_reserve(w, idx, (uint32_t)n);
+		if (p == NULL)
+			return; /* closed as too slow */
+		memcpy(p, d, (size_t)n);
+		out_commit(w, idx, (uint32_t)n);
+	}
+	if (c->state == C_OPEN && h2_done(&g->h2)) {
+		c->close_after_flush = true;
+		if (c->out.len == 0 && !c->send_inflight)
+			conn_close(w, idx);
+	}
+}
+
+struct buf *grpc_body(struct worker *w)
+{
+	buf_clear(&w->grpc->body);
+	return &w->grpc->body;
+}
+
+bool grpc_put(struct buf *b, const char *s)
+{
+	return json_put_raw(b, s, strlen(s), NACOS_BODY_MAX);
+}
+
+bool grpc_put_head(struct buf *b, const char *rid)
+{
+	return grpc_put(b, "{\"resultCode\":200,\"errorCode\":0,\"message\":null,\"requestId\":") &&
+	       json_put_str(b, rid, strlen(rid), NACOS_BODY_MAX) &&
+	       grpc_put(b, ",\"success\":true");
+}
+
+/* Sends the worker's body as one message of type on stream; on a unary stream, ends it. */
+static int send_body(struct worker *w, uint32_t idx, int32_t stream, const char *type, bool end)
+{
+	struct gconn *g = conn_at(w, idx)->grpc;
+	struct buf *b = &w->grpc->body, *out;
+	size_t max = w->srv->cfg.grpc_msg_bytes_max;
+
+	if (g == NULL || conn_at(w, idx)->state != C_OPEN)
+		return -ERR_NOT_FOUND;
+	out = h2_stream_out(&g->h2, stream);
+	if (out == NULL)
+		return -ERR_NOT_FOUND;
+	if (buf_used(b) + 256 > max) {
+		WSTAT_INC(w, grpc_errors);
+		if (end)
+			h2_finish(&g->h2, stream, GRPC_RESOURCE_EXHAUSTED,
+			          "answer larger than the message bound");
+		return -ERR_TOO_BIG;
+	}
+	if (payload_encode(out, max + 5 + (end ? 0 : (size_t)w->srv->cfg.out_bytes_max), true, type,
+	                   (const char *)b->p + b->off, buf_used(b)) < 0) {
+		/* A client that stopped reading its stream: it cannot be served. */
+		conn_close(w, idx);
+		return -ERR_NOMEM;
+	}
+	if (end)
+		h2_finish(&g->h2, stream, GRPC_OK, NULL);
+	else
+		h2_flush(&g->h2, stream);
+	pump(w, idx);
+	return 0;
+}
+
+void grpc_answer(struct worker *w, uint32_t idx, int32_t stream, const char *type)
+{
+	(void)send_body(w, idx, stream, type, true);
+}
+
+void grpc_answer_fail(struct worker *w, uint32_t idx, int32_t stream, const char *type,
+                      const char *rid, int code, const char *msg)
+{
+	struct buf *b = grpc_body(w);
+	char num[16];
+
+	WSTAT_INC(w, grpc_errors);
+	snprintf(num, sizeof(num), "%d", code);
+	if (grpc_put(b, "{\"resultCode\":500,\"errorCode\":") && grpc_put(b, num) &&
+	    grpc_put(b, ",\"message\":") && json_put_str(b, msg, strlen(msg), NACOS_BODY_MAX) &&
+	    grpc_put(b, ",\"requestId\":") && json_put_str(b, rid, strlen(rid), NACOS_BODY_MAX) &&
+	    grpc_put(b, ",\"success\":false}"))
+		grpc_answer(w, idx, stream, type);
+}
+
+/* ---- requests ---- */
+
+bool grpc_jstr(struct greq *r, int obj, const char *key, struct store_str *out)
+{
+	int t = json_obj_get(&r->d, obj, key), n;
+	char *at = r->w->grpc->scratch + r->scratch_used;
+
+	if (t < 0 || json_is_null(&r->d, t))
+		return false;
+	n = json_str(&r->d, t, at, GRPC_SCRATCH - r->scratch_used);
+	if (n < 0)
+		return false;
+	r->scratch_used += (size_t)n;
+	*out = (struct store_str){ at, (uint32_t)n };
+	return true;
+}
+
+bool grpc_jbool(struct greq *r, int obj, const char *key, bool dflt)
+{
+	int t = json_obj_get(&r->d, obj, key);
+	char v[8];
+	int n;
+
+	if (t < 0)
+		return dflt;
+	n = json_str(&r->d, t, v, sizeof(v));
+	if (n == 4 && memcmp(v, "true", 4) == 0)
+		return true;
+	if (n == 5 && memcmp(v, "false", 5) == 0)
+		return false;
+	return dflt;
+}
+
+uint64_t grpc_svc_hash(const struct store_svc_key *sk)
+{
+	uint64_t h = XXH3_64bits(sk->ns.p ? sk->ns.p : "", sk->ns.len);
+
+	h = XXH3_64bits_withSeed(sk->group.p ? sk->group.p : "", sk->group.len, h ^ 1);
+	return XXH3_64bits_withSeed(sk->service.p ? sk->service.p : "", sk->service.len, h ^ 2);
+}
+
+static void server_check(struct greq *r)
+{
+	struct buf *b = grpc_body(r->w);
+
+	if (grpc_put_head(b, r->rid) && grpc_put(b, ",\"connectionId\":") &&
+	    json_put_str(b, r->g->id, strlen(r->g->id), NACOS_BODY_MAX) &&
+	    grpc_put(b, ",\"supportAbilityNegotiation\":true}"))
+		grpc_answer(r->w, r->idx, r->stream, "ServerCheckResponse");
+}
+
+/* Sends a request of the server's on the bi-stream; its id, or 0 when it could not. */
+static uint64_t server_request(struct worker *w, uint32_t idx, const char *type, const char *fields)
+{
+	struct gconn *g = conn_at(w, idx)->grpc;
+	struct buf *b = grpc_body(w);
+	char rid[24];
+	uint64_t id;
+
+	if (g == NULL || g->bi == 0)
+		return 0;
+	id = ++g->next_rid;
+	snprintf(rid, sizeof(rid), "%llu", (unsigned long long)id);
+	if (!(grpc_put(b, "{\"headers\":{},\"requestId\":") &&
+	      json_put_str(b, rid, strlen(rid), NACOS_BODY_MAX) && grpc_put(b, fields) &&
+	      grpc_put(b, "}")))
+		return 0;
+	return send_body(w, idx, g->bi, type, false) == 0 ? id : 0;
+}
+
+static void setup(struct greq *r)
+{
+	struct gconn *g = r->g;
+	struct store_str tenant;
+	int t;
+
+	if (r->stream != g->bi && g->bi != 0) {
+		/* A second bi-stream replaces the first (a client that re-opened it). */
+		h2_finish(&g->h2, g->bi, GRPC_OK, NULL);
+	}
+	g->bi = r->stream;
+	g->setup = true;
+	if (grpc_jstr(r, 0, "tenant", &tenant))
+		snprintf(g->tenant, sizeof(g->tenant), "%.*s", (int)tenant.len, tenant.p);
+	t = json_obj_get(&r->d, 0, "abilityTable");
+	if (t >= 0 && !json_is_null(&r->d, t))
+		(void)server_request(r->w, r->idx, "SetupAckRequest",
+		                     ",\"module\":\"internal\",\"abilityTable\":{}");
+}
+
+/* A response of the client's to one of our requests on the bi-stream. */
+static void client_response(struct greq *r, struct store_str type)
+{
+	uint64_t id = strtoull(r->rid, NULL, 10);
+
+	if (nacos_str_eq(type, "NotifySubscriberResponse")) {
+		if (subs_grpc_ack(r->w, conn_at(r->w, r->idx), id))
+			WSTAT_INC(r->w, grpc_push_acked);
+	} else if (nacos_str_eq(type, "ClientDetectionResponse")) {
+		if (id == r->g->detect_id)
+			r->g->detect_ms = 0;
+	}
+	/* SetupAckResponse, ConnectResetResponse and others: activity, nothing more */
+}
+
+static bool type_is(struct store_str t, const char *s)
+{
+	return nacos_str_eq(t, s);
+}
+
+static void on_message(void *user, int32_t stream, enum h2_path path, const uint8_t *msg,
+                       size_t len)
+{
+	struct gconn *g = user;
+	struct worker *w = g->w;
+	struct conn *c = conn_at(w, g->idx);
+	struct greq r = { .w = w, .idx = g->idx, .g = g, .stream = stream };
+	struct store_str type, rid;
+	int rc;
+
+	if (c->state != C_OPEN)
+		return;
+	WSTAT_INC(w, grpc_requests);
+	g->active_ms = w->now_ms;
+	g->detect_ms = 0; /* any message answers a detection */
+	if (!g->first_message) {
+		g->first_message = true;
+		c->partial_ms = 0; /* the preface deadline is met */
+	}
+	rc = payload_decode(&w->grpc->arena, msg, len, &r.pl);
+	if (rc < 0) {
+		WSTAT_INC(w, grpc_errors);
+		h2_finish(&g->h2, stream, GRPC_INVALID_ARGUMENT, "malformed Payload");
+		return;
+	}
+	type = r.pl.type;
+	rc = json_parse(&r.d, r.pl.body.p, r.pl.body.len, w->grpc->toks, GRPC_TOKENS_MAX);
+	if (rc < 0 || r.d.t[0].type != JSMN_OBJECT) {
+		if (path == H2_PATH_UNARY)
+			grpc_answer_fail(w, g->idx, stream, "ErrorResponse", "", 502,
+			                 "request body is not a JSON object");
+		else
+			WSTAT_INC(w, grpc_errors);
+		return;
+	}
+	if (grpc_jstr(&r, 0, "requestId", &rid))
+		snprintf(r.rid, sizeof(r.rid), "%.*s", (int)rid.len, rid.p);
+	if (path == H2_PATH_BIDI) {
+		if (type_is(type, "ConnectionSetupRequest"))
+			setup(&r);
+		else if (type.len > 8 && memcmp(type.p + type.len - 8, "Response", 8) == 0)
+			client_response(&r, type);
+		return;
+	}
+	if (type_is(type, "ServerCheckRequest")) {
+		server_check(&r);
+		return;
+	}
+	/*
+	 * A health check is answered before the setup too: the Rust SDK sends
+	 * one right after opening the bi-stream, which may still be on its way
+	 * (Nacos answers 301 then, and the client retries for seconds).
+	 */
+	if (type_is(type, "HealthCheckRequest")) {
+		struct buf *b = grpc_body(w);
+
+		if (grpc_put_head(b, r.rid) && grpc_put(b, "}"))
+			grpc_answer(w, g->idx, stream, "HealthCheckResponse");
+		return;
+	}
+	if (!g->setup) {
+		grpc_answer_fail(w, g->idx, stream, "ErrorResponse", r.rid, 301,
+		                 "Connection is unregistered.");
+		return;
+	}
+	if (grpc_naming_type(type)) {
+		grpc_naming(&r, type);
+		return;
+	}
+	{
+		char m[200];
+
+		snprintf(m, sizeof(m), "RequestHandler Not Found: %.*s",
+		         (int)(type.len > 120 ? 120 : type.len), type.p);
+		grpc_answer_fail(w, g->idx, stream, "ErrorResponse", r.rid, 302, m);
+	}
+}
+
+static void on_close(void *user, int32_t stream, enum h2_path path)
+{
+	struct gconn *g = user;
+
+	(void)path;
+	if (stream == g->bi) {
+		/*
+		 * The bi-stream is the connection, for Nacos: without it nothing can
+		 * be pushed or detected. The client opens a new connection.
+		 */
+		g->bi = 0;
+		if (g->setup && conn_at(g->w, g->idx)->state == C_OPEN)
+			conn_at(g->w, g->idx)->close_after_flush = true;
+	}
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++)
+		if (g->waits[i].used && g->waits[i].stream == stream)
+			g->waits[i].stream = 0; /* its answer has nowhere to go */
+}
+
+/* ---- connections ---- */
+
+bool grpc_conn_open(struct worker *w, uint32_t idx)
+{
+	struct conn *c = conn_at(w, idx);
+	struct grpc_worker *gw = w->grpc;
+	struct h2_limits lim = {
+		.msg_bytes_max = w->srv->cfg.grpc_msg_bytes_max,
+		.streams_max = w->srv->cfg.grpc_streams_max,
+		.out_bytes_max = w->srv->cfg.out_bytes_max,
+	};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct gconn *g = pool_get(&gw->gconns);
+	char ip[INET6_ADDRSTRLEN] = "0.0.0.0";
+	unsigned port = 0;
+
+	if (g == NULL)
+		return false;
+	memset(g, 0, sizeof(*g));
+	if (h2_init(&g->h2, &grpc_h2_ops, g, &lim) < 0) {
+		pool_put(&gw->gconns, g);
+		return false;
+	}
+	g->w = w;
+	g->idx = idx;
+	g->active_ms = w->now_ms;
+	g->renew_every_ms = w->srv->cfg.grpc_renew_ms;
+	g->renew_ms = w->now_ms + g->renew_every_ms;
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+			port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+			port = ntohs(a->sin6_port);
+		}
+	}
+	snprintf(g->id, sizeof(g->id), "%lld_%s_%u", (long long)clock_wall_ms(NULL), ip, port);
+	g->next = gw->list;
+	if (gw->list)
+		gw->list->prev = g;
+	gw->list = g;
+	c->grpc = g;
+	return true;
+}
+
+void grpc_conn_started(struct worker *w, uint32_t idx)
+{
+	conn_at(w, idx)->partial_ms = w->now_ms; /* the preface and a first message are due */
+	pump(w, idx);                            /* our SETTINGS */
+}
+
+void grpc_insts_adopt(struct gconn *g, struct ginst *n)
+{
+	const uint8_t *key = n->bytes + n->inst_len;
+
+	(void)grpc_insts_drop(g, key, n->key_len);
+	/*
+	 * An instance whose metadata asks for a shorter heartbeat interval
+	 * (preserved.heart.beat.interval) gets it: the connection's renewals
+	 * go that often from now on (at least every GRPC_STEP_MS).
+	 */
+	if (n->interval_ms && n->interval_ms < g->renew_every_ms) {
+		g->renew_every_ms = n->interval_ms < GRPC_STEP_MS ? GRPC_STEP_MS : n->interval_ms;
+		if (g->renew_ms > g->w->now_ms + g->renew_every_ms)
+			g->renew_ms = g->w->now_ms + g->renew_every_ms;
+	}
+	n->next = g->insts;
+	g->insts = n;
+	g->insts_n++;
+}
+
+bool grpc_insts_drop(struct gconn *g, const uint8_t *key, uint32_t key_len)
+{
+	for (struct ginst **pp = &g->insts; *pp; pp = &(*pp)->next) {
+		struct ginst *x = *pp;
+
+		if (x->key_len == key_len && memcmp(x->bytes + x->inst_len, key, key_len) == 0) {
+			*pp = x->next;
+			mem_free(x);
+			g->insts_n--;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Sends the connection's instances as frames of op (HEARTBEAT: the
+ * instance items; DEREGISTER: the key items), at most NACOS_BATCH_MAX
+ * items or NACOS_FRAME_BYTES each, tagged kind.
+ */
+static void insts_send(struct worker *w, uint32_t idx, struct gconn *g, uint8_t op,
+                       enum grpc_write_kind kind)
+{
+	uint8_t *frame = w->grpc->frame;
+	struct ginst *x = g->insts;
+
+	while (x) {
+		struct proto_header h = { .op = op, .request_id = grpc_tag(kind, 0) };
+		size_t len = 0;
+
+		for (; x && h.count < NACOS_BATCH_MAX; x = x->next) {
+			const uint8_t *item =
+			        op == OP_DEREGISTER ? x->bytes + x->inst_len : x->bytes;
+			uint32_t n = op == OP_DEREGISTER ? x->key_len : x->inst_len;
+
+			if (len + n > NACOS_FRAME_BYTES)
+				break;
+			memcpy(frame + len, item, n);
+			len += n;
+			h.count++;
+		}
+		if (h.count == 0)
+			break; /* cannot happen: an item is at most NACOS_ITEM_BYTES */
+		h.body_len = (uint32_t)len;
+		if (op == OP_HEARTBEAT)
+			WSTAT_ADD(w, grpc_renewed, h.count);
+		ops_write(w, idx, &h, frame);
+	}
+}
+
+void grpc_conn_closing(struct worker *w, uint32_t idx)
+{
+	struct conn *c = conn_at(w, idx);
+	struct gconn *g = c->grpc;
+
+	if (g == NULL)
+		return;
+	/* Its instances go with it (answered to nobody: the slot waits for them). */
+	insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
+	while (g->insts) {
+		struct ginst *x = g->insts;
+
+		g->insts = x->next;
+		mem_free(x);
+	}
+	g->insts_n = 0;
+}
+
+void grpc_conn_end(struct worker *w, struct conn *c)
+{
+	struct gconn *g = c->grpc;
+	struct grpc_worker *gw = w->grpc;
+
+	if (g == NULL)
+		return;
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++)
+		while (g->waits[i].insts) {
+			struct ginst *x = g->waits[i].insts;
+
+			g->waits[i].insts = x->next;
+			mem_free(x);
+		}
+	while (g->insts) { /* none unless it closed before grpc_conn_closing ran */
+		struct ginst *x = g->insts;
+
+		g->insts = x->next;
+		mem_free(x);
+	}
+	h2_free(&g->h2);
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		gw->list = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	pool_put(&gw->gconns, g);
+	c->grpc = NULL;
+}
+
+void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t len)
+{
+	struct conn *c = conn_at(w, idx);
+	struct gconn *g = c->grpc;
+	int rc;
+
+	c->active_ms = w->now_ms;
+	WSTAT_ADD(w, bytes_in, len);
+	g->in_feed = true;
+	rc = h2_feed(&g->h2, data, len);
+	g->in_feed = false;
+	if (rc < 0) {
+		WSTAT_INC(w, proto_errors);
+		log_debug("gRPC connection %u: %s, closing", idx, g->h2.error);
+		c->close_after_flush = true; /* after nghttp2's GOAWAY */
+	}
+	pump(w, idx);
+	if (c->state == C_OPEN && c->close_after_flush && c->out.len == 0 && !c->send_inflight)
+		conn_close(w, idx);
+}
+
+/* ---- writes ---- */
+
+int grpc_wait_new(struct greq *r, const char *type)
+{
+	struct gconn *g = r->g;
+
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++)
+		if (!g->waits[i].used) {
+			struct gwait *x = &g->waits[i];
+
+			memset(x, 0, sizeof(*x));
+			x->used = true;
+			x->stream = r->stream;
+			x->type = type;
+			snprintf(x->rid, sizeof(x->rid), "%s", r->rid);
+			g->waits_n++;
+			return (int)i;
+		}
+	return -ERR_BUSY;
+}
+
+void grpc_write_done(struct worker *w, uint32_t idx, const struct proto_header *h,
+                     const int16_t *results)
+{
+	struct conn *c = conn_at(w, idx);
+	struct gconn *g = c->grpc;
+	uint32_t kind = h->request_id >> 24, slot = h->request_id & 0xffffffu;
+	struct gwait *x;
+	int err = 0;
+
+	if (g == NULL || kind != GW_ANSWER || slot >= GRPC_WAITS_MAX || !g->waits[slot].used)
+		return; /* renewals and drops: nobody waits */
+	x = &g->waits[slot];
+	for (uint32_t i = 0; i < h->count && err == 0; i++)
+		if (results[i] < 0)
+			err = results[i];
+	if (err == 0 && c->state == C_OPEN) {
+		if (x->publish) { /* it replaces what the connection had of the service */
+			for (struct ginst **pp = &g->insts; *pp;) {
+				if ((*pp)->svc_hash == x->svc_hash) {
+					struct ginst *d = *pp;
+
+					*pp = d->next;
+					mem_free(d);
+					g->insts_n--;
+				} else {
+					pp = &(*pp)->next;
+				}
+			}
+		}
+		while (x->insts) {
+			struct ginst *n = x->insts;
+
+			x->insts = n->next;
+			grpc_insts_adopt(g, n);
+		}
+	}
+	while (x->insts) {
+		struct ginst *n = x->insts;
+
+		x->insts = n->next;
+		mem_free(n);
+	}
+	x->used = false;
+	g->waits_n--;
+	if (c->state != C_OPEN || x->stream == 0)
+		return;
+	if (err) {
+		grpc_answer_fail(w, idx, x->stream, x->type, x->rid,
+		                 err == -ERR_UNAVAILABLE || err == -ERR_BUSY ? 503 : 400,
+		                 err_str(err));
+	} else {
+		struct buf *b = grpc_body(w);
+		const char *t = x->op_type;
+
+		if (grpc_put_head(b, x->rid) &&
+		    (t == NULL ||
+		     (grpc_put(b, ",\"type\":\"") && grpc_put(b, t) && grpc_put(b, "\""))) &&
+		    grpc_put(b, "}"))
+			grpc_answer(w, idx, x->stream, x->type);
+	}
+	pump(w, idx);
+}
+
+/* ---- pushes ---- */
+
+uint64_t grpc_push(struct worker *w, uint32_t idx, const struct store_svc_key *k)
+{
+	struct buf *b = &w->grpc->body;
+	struct gconn *g = conn_at(w, idx)->grpc;
+	char rid[24];
+	uint64_t id;
+	bool ok;
+	int rc;
+
+	if (g == NULL || g->bi == 0 || conn_at(w, idx)->state != C_OPEN)
+		return 0;
+	buf_clear(b);
+	id = ++g->next_rid;
+	snprintf(rid, sizeof(rid), "%llu", (unsigned long long)id);
+	ok = grpc_put(b, "{\"headers\":{},\"requestId\":") &&
+	     json_put_str(b, rid, strlen(rid), NACOS_BODY_MAX) &&
+	     grpc_put(b, ",\"module\":\"naming\",\"namespace\":") && nacos_put_str(b, k->ns) &&
+	     grpc_put(b, ",\"serviceName\":") && nacos_put_str(b, k->service) &&
+	     grpc_put(b, ",\"groupName\":") && nacos_put_str(b, k->group) &&
+	     grpc_put(b, ",\"serviceInfo\":");
+	epoch_enter(w->rec);
+	rc = ok ? nacos_render_service(w, k, (struct store_str){ "", 0 }, false, true, b, NULL)
+	        : -ERR_NOMEM;
+	epoch_exit(w->rec);
+	if (rc < 0 || !grpc_put(b, "}"))
+		return 0;
+	if (send_body(w, idx, g->bi, "NotifySubscriberRequest", false) < 0)
+		return 0;
+	WSTAT_INC(w, grpc_pushes);
+	return id;
+}
+
+/* ---- timers ---- */
+
+void grpc_step(struct worker *w)
+{
+	struct grpc_worker *gw = w->grpc;
+	const struct server_config *cfg = &w->srv->cfg;
+	struct gconn *g, *next;
+
+	if (gw == NULL || w->now_ms - gw->last_step_ms < GRPC_STEP_MS)
+		return;
+	gw->last_step_ms = w->now_ms;
+	for (g = gw->list; g; g = next) {
+		uint32_t idx = g->idx;
+		struct conn *c = conn_at(w, idx);
+
+		next = g->next; /* an ejection below frees nothing yet: the slot is closing */
+		if (c->state != C_OPEN)
+			continue;
+		if (g->insts && w->now_ms >= g->renew_ms) {
+			g->renew_ms = w->now_ms + g->renew_every_ms;
+			insts_send(w, idx, g, OP_HEARTBEAT, GW_RENEW);
+		}
+		if (g->detect_ms && w->now_ms - g->detect_ms >= cfg->grpc_detect_timeout_ms) {
+			WSTAT_INC(w, grpc_ejected);
+			log_debug("gRPC connection %s: silent to a detection, ejected", g->id);
+			conn_close(w, idx);
+			continue;
+		}
+		if (g->setup && g->detect_ms == 0 &&
+		    w->now_ms - g->active_ms >= cfg->grpc_detect_idle_ms) {
+			g->detect_id = server_request(w, idx, "ClientDetectionRequest",
+			                              ",\"module\":\"internal\"");
+			g->detect_ms = w->now_ms; /* also when it could not be sent: then ejected */
+		}
+		subs_grpc_retry(w, c, cfg->grpc_push_timeout_ms);
+		pump(w, idx);
+	}
+}
+
+void grpc_stop(struct worker *w)
+{
+	struct grpc_worker *gw = w->grpc;
+
+	if (gw == NULL)
+		return;
+	for (struct gconn *g = gw->list; g; g = g->next)
+		if (conn_at(w, g->idx)->state == C_OPEN) {
+			h2_goaway(&g->h2);
+			pump(w, g->idx);
+		}
+}

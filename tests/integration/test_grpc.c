@@ -1,0 +1,747 @@
+/*
+ * test_grpc.c - the Nacos 2.x gRPC port of a real distrod, through an
+ * HTTP/2 client of nghttp2's (grpc_node.h): the connection life cycle,
+ * instances that live as long as their connection, queries,
+ * subscriptions and their pushes, client detection and ejection, and
+ * malformed input answered with a gRPC error or a closed connection while
+ * another connection keeps working.
+ *
+ * Instance addresses are documentation ranges (192.0.2.0/24); nothing
+ * probes them.
+ */
+#include "grpc_node.h"
+
+static struct node nd;
+
+static void start_with(const char *const *more)
+{
+	const char *extra[32] = { "--beat-timeout",
+		                  "1000",
+		                  "--delete-timeout",
+		                  "1500",
+		                  "--beat-interval",
+		                  "500",
+		                  "--grpc-renew",
+		                  "300",
+		                  "--header-timeout",
+		                  "1000",
+		                  "--grpc-push-timeout",
+		                  "300",
+		                  NULL };
+	int n = 12;
+
+	for (int i = 0; more && more[i]; i++)
+		extra[n++] = more[i];
+	extra[n] = NULL;
+	node_start(&nd, extra);
+	cr_assert_gt(nd.grpc_port, 0, "the gRPC port is written to --grpc-port-file");
+}
+
+static void start(void)
+{
+	start_with(NULL);
+}
+
+static void stop(void)
+{
+	cr_assert_eq(node_stop(&nd), 0, "distrod exits 0 on SIGTERM");
+}
+
+TestSuite(grpc, .init = start, .fini = stop, .timeout = 120);
+
+/* ServerCheck, then the bi-stream with ConnectionSetupRequest: a registered connection. */
+static struct gstream *setup_conn(struct gcli *c, char *conn_id, size_t cap)
+{
+	struct gmsg a;
+	struct njson *d;
+	struct gstream *bi;
+
+	gcli_connect(c, nd.grpc_port);
+	cr_assert_eq(gcli_call(c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a),
+	             0);
+	cr_assert_str_eq(a.type, "ServerCheckResponse");
+	d = gjson(&a);
+	cr_assert_str_eq(nj_s(d, 0, "resultCode"), "200");
+	if (conn_id)
+		snprintf(conn_id, cap, "%s", nj_s(d, 0, "connectionId"));
+	gmsg_free(&a);
+	bi = gcli_bi_open(c);
+	gcli_bi_send(c, bi, "ConnectionSetupRequest",
+	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
+	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
+	return bi;
+}
+
+static const char *reg_json(const char *svc, const char *ip, int port, const char *type)
+{
+	static char buf[1024];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"headers\":{},\"requestId\":\"r-%s-%d\",\"namespace\":\"\",\"serviceName\":"
+	         "\"%s\",\"groupName\":\"DEFAULT_GROUP\",\"module\":\"naming\",\"type\":\"%s\","
+	         "\"instance\":{\"ip\":\"%s\",\"port\":%d,\"weight\":2.5,\"healthy\":true,"
+	         "\"enabled\":true,\"ephemeral\":true,\"clusterName\":\"c1\",\"metadata\":{\"k\":"
+	         "\"v\"}}}",
+	         ip, port, svc, type, ip, port);
+	return buf;
+}
+
+/* Registers (or deregisters) one instance and asserts the InstanceResponse. */
+static void instance_call(struct gcli *c, const char *svc, const char *ip, int port,
+                          const char *type)
+{
+	struct gmsg a;
+	struct njson *d;
+
+	cr_assert_eq(gcli_call(c, "InstanceRequest", reg_json(svc, ip, port, type), &a), 0);
+	cr_assert_str_eq(a.type, "InstanceResponse", "%s: %s", a.type, a.json);
+	d = gjson(&a);
+	cr_assert_str_eq(nj_s(d, 0, "resultCode"), "200", "%s", a.json);
+	cr_assert_str_eq(nj_s(d, 0, "success"), "true");
+	cr_assert_str_eq(nj_s(d, 0, "type"), type);
+	gmsg_free(&a);
+}
+
+/* The hosts of svc as a ServiceQueryRequest on c sees them: their count; first ip into ip. */
+static int query_hosts(struct gcli *c, const char *svc, char *ip, size_t cap)
+{
+	char q[512];
+	struct gmsg a;
+	struct njson *d;
+	int si, hosts, n;
+
+	snprintf(q, sizeof(q),
+	         "{\"headers\":{},\"requestId\":\"q\",\"namespace\":\"public\",\"serviceName\":"
+	         "\"%s\",\"groupName\":\"DEFAULT_GROUP\",\"module\":\"naming\",\"cluster\":\"\","
+	         "\"healthyOnly\":false,\"udpPort\":0}",
+	         svc);
+	cr_assert_eq(gcli_call(c, "ServiceQueryRequest", q, &a), 0);
+	cr_assert_str_eq(a.type, "QueryServiceResponse", "%s", a.json);
+	d = gjson(&a);
+	si = nj_get(d, 0, "serviceInfo");
+	cr_assert_geq(si, 0);
+	cr_assert_str_eq(nj_s(d, si, "name"), svc, "gRPC's ServiceInfo has the bare name");
+	cr_assert_str_eq(nj_s(d, si, "groupName"), "DEFAULT_GROUP");
+	hosts = nj_get(d, si, "hosts");
+	cr_assert_geq(hosts, 0);
+	n = d->t[hosts].size;
+	if (n > 0 && ip)
+		snprintf(ip, cap, "%s", nj_s(d, nj_at(d, hosts, 0), "ip"));
+	gmsg_free(&a);
+	return n;
+}
+
+/* Waits (bounded) until svc has want hosts as c queries them. */
+static bool wait_hosts(struct gcli *c, const char *svc, int want, int ms)
+{
+	for (int64_t end = now_ms() + ms; now_ms() < end; nap_ms(50))
+		if (query_hosts(c, svc, NULL, 0) == want)
+			return true;
+	return false;
+}
+
+Test(grpc, life_cycle_errors_and_connection_id)
+{
+	struct gcli c;
+	struct gmsg a;
+	struct njson *d;
+	struct gstream *bi;
+	char id[128], want[64];
+
+	gcli_connect(&c, nd.grpc_port);
+	/* Before setup: health checks are answered (the Rust SDK sends one at once) ... */
+	cr_assert_eq(gcli_call(&c, "HealthCheckRequest", "{\"requestId\":null}", &a), 0);
+	cr_assert_str_eq(a.type, "HealthCheckResponse");
+	gmsg_free(&a);
+	/* ... but a naming request is 301 UN_REGISTER. */
+	cr_assert_eq(gcli_call(&c, "InstanceRequest",
+	                       reg_json("early", "192.0.2.9", 1, "registerInstance"), &a),
+	             0);
+	cr_assert_str_eq(a.type, "ErrorResponse");
+	d = gjson(&a);
+	cr_assert_str_eq(nj_s(d, 0, "errorCode"), "301");
+	cr_assert_str_eq(nj_s(d, 0, "resultCode"), "500");
+	gmsg_free(&a);
+	gcli_close(&c);
+
+	bi = setup_conn(&c, id, sizeof(id));
+	/* <ms>_<ip>_<port> of the client's side of the transport */
+	cr_assert(strchr(id, '_') != NULL && strstr(id, "_127.0.0.1_") != NULL, "id %s", id);
+	{
+		struct sockaddr_in me;
+		socklen_t l = sizeof(me);
+
+		getsockname(c.fd, (struct sockaddr *)&me, &l);
+		snprintf(want, sizeof(want), "_127.0.0.1_%u", ntohs(me.sin_port));
+		cr_assert(strstr(id, want) != NULL, "id %s names the client's port (%s)", id, want);
+	}
+	/* After setup: a naming request is served; an unknown type is 302. */
+	instance_call(&c, "early", "192.0.2.9", 1, "registerInstance");
+	cr_assert_eq(gcli_call(&c, "HealthCheckRequest", "{\"requestId\":\"h2\"}", &a), 0);
+	d = gjson(&a);
+	cr_assert_str_eq(nj_s(d, 0, "resultCode"), "200");
+	cr_assert_str_eq(nj_s(d, 0, "errorCode"), "0");
+	cr_assert_str_eq(nj_s(d, 0, "requestId"), "h2");
+	gmsg_free(&a);
+	cr_assert_eq(gcli_call(&c, "NoSuchRequest", "{\"requestId\":\"x\"}", &a), 0);
+	cr_assert_str_eq(a.type, "ErrorResponse");
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "errorCode"), "302");
+	gmsg_free(&a);
+	(void)bi;
+	gcli_close(&c);
+}
+
+Test(grpc, setup_ack_when_abilities_are_offered)
+{
+	struct gcli c;
+	struct gmsg a, m;
+	struct gstream *bi;
+
+	gcli_connect(&c, nd.grpc_port);
+	cr_assert_eq(gcli_call(&c, "ServerCheckRequest", "{\"requestId\":\"1\"}", &a), 0);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "supportAbilityNegotiation"), "true");
+	gmsg_free(&a);
+	bi = gcli_bi_open(&c);
+	gcli_bi_send(
+	        &c, bi, "ConnectionSetupRequest",
+	        "{\"clientVersion\":\"t\",\"abilityTable\":{\"supportPersistentInstanceByGrpc\":"
+	        "true},\"labels\":{},\"requestId\":\"s\"}");
+	cr_assert(gcli_bi_next(&c, bi, &m, 5000), "a SetupAckRequest on the bi-stream");
+	cr_assert_str_eq(m.type, "SetupAckRequest");
+	gmsg_free(&m);
+	gcli_close(&c);
+}
+
+Test(grpc, register_query_close_gone)
+{
+	struct gcli c, other;
+	char ip[64];
+
+	setup_conn(&c, NULL, 0);
+	setup_conn(&other, NULL, 0);
+	instance_call(&c, "grpc-svc", "192.0.2.10", 8080, "registerInstance");
+	cr_assert_eq(query_hosts(&other, "grpc-svc", ip, sizeof(ip)), 1);
+	cr_assert_str_eq(ip, "192.0.2.10");
+	/* Alive well past --delete-timeout (1.5 s): the connection renews it. */
+	for (int64_t end = now_ms() + 3000; now_ms() < end; nap_ms(200))
+		cr_assert_eq(query_hosts(&other, "grpc-svc", NULL, 0), 1,
+		             "an instance lives as long as its connection");
+	/* The HTTP API sees it too, with its fields. */
+	{
+		struct http_conn *h = http_open(nd.nacos_port);
+		struct nacos_ans *ans = malloc(sizeof(*ans));
+		static struct njson d;
+		int hosts;
+
+		nacos_do(h, ans, "GET", "/nacos/v1/ns/instance/list?serviceName=grpc-svc", NULL,
+		         NULL);
+		cr_assert_eq(ans->status, 200);
+		nj_parse(&d, ans->body, ans->len);
+		hosts = nj_get(&d, 0, "hosts");
+		cr_assert_eq(d.t[hosts].size, 1);
+		cr_assert_str_eq(nj_s(&d, nj_at(&d, hosts, 0), "clusterName"), "c1");
+		cr_assert_str_eq(nj_s(&d, nj_at(&d, hosts, 0), "weight"), "2.5");
+		cr_assert_str_eq(nj_s(&d, nj_at(&d, hosts, 0), "ephemeral"), "true");
+		free(ans);
+		http_close(h);
+	}
+	/* Closed: its instances go at once, not after a timeout. */
+	gcli_close(&c);
+	cr_assert(wait_hosts(&other, "grpc-svc", 0, 1000), "gone when the connection closed");
+	gcli_close(&other);
+}
+
+Test(grpc, deregister_and_persistent)
+{
+	struct gcli c, other;
+	struct gmsg a;
+	char pj[1024];
+
+	setup_conn(&c, NULL, 0);
+	setup_conn(&other, NULL, 0);
+	instance_call(&c, "grpc-dereg", "192.0.2.11", 8081, "registerInstance");
+	instance_call(&other, "grpc-dereg", "192.0.2.12", 8082, "registerInstance");
+	cr_assert_eq(query_hosts(&other, "grpc-dereg", NULL, 0), 2);
+	instance_call(&c, "grpc-dereg", "192.0.2.11", 8081, "deregisterInstance");
+	cr_assert_eq(query_hosts(&other, "grpc-dereg", NULL, 0), 1);
+	/* A persistent instance is not the connection's: it stays after it closes. */
+	snprintf(pj, sizeof(pj), "%s",
+	         reg_json("grpc-dereg", "192.0.2.13", 8083, "registerInstance"));
+	cr_assert_eq(gcli_call(&c, "PersistentInstanceRequest", pj, &a), 0);
+	cr_assert_str_eq(a.type, "InstanceResponse", "%s", a.json);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200", "%s", a.json);
+	gmsg_free(&a);
+	gcli_close(&c);
+	gcli_close(&other);
+	setup_conn(&other, NULL, 0);
+	/* other's .12 went with it; the persistent one stays */
+	cr_assert(wait_hosts(&other, "grpc-dereg", 1, 1000), "the persistent one stays");
+	{
+		char ip[64];
+
+		cr_assert_eq(query_hosts(&other, "grpc-dereg", ip, sizeof(ip)), 1);
+		cr_assert_str_eq(ip, "192.0.2.13");
+	}
+	gcli_close(&other);
+}
+
+Test(grpc, batch_replaces_the_connections_set)
+{
+	struct gcli c, other;
+	struct gmsg a;
+	const char *b1 =
+	        "{\"requestId\":\"b1\",\"namespace\":\"public\",\"serviceName\":\"grpc-batch\","
+	        "\"groupName\":\"DEFAULT_GROUP\",\"type\":\"batchRegisterInstance\",\"instances\":["
+	        "{\"ip\":\"192.0.2.20\",\"port\":1,\"ephemeral\":true},"
+	        "{\"ip\":\"192.0.2.21\",\"port\":1,\"ephemeral\":true},"
+	        "{\"ip\":\"192.0.2.22\",\"port\":1,\"ephemeral\":true}]}";
+	const char *b2 =
+	        "{\"requestId\":\"b2\",\"namespace\":\"public\",\"serviceName\":\"grpc-batch\","
+	        "\"groupName\":\"DEFAULT_GROUP\",\"type\":\"batchRegisterInstance\",\"instances\":["
+	        "{\"ip\":\"192.0.2.22\",\"port\":1,\"ephemeral\":true}]}";
+
+	setup_conn(&c, NULL, 0);
+	setup_conn(&other, NULL, 0);
+	cr_assert_eq(gcli_call(&c, "BatchInstanceRequest", b1, &a), 0);
+	cr_assert_str_eq(a.type, "BatchInstanceResponse", "%s", a.json);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "type"), "batchRegisterInstance");
+	gmsg_free(&a);
+	cr_assert_eq(query_hosts(&other, "grpc-batch", NULL, 0), 3);
+	cr_assert_eq(gcli_call(&c, "BatchInstanceRequest", b2, &a), 0);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200", "%s", a.json);
+	gmsg_free(&a);
+	cr_assert(wait_hosts(&other, "grpc-batch", 1, 1000), "the second batch replaced the first");
+	gcli_close(&c);
+	cr_assert(wait_hosts(&other, "grpc-batch", 0, 1000));
+	gcli_close(&other);
+}
+
+/* The hosts count of a NotifySubscriberRequest; acks it on bi unless !ack. */
+static int push_hosts(struct gcli *c, struct gstream *bi, struct gmsg *m, bool ack)
+{
+	struct njson *d = gjson(m);
+	char rid[64], resp[160];
+	int si, hosts;
+
+	cr_assert_str_eq(m->type, "NotifySubscriberRequest", "%s", m->json);
+	snprintf(rid, sizeof(rid), "%s", nj_s(d, 0, "requestId"));
+	si = nj_get(d, 0, "serviceInfo");
+	cr_assert_geq(si, 0);
+	hosts = nj_get(d, si, "hosts");
+	cr_assert_geq(hosts, 0);
+	if (ack) {
+		snprintf(resp, sizeof(resp),
+		         "{\"resultCode\":200,\"errorCode\":0,\"requestId\":\"%s\",\"success\":"
+		         "true}",
+		         rid);
+		gcli_bi_send(c, bi, "NotifySubscriberResponse", resp);
+	}
+	return d->t[hosts].size;
+}
+
+Test(grpc, subscribe_notify_ack_retry_unsubscribe)
+{
+	struct gcli sub, pub, pub2;
+	struct gstream *bi;
+	struct gmsg a, m;
+	const char *sj =
+	        "{\"requestId\":\"s\",\"namespace\":\"public\",\"serviceName\":\"grpc-sub\","
+	        "\"groupName\":\"DEFAULT_GROUP\",\"subscribe\":true,\"clusters\":\"\"}";
+	const char *uj =
+	        "{\"requestId\":\"u\",\"namespace\":\"public\",\"serviceName\":\"grpc-sub\","
+	        "\"groupName\":\"DEFAULT_GROUP\",\"subscribe\":false,\"clusters\":\"\"}";
+
+	bi = setup_conn(&sub, NULL, 0);
+	setup_conn(&pub, NULL, 0);
+	setup_conn(&pub2, NULL, 0);
+	cr_assert_eq(gcli_call(&sub, "SubscribeServiceRequest", sj, &a), 0);
+	cr_assert_str_eq(a.type, "SubscribeServiceResponse", "%s", a.json);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200");
+	gmsg_free(&a);
+
+	instance_call(&pub, "grpc-sub", "192.0.2.30", 9000, "registerInstance");
+	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after the register");
+	cr_assert_eq(push_hosts(&sub, bi, &m, true), 1);
+	gmsg_free(&m);
+
+	/* Not acknowledged: sent again after --grpc-push-timeout (300 ms here). */
+	instance_call(&pub2, "grpc-sub", "192.0.2.31", 9000, "registerInstance");
+	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after the second register");
+	cr_assert_eq(push_hosts(&sub, bi, &m, false), 2);
+	gmsg_free(&m);
+	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "the unacknowledged push is sent again");
+	cr_assert_eq(push_hosts(&sub, bi, &m, true), 2);
+	gmsg_free(&m);
+
+	/* The publishers' connections close: their instances go, and that is pushed. */
+	gcli_close(&pub);
+	gcli_close(&pub2);
+	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push when the publisher is gone");
+	cr_assert_eq(push_hosts(&sub, bi, &m, true), 0);
+	gmsg_free(&m);
+
+	/* Unsubscribed: no more pushes. */
+	cr_assert_eq(gcli_call(&sub, "SubscribeServiceRequest", uj, &a), 0);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200");
+	gmsg_free(&a);
+	setup_conn(&pub, NULL, 0);
+	instance_call(&pub, "grpc-sub", "192.0.2.32", 9000, "registerInstance");
+	cr_assert(wait_hosts(&pub, "grpc-sub", 1, 1000));
+	cr_assert_not(gcli_bi_next(&sub, bi, &m, 500), "no push after unsubscribing");
+	gcli_close(&pub);
+	gcli_close(&sub);
+}
+
+Test(grpc, service_list)
+{
+	struct gcli c;
+	struct gmsg a;
+	struct njson *d;
+	int names;
+
+	setup_conn(&c, NULL, 0);
+	instance_call(&c, "grpc-list-a", "192.0.2.40", 1, "registerInstance");
+	instance_call(&c, "grpc-list-b", "192.0.2.41", 1, "registerInstance");
+	cr_assert_eq(gcli_call(&c, "ServiceListRequest",
+	                       "{\"requestId\":\"l\",\"namespace\":\"public\",\"groupName\":"
+	                       "\"DEFAULT_GROUP\",\"pageNo\":1,\"pageSize\":100}",
+	                       &a),
+	             0);
+	cr_assert_str_eq(a.type, "ServiceListResponse", "%s", a.json);
+	d = gjson(&a);
+	cr_assert_geq(atoi(nj_s(d, 0, "count")), 2);
+	names = nj_get(d, 0, "serviceNames");
+	cr_assert_geq(d->t[names].size, 2);
+	cr_assert(strstr(a.json, "\"grpc-list-a\"") && strstr(a.json, "\"grpc-list-b\""), "%s",
+	          a.json);
+	gmsg_free(&a);
+	gcli_close(&c);
+}
+
+/* ---- detection and ejection: short times ---- */
+
+static void start_detect(void)
+{
+	const char *more[] = { "--grpc-detect-idle", "400", "--grpc-detect-timeout", "400", NULL };
+
+	start_with(more);
+}
+
+TestSuite(grpc_detect, .init = start_detect, .fini = stop, .timeout = 120);
+
+Test(grpc_detect, silent_connection_is_ejected_with_its_instances)
+{
+	struct gcli c, other, alive;
+	struct gstream *bi, *abi;
+	struct gmsg m;
+	bool detected = false;
+
+	bi = setup_conn(&c, NULL, 0);
+	abi = setup_conn(&alive, NULL, 0);
+	instance_call(&c, "grpc-eject", "192.0.2.50", 1, "registerInstance");
+	instance_call(&alive, "grpc-eject", "192.0.2.51", 1, "registerInstance");
+	/* alive answers every detection; c reads them and says nothing. */
+	for (int64_t end = now_ms() + 5000; now_ms() < end && !c.eof;) {
+		if (gcli_bi_next(&c, bi, &m, 20)) {
+			if (strcmp(m.type, "ClientDetectionRequest") == 0)
+				detected = true;
+			gmsg_free(&m);
+		}
+		if (gcli_bi_next(&alive, abi, &m, 20)) {
+			char resp[160];
+
+			cr_assert_str_eq(m.type, "ClientDetectionRequest");
+			snprintf(resp, sizeof(resp), "{\"resultCode\":200,\"requestId\":\"%s\"}",
+			         nj_s(gjson(&m), 0, "requestId"));
+			gcli_bi_send(&alive, abi, "ClientDetectionResponse", resp);
+			gmsg_free(&m);
+		}
+	}
+	cr_assert(detected, "the silent connection was asked");
+	cr_assert(c.eof, "and closed when it did not answer");
+	setup_conn(&other, NULL, 0);
+	cr_assert(wait_hosts(&other, "grpc-eject", 1, 1000), "its instance went with it");
+	{
+		char ip[64];
+
+		cr_assert_eq(query_hosts(&other, "grpc-eject", ip, sizeof(ip)), 1);
+		cr_assert_str_eq(ip, "192.0.2.51", "the answering connection's instance stays");
+	}
+	gcli_close(&c);
+	gcli_close(&alive);
+	gcli_close(&other);
+}
+
+/* ---- malformed input ---- */
+
+/* Another connection still works: the node was not harmed. */
+static void still_serving(void)
+{
+	struct gcli c;
+	struct gmsg a;
+
+	gcli_connect(&c, nd.grpc_port);
+	cr_assert_eq(gcli_call(&c, "ServerCheckRequest", "{\"requestId\":\"ok\"}", &a), 0);
+	cr_assert_str_eq(a.type, "ServerCheckResponse");
+	gmsg_free(&a);
+	gcli_close(&c);
+}
+
+/* Reads raw until EOF within ms: true when the server closed the connection. */
+static bool raw_closed(int fd, int ms)
+{
+	char buf[4096];
+
+	for (int64_t end = now_ms() + ms; now_ms() < end;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 50) > 0) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+			if (n <= 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+Test(grpc, bad_preface_closes_only_that_connection)
+{
+	struct gcli keep;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(nd.grpc_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nnot an HTTP/2 preface at all...";
+
+	setup_conn(&keep, NULL, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(send(fd, junk, sizeof(junk) - 1, 0), (ssize_t)sizeof(junk) - 1);
+	cr_assert(raw_closed(fd, 3000), "a bad preface closes the connection");
+	close(fd);
+	{
+		struct gmsg m;
+
+		cr_assert_eq(gcli_call(&keep, "ServerCheckRequest", "{\"requestId\":\"k\"}", &m),
+		             0);
+		cr_assert_str_eq(m.type, "ServerCheckResponse");
+		gmsg_free(&m);
+	}
+	gcli_close(&keep);
+	still_serving();
+}
+
+Test(grpc, silent_preface_times_out)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(nd.grpc_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	/* Half a preface, then nothing: --header-timeout (1 s for this suite's node) */
+	cr_assert_eq(send(fd, "PRI * HTTP/2.0\r\n", 16, 0), 16);
+	cr_assert(raw_closed(fd, 3000), "closed within --header-timeout");
+	close(fd);
+	still_serving();
+}
+
+/* Sends raw gRPC message bytes on a unary stream; returns the stream. */
+static struct gstream *raw_unary(struct gcli *c, const uint8_t *body, size_t len)
+{
+	return gcli_open(c, "/Request/request", body, len, true);
+}
+
+Test(grpc, malformed_messages_get_grpc_errors)
+{
+	struct gcli c;
+	struct gstream *st;
+	struct gmsg a;
+	uint8_t *m;
+	size_t n;
+	uint8_t big[5] = { 0, 0x00, 0x50, 0x00, 0x00 };        /* 5 MiB announced */
+	uint8_t zipped[10] = { 1, 0, 0, 0, 5, 1, 2, 3, 4, 5 }; /* compressed flag */
+	uint8_t notpb[10] = { 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	setup_conn(&c, NULL, 0);
+	st = raw_unary(&c, big, sizeof(big));
+	cr_assert(gcli_wait_closed(&c, st, 3000));
+	cr_assert_eq(st->grpc_status, 8, "oversized message: RESOURCE_EXHAUSTED");
+	st = raw_unary(&c, zipped, sizeof(zipped));
+	cr_assert(gcli_wait_closed(&c, st, 3000));
+	cr_assert_eq(st->grpc_status, 12, "compressed: UNIMPLEMENTED");
+	st = raw_unary(&c, notpb, sizeof(notpb));
+	cr_assert(gcli_wait_closed(&c, st, 3000));
+	cr_assert_eq(st->grpc_status, 3, "not a Payload: INVALID_ARGUMENT");
+	/* a message cut by END_STREAM */
+	n = gmsg_encode("ServerCheckRequest", "{}", 2, &m);
+	st = raw_unary(&c, m, n - 3);
+	free(m);
+	cr_assert(gcli_wait_closed(&c, st, 3000));
+	cr_assert_eq(st->grpc_status, 13, "cut message: INTERNAL");
+	/* an unknown method */
+	n = gmsg_encode("ServerCheckRequest", "{}", 2, &m);
+	st = gcli_open(&c, "/No/such", m, n, true);
+	free(m);
+	cr_assert(gcli_wait_closed(&c, st, 3000));
+	cr_assert_eq(st->grpc_status, 12, "unknown path: UNIMPLEMENTED");
+	/* broken JSON: an ErrorResponse */
+	cr_assert_eq(gcli_call(&c, "InstanceRequest", "{\"requestId\":", &a), 0);
+	cr_assert_str_eq(a.type, "ErrorResponse");
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "500");
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "errorCode"), "502");
+	gmsg_free(&a);
+	/* The connection itself still works. */
+	cr_assert_eq(gcli_call(&c, "HealthCheckRequest", "{\"requestId\":\"h\"}", &a), 0);
+	cr_assert_str_eq(a.type, "HealthCheckResponse");
+	gmsg_free(&a);
+	gcli_close(&c);
+	still_serving();
+}
+
+Test(grpc, stream_reset_mid_message)
+{
+	struct gcli c;
+	struct gstream *st;
+	struct gmsg a;
+	uint8_t *m;
+	size_t n = gmsg_encode("ServerCheckRequest", "{\"requestId\":\"1\"}", 17, &m);
+
+	setup_conn(&c, NULL, 0);
+	/* half a message, no END_STREAM, then RST_STREAM */
+	st = gcli_open(&c, "/Request/request", m, n / 2, false);
+	free(m);
+	for (int i = 0; i < 5; i++)
+		gcli_io(&c, 10);
+	nghttp2_submit_rst_stream(c.s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	gcli_io(&c, 10);
+	cr_assert_eq(gcli_call(&c, "HealthCheckRequest", "{\"requestId\":\"h\"}", &a), 0);
+	cr_assert_str_eq(a.type, "HealthCheckResponse");
+	gmsg_free(&a);
+	gcli_close(&c);
+	still_serving();
+}
+
+Test(grpc, oversized_frame_closes_the_connection)
+{
+	struct gcli keep;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(nd.grpc_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	static uint8_t buf[24 + 9 + 9 + 100000];
+	size_t n = 0;
+
+	setup_conn(&keep, NULL, 0);
+	memcpy(buf, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+	n = 24;
+	/* an empty SETTINGS */
+	memcpy(buf + n, (uint8_t[]){ 0, 0, 0, 4, 0, 0, 0, 0, 0 }, 9);
+	n += 9;
+	/* a DATA frame of 100,000 bytes: over SETTINGS_MAX_FRAME_SIZE (16384) */
+	memcpy(buf + n, (uint8_t[]){ 0x01, 0x86, 0xa0, 0, 0, 0, 0, 0, 1 }, 9);
+	n += 9 + 100000;
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(send(fd, buf, n, MSG_NOSIGNAL), (ssize_t)n);
+	cr_assert(raw_closed(fd, 3000), "a frame over the size bound closes the connection");
+	close(fd);
+	{
+		struct gmsg m;
+
+		cr_assert_eq(gcli_call(&keep, "HealthCheckRequest", "{\"requestId\":\"k\"}", &m),
+		             0);
+		cr_assert_str_eq(m.type, "HealthCheckResponse");
+		gmsg_free(&m);
+	}
+	gcli_close(&keep);
+}
+
+/* The Rust SDK's order: the bi-stream and its setup first, then health checks, then ServerCheck. */
+Test(grpc, setup_before_server_check)
+{
+	struct gcli c;
+	struct gmsg a;
+	struct gstream *bi;
+
+	gcli_connect(&c, nd.grpc_port);
+	bi = gcli_bi_open(&c);
+	gcli_bi_send(&c, bi, "ConnectionSetupRequest",
+	             "{\"clientVersion\":\"Nacos-Rust-Client:0.8.0\",\"abilities\":{},\"tenant\":"
+	             "\"public\",\"labels\":{\"source\":\"sdk\",\"module\":\"naming\"},"
+	             "\"headers\":{},\"requestId\":null}");
+	cr_assert_eq(gcli_call(&c, "HealthCheckRequest", "{\"headers\":{},\"requestId\":null}", &a),
+	             0);
+	cr_assert_str_eq(a.type, "HealthCheckResponse");
+	gmsg_free(&a);
+	cr_assert_eq(
+	        gcli_call(&c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a), 0);
+	cr_assert_str_eq(a.type, "ServerCheckResponse");
+	cr_assert_neq(strlen(nj_s(gjson(&a), 0, "connectionId")), 0);
+	gmsg_free(&a);
+	instance_call(&c, "rust-order", "192.0.2.70", 1, "registerInstance");
+	cr_assert_eq(query_hosts(&c, "rust-order", NULL, 0), 1);
+	gcli_close(&c);
+}
+
+/*
+ * Nacos keeps one publication per connection and service: a second
+ * register of the service replaces the first; a deregister names ip and
+ * port, whatever cluster the client puts in it.
+ */
+Test(grpc, second_register_of_a_service_replaces_the_first)
+{
+	struct gcli c;
+	struct gmsg a;
+	char ip[64];
+	const char *dj =
+	        "{\"headers\":{},\"requestId\":\"d\",\"namespace\":\"public\",\"serviceName\":"
+	        "\"grpc-replace\",\"groupName\":\"DEFAULT_GROUP\",\"type\":"
+	        "\"deregisterInstance\",\"instance\":{\"instanceId\":null,\"ip\":"
+	        "\"192.0.2.61\",\"port\":1,\"weight\":1,\"healthy\":true,\"enabled\":true,"
+	        "\"ephemeral\":true,\"clusterName\":null,\"serviceName\":null,"
+	        "\"metadata\":{}}}";
+
+	setup_conn(&c, NULL, 0);
+	instance_call(&c, "grpc-replace", "192.0.2.60", 1, "registerInstance");
+	instance_call(&c, "grpc-replace", "192.0.2.61", 1, "registerInstance");
+	cr_assert_eq(query_hosts(&c, "grpc-replace", ip, sizeof(ip)), 1);
+	cr_assert_str_eq(ip, "192.0.2.61");
+	cr_assert_eq(gcli_call(&c, "InstanceRequest", dj, &a), 0);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200", "%s", a.json);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "type"), "deregisterInstance");
+	gmsg_free(&a);
+	cr_assert_eq(query_hosts(&c, "grpc-replace", NULL, 0), 0,
+	             "the deregister (cluster null) removed the instance registered in c1");
+	gcli_close(&c);
+}
+
+/*
+ * The same instance registered by two connections: when one closes, its
+ * deregistration removes the shared record, and the other connection's
+ * next renewal (--grpc-renew, 300 ms here) brings it back (a renewal
+ * carries the whole instance). Standalone behaviour, recorded here so a
+ * change to it is seen (docs/distro.md, "gRPC connections").
+ */
+Test(grpc, same_instance_from_two_connections_survives_one_closing)
+{
+	struct gcli a1, a2, q;
+
+	setup_conn(&a1, NULL, 0);
+	setup_conn(&a2, NULL, 0);
+	setup_conn(&q, NULL, 0);
+	instance_call(&a1, "grpc-shared", "192.0.2.80", 1, "registerInstance");
+	instance_call(&a2, "grpc-shared", "192.0.2.80", 1, "registerInstance");
+	cr_assert_eq(query_hosts(&q, "grpc-shared", NULL, 0), 1);
+	gcli_close(&a1);
+	nap_ms(100);
+	/*
+	 * A renewal does not re-create what a client deregistered less than
+	 * --peer-down (3 s) ago (a beat in flight must not undo a deregister):
+	 * so it is back within that and one renewal.
+	 */
+	cr_assert(wait_hosts(&q, "grpc-shared", 1, 5000), "the other connection brings it back");
+	/* and it stays while a2 lives, past --delete-timeout */
+	for (int64_t end = now_ms() + 2000; now_ms() < end; nap_ms(200))
+		(void)query_hosts(&q, "grpc-shared", NULL, 0);
+	cr_assert_eq(query_hosts(&q, "grpc-shared", NULL, 0), 1);
+	gcli_close(&a2);
+	cr_assert(wait_hosts(&q, "grpc-shared", 0, 2000));
+	gcli_close(&q);
+}
