@@ -72,6 +72,7 @@ int payload_decode(struct payload_arena *a, const uint8_t *msg, size_t len, stru
 	GrpcPayload *pl;
 
 	memset(out, 0, sizeof(*out));
+	out->type = out->client_ip = out->body = (struct store_str){ "", 0 }; /* never NULL */
 	a->used = 0;
 	if (len > a->cap / 2)
 		return -ERR_TOO_BIG;

@@ -769,12 +769,16 @@ void grpc_step(struct worker *w)
 		}
 		if (g->setup && g->detect_ms == 0 &&
 		    w->now_ms - g->active_ms >= cfg->grpc_detect_idle_ms) {
-			g->detect_id = server_request(w, idx, "ClientDetectionRequest",
-			                              ",\"module\":\"internal\"");
+			uint64_t id = server_request(w, idx, "ClientDetectionRequest",
+			                             ",\"module\":\"internal\"");
+
+			if (c->grpc != g || c->state != C_OPEN)
+				continue; /* sending it failed and closed the connection */
+			g->detect_id = id;
 			g->detect_ms = w->now_ms; /* also when it could not be sent: then ejected */
 		}
 		subs_grpc_retry(w, c, cfg->grpc_push_timeout_ms);
-		pump(w, idx);
+		pump(w, idx); /* a no-op when a push closed the connection */
 	}
 }
 

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (arena.p == NULL && payload_arena_init(&arena, 1 << 15) < 0)
 		abort();
 	in = malloc(size ? size : 1);
-	memcpy(in, data, size);
+	if (size) /* libFuzzer passes NULL for the empty input */
+		memcpy(in, data, size);
 	rc = payload_decode(&arena, in, size, &p);
 	if (rc == 0) {
 		if (p.headers_n > PAYLOAD_HEADERS_MAX || p.type.len > PAYLOAD_TYPE_MAX)

@@ -16,9 +16,9 @@ static struct node nd;
 static void start_with(const char *const *more)
 {
 	const char *extra[32] = { "--beat-timeout",
-		                  "1000",
+		                  "2000",
 		                  "--delete-timeout",
-		                  "1500",
+		                  "3000",
 		                  "--beat-interval",
 		                  "500",
 		                  "--grpc-renew",
@@ -222,8 +222,8 @@ Test(grpc, register_query_close_gone)
 	instance_call(&c, "grpc-svc", "192.0.2.10", 8080, "registerInstance");
 	cr_assert_eq(query_hosts(&other, "grpc-svc", ip, sizeof(ip)), 1);
 	cr_assert_str_eq(ip, "192.0.2.10");
-	/* Alive well past --delete-timeout (1.5 s): the connection renews it. */
-	for (int64_t end = now_ms() + 3000; now_ms() < end; nap_ms(200))
+	/* Alive well past --delete-timeout (3 s): the connection renews it. */
+	for (int64_t end = now_ms() + 4500; now_ms() < end; nap_ms(200))
 		cr_assert_eq(query_hosts(&other, "grpc-svc", NULL, 0), 1,
 		             "an instance lives as long as its connection");
 	/* The HTTP API sees it too, with its fields. */
@@ -738,7 +738,7 @@ Test(grpc, same_instance_from_two_connections_survives_one_closing)
 	 */
 	cr_assert(wait_hosts(&q, "grpc-shared", 1, 5000), "the other connection brings it back");
 	/* and it stays while a2 lives, past --delete-timeout */
-	for (int64_t end = now_ms() + 2000; now_ms() < end; nap_ms(200))
+	for (int64_t end = now_ms() + 3500; now_ms() < end; nap_ms(200))
 		(void)query_hosts(&q, "grpc-shared", NULL, 0);
 	cr_assert_eq(query_hosts(&q, "grpc-shared", NULL, 0), 1);
 	gcli_close(&a2);
