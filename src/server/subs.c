@@ -5,7 +5,8 @@
  * A subscription lives on the worker that holds its connection. Each
  * worker keeps one `watch` per distinct service its subscribers follow,
  * with the service's last revision seen. Every push window the worker reads
- * each watched service's revision (store_revision: one lookup, no lock) and,
+ * each watched service's revision (store_revision: one lookup, no lock, in
+ * an epoch section like every read of the store) and,
  * when it moved, lists the service once per subscriber (each has its own
  * filter) as a PUSH. So a burst of changes inside one window is one push,
  * changes on any shard are seen without messages between cores, and the
@@ -49,6 +50,21 @@ struct watch {
 	struct store_svc_key key; /* strings point into names */
 	char names[];
 };
+
+/*
+ * store_revision is a reader operation: the service (and the table that
+ * finds it) may be on another shard, whose writer retires them through the
+ * epoch when the service's last record goes. So a look is one epoch section.
+ */
+static uint64_t revision_of(struct worker *w, const struct store_svc_key *k)
+{
+	uint64_t rev;
+
+	epoch_enter(w->rec);
+	rev = store_revision(w->srv->store, k);
+	epoch_exit(w->rec);
+	return rev;
+}
 
 static uint64_t svc_key_hash(const struct store_svc_key *k)
 {
@@ -183,7 +199,7 @@ void subs_subscribe(struct worker *w, uint32_t idx, const struct proto_header *h
 		send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NAME_EMPTY);
 		return;
 	}
-	uint64_t rev = store_revision(w->srv->store, &sk);
+	uint64_t rev = revision_of(w, &sk);
 
 	/* Allocate before answering, so running out of memory is the answer itself. */
 	bytes = sizeof(*s) + sizeof(s->clusters[0]) * f.clusters_n;
@@ -288,7 +304,7 @@ int subs_grpc_add(struct worker *w, uint32_t idx, const struct store_svc_key *sk
 		return -ERR_NOMEM;
 	}
 	if (x->subs == NULL)
-		x->revision = store_revision(w->srv->store, sk);
+		x->revision = revision_of(w, sk);
 	s->watch = x;
 	s->conn = idx;
 	s->conn_gen = c->gen;
@@ -348,7 +364,7 @@ void subs_grpc_retry(struct worker *w, struct conn *c, uint32_t timeout_ms)
 void subs_push(struct worker *w)
 {
 	for (struct watch *x = w->watches; x; x = x->next) {
-		uint64_t rev = store_revision(w->srv->store, &x->key);
+		uint64_t rev = revision_of(w, &x->key);
 
 		if (rev == x->revision)
 			continue;
