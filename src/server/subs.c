@@ -34,6 +34,7 @@ struct sub {
 	struct watch *watch;
 	uint32_t conn, conn_gen, id;
 	bool dead;
+	bool fresh;       /* gRPC: subscribed since the last push window; pushed the list there */
 	uint64_t push_id; /* gRPC: the push waiting for its ack, 0: none */
 	int64_t push_ms;  /* when it was sent */
 	struct store_filter filter;
@@ -47,6 +48,7 @@ struct watch {
 	struct sub *subs;
 	uint64_t hash;
 	uint64_t revision;
+	bool fresh;               /* a sub of it is fresh (gRPC): the next window pushes to it */
 	struct store_svc_key key; /* strings point into names */
 	char names[];
 };
@@ -308,6 +310,16 @@ int subs_grpc_add(struct worker *w, uint32_t idx, const struct store_svc_key *sk
 	s->watch = x;
 	s->conn = idx;
 	s->conn_gen = c->gen;
+	/*
+	 * As Nacos does (a ServiceSubscribedEvent pushes to the new
+	 * subscriber): the list is pushed once right after a subscription,
+	 * whatever the answer carried. A client re-subscribing after a
+	 * reconnect (its redo) may ignore the answer's list, and distrod
+	 * pushes only changes: without this push its cache could stay on
+	 * what it held before the reconnect.
+	 */
+	s->fresh = true;
+	x->fresh = true;
 	s->next_in_watch = x->subs;
 	if (x->subs)
 		x->subs->prev_in_watch = s;
@@ -365,13 +377,19 @@ void subs_push(struct worker *w)
 {
 	for (struct watch *x = w->watches; x; x = x->next) {
 		uint64_t rev = revision_of(w, &x->key);
+		bool changed = rev != x->revision;
 
-		if (rev == x->revision)
+		if (!changed && !x->fresh)
 			continue;
 		x->revision = rev;
+		x->fresh = false;
 		for (struct sub *s = x->subs; s; s = s->next_in_watch) {
 			struct conn *c = conn_at(w, s->conn);
+			bool fresh = s->fresh;
 
+			s->fresh = false;
+			if (!changed && !fresh)
+				continue; /* only the new subscribers of an unchanged service */
 			if (s->dead || c->gen != s->conn_gen || c->state != C_OPEN)
 				continue;
 			if (c->kind == CONN_GRPC) {

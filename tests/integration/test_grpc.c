@@ -358,6 +358,10 @@ Test(grpc, subscribe_notify_ack_retry_unsubscribe)
 	cr_assert_str_eq(a.type, "SubscribeServiceResponse", "%s", a.json);
 	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200");
 	gmsg_free(&a);
+	/* As Nacos: the list is pushed once right after subscribing (empty here). */
+	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after subscribing");
+	cr_assert_eq(push_hosts(&sub, bi, &m, true), 0);
+	gmsg_free(&m);
 
 	instance_call(&pub, "grpc-sub", "192.0.2.30", 9000, "registerInstance");
 	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after the register");
