@@ -776,3 +776,51 @@ Test(grpc, stop_with_clients_connected)
 		gcli_close(&c[i]);
 	}
 }
+
+/*
+ * A deregister pipelined behind its register (both messages in one DATA
+ * frame, so one feed handles both while the register is still pending):
+ * the instance stays gone; the connection must not adopt and renew it
+ * when the register's answer comes.
+ */
+Test(grpc, deregister_while_register_pending)
+{
+	struct gcli c;
+	int left = 0;
+
+	setup_conn(&c, NULL, 0);
+	for (int k = 0; k < 8; k++) {
+		char svc[32], ip[32];
+		uint8_t *m1, *m2, *both;
+		size_t n1, n2;
+		struct gstream *s;
+		const char *j;
+
+		snprintf(svc, sizeof(svc), "pend-race-%d", k);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + k);
+		j = reg_json(svc, ip, 1, "registerInstance");
+		n1 = gmsg_encode("InstanceRequest", j, strlen(j), &m1);
+		j = reg_json(svc, ip, 1, "deregisterInstance");
+		n2 = gmsg_encode("InstanceRequest", j, strlen(j), &m2);
+		both = malloc(n1 + n2);
+		cr_assert_not_null(both);
+		memcpy(both, m1, n1);
+		memcpy(both + n1, m2, n2);
+		s = gcli_open(&c, "/Request/request", both, n1 + n2, true);
+		free(both);
+		free(m1);
+		free(m2);
+		cr_assert(gcli_wait_closed(&c, s, 5000));
+		s->reaped = true;
+	}
+	for (int64_t end = now_ms() + 6000; now_ms() < end;) /* renewals would re-create them */
+		gcli_io(&c, 20);
+	for (int k = 0; k < 8; k++) {
+		char svc[32];
+
+		snprintf(svc, sizeof(svc), "pend-race-%d", k);
+		left += query_hosts(&c, svc, NULL, 0);
+	}
+	cr_assert_eq(left, 0, "%d of 8 deregistered instances are back", left);
+	gcli_close(&c);
+}
