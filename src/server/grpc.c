@@ -551,6 +551,29 @@ static void insts_send(struct worker *w, uint32_t idx, struct gconn *g, uint8_t 
 	}
 }
 
+/*
+ * The connection ends (closing, or the node stopping): the instances of
+ * its publishes still waiting for their answer join its set, so they are
+ * deregistered with it (after their register, on the same path), and
+ * the answers adopt nothing any more.
+ */
+static void pending_take(struct gconn *g)
+{
+	g->ending = true;
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++) {
+		struct gwait *x = &g->waits[i];
+
+		x->publish = false;
+		while (x->insts) {
+			struct ginst *n = x->insts;
+
+			x->insts = n->next;
+			n->next = g->insts;
+			g->insts = n;
+		}
+	}
+}
+
 void grpc_conn_closing(struct worker *w, uint32_t idx)
 {
 	struct conn *c = conn_at(w, idx);
@@ -563,6 +586,7 @@ void grpc_conn_closing(struct worker *w, uint32_t idx)
 	 * them). Not once the loop has ended (close_all at shutdown): a write
 	 * could no longer finish; grpc_stop deregistered them while it ran.
 	 */
+	pending_take(g);
 	if (!w->done)
 		insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
 	while (g->insts) {
@@ -662,7 +686,7 @@ void grpc_write_done(struct worker *w, uint32_t idx, const struct proto_header *
 	for (uint32_t i = 0; i < h->count && err == 0; i++)
 		if (results[i] < 0)
 			err = results[i];
-	if (err == 0 && c->state == C_OPEN) {
+	if (err == 0 && c->state == C_OPEN && !g->ending) {
 		if (x->publish) { /* it replaces what the connection had of the service */
 			for (struct ginst **pp = &g->insts; *pp;) {
 				if ((*pp)->svc_hash == x->svc_hash) {
@@ -800,6 +824,7 @@ void grpc_stop(struct worker *w)
 	 */
 	for (struct gconn *g = gw->list; g; g = g->next)
 		if (conn_at(w, g->idx)->state == C_OPEN) {
+			pending_take(g);
 			insts_send(w, g->idx, g, OP_DEREGISTER, GW_DROP);
 			while (g->insts) {
 				struct ginst *x = g->insts;

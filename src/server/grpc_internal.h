@@ -81,6 +81,7 @@ struct gconn {
 	bool in_feed;       /* inside h2_feed: output is taken after it returns */
 	bool setup;         /* ConnectionSetupRequest seen */
 	bool first_message; /* a whole message came: the preface deadline is met */
+	bool ending;        /* closing or stopping: its instances are gone, answers adopt nothing */
 	int32_t bi;         /* the bi-stream, 0: none */
 	int64_t active_ms;  /* last message from the client */
 	int64_t detect_ms;  /* a ClientDetectionRequest is out since then; 0: none */

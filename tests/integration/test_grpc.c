@@ -824,3 +824,45 @@ Test(grpc, deregister_while_register_pending)
 	cr_assert_eq(left, 0, "%d of 8 deregistered instances are back", left);
 	gcli_close(&c);
 }
+
+/*
+ * Registers still pending when the connection closes (sent, then the
+ * socket closed at once): they are deregistered with the connection, not
+ * left until --delete-timeout expires them.
+ */
+Test(grpc, close_with_registers_pending)
+{
+	struct gcli c, q;
+	int left = 0;
+
+	for (int round = 0; round < 4; round++) {
+		setup_conn(&c, NULL, 0);
+		for (int k = 0; k < 16; k++) {
+			char svc[48], ip[32];
+			uint8_t *m;
+			size_t n;
+			const char *j;
+
+			snprintf(svc, sizeof(svc), "pend-close-%d-%d", round, k);
+			snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + k);
+			j = reg_json(svc, ip, 1, "registerInstance");
+			n = gmsg_encode("InstanceRequest", j, strlen(j), &m);
+			gcli_open(&c, "/Request/request", m, n, true);
+			free(m);
+		}
+		cr_assert_eq(nghttp2_session_send(c.s), 0);
+		gcli_close(&c); /* the registers' answers are not awaited */
+	}
+	setup_conn(&q, NULL, 0);
+	for (int64_t end = now_ms() + 800; now_ms() < end;) /* well before --delete-timeout */
+		gcli_io(&q, 20);
+	for (int round = 0; round < 4; round++)
+		for (int k = 0; k < 16; k++) {
+			char svc[48];
+
+			snprintf(svc, sizeof(svc), "pend-close-%d-%d", round, k);
+			left += query_hosts(&q, svc, NULL, 0);
+		}
+	cr_assert_eq(left, 0, "%d instances of closed connections are left", left);
+	gcli_close(&q);
+}
