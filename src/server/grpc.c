@@ -10,6 +10,12 @@
  * everything else at the end of the loop. Nothing is taken from inside
  * the session's callbacks (nghttp2 forbids sending from them): answers
  * made there are left in the stream and taken when the feed returns.
+ * Closes from here (an answer that cannot be queued, output over
+ * --out-max, an ejection) use conn_close_later: they may run inside the
+ * session's feed (an answer from on_message) or a walk of the
+ * connection's subscriptions (a push retried), so the slot, and the
+ * session and subscriptions with it, are freed by the loop's flush and
+ * never under the walker.
  *
  * Life cycle, as a Nacos 2.x server (docs/nacos.md, "gRPC"):
  *  - ServerCheckRequest, unary, is answered at any time with the
@@ -126,7 +132,7 @@ static void pump(struct worker *w, uint32_t idx)
 		uint8_t *p;
 
 		if (n < 0) {
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 			return;
 		}
 		if (n == 0)
@@ -142,7 +148,7 @@ static void pump(struct worker *w, uint32_t idx)
 	if (c->state == C_OPEN && h2_done(&g->h2)) {
 		c->close_after_flush = true;
 		if (c->out.len == 0 && !c->send_inflight)
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 	}
 }
 
@@ -186,7 +192,7 @@ static int send_body(struct worker *w, uint32_t idx, int32_t stream, const char 
 	if (payload_encode(out, max + 5 + (end ? 0 : (size_t)w->srv->cfg.out_bytes_max), true, type,
 	                   (const char *)b->p + b->off, buf_used(b)) < 0) {
 		/* A client that stopped reading its stream: it cannot be served. */
-		conn_close(w, idx);
+		conn_close_later(w, idx);
 		return -ERR_NOMEM;
 	}
 	if (end)
@@ -647,7 +653,7 @@ void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t le
 	}
 	pump(w, idx);
 	if (c->state == C_OPEN && c->close_after_flush && c->out.len == 0 && !c->send_inflight)
-		conn_close(w, idx);
+		conn_close_later(w, idx);
 }
 
 /* ---- writes ---- */
@@ -793,7 +799,7 @@ void grpc_step(struct worker *w)
 		if (g->detect_ms && w->now_ms - g->detect_ms >= cfg->grpc_detect_timeout_ms) {
 			WSTAT_INC(w, grpc_ejected);
 			log_debug("gRPC connection %s: silent to a detection, ejected", g->id);
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 			continue;
 		}
 		if (g->setup && g->detect_ms == 0 &&
