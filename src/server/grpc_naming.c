@@ -251,13 +251,22 @@ static void publish(struct greq *r, const char *rtype, const char *op_type,
 {
 	struct gconn *g = r->g;
 	struct ginst *drops = NULL;
-	uint32_t ndrop = 0, same = 0;
+	uint32_t ndrop = 0, same = 0, pending = 0;
 	uint64_t h = grpc_svc_hash(sk);
 	int slot;
 
 	for (struct ginst *x = g->insts; x; x = x->next)
 		same += x->svc_hash == h;
-	if (g->insts_n - same + count > GRPC_INSTS_MAX) {
+	/*
+	 * Pending publishes of other services count against the bound (those
+	 * of this service are superseded below): they become the
+	 * connection's when answered.
+	 */
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++)
+		if (g->waits[i].used && g->waits[i].publish && g->waits[i].svc_hash != h)
+			for (struct ginst *x = g->waits[i].insts; x; x = x->next)
+				pending++;
+	if (g->insts_n - same + pending + count > GRPC_INSTS_MAX) {
 		free_chain(chain);
 		fail(r, rtype, 503, "too many instances on this connection");
 		return;
