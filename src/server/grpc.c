@@ -487,6 +487,22 @@ void grpc_conn_started(struct worker *w, uint32_t idx)
 	pump(w, idx);                            /* our SETTINGS */
 }
 
+static uint32_t renew_floor(uint32_t interval_ms)
+{
+	return interval_ms < GRPC_RENEW_MIN_MS ? GRPC_RENEW_MIN_MS : interval_ms;
+}
+
+/* --grpc-renew, or the shortest interval of the instances it has now. */
+static uint32_t renew_every(struct worker *w, const struct gconn *g)
+{
+	uint32_t every = w->srv->cfg.grpc_renew_ms;
+
+	for (const struct ginst *x = g->insts; x; x = x->next)
+		if (x->interval_ms && renew_floor(x->interval_ms) < every)
+			every = renew_floor(x->interval_ms);
+	return every;
+}
+
 void grpc_insts_adopt(struct gconn *g, struct ginst *n)
 {
 	const uint8_t *key = n->bytes + n->inst_len;
@@ -495,10 +511,12 @@ void grpc_insts_adopt(struct gconn *g, struct ginst *n)
 	/*
 	 * An instance whose metadata asks for a shorter heartbeat interval
 	 * (preserved.heart.beat.interval) gets it: the connection's renewals
-	 * go that often from now on (at least every GRPC_STEP_MS).
+	 * go that often while it is there (at least every GRPC_RENEW_MIN_MS:
+	 * one instance must not make all of them renewed ten times a second;
+	 * renew_every recomputes it as instances go).
 	 */
-	if (n->interval_ms && n->interval_ms < g->renew_every_ms) {
-		g->renew_every_ms = n->interval_ms < GRPC_STEP_MS ? GRPC_STEP_MS : n->interval_ms;
+	if (n->interval_ms && renew_floor(n->interval_ms) < g->renew_every_ms) {
+		g->renew_every_ms = renew_floor(n->interval_ms);
 		if (g->renew_ms > g->w->now_ms + g->renew_every_ms)
 			g->renew_ms = g->w->now_ms + g->renew_every_ms;
 	}
@@ -793,6 +811,7 @@ void grpc_step(struct worker *w)
 		if (c->state != C_OPEN)
 			continue;
 		if (g->insts && w->now_ms >= g->renew_ms) {
+			g->renew_every_ms = renew_every(w, g); /* back up when instances went */
 			g->renew_ms = w->now_ms + g->renew_every_ms;
 			insts_send(w, idx, g, OP_HEARTBEAT, GW_RENEW);
 		}

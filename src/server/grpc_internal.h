@@ -26,13 +26,14 @@
 #include "nacos/json.h"
 #include "server/nacos_internal.h"
 
-#define GRPC_WAITS_MAX  64         /* a connection's unary writes waiting for their answer */
-#define GRPC_INSTS_MAX  16384      /* ephemeral instances one connection owns */
-#define GRPC_TOKENS_MAX 65536      /* JSON tokens of one request body */
-#define GRPC_RID_MAX    64         /* bytes of a requestId kept for a later answer */
-#define GRPC_SCRATCH    (1u << 20) /* unescaped strings of one request */
-#define GRPC_ID_MAX     80         /* a connection id: <ms>_<ip>_<port> */
-#define GRPC_STEP_MS    100 /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_WAITS_MAX    64         /* a connection's unary writes waiting for their answer */
+#define GRPC_INSTS_MAX    16384      /* ephemeral instances one connection owns */
+#define GRPC_TOKENS_MAX   65536      /* JSON tokens of one request body */
+#define GRPC_RID_MAX      64         /* bytes of a requestId kept for a later answer */
+#define GRPC_SCRATCH      (1u << 20) /* unescaped strings of one request */
+#define GRPC_ID_MAX       80         /* a connection id: <ms>_<ip>_<port> */
+#define GRPC_STEP_MS      100  /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_RENEW_MIN_MS 1000 /* an instance's interval shortens renewals to no less */
 
 /* What an answered write was for: the top byte of its request id. */
 enum grpc_write_kind {
