@@ -61,6 +61,9 @@ struct h2_limits {
 	size_t out_bytes_max; /* unsent bytes of one stream */
 };
 
+/* The partial inbound messages one connection may hold, all streams together. */
+#define H2_HELD_MAX(lim) (2 * (5 + (size_t)(lim)->msg_bytes_max))
+
 struct h2_stream;
 
 struct h2_conn {
@@ -69,6 +72,7 @@ struct h2_conn {
 	void *user;
 	struct h2_limits lim;
 	uint32_t streams; /* open, with state */
+	size_t in_held;   /* bytes of partial inbound messages, all streams: <= H2_HELD_MAX */
 	struct h2_stream *list;
 	const char *error; /* why a feed failed (static text) */
 };
