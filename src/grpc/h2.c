@@ -443,6 +443,15 @@ struct buf *h2_stream_out(struct h2_conn *h, int32_t stream)
 	return st && !st->ending && !st->finished && !st->bad ? &st->out : NULL;
 }
 
+size_t h2_out_held(const struct h2_conn *h)
+{
+	size_t n = 0;
+
+	for (const struct h2_stream *st = h->list; st; st = st->next)
+		n += buf_used(&st->out);
+	return n;
+}
+
 int h2_flush(struct h2_conn *h, int32_t stream)
 {
 	struct h2_stream *st = stream_of(h, stream);

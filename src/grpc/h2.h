@@ -105,6 +105,11 @@ bool h2_done(const struct h2_conn *h);
  * out_bytes_max), then h2_flush. NULL when the stream is gone or finished.
  */
 struct buf *h2_stream_out(struct h2_conn *h, int32_t stream);
+/*
+ * Bytes of outbound messages not yet framed, all streams together (held
+ * back by the client's flow-control windows). Walks the open streams.
+ */
+size_t h2_out_held(const struct h2_conn *h);
 
 /* Sends the response headers if not yet, and what the stream's buffer holds as flow allows. */
 int h2_flush(struct h2_conn *h, int32_t stream);

@@ -189,6 +189,19 @@ static int send_body(struct worker *w, uint32_t idx, int32_t stream, const char 
 			          "answer larger than the message bound");
 		return -ERR_TOO_BIG;
 	}
+	/*
+	 * Answers held back by the client's windows (a client that announced
+	 * SETTINGS_INITIAL_WINDOW_SIZE 0, or stopped reading) count against
+	 * --out-max for the whole connection, as conn.out does: past it the
+	 * client is too slow and the connection closes.
+	 */
+	if (h2_out_held(&g->h2) + buf_used(b) + 256 > w->srv->cfg.out_bytes_max) {
+		WSTAT_INC(w, conns_slow_closed);
+		log_warn("gRPC connection %u: answers held over %u bytes, closing", idx,
+		         w->srv->cfg.out_bytes_max);
+		conn_close_later(w, idx);
+		return -ERR_NOMEM;
+	}
 	if (payload_encode(out, max + 5 + (end ? 0 : (size_t)w->srv->cfg.out_bytes_max), true, type,
 	                   (const char *)b->p + b->off, buf_used(b)) < 0) {
 		/* A client that stopped reading its stream: it cannot be served. */

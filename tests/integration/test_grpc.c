@@ -938,3 +938,59 @@ Test(grpc, partial_messages_bounded_per_connection)
 	gcli_close(&other);
 	gcli_close(&c);
 }
+
+/* ---- a client that opens no window: --out-max small ---- */
+
+static void start_slow(void)
+{
+	const char *more[] = { "--out-max", "65536", NULL };
+
+	start_with(more);
+}
+
+TestSuite(grpc_slow, .init = start_slow, .fini = stop, .timeout = 120);
+
+/*
+ * Answers held back by a client's closed flow-control window (SETTINGS
+ * INITIAL_WINDOW_SIZE 0) count against --out-max for the connection:
+ * past it the connection closes as too slow; others are served.
+ */
+Test(grpc_slow, answers_behind_a_closed_window_are_bounded)
+{
+	static char batch[64 << 10];
+	nghttp2_settings_entry zero[] = { { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0 } };
+	const char *q = "{\"requestId\":\"q\",\"namespace\":\"public\",\"serviceName\":"
+	                "\"grpc-slow\",\"groupName\":\"DEFAULT_GROUP\"}";
+	struct gcli c, other;
+	struct gmsg a;
+	uint8_t *m;
+	size_t n, len;
+	bool open = true;
+
+	len = (size_t)snprintf(batch, sizeof(batch),
+	                       "{\"requestId\":\"b\",\"namespace\":\"public\",\"serviceName\":"
+	                       "\"grpc-slow\",\"groupName\":\"DEFAULT_GROUP\",\"type\":"
+	                       "\"batchRegisterInstance\",\"instances\":[");
+	for (int i = 0; i < 400; i++)
+		len += (size_t)snprintf(batch + len, sizeof(batch) - len,
+		                        "%s{\"ip\":\"10.9.%d.%d\",\"port\":1,\"ephemeral\":true}",
+		                        i ? "," : "", i / 200, i % 200);
+	snprintf(batch + len, sizeof(batch) - len, "]}");
+	setup_conn(&c, NULL, 0);
+	cr_assert_eq(gcli_call(&c, "BatchInstanceRequest", batch, &a), 0);
+	cr_assert_str_eq(nj_s(gjson(&a), 0, "resultCode"), "200");
+	gmsg_free(&a);
+	cr_assert_eq(nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, zero, 1), 0);
+	n = gmsg_encode("ServiceQueryRequest", q, strlen(q), &m);
+	for (int i = 0; i < 8; i++) /* each answer is some 40 KB: 8 are over 64 KiB */
+		gcli_open(&c, "/Request/request", m, n, true);
+	free(m);
+	for (int64_t end = now_ms() + 5000; open && now_ms() < end;)
+		open = gcli_io(&c, 20);
+	cr_assert(!open, "the connection holding answers over --out-max is closed");
+	setup_conn(&other, NULL, 0);
+	cr_assert_eq(gcli_call(&other, "ServerCheckRequest", "{\"requestId\":\"1\"}", &a), 0);
+	gmsg_free(&a);
+	gcli_close(&other);
+	gcli_close(&c);
+}
