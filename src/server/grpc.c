@@ -30,7 +30,8 @@
  *    ClientDetectionRequest on the bi-stream; one that still says nothing
  *    within --grpc-detect-timeout is ejected: closed, with its instances.
  *  - Before its first whole message, a connection has --header-timeout
- *    (the preface deadline, via conn.partial_ms).
+ *    (the preface deadline, via conn.partial_ms); after it, while it
+ *    holds partial messages, it must complete one within it.
  *  - At shutdown every session sends GOAWAY (grpc_stop).
  *
  * Instances that live as long as their connection. A Nacos 2.x client
@@ -359,6 +360,7 @@ static void on_message(void *user, int32_t stream, enum h2_path path, const uint
 	if (c->state != C_OPEN)
 		return;
 	WSTAT_INC(w, grpc_requests);
+	g->messages++;
 	g->active_ms = w->now_ms;
 	g->detect_ms = 0; /* any message answers a detection */
 	if (!g->first_message) {
@@ -674,9 +676,22 @@ void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t le
 
 	c->active_ms = w->now_ms;
 	WSTAT_ADD(w, bytes_in, len);
+	uint64_t messages = g->messages;
+
 	g->in_feed = true;
 	rc = h2_feed(&g->h2, data, len);
 	g->in_feed = false;
+	/*
+	 * After the first message, --header-timeout applies to partial
+	 * messages: a connection holding some must complete one within it
+	 * (conn.partial_ms, checked by the idle sweep), or it closes.
+	 */
+	if (g->first_message) {
+		if (g->h2.in_held == 0)
+			c->partial_ms = 0;
+		else if (c->partial_ms == 0 || g->messages != messages)
+			c->partial_ms = w->now_ms;
+	}
 	if (rc < 0) {
 		WSTAT_INC(w, proto_errors);
 		log_debug("gRPC connection %u: %s, closing", idx, g->h2.error);

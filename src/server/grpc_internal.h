@@ -85,6 +85,7 @@ struct gconn {
 	bool ending;        /* closing or stopping: its instances are gone, answers adopt nothing */
 	int32_t bi;         /* the bi-stream, 0: none */
 	int64_t active_ms;  /* last message from the client */
+	uint64_t messages;  /* whole messages received */
 	int64_t detect_ms;  /* a ClientDetectionRequest is out since then; 0: none */
 	uint64_t detect_id;
 	int64_t renew_ms;        /* next renewal of its instances */

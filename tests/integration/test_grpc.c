@@ -939,6 +939,28 @@ Test(grpc, partial_messages_bounded_per_connection)
 	gcli_close(&c);
 }
 
+/*
+ * A message started and never finished: after the first message,
+ * --header-timeout (1 s here) still bounds how long a connection may hold
+ * a partial message without completing one.
+ */
+Test(grpc, unfinished_message_has_a_deadline)
+{
+	struct gcli c;
+	uint8_t part[15] = { 0, 0, 0, 0x03, 0xe8 }; /* claims 1000 bytes, sends 10 */
+	bool open = true;
+	int64_t start;
+
+	setup_conn(&c, NULL, 0);
+	gcli_open(&c, "/Request/request", part, sizeof(part), false);
+	start = now_ms();
+	for (int64_t end = start + 5000; open && now_ms() < end;)
+		open = gcli_io(&c, 20);
+	cr_assert(!open, "a connection holding an unfinished message is closed");
+	cr_assert_geq(now_ms() - start, 900, "not before --header-timeout");
+	gcli_close(&c);
+}
+
 /* ---- a client that opens no window: --out-max small ---- */
 
 static void start_slow(void)
