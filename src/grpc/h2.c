@@ -21,6 +21,15 @@
  * drained and the stream was finished (nghttp2 allows this inside the
  * read callback), so they always follow the last message.
  *
+ * Bounds on a client: besides each stream's message, the partial
+ * messages of all its streams together are at most H2_HELD_MAX (two
+ * whole messages): nghttp2 keeps the window open with automatic
+ * WINDOW_UPDATEs, so without it one connection could hold streams_max
+ * times a message. A stream that would pass it is refused
+ * (RESOURCE_EXHAUSTED), the others go on. CMake requires nghttp2 1.52 or
+ * later: Debian 12's carries the fixes of CVE-2023-44487 (rapid reset)
+ * and CVE-2024-28182 (unbounded CONTINUATION).
+ *
  * Errors inside a stream (unknown path, a message too large, compressed
  * messages, a message cut by END_STREAM) end that stream with a gRPC
  * status and never the connection; errors of the connection (bad preface,
@@ -177,10 +186,17 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	return 0;
 }
 
+/* Drops a stream's partial message from the connection's held count. */
+static void held_drop(struct h2_conn *h, struct h2_stream *st)
+{
+	h->in_held -= buf_used(&st->in);
+	buf_free(&st->in);
+}
+
 static void stream_refuse(struct h2_conn *h, struct h2_stream *st, int status, const char *msg)
 {
 	st->bad = true;
-	buf_free(&st->in);
+	held_drop(h, st);
 	if (st->finished)
 		return;
 	if (!st->headers_sent) {
@@ -265,10 +281,21 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 			       p[4];
 			take = 5 + mlen - have < len ? 5 + mlen - have : len;
 		}
+		/*
+		 * The connection's partial messages together are bounded too
+		 * (H2_HELD_MAX): otherwise one client holds streams_max times a
+		 * message, the window kept open by nghttp2's WINDOW_UPDATEs.
+		 */
+		if (h->in_held + take > H2_HELD_MAX(&h->lim)) {
+			stream_refuse(h, st, GRPC_RESOURCE_EXHAUSTED,
+			              "too many partial messages on this connection");
+			return 0;
+		}
 		if (!buf_append(&st->in, data, take, 5 + (size_t)h->lim.msg_bytes_max)) {
 			stream_refuse(h, st, GRPC_RESOURCE_EXHAUSTED, "out of memory");
 			return 0;
 		}
+		h->in_held += take;
 		data += take;
 		len -= take;
 		have = buf_used(&st->in);
@@ -290,6 +317,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 			st = stream_of(h, id);
 			if (st == NULL)
 				return 0;
+			h->in_held -= buf_used(&st->in);
 			buf_clear(&st->in);
 			if (st->in.cap > 4 * BUF_FIRST_BYTES)
 				buf_free(&st->in);
@@ -323,7 +351,7 @@ static void stream_free(struct h2_conn *h, struct h2_stream *st)
 		h->list = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
-	buf_free(&st->in);
+	held_drop(h, st);
 	buf_free(&st->out);
 	mem_free(st);
 	h->streams--;
@@ -413,6 +441,15 @@ struct buf *h2_stream_out(struct h2_conn *h, int32_t stream)
 	struct h2_stream *st = stream_of(h, stream);
 
 	return st && !st->ending && !st->finished && !st->bad ? &st->out : NULL;
+}
+
+size_t h2_out_held(const struct h2_conn *h)
+{
+	size_t n = 0;
+
+	for (const struct h2_stream *st = h->list; st; st = st->next)
+		n += buf_used(&st->out);
+	return n;
 }
 
 int h2_flush(struct h2_conn *h, int32_t stream)

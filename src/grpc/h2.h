@@ -61,6 +61,9 @@ struct h2_limits {
 	size_t out_bytes_max; /* unsent bytes of one stream */
 };
 
+/* The partial inbound messages one connection may hold, all streams together. */
+#define H2_HELD_MAX(lim) (2 * (5 + (size_t)(lim)->msg_bytes_max))
+
 struct h2_stream;
 
 struct h2_conn {
@@ -69,6 +72,7 @@ struct h2_conn {
 	void *user;
 	struct h2_limits lim;
 	uint32_t streams; /* open, with state */
+	size_t in_held;   /* bytes of partial inbound messages, all streams: <= H2_HELD_MAX */
 	struct h2_stream *list;
 	const char *error; /* why a feed failed (static text) */
 };
@@ -101,6 +105,11 @@ bool h2_done(const struct h2_conn *h);
  * out_bytes_max), then h2_flush. NULL when the stream is gone or finished.
  */
 struct buf *h2_stream_out(struct h2_conn *h, int32_t stream);
+/*
+ * Bytes of outbound messages not yet framed, all streams together (held
+ * back by the client's flow-control windows). Walks the open streams.
+ */
+size_t h2_out_held(const struct h2_conn *h);
 
 /* Sends the response headers if not yet, and what the stream's buffer holds as flow allows. */
 int h2_flush(struct h2_conn *h, int32_t stream);

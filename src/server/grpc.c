@@ -10,6 +10,12 @@
  * everything else at the end of the loop. Nothing is taken from inside
  * the session's callbacks (nghttp2 forbids sending from them): answers
  * made there are left in the stream and taken when the feed returns.
+ * Closes from here (an answer that cannot be queued, output over
+ * --out-max, an ejection) use conn_close_later: they may run inside the
+ * session's feed (an answer from on_message) or a walk of the
+ * connection's subscriptions (a push retried), so the slot, and the
+ * session and subscriptions with it, are freed by the loop's flush and
+ * never under the walker.
  *
  * Life cycle, as a Nacos 2.x server (docs/nacos.md, "gRPC"):
  *  - ServerCheckRequest, unary, is answered at any time with the
@@ -24,7 +30,8 @@
  *    ClientDetectionRequest on the bi-stream; one that still says nothing
  *    within --grpc-detect-timeout is ejected: closed, with its instances.
  *  - Before its first whole message, a connection has --header-timeout
- *    (the preface deadline, via conn.partial_ms).
+ *    (the preface deadline, via conn.partial_ms); after it, while it
+ *    holds partial messages, it must complete one within it.
  *  - At shutdown every session sends GOAWAY (grpc_stop).
  *
  * Instances that live as long as their connection. A Nacos 2.x client
@@ -126,7 +133,7 @@ static void pump(struct worker *w, uint32_t idx)
 		uint8_t *p;
 
 		if (n < 0) {
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 			return;
 		}
 		if (n == 0)
@@ -142,7 +149,7 @@ static void pump(struct worker *w, uint32_t idx)
 	if (c->state == C_OPEN && h2_done(&g->h2)) {
 		c->close_after_flush = true;
 		if (c->out.len == 0 && !c->send_inflight)
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 	}
 }
 
@@ -183,10 +190,23 @@ static int send_body(struct worker *w, uint32_t idx, int32_t stream, const char 
 			          "answer larger than the message bound");
 		return -ERR_TOO_BIG;
 	}
+	/*
+	 * Answers held back by the client's windows (a client that announced
+	 * SETTINGS_INITIAL_WINDOW_SIZE 0, or stopped reading) count against
+	 * --out-max for the whole connection, as conn.out does: past it the
+	 * client is too slow and the connection closes.
+	 */
+	if (h2_out_held(&g->h2) + buf_used(b) + 256 > w->srv->cfg.out_bytes_max) {
+		WSTAT_INC(w, conns_slow_closed);
+		log_warn("gRPC connection %u: answers held over %u bytes, closing", idx,
+		         w->srv->cfg.out_bytes_max);
+		conn_close_later(w, idx);
+		return -ERR_NOMEM;
+	}
 	if (payload_encode(out, max + 5 + (end ? 0 : (size_t)w->srv->cfg.out_bytes_max), true, type,
 	                   (const char *)b->p + b->off, buf_used(b)) < 0) {
 		/* A client that stopped reading its stream: it cannot be served. */
-		conn_close(w, idx);
+		conn_close_later(w, idx);
 		return -ERR_NOMEM;
 	}
 	if (end)
@@ -340,6 +360,7 @@ static void on_message(void *user, int32_t stream, enum h2_path path, const uint
 	if (c->state != C_OPEN)
 		return;
 	WSTAT_INC(w, grpc_requests);
+	g->messages++;
 	g->active_ms = w->now_ms;
 	g->detect_ms = 0; /* any message answers a detection */
 	if (!g->first_message) {
@@ -481,6 +502,22 @@ void grpc_conn_started(struct worker *w, uint32_t idx)
 	pump(w, idx);                            /* our SETTINGS */
 }
 
+static uint32_t renew_floor(uint32_t interval_ms)
+{
+	return interval_ms < GRPC_RENEW_MIN_MS ? GRPC_RENEW_MIN_MS : interval_ms;
+}
+
+/* --grpc-renew, or the shortest interval of the instances it has now. */
+static uint32_t renew_every(struct worker *w, const struct gconn *g)
+{
+	uint32_t every = w->srv->cfg.grpc_renew_ms;
+
+	for (const struct ginst *x = g->insts; x; x = x->next)
+		if (x->interval_ms && renew_floor(x->interval_ms) < every)
+			every = renew_floor(x->interval_ms);
+	return every;
+}
+
 void grpc_insts_adopt(struct gconn *g, struct ginst *n)
 {
 	const uint8_t *key = n->bytes + n->inst_len;
@@ -489,10 +526,12 @@ void grpc_insts_adopt(struct gconn *g, struct ginst *n)
 	/*
 	 * An instance whose metadata asks for a shorter heartbeat interval
 	 * (preserved.heart.beat.interval) gets it: the connection's renewals
-	 * go that often from now on (at least every GRPC_STEP_MS).
+	 * go that often while it is there (at least every GRPC_RENEW_MIN_MS:
+	 * one instance must not make all of them renewed ten times a second;
+	 * renew_every recomputes it as instances go).
 	 */
-	if (n->interval_ms && n->interval_ms < g->renew_every_ms) {
-		g->renew_every_ms = n->interval_ms < GRPC_STEP_MS ? GRPC_STEP_MS : n->interval_ms;
+	if (n->interval_ms && renew_floor(n->interval_ms) < g->renew_every_ms) {
+		g->renew_every_ms = renew_floor(n->interval_ms);
 		if (g->renew_ms > g->w->now_ms + g->renew_every_ms)
 			g->renew_ms = g->w->now_ms + g->renew_every_ms;
 	}
@@ -551,6 +590,29 @@ static void insts_send(struct worker *w, uint32_t idx, struct gconn *g, uint8_t 
 	}
 }
 
+/*
+ * The connection ends (closing, or the node stopping): the instances of
+ * its publishes still waiting for their answer join its set, so they are
+ * deregistered with it (after their register, on the same path), and
+ * the answers adopt nothing any more.
+ */
+static void pending_take(struct gconn *g)
+{
+	g->ending = true;
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++) {
+		struct gwait *x = &g->waits[i];
+
+		x->publish = false;
+		while (x->insts) {
+			struct ginst *n = x->insts;
+
+			x->insts = n->next;
+			n->next = g->insts;
+			g->insts = n;
+		}
+	}
+}
+
 void grpc_conn_closing(struct worker *w, uint32_t idx)
 {
 	struct conn *c = conn_at(w, idx);
@@ -563,6 +625,7 @@ void grpc_conn_closing(struct worker *w, uint32_t idx)
 	 * them). Not once the loop has ended (close_all at shutdown): a write
 	 * could no longer finish; grpc_stop deregistered them while it ran.
 	 */
+	pending_take(g);
 	if (!w->done)
 		insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
 	while (g->insts) {
@@ -613,9 +676,22 @@ void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t le
 
 	c->active_ms = w->now_ms;
 	WSTAT_ADD(w, bytes_in, len);
+	uint64_t messages = g->messages;
+
 	g->in_feed = true;
 	rc = h2_feed(&g->h2, data, len);
 	g->in_feed = false;
+	/*
+	 * After the first message, --header-timeout applies to partial
+	 * messages: a connection holding some must complete one within it
+	 * (conn.partial_ms, checked by the idle sweep), or it closes.
+	 */
+	if (g->first_message) {
+		if (g->h2.in_held == 0)
+			c->partial_ms = 0;
+		else if (c->partial_ms == 0 || g->messages != messages)
+			c->partial_ms = w->now_ms;
+	}
 	if (rc < 0) {
 		WSTAT_INC(w, proto_errors);
 		log_debug("gRPC connection %u: %s, closing", idx, g->h2.error);
@@ -623,7 +699,7 @@ void grpc_on_data(struct worker *w, uint32_t idx, const uint8_t *data, size_t le
 	}
 	pump(w, idx);
 	if (c->state == C_OPEN && c->close_after_flush && c->out.len == 0 && !c->send_inflight)
-		conn_close(w, idx);
+		conn_close_later(w, idx);
 }
 
 /* ---- writes ---- */
@@ -662,7 +738,7 @@ void grpc_write_done(struct worker *w, uint32_t idx, const struct proto_header *
 	for (uint32_t i = 0; i < h->count && err == 0; i++)
 		if (results[i] < 0)
 			err = results[i];
-	if (err == 0 && c->state == C_OPEN) {
+	if (err == 0 && c->state == C_OPEN && !g->ending) {
 		if (x->publish) { /* it replaces what the connection had of the service */
 			for (struct ginst **pp = &g->insts; *pp;) {
 				if ((*pp)->svc_hash == x->svc_hash) {
@@ -763,13 +839,14 @@ void grpc_step(struct worker *w)
 		if (c->state != C_OPEN)
 			continue;
 		if (g->insts && w->now_ms >= g->renew_ms) {
+			g->renew_every_ms = renew_every(w, g); /* back up when instances went */
 			g->renew_ms = w->now_ms + g->renew_every_ms;
 			insts_send(w, idx, g, OP_HEARTBEAT, GW_RENEW);
 		}
 		if (g->detect_ms && w->now_ms - g->detect_ms >= cfg->grpc_detect_timeout_ms) {
 			WSTAT_INC(w, grpc_ejected);
 			log_debug("gRPC connection %s: silent to a detection, ejected", g->id);
-			conn_close(w, idx);
+			conn_close_later(w, idx);
 			continue;
 		}
 		if (g->setup && g->detect_ms == 0 &&
@@ -800,6 +877,7 @@ void grpc_stop(struct worker *w)
 	 */
 	for (struct gconn *g = gw->list; g; g = g->next)
 		if (conn_at(w, g->idx)->state == C_OPEN) {
+			pending_take(g);
 			insts_send(w, g->idx, g, OP_DEREGISTER, GW_DROP);
 			while (g->insts) {
 				struct ginst *x = g->insts;

@@ -26,13 +26,14 @@
 #include "nacos/json.h"
 #include "server/nacos_internal.h"
 
-#define GRPC_WAITS_MAX  64         /* a connection's unary writes waiting for their answer */
-#define GRPC_INSTS_MAX  16384      /* ephemeral instances one connection owns */
-#define GRPC_TOKENS_MAX 65536      /* JSON tokens of one request body */
-#define GRPC_RID_MAX    64         /* bytes of a requestId kept for a later answer */
-#define GRPC_SCRATCH    (1u << 20) /* unescaped strings of one request */
-#define GRPC_ID_MAX     80         /* a connection id: <ms>_<ip>_<port> */
-#define GRPC_STEP_MS    100 /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_WAITS_MAX    64         /* a connection's unary writes waiting for their answer */
+#define GRPC_INSTS_MAX    16384      /* ephemeral instances one connection owns */
+#define GRPC_TOKENS_MAX   65536      /* JSON tokens of one request body */
+#define GRPC_RID_MAX      64         /* bytes of a requestId kept for a later answer */
+#define GRPC_SCRATCH      (1u << 20) /* unescaped strings of one request */
+#define GRPC_ID_MAX       80         /* a connection id: <ms>_<ip>_<port> */
+#define GRPC_STEP_MS      100  /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_RENEW_MIN_MS 1000 /* an instance's interval shortens renewals to no less */
 
 /* What an answered write was for: the top byte of its request id. */
 enum grpc_write_kind {
@@ -81,8 +82,10 @@ struct gconn {
 	bool in_feed;       /* inside h2_feed: output is taken after it returns */
 	bool setup;         /* ConnectionSetupRequest seen */
 	bool first_message; /* a whole message came: the preface deadline is met */
+	bool ending;        /* closing or stopping: its instances are gone, answers adopt nothing */
 	int32_t bi;         /* the bi-stream, 0: none */
 	int64_t active_ms;  /* last message from the client */
+	uint64_t messages;  /* whole messages received */
 	int64_t detect_ms;  /* a ClientDetectionRequest is out since then; 0: none */
 	uint64_t detect_id;
 	int64_t renew_ms;        /* next renewal of its instances */

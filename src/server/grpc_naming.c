@@ -251,13 +251,22 @@ static void publish(struct greq *r, const char *rtype, const char *op_type,
 {
 	struct gconn *g = r->g;
 	struct ginst *drops = NULL;
-	uint32_t ndrop = 0, same = 0;
+	uint32_t ndrop = 0, same = 0, pending = 0;
 	uint64_t h = grpc_svc_hash(sk);
 	int slot;
 
 	for (struct ginst *x = g->insts; x; x = x->next)
 		same += x->svc_hash == h;
-	if (g->insts_n - same + count > GRPC_INSTS_MAX) {
+	/*
+	 * Pending publishes of other services count against the bound (those
+	 * of this service are superseded below): they become the
+	 * connection's when answered.
+	 */
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++)
+		if (g->waits[i].used && g->waits[i].publish && g->waits[i].svc_hash != h)
+			for (struct ginst *x = g->waits[i].insts; x; x = x->next)
+				pending++;
+	if (g->insts_n - same + pending + count > GRPC_INSTS_MAX) {
 		free_chain(chain);
 		fail(r, rtype, 503, "too many instances on this connection");
 		return;
@@ -267,6 +276,37 @@ static void publish(struct greq *r, const char *rtype, const char *op_type,
 		free_chain(chain);
 		fail(r, rtype, 503, "too many requests in flight on this connection");
 		return;
+	}
+	/*
+	 * Publishes of the service still waiting for their answer are
+	 * superseded: what this one leaves out of theirs is deregistered
+	 * (after their register, on the same path), and they no longer
+	 * replace anything when answered, so a later answer of the older one
+	 * cannot undo this one.
+	 */
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++) {
+		struct gwait *p = &g->waits[i];
+
+		if (!p->used || !p->publish || p->svc_hash != h || (int)i == slot)
+			continue;
+		while (p->insts) {
+			struct ginst *x = p->insts;
+			bool kept = false;
+
+			p->insts = x->next;
+			for (struct ginst *n = chain; n && !kept; n = n->next)
+				kept = n->key_len == x->key_len &&
+				       memcmp(n->bytes + n->inst_len, x->bytes + x->inst_len,
+				              x->key_len) == 0;
+			if (kept) {
+				mem_free(x);
+			} else {
+				x->next = drops;
+				drops = x;
+				ndrop++;
+			}
+		}
+		p->publish = false;
 	}
 	for (struct ginst **pp = &g->insts; *pp;) {
 		struct ginst *x = *pp;
@@ -334,6 +374,30 @@ static void unpublish(struct greq *r, const char *rtype, struct ginst *named)
 			ndrop++;
 		} else {
 			pp = &x->next;
+		}
+	}
+	/*
+	 * A register of it still pending (pipelined before this deregister)
+	 * must not be adopted when answered, or the renewals would bring the
+	 * instance back: it leaves the pending set, and this deregister,
+	 * sent after that register on the same path, removes it.
+	 */
+	for (uint32_t i = 0; i < GRPC_WAITS_MAX; i++) {
+		struct gwait *p = &g->waits[i];
+
+		if (!p->used || !p->publish || p->svc_hash != named->svc_hash)
+			continue;
+		for (struct ginst **pp = &p->insts; *pp;) {
+			struct ginst *x = *pp;
+
+			if (memcmp(&x->addr, &named->addr, sizeof(x->addr)) == 0) {
+				*pp = x->next;
+				x->next = drops;
+				drops = x;
+				ndrop++;
+			} else {
+				pp = &x->next;
+			}
 		}
 	}
 	g->waits[slot].op_type = "deregisterInstance";

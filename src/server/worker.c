@@ -126,7 +126,16 @@ void conn_close(struct worker *w, uint32_t idx)
 		conn_free_slot(w, idx);
 }
 
-/* Room for n more output bytes; NULL closes the connection as too slow. */
+void conn_close_later(struct worker *w, uint32_t idx)
+{
+	conn_mark_dirty(w, idx); /* a dirty slot is not freed; flush closes it again */
+	conn_close(w, idx);
+}
+
+/*
+ * Room for n more output bytes; NULL closes the connection as too slow
+ * (the slot freed by the flush, not now: the caller may be walking it).
+ */
 uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n)
 {
 	struct conn *c = conn_at(w, idx);
@@ -135,7 +144,7 @@ uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n)
 		WSTAT_INC(w, conns_slow_closed);
 		log_warn("connection %u: output over %u bytes, closing", idx,
 		         w->srv->cfg.out_bytes_max);
-		conn_close(w, idx);
+		conn_close_later(w, idx);
 		return NULL;
 	}
 	conn_mark_dirty(w, idx);

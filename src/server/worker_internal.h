@@ -130,6 +130,12 @@ static inline bool worker_clustered(const struct worker *w)
 
 /* worker.c */
 void conn_close(struct worker *w, uint32_t idx);
+/*
+ * Starts closing like conn_close, but never frees the slot now (the
+ * loop's flush does): for callers inside a walk of what the slot owns,
+ * an HTTP/2 session's feed or a connection's subscription list.
+ */
+void conn_close_later(struct worker *w, uint32_t idx);
 void conn_arm_recv(struct worker *w, uint32_t idx);
 void conn_partial_mark(struct worker *w, struct conn *c, bool progress);
 uint8_t *out_reserve(struct worker *w, uint32_t idx, uint32_t n);
