@@ -380,9 +380,16 @@ Test(grpc, subscribe_notify_ack_retry_unsubscribe)
 	/* The publishers' connections close: their instances go, and that is pushed. */
 	gcli_close(&pub);
 	gcli_close(&pub2);
-	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push when the publisher is gone");
-	cr_assert_eq(push_hosts(&sub, bi, &m, true), 0);
-	gmsg_free(&m);
+	/* The two deregisters may land in different push windows: one push each, then empty. */
+	for (int left = 2, pushes = 0;; pushes++) {
+		cr_assert_lt(pushes, 2, "a push when the publishers are gone: %d hosts left", left);
+		cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push when the publisher is gone");
+		left = push_hosts(&sub, bi, &m, true);
+		gmsg_free(&m);
+		cr_assert(left == 0 || left == 1, "%d hosts", left);
+		if (left == 0)
+			break;
+	}
 
 	/* Unsubscribed: no more pushes. */
 	cr_assert_eq(gcli_call(&sub, "SubscribeServiceRequest", uj, &a), 0);
