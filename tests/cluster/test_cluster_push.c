@@ -155,8 +155,8 @@ Test(cluster_push, an_expiry_after_the_beating_node_dies_is_pushed_by_every_surv
 	for (uint32_t s = 0; s < 2; s++)
 		for (uint32_t k = 0; k < N_SVC; k++)
 			cr_assert_eq(seen[s][k].count, 1,
-			             "node %u's subscriber was given instance %u (got %d)", s + 1, k,
-			             seen[s][k].count);
+			             "node %u's subscriber was given instance %u (got %d)", s + 1,
+			             k, seen[s][k].count);
 
 	/* The only beater dies; every instance expires at its (new) owner. */
 	cluster_node_kill(&cl, 0);
