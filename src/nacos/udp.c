@@ -36,18 +36,14 @@
  * regions themselves are a ring of unacked_max records. When the ring or
  * the records are full, the push goes out without retry state.
  *
- * Encoding. The plain packet's length is known before it is written
- * (escaping is counted first), so a packet under UDP_GZIP_MIN_BYTES is
- * written straight into the output buffer and a longer one is escaped in
- * chunks straight into deflate, whose output buffer is the datagram's
- * maximum: running out of it is "too big", and no plain copy of a large
- * list is ever made. The deflate state is made once and reset per packet.
+ * Encoding: udp_packet.c (escaped JSON, gzipped over UDP_GZIP_MIN_BYTES).
  *
  * Address forms. Targets and ack sources are compared in one form:
  * IPv4-mapped IPv6 addresses become IPv4, so a dual-stack HTTP listener
  * and an IPv4 push socket (or the reverse) still match an ack to its push.
  */
 #include "nacos/udp.h"
+#include "nacos/udp_packet.h"
 
 #include "core/err.h"
 #include "core/hash.h"
@@ -57,10 +53,8 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #define HASH_SEED         0x7564702d70757368ULL /* "udp-push" */
-#define CHUNK_BYTES       4096                  /* escaped bytes per deflate call */
 #define TABLE_BUCKETS_MAX (1u << 24)
 #define REF_COUNTER_MAX   (UDP_REF_MAX / UDP_WORKERS_MAX)
 
@@ -230,11 +224,8 @@ struct udp_push {
 	uint64_t ring_head, ring_tail; /* positions, ring_tail - ring_head <= retry_bytes_max */
 
 	uint64_t ref_counter;
-	char *render; /* render_bytes_max */
-	uint8_t *out; /* UDP_PACKET_BYTES_MAX: the packet being sent */
-	z_stream z;
-	bool z_ready;
-	char chunk[CHUNK_BYTES];
+	char *render;          /* render_bytes_max */
+	struct udp_packet pkt; /* the datagram being sent */
 };
 
 /* ---- configuration ---- */
@@ -303,8 +294,8 @@ int udp_create(const struct udp_config *cfg, const struct udp_callbacks *cb, voi
 	u->sub_tab = mem_calloc(buckets, sizeof(*u->sub_tab));
 	u->ack_tab = mem_calloc(acks, sizeof(*u->ack_tab));
 	u->render = mem_alloc(cfg->render_bytes_max);
-	u->out = mem_alloc(UDP_PACKET_BYTES_MAX);
-	if (!u->svc_tab || !u->sub_tab || !u->ack_tab || !u->render || !u->out)
+	if (!u->svc_tab || !u->sub_tab || !u->ack_tab || !u->render ||
+	    udp_packet_init(&u->pkt, cfg->gzip_level) < 0)
 		goto err;
 	if (cfg->unacked_max > 0 && cfg->retry_bytes_max > 0) {
 		u->entries = mem_calloc(cfg->unacked_max, sizeof(*u->entries));
@@ -317,11 +308,6 @@ int udp_create(const struct udp_config *cfg, const struct udp_callbacks *cb, voi
 			u->free_entries = &u->entries[i];
 		}
 	}
-	/* 15 + 16: a gzip wrapper; memLevel 8 and the default strategy, as gzip(1). */
-	if (deflateInit2(&u->z, cfg->gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-	    Z_OK)
-		goto err;
-	u->z_ready = true;
 	*out = u;
 	return 0;
 err:
@@ -345,8 +331,7 @@ void udp_destroy(struct udp_push *u)
 		link_del(&v->in_all);
 		mem_free(v);
 	}
-	if (u->z_ready)
-		deflateEnd(&u->z);
+	udp_packet_free(&u->pkt);
 	mem_free(u->svc_tab);
 	mem_free(u->sub_tab);
 	mem_free(u->ack_tab);
@@ -354,7 +339,6 @@ void udp_destroy(struct udp_push *u)
 	mem_free(u->regions);
 	mem_free(u->ring);
 	mem_free(u->render);
-	mem_free(u->out);
 	mem_free(u);
 }
 
@@ -728,119 +712,7 @@ uint32_t udp_each_sub(struct udp_push *u, const struct store_svc_key *k,
 	return v->n;
 }
 
-/* ---- packets ---- */
-
-/* The two-character escapes of JSON; other bytes below 0x20 become \u00XX. */
-static const char esc_short[128] = {
-	['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-	['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-};
-
-/* Bytes of s[0..n) escaped inside a JSON string. */
-static size_t esc_len(const char *s, size_t n)
-{
-	size_t len = n;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 128 && esc_short[c])
-			len += 1;
-		else if (c < 0x20)
-			len += 5;
-	}
-	return len;
-}
-
-/*
- * Escapes s[0..n) into dst[0..cap) in whole escapes; returns the bytes
- * written and sets *used to the input consumed (cap >= 6 consumes some).
- */
-static size_t esc_copy(const char *s, size_t n, size_t *used, char *dst, size_t cap)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 128 && esc_short[c]) {
-			if (o + 2 > cap)
-				break;
-			dst[o++] = '\\';
-			dst[o++] = esc_short[c];
-		} else if (c < 0x20) {
-			if (o + 6 > cap)
-				break;
-			memcpy(dst + o, "\\u00", 4);
-			dst[o + 4] = hex[c >> 4];
-			dst[o + 5] = hex[c & 15];
-			o += 6;
-		} else {
-			if (o + 1 > cap)
-				break;
-			dst[o++] = (char)c;
-		}
-	}
-	*used = i;
-	return o;
-}
-
-/* Feeds p[0..n) to deflate; false when the datagram's room ran out. */
-static bool gz_feed(struct udp_push *u, const void *p, size_t n, int flush)
-{
-	u->z.next_in = (Bytef *)(uintptr_t)p;
-	u->z.avail_in = (uInt)n;
-	if (flush == Z_FINISH)
-		return deflate(&u->z, Z_FINISH) == Z_STREAM_END;
-	if (n == 0)
-		return true;
-	/* With output room deflate takes all the input; what it leaves means no room. */
-	(void)deflate(&u->z, Z_NO_FLUSH);
-	return u->z.avail_in == 0;
-}
-
-/*
- * Encodes the packet of ref and data[0..n) into u->out: its length, or
- * -ERR_PROTO_TOO_BIG when it does not fit UDP_PACKET_BYTES_MAX. Sets *gz.
- */
-static int packet_encode(struct udp_push *u, uint64_t ref, const char *data, size_t n, bool *gz)
-{
-	static const char tail[] = "\"}";
-	char head[64];
-	size_t head_len, plain, used, k;
-
-	head_len = (size_t)snprintf(head, sizeof(head),
-	                            "{\"type\":\"dom\",\"lastRefTime\":%llu,\"data\":\"",
-	                            (unsigned long long)ref);
-	plain = head_len + esc_len(data, n) + 2;
-	*gz = plain >= UDP_GZIP_MIN_BYTES;
-	if (!*gz) {
-		char *o = (char *)u->out;
-
-		memcpy(o, head, head_len);
-		k = esc_copy(data, n, &used, o + head_len, plain - head_len - 2);
-		assert(used == n && head_len + k + 2 == plain);
-		memcpy(o + plain - 2, tail, 2);
-		return (int)plain;
-	}
-	if (deflateReset(&u->z) != Z_OK)
-		return -ERR_PROTO_TOO_BIG;
-	u->z.next_out = u->out;
-	u->z.avail_out = UDP_PACKET_BYTES_MAX;
-	if (!gz_feed(u, head, head_len, Z_NO_FLUSH))
-		return -ERR_PROTO_TOO_BIG;
-	while (n > 0) {
-		k = esc_copy(data, n, &used, u->chunk, sizeof(u->chunk));
-		if (!gz_feed(u, u->chunk, k, Z_NO_FLUSH))
-			return -ERR_PROTO_TOO_BIG;
-		data += used;
-		n -= used;
-	}
-	if (!gz_feed(u, tail, 2, Z_FINISH))
-		return -ERR_PROTO_TOO_BIG;
-	return (int)(UDP_PACKET_BYTES_MAX - u->z.avail_out);
-}
+/* ---- packets (encoded by udp_packet.c) ---- */
 
 static uint64_t next_ref(struct udp_push *u)
 {
@@ -891,16 +763,16 @@ static void push_sub(struct udp_push *u, struct udp_sub *s, int64_t now_ms)
 	}
 	assert((uint32_t)n <= u->cfg.render_bytes_max);
 	ref = next_ref(u);
-	len = packet_encode(u, ref, u->render, (size_t)n, &gz);
+	len = udp_packet_encode(&u->pkt, ref, u->render, (size_t)n, &gz);
 	if (len < 0) {
 		u->st.too_big++;
 		return;
 	}
-	if (send_packet(u, s, u->out, (size_t)len) == 0) {
+	if (send_packet(u, s, u->pkt.out, (size_t)len) == 0) {
 		u->st.pushes++;
 		u->st.gzipped += gz;
 	}
-	if (!entry_keep(u, s, ref, u->out, (uint32_t)len, now_ms))
+	if (!entry_keep(u, s, ref, u->pkt.out, (uint32_t)len, now_ms))
 		u->st.not_retried++;
 }
 
