@@ -66,7 +66,7 @@ static int parse_list(struct loop *l, const struct proto_header *h, const uint8_
 }
 
 /* What size a list of service s must have, or UINT32_MAX when it cannot be known. */
-static uint32_t list_expected(const struct loop *l, uint32_t s)
+uint32_t loop_list_expected(const struct loop *l, uint32_t s)
 {
 	uint32_t lo, hi;
 
@@ -93,7 +93,7 @@ static void check_list(struct loop *l, struct bench_stats *a, const struct slot 
 		return;
 	}
 	a->list_views += h->count;
-	want = list_expected(l, s->first);
+	want = loop_list_expected(l, s->first);
 	if (want != UINT32_MAX && (total != want || h->count != want))
 		report_error(a, REPORT_E_LIST, 1);
 }
@@ -107,23 +107,29 @@ static void check_ping(struct bench_stats *a, const struct proto_header *h, cons
 		report_error(a, REPORT_E_ANSWER, 1);
 }
 
-static void slot_answer(struct loop *l, struct conn *c, struct slot *s,
-                        const struct proto_header *h, const uint8_t *body)
+/* Where the answer to slot s counts: the window or the scratch. */
+struct bench_stats *loop_slot_acc(struct loop *l, const struct conn *c, const struct slot *s)
 {
 	bool timed = s->kind == SK_TIMED || s->kind == SK_CHANGE;
-	struct bench_stats *a = !timed              ? &l->scratch
-	                        : c->period_ns <= 0 ? loop_acc(l) /* closed loop: by completion */
-	                        : in_window(l, s->start_ns) ? &l->th->stats /* open: by schedule */
-	                                                    : &l->scratch;
-	uint64_t errors0 = a->errors, errs, lat_us;
 
-	if (s->op == OP_LIST)
-		check_list(l, a, s, h, body);
-	else if (s->op == OP_PING)
-		check_ping(a, h, body);
-	else
-		check_results(a, s, h, body);
-	errs = a->errors - errors0;
+	if (!timed)
+		return &l->scratch;
+	if (c->period_ns <= 0)
+		return loop_acc(l);                      /* closed loop: by completion */
+	return in_window(l, s->start_ns) ? &l->th->stats /* open: by schedule */
+	                                 : &l->scratch;
+}
+
+/*
+ * The answer to slot s was checked into a (loop_slot_acc's), with errs
+ * errors: setup counts, latency and ops, then the slot is free.
+ */
+void loop_slot_close(struct loop *l, struct conn *c, struct slot *s, struct bench_stats *a,
+                     uint64_t errs)
+{
+	bool timed = s->kind == SK_TIMED || s->kind == SK_CHANGE;
+	uint64_t lat_us;
+
 	if (s->kind == SK_SETUP) {
 		__atomic_fetch_add(&l->sh->setup_ops, s->items, __ATOMIC_RELAXED);
 		if (errs)
@@ -144,6 +150,21 @@ static void slot_answer(struct loop *l, struct conn *c, struct slot *s,
 		}
 	}
 	loop_slot_free(l, c, s);
+}
+
+static void slot_answer(struct loop *l, struct conn *c, struct slot *s,
+                        const struct proto_header *h, const uint8_t *body)
+{
+	struct bench_stats *a = loop_slot_acc(l, c, s);
+	uint64_t errors0 = a->errors;
+
+	if (s->op == OP_LIST)
+		check_list(l, a, s, h, body);
+	else if (s->op == OP_PING)
+		check_ping(a, h, body);
+	else
+		check_results(a, s, h, body);
+	loop_slot_close(l, c, s, a, a->errors - errors0);
 }
 
 /* Subscribe: one subscriber's delivery of change seq, sent at t (0: unknown). */
@@ -205,6 +226,12 @@ static void sub_answer(struct loop *l, struct conn *c, const struct proto_header
 		loop_make_ready(l, c); /* room in the pipeline: the next SUBSCRIBE */
 		return;
 	}
+	loop_sub_seen(l, sb, w);
+}
+
+/* A push showed subscription sb the probe's weight w (UINT32_MAX: not there). */
+void loop_sub_seen(struct loop *l, struct sub *sb, uint32_t w)
+{
 	if (w == UINT32_MAX || w <= sb->last)
 		return; /* a push for another change (or none of ours) */
 	/* Every change after the last one seen is shown by this push. */
@@ -273,6 +300,13 @@ static void feed(struct loop *l, struct conn *c, const uint8_t *data, uint32_t l
 {
 	uint32_t used;
 
+	if (c->g) {
+		gload_feed(l, c, data, len);
+		if (!c->dead)
+			loop_make_ready(l,
+			                c); /* what the session has to say back, and more calls */
+		return;
+	}
 	if (buf_used(&c->carry) == 0) {
 		used = parse_frames(l, c, data, len);
 		if (c->dead || used == len)

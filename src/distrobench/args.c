@@ -32,6 +32,7 @@ enum flag_kind {
 	K_RATE,
 	K_FRACTION,
 	K_WORKLOAD,
+	K_PROTO,
 	K_MIX,
 	K_PREFIX,
 	K_PATH,
@@ -67,6 +68,12 @@ static const struct flag flags[] = {
 	  "instances per REGISTER/HEARTBEAT/DEREGISTER frame" },
 	{ "workload", 'W', K_WORKLOAD, OFF(workload), 0, 0, "NAME", "heartbeat",
 	  "register, heartbeat, list, mix, subscribe, churn or ping" },
+	{ "proto", 0, K_PROTO, OFF(proto), 0, 0, "NAME", "binary",
+	  "binary, or grpc: register, list and subscribe as a Nacos 2.x client (InstanceRequest, "
+	  "ServiceQueryRequest, SubscribeServiceRequest) on --grpc-port; setup and subscribe's "
+	  "changes stay binary" },
+	{ "grpc-port", 0, K_U32, OFF(grpc_port), 1, 65535, "PORT", "9848",
+	  "--proto grpc: the Nacos gRPC port on each --server host" },
 	{ "instances", 'n', K_U32, OFF(instances), 1, ARGS_INSTANCES_MAX, "N", "10000",
 	  "instances of register, heartbeat, mix and churn (k and M suffixes)" },
 	{ "services", 'S', K_U32, OFF(services), 1, ARGS_SERVICES_MAX, "N", "100",
@@ -351,6 +358,12 @@ static enum args_result set_value(const struct flag *f, const char *v, struct be
 		            "--%s: '%s' is not one of register, heartbeat, list, mix, subscribe, "
 		            "churn, ping",
 		            f->name, v);
+	case K_PROTO:
+		if (strcmp(v, "binary") == 0 || strcmp(v, "grpc") == 0) {
+			c->proto = v[0] == 'g' ? PROTO_GRPC : PROTO_BINARY;
+			return ARGS_OK;
+		}
+		return fail(err, err_len, "--%s: '%s' is not binary or grpc", f->name, v);
 	case K_MIX:
 		return parse_mix(v, c->mix, err, err_len);
 	case K_PREFIX:
@@ -450,6 +463,23 @@ static enum args_result check_all(struct bench_config *c, char *err, size_t err_
 		return fail(err, err_len,
 		            "--services x --subscribers (%llu) is over %u subscriptions",
 		            (unsigned long long)c->services * c->subscribers, ARGS_SUBS_MAX);
+	if (c->proto == PROTO_GRPC) {
+		if (w != WL_REGISTER && w != WL_LIST && w != WL_SUBSCRIBE)
+			return fail(err, err_len,
+			            "--proto grpc: only --workload register, list or subscribe");
+		if (c->batch != 1)
+			return fail(
+			        err, err_len,
+			        "--proto grpc: --batch must be 1 (one InstanceRequest per call)");
+		if (c->pipeline > ARGS_GRPC_STREAMS)
+			return fail(err, err_len,
+			            "--proto grpc: --pipeline (%u) is over %u calls in flight (the "
+			            "node's 128 streams less the bi-stream)",
+			            c->pipeline, ARGS_GRPC_STREAMS);
+		if ((w == WL_LIST || w == WL_SUBSCRIBE) && c->list_size > ARGS_GRPC_LIST_MAX)
+			return fail(err, err_len, "--proto grpc: --list-size (%u) is over %u",
+			            c->list_size, ARGS_GRPC_LIST_MAX);
+	}
 	if (w == WL_SUBSCRIBE && c->rate == 0)
 		c->rate = ARGS_CHANGE_RATE;
 	if (!c->pipeline_given && (c->rate > 0 || c->interval_ms > 0))

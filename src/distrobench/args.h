@@ -38,6 +38,8 @@
 #define ARGS_INFLIGHT_MAX    (1u << 22) /* connections x pipeline: frames in flight */
 #define ARGS_PIPELINE_OPEN   64u        /* --pipeline's default with --rate or --interval-ms */
 #define ARGS_CHANGE_RATE     100.0      /* subscribe: changes/s without --rate */
+#define ARGS_GRPC_STREAMS    127u  /* --proto grpc: the node's 128 streams less the bi-stream */
+#define ARGS_GRPC_LIST_MAX   4096u /* --proto grpc: instances per answer we tokenize */
 
 /* Results of args_parse, also the process exit codes. */
 enum args_result {
@@ -58,6 +60,9 @@ enum bench_workload {
 	WL_COUNT,
 };
 
+/* What the load connections speak: distrod's binary protocol or Nacos 2.x gRPC. */
+enum bench_proto { PROTO_BINARY, PROTO_GRPC };
+
 enum mix_term { MIX_REGISTER, MIX_HEARTBEAT, MIX_LIST, MIX_TERMS };
 
 struct bench_target {
@@ -74,6 +79,8 @@ struct bench_config {
 	bool pipeline_given;
 	uint32_t batch;
 	enum bench_workload workload;
+	enum bench_proto proto;
+	uint32_t grpc_port; /* --proto grpc: the gRPC port on each target's host */
 	uint32_t instances;
 	uint32_t services;
 	uint32_t list_size;

@@ -10,7 +10,7 @@
  */
 #include "distrobench/loop_internal.h"
 
-static struct slot *slot_take(struct loop *l, struct conn *c, uint32_t *id)
+struct slot *loop_slot_take(struct loop *l, struct conn *c, uint32_t *id)
 {
 	uint16_t i = c->free_slots[--c->free_n];
 	struct slot *s = &c->slots[i];
@@ -67,7 +67,7 @@ static int encode_batch(struct loop *l, struct conn *c, uint8_t op, uint8_t cls,
 	}
 	if (w.overflow)
 		abort(); /* ITEM_BYTES_MAX bounds an instance without metadata */
-	s = slot_take(l, c, &id);
+	s = loop_slot_take(l, c, &id);
 	s->start_ns = start;
 	s->first = lo + at;
 	s->items = (uint16_t)n;
@@ -101,7 +101,7 @@ static int encode_list(struct loop *l, struct conn *c, uint8_t op, uint32_t serv
 	if (w.overflow)
 		abort();
 	if (op == OP_LIST) {
-		struct slot *s = slot_take(l, c, &id);
+		struct slot *s = loop_slot_take(l, c, &id);
 
 		s->start_ns = start;
 		s->first = service;
@@ -126,7 +126,7 @@ static int encode_ping(struct loop *l, struct conn *c, uint64_t start)
 
 	if (!buf_reserve(&c->out, PROTO_HEADER_BYTES + 4, CONN_BUF_BYTES_MAX))
 		return -ERR_NOMEM;
-	s = slot_take(l, c, &id);
+	s = loop_slot_take(l, c, &id);
 	s->start_ns = start;
 	s->items = 1;
 	s->op = OP_PING;
@@ -177,7 +177,7 @@ static int encode_change(struct loop *l, struct conn *c)
 	/* Publish the send time before the change can reach anyone. */
 	STORE_RELEASE(&pr->ring[seq % LOOP_PROBE_RING],
 	              ((uint64_t)seq << LOOP_PROBE_US_BITS) | (l->now - l->sh->t_start_ns) / 1000);
-	s = slot_take(l, c, &id);
+	s = loop_slot_take(l, c, &id);
 	s->start_ns = l->now;
 	s->first = service;
 	s->seq = seq;
@@ -213,8 +213,12 @@ static int encode_next(struct loop *l, struct conn *c, uint64_t start)
 		return encode_change(l, c);
 	switch (cfg->workload) {
 	case WL_REGISTER:
-		rc = encode_batch(l, c, OP_REGISTER, CLS_REGISTER, SK_TIMED, c->lo, c->own, c->cur,
-		                  n, c->pass, start);
+		if (c->g)
+			rc = gload_register(l, c, c->lo + c->cur,
+			                    weight_of(l, c->lo + c->cur, c->pass, SK_TIMED), start);
+		else
+			rc = encode_batch(l, c, OP_REGISTER, CLS_REGISTER, SK_TIMED, c->lo, c->own,
+			                  c->cur, n, c->pass, start);
 		if (rc == 0)
 			advance(&c->cur, &c->pass, n, c->own);
 		return rc;
@@ -242,7 +246,8 @@ static int encode_next(struct loop *l, struct conn *c, uint64_t start)
 			c->churn_dereg = false;
 		return rc;
 	case WL_LIST:
-		rc = encode_list(l, c, OP_LIST, c->svc_cur, 0, start);
+		rc = c->g ? gload_query(l, c, c->svc_cur, start)
+		          : encode_list(l, c, OP_LIST, c->svc_cur, 0, start);
 		if (rc == 0)
 			c->svc_cur = (c->svc_cur + 1) % l->plan->services;
 		return rc;
@@ -285,11 +290,18 @@ void loop_fill(struct loop *l, struct conn *c)
 	const struct bench_config *cfg = l->cfg;
 	int rc = 0;
 
-	if (c->dead || l->idle)
+	if (c->dead)
 		return;
+	if (l->idle) {
+		if (c->g)
+			gload_flush(l, c); /* acks, window updates */
+		return;
+	}
 	switch (l->phase) {
 	case PH_SETUP:
 	case PH_TEARDOWN:
+		if (c->g && !c->g_hello_sent && l->phase == PH_SETUP)
+			rc = gload_hello(l, c);
 		while (rc == 0 && c->inflight < SETUP_PIPELINE && c->setup_cur < c->setup_hi &&
 		       out_room(c)) {
 			uint32_t n = c->setup_hi - c->setup_cur;
@@ -305,7 +317,14 @@ void loop_fill(struct loop *l, struct conn *c)
 		}
 		break;
 	case PH_SUBSCRIBE:
-		while (rc == 0 && c->subs_sent < c->subs_n &&
+		while (c->g && rc == 0 && c->subs_sent < c->subs_n &&
+		       c->subs_sent - c->subs_answered < SUB_PIPELINE && c->free_n > 0 &&
+		       out_room(c)) {
+			rc = gload_subscribe(l, c, c->subs_sent);
+			if (rc == 0)
+				c->subs_sent++;
+		}
+		while (!c->g && rc == 0 && c->subs_sent < c->subs_n &&
 		       c->subs_sent - c->subs_answered < SUB_PIPELINE && out_room(c)) {
 			rc = encode_list(l, c, OP_SUBSCRIBE, c->subs[c->subs_sent].service,
 			                 SUB_BIT | c->subs_sent, l->now);
@@ -336,7 +355,9 @@ void loop_fill(struct loop *l, struct conn *c)
 	case PH_COUNT:
 		break;
 	}
-	if (rc < 0)
+	if (rc == 0 && c->g)
+		gload_flush(l, c);
+	else if (rc < 0)
 		loop_conn_fail(l, c, REPORT_E_CONN);
 	loop_check_done(l, c);
 }

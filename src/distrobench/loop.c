@@ -143,7 +143,8 @@ void loop_check_done(struct loop *l, struct conn *c)
 	switch (l->phase) {
 	case PH_SETUP:
 	case PH_TEARDOWN:
-		done = c->dead || (c->setup_cur == c->setup_hi && c->inflight == 0);
+		done = c->dead || (c->setup_cur == c->setup_hi && c->inflight == 0 &&
+		                   (c->g == NULL || l->phase == PH_TEARDOWN || c->g_ready));
 		break;
 	case PH_SUBSCRIBE:
 		done = c->dead || c->subs_answered == c->subs_n;
@@ -177,9 +178,9 @@ void loop_conn_fail(struct loop *l, struct conn *c, int code)
 
 		if (!s->busy)
 			continue;
-		if (s->kind == SK_SETUP)
+		if (s->kind == SK_SETUP || s->kind == SK_HELLO)
 			__atomic_fetch_add(&l->sh->setup_errors, s->items, __ATOMIC_RELAXED);
-		else if (s->kind != SK_TEARDOWN) {
+		else if (s->kind != SK_TEARDOWN && s->kind != SK_SUB) { /* SUB: below */
 			report_error(loop_acc(l), code, s->items);
 			l->iv_errors += s->items;
 		}
@@ -391,13 +392,15 @@ static int conn_init(struct conn *c, uint32_t slots_n)
 
 static int conn_connect(struct loop *l, struct conn *c)
 {
-	const struct sockaddr_storage *sa = &l->sh->addrs[c->target];
+	const struct sockaddr_storage *sa =
+	        c->g ? &l->sh->gaddrs[c->target] : &l->sh->addrs[c->target];
+	socklen_t sa_len = c->g ? l->sh->gaddr_lens[c->target] : l->sh->addr_lens[c->target];
 	int one = 1;
 
 	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return -errno;
-	if (connect(c->fd, (const struct sockaddr *)sa, l->sh->addr_lens[c->target]) < 0)
+	if (connect(c->fd, (const struct sockaddr *)sa, sa_len) < 0)
 		return -errno;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
@@ -408,7 +411,11 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 	const struct bench_config *cfg = th->sh->cfg;
 	const struct plan *plan = th->sh->plan;
 	uint32_t load_n = (cfg->conns - th->id + cfg->threads - 1) / cfg->threads;
-	uint32_t writers_n = cfg->workload == WL_SUBSCRIBE ? cfg->targets_n : 0;
+	bool grpc = cfg->proto == PROTO_GRPC;
+	/* Writers: subscribe's changes; with gRPC also the binary setup of list and subscribe. */
+	uint32_t writers_n =
+	        cfg->workload == WL_SUBSCRIBE || plan_setup_by_writers(plan) ? cfg->targets_n : 0;
+	uint32_t slots_n = cfg->pipeline > SETUP_PIPELINE ? cfg->pipeline : SETUP_PIPELINE;
 	uint32_t subs_all = cfg->services * cfg->subscribers;
 	uint32_t entries, bufs_n;
 	const char *why = "";
@@ -461,10 +468,25 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 			c->j = th->id * cfg->targets_n + (k - load_n);
 			c->role = ROLE_WRITER;
 			c->target = c->j % cfg->targets_n;
-			c->w_own = plan_writer_services(plan, c->j);
-			c->period_ns = plan_writer_period_ns(plan, c->j);
+			if (cfg->workload == WL_SUBSCRIBE) {
+				c->w_own = plan_writer_services(plan, c->j);
+				c->period_ns = plan_writer_period_ns(plan, c->j);
+			}
+			plan_writer_setup_share(plan, c->j, &c->setup_lo, &c->setup_hi);
+			c->setup_cur = c->setup_lo;
 		}
-		rc = conn_init(c, cfg->pipeline > SETUP_PIPELINE ? cfg->pipeline : SETUP_PIPELINE);
+		if (grpc && c->role == ROLE_LOAD) {
+			rc = conn_init(c, slots_n > SUB_PIPELINE ? slots_n : SUB_PIPELINE);
+			if (rc == 0)
+				rc = gload_conn_init(l, c);
+		} else {
+			rc = conn_init(c, slots_n);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (grpc) {
+		rc = gload_loop_init(l);
 		if (rc < 0)
 			return rc;
 	}
@@ -504,10 +526,12 @@ static void loop_free(struct loop *l)
 		buf_free(&c->carry);
 		buf_free(&c->out);
 		buf_free(&c->sending);
+		gload_conn_free(c);
 		mem_free(c->slots);
 		mem_free(c->free_slots);
 		mem_free(c->subs);
 	}
+	gload_loop_free(l);
 	mem_free(l->conns);
 	mem_free(l->ready);
 	mem_free(l->heap);

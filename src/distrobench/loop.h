@@ -55,6 +55,8 @@ struct bench_shared {
 	const struct plan *plan;
 	struct sockaddr_storage addrs[ARGS_TARGETS_MAX];
 	socklen_t addr_lens[ARGS_TARGETS_MAX];
+	struct sockaddr_storage gaddrs[ARGS_TARGETS_MAX]; /* --proto grpc: the gRPC ports */
+	socklen_t gaddr_lens[ARGS_TARGETS_MAX];
 	struct loop_probe *probes; /* subscribe: one per service; else NULL */
 	uint32_t go;               /* atomic: phases below it may run */
 	uint32_t abort;            /* atomic: give up at the next phase boundary */

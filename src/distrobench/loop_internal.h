@@ -5,6 +5,8 @@
  *              and the timer heap, accounting, sends and receives armed
  *   encode.c   what a ready connection sends next: the workload's frames
  *   answer.c   completions: answers parsed, matched to their slot, checked
+ *   gload.c    --proto grpc: a load connection's HTTP/2 session, its calls
+ *              and the answers and pushes that come back
  *
  * Everything here belongs to one thread (struct loop); nothing is shared
  * with other threads except through struct bench_shared (loop.h).
@@ -19,6 +21,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "grpc/payload.h"
 #include "io/uring.h"
 #include "proto/wire.h"
 
@@ -65,6 +68,8 @@ enum slot_kind {
 	SK_CHANGE,   /* subscribe: a writer's change of a probe */
 	SK_SETUP,    /* registering the population */
 	SK_TEARDOWN, /* deregistering it */
+	SK_HELLO,    /* gRPC: the ServerCheckRequest that ends a connection's set-up */
+	SK_SUB,      /* gRPC: a SubscribeServiceRequest (first: the subscription) */
 };
 
 struct slot {
@@ -92,9 +97,11 @@ struct conn {
 	uint32_t target;
 	uint8_t role;
 	bool dead, recv_armed, send_busy, in_ready, in_heap, done, churn_dereg;
-	struct buf carry;   /* a partial answer between receives */
-	struct buf out;     /* frames encoded, not yet sending */
-	struct buf sending; /* the send in flight; consumed as the kernel takes it */
+	bool g_hello_sent, g_ready; /* gRPC: set-up sent, ServerCheck answered */
+	struct gconn *g;            /* --proto grpc load connections; else NULL */
+	struct buf carry;           /* a partial answer between receives */
+	struct buf out;             /* frames encoded, not yet sending */
+	struct buf sending;         /* the send in flight; consumed as the kernel takes it */
 	struct slot *slots;
 	uint16_t *free_slots;
 	uint32_t slots_n, free_n, inflight;
@@ -141,6 +148,10 @@ struct loop {
 	uint64_t iv_ops, iv_errors; /* since the run started */
 	struct bench_stats scratch; /* everything outside the window */
 	struct proto_view view;     /* scratch for parsing lists */
+	/* --proto grpc: decoding answers (gload.c) */
+	struct payload_arena arena;
+	void *toks; /* jsmntok_t[toks_n] */
+	unsigned toks_n;
 };
 
 static inline uint64_t ud_make(enum ud_op op, uint32_t idx)
@@ -172,10 +183,29 @@ void loop_conn_fail(struct loop *l, struct conn *c, int code);
 void loop_submit_send(struct loop *l, struct conn *c);
 
 /* encode.c */
+struct slot *loop_slot_take(struct loop *l, struct conn *c, uint32_t *id);
 uint64_t loop_probe_time(const struct loop *l, uint32_t service, uint32_t seq);
 void loop_fill(struct loop *l, struct conn *c);
 
 /* answer.c */
 void loop_handle_cqe(struct loop *l, const struct io_uring_cqe *cqe);
+struct bench_stats *loop_slot_acc(struct loop *l, const struct conn *c, const struct slot *s);
+void loop_slot_close(struct loop *l, struct conn *c, struct slot *s, struct bench_stats *a,
+                     uint64_t errs);
+void loop_sub_seen(struct loop *l, struct sub *sb, uint32_t w);
+uint32_t loop_list_expected(const struct loop *l, uint32_t s);
+
+/* gload.c */
+int gload_loop_init(struct loop *l);
+void gload_loop_free(struct loop *l);
+int gload_conn_init(struct loop *l, struct conn *c);
+void gload_conn_free(struct conn *c);
+int gload_hello(struct loop *l, struct conn *c);
+int gload_register(struct loop *l, struct conn *c, uint32_t i, uint32_t weight_milli,
+                   uint64_t start);
+int gload_query(struct loop *l, struct conn *c, uint32_t service, uint64_t start);
+int gload_subscribe(struct loop *l, struct conn *c, uint32_t sub);
+void gload_flush(struct loop *l, struct conn *c);
+void gload_feed(struct loop *l, struct conn *c, const uint8_t *data, uint32_t len);
 
 #endif

@@ -276,9 +276,16 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	for (uint32_t i = 0; i < r.cfg.targets_n; i++)
+	for (uint32_t i = 0; i < r.cfg.targets_n; i++) {
+		struct bench_target g = r.cfg.targets[i];
+
 		if (resolve(&r.cfg.targets[i], &r.sh.addrs[i], &r.sh.addr_lens[i]) < 0)
 			return 1;
+		g.port = (uint16_t)r.cfg.grpc_port; /* --proto grpc: the same host's gRPC port */
+		if (r.cfg.proto == PROTO_GRPC &&
+		    resolve(&g, &r.sh.gaddrs[i], &r.sh.gaddr_lens[i]) < 0)
+			return 1;
+	}
 	if (plan_init(&r.plan, &r.cfg) < 0) {
 		fprintf(stderr, "distrobench: out of memory for %u service names\n",
 		        r.cfg.services);

@@ -103,11 +103,11 @@ void plan_addr(uint32_t i, struct addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ip[10] = a->ip[11] = 0xff; /* IPv4-mapped */
-	a->ip[12] = 10;
-	a->ip[13] = (uint8_t)(i >> 16);
+	a->ip[12] = 198;
+	a->ip[13] = (uint8_t)(18u + ((i >> 16) & 1u));
 	a->ip[14] = (uint8_t)(i >> 8);
 	a->ip[15] = (uint8_t)i;
-	a->port = (uint16_t)(1024u + (i >> 24));
+	a->port = (uint16_t)(1024u + (i >> 17));
 }
 
 void plan_svc_key(const struct plan *p, uint32_t s, struct store_svc_key *k)
@@ -136,11 +136,36 @@ void plan_share(const struct plan *p, uint32_t j, uint32_t *lo, uint32_t *hi)
 	*hi = (uint32_t)((j + 1) * n / c);
 }
 
+/* Connection j of conns (round-robin over the targets): its part of the per-target population. */
+static void per_target_share(const struct plan *p, uint32_t j, uint32_t conns, uint32_t *lo,
+                             uint32_t *hi)
+{
+	uint64_t n = p->population, t = p->cfg->targets_n, g = j % t, r = j / t;
+	/* Connections g, g + t, g + 2t, ... serve target g. */
+	uint64_t cg = (conns - g + t - 1) / t;
+
+	*lo = (uint32_t)(r * n / cg);
+	*hi = (uint32_t)((r + 1) * n / cg);
+}
+
+bool plan_setup_by_writers(const struct plan *p)
+{
+	return p->cfg->proto == PROTO_GRPC && p->setup;
+}
+
+void plan_writer_setup_share(const struct plan *p, uint32_t w, uint32_t *lo, uint32_t *hi)
+{
+	if (!plan_setup_by_writers(p)) {
+		*lo = *hi = 0;
+		return;
+	}
+	per_target_share(p, w, plan_writers(p), lo, hi);
+}
+
 void plan_setup_share(const struct plan *p, uint32_t j, uint32_t *lo, uint32_t *hi)
 {
-	uint64_t n = p->population, t = p->cfg->targets_n, g = j % t, r = j / t, cg;
 
-	if (!p->setup) {
+	if (!p->setup || plan_setup_by_writers(p)) {
 		*lo = *hi = 0;
 		return;
 	}
@@ -148,10 +173,7 @@ void plan_setup_share(const struct plan *p, uint32_t j, uint32_t *lo, uint32_t *
 		plan_share(p, j, lo, hi);
 		return;
 	}
-	/* Connections g, g + t, g + 2t, ... serve target g. */
-	cg = (p->cfg->conns - g + t - 1) / t;
-	*lo = (uint32_t)(r * n / cg);
-	*hi = (uint32_t)((r + 1) * n / cg);
+	per_target_share(p, j, p->cfg->conns, lo, hi);
 }
 
 static uint32_t frame_items(const struct plan *p, uint32_t j)

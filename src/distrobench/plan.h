@@ -5,7 +5,8 @@
  * a pure function of i and the settings, so no thread needs a table of
  * instances and any thread can rebuild any instance:
  *
- *   address  10.(i>>16).(i>>8).(i), port 1024 + (i >> 24)
+ *   address  198.(18 + ((i>>16) & 1)).(i>>8).(i), port 1024 + (i >> 17): the
+ *            benchmarking range 198.18.0.0/15 (RFC 2544), never routed
  *   service  list and subscribe: i / list_size (blocks of list_size; the
  *            first of each block is the subscribe workload's probe);
  *            others: floor(i * services / instances), so a connection's
@@ -68,6 +69,17 @@ void plan_instance(const struct plan *p, uint32_t i, uint32_t weight_milli, stru
 
 /* The register/heartbeat/mix/churn share of connection j: [*lo, *hi). */
 void plan_share(const struct plan *p, uint32_t j, uint32_t *lo, uint32_t *hi);
+
+/*
+ * Whether the writers (binary connections, one per thread and target)
+ * register the setup population instead of the load connections: with
+ * --proto grpc, whose connections could hold only one instance per service
+ * (Nacos keeps one publication per connection and service).
+ */
+bool plan_setup_by_writers(const struct plan *p);
+
+/* The part of the setup population writer w registers: [*lo, *hi), maybe empty. */
+void plan_writer_setup_share(const struct plan *p, uint32_t w, uint32_t *lo, uint32_t *hi);
 
 /* The part of the setup population connection j registers: [*lo, *hi), maybe empty. */
 void plan_setup_share(const struct plan *p, uint32_t j, uint32_t *lo, uint32_t *hi);

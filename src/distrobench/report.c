@@ -62,6 +62,8 @@ const char *report_class_name(enum op_class c)
 const char *report_code_str(int code)
 {
 	switch (code) {
+	case REPORT_E_GRPC:
+		return "gRPC call failed (grpc-status, stream reset, or resultCode not 200)";
 	case REPORT_E_CONN:
 		return "connection refused, broken or closed by the node";
 	case REPORT_E_ANSWER:
@@ -119,6 +121,8 @@ void report_summary(FILE *out, const struct bench_config *c, const struct report
 
 	fprintf(out, "distrobench %s: ", args_workload_name(c->workload));
 	print_targets(out, c);
+	if (c->proto == PROTO_GRPC)
+		fprintf(out, " (gRPC port %u)", c->grpc_port);
 	fprintf(out, ", %u thread%s, %u connection%s, batch %u, %s\n", c->threads,
 	        c->threads == 1 ? "" : "s", c->conns, c->conns == 1 ? "" : "s", c->batch,
 	        mode_str(c, mode, sizeof(mode)));
@@ -266,8 +270,9 @@ int report_json(const char *path, const struct bench_config *c, const struct rep
 		return -errno;
 	fprintf(f,
 	        "{\n  \"tool\": \"distrobench\",\n  \"params\": {\"workload\": \"%s\", "
-	        "\"servers\": [",
-	        args_workload_name(c->workload));
+	        "\"proto\": \"%s\", \"grpc_port\": %u, \"servers\": [",
+	        args_workload_name(c->workload), c->proto == PROTO_GRPC ? "grpc" : "binary",
+	        c->grpc_port);
 	for (uint32_t i = 0; i < c->targets_n; i++) {
 		char buf[ARGS_HOST_MAX + 16];
 

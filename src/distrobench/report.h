@@ -36,6 +36,7 @@ enum op_class {
 };
 
 #define REPORT_CODES    64u
+#define REPORT_E_GRPC   59 /* a gRPC call failed: grpc-status, stream reset or resultCode */
 #define REPORT_E_CONN   60 /* connection refused, broken or closed by the node */
 #define REPORT_E_ANSWER 61 /* an answer that is malformed or answers nothing sent */
 #define REPORT_E_LIST   62 /* a list of the wrong size */

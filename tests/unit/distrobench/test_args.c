@@ -452,3 +452,25 @@ Test(args, good_usage_returns)
 	args_parse_or_exit(3, argv, &cfg);
 	cr_assert_eq(cfg.conns, 3);
 }
+
+Test(args, grpc_proto)
+{
+	OK("-W", "register");
+	cr_assert_eq(cfg.proto, PROTO_BINARY);
+	cr_assert_eq(cfg.grpc_port, 9848);
+	OK("--proto", "grpc", "--grpc-port", "19848", "-W", "register", "-P", "127");
+	cr_assert_eq(cfg.proto, PROTO_GRPC);
+	cr_assert_eq(cfg.grpc_port, 19848);
+	OK("--proto=grpc", "-W", "list", "--list-size", "4096");
+	OK("--proto", "grpc", "-W", "subscribe");
+	OK("--proto", "binary", "-W", "heartbeat");
+	BAD("'http' is not binary or grpc", "--proto", "http");
+	BAD("only --workload register, list or subscribe", "--proto", "grpc", "-W", "heartbeat");
+	BAD("only --workload register, list or subscribe", "--proto", "grpc", "-W", "ping");
+	BAD("--batch must be 1", "--proto", "grpc", "-W", "register", "-b", "2");
+	BAD("over 127 calls in flight", "--proto", "grpc", "-W", "register", "-P", "128");
+	BAD("--list-size (4097) is over 4096", "--proto", "grpc", "-W", "list", "--list-size",
+	    "4097");
+	BAD("--grpc-port", "--grpc-port", "0");
+	BAD("--grpc-port", "--grpc-port", "65536");
+}

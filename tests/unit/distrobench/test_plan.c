@@ -108,10 +108,17 @@ Test(plan, addresses_and_names, .fini = done)
 
 	plan_addr(0x01020304, &a);
 	addr_format(&a, ip, sizeof(ip));
-	cr_assert_str_eq(ip, "10.2.3.4");
-	cr_assert_eq(a.port, 1025);
+	cr_assert_str_eq(ip, "198.18.3.4"); /* 198.18.0.0/15 (RFC 2544), never routed */
+	cr_assert_eq(a.port, 1024 + (0x01020304 >> 17));
+	plan_addr(0x10000, &a);
+	addr_format(&a, ip, sizeof(ip));
+	cr_assert_str_eq(ip, "198.19.0.0");
 	plan_addr(0, &a);
 	cr_assert_eq(a.port, 1024);
+	plan_addr(ARGS_INSTANCES_MAX - 1, &a);
+	addr_format(&a, ip, sizeof(ip));
+	cr_assert_str_eq(ip, "198.19.255.255");
+	cr_assert_eq(a.port, 1024 + 511);
 	plan_instance(&plan, 5, 2000, &k, &v);
 	cr_assert_eq(k.svc.service.len, strlen("p-67108864x3-0"));
 	cr_assert_eq(memcmp(k.svc.service.p, "p-67108864x3-0", k.svc.service.len), 0);
