@@ -90,6 +90,23 @@ static void teardown(void)
 	cluster_teardown(&cl);
 }
 
+/*
+ * Stops the running nodes, each of which must exit 0: a sanitizer's
+ * report (ASan's, or TSan's in the Tsan tree) makes it exit non-zero.
+ */
+static void stop_clean(void)
+{
+	for (uint32_t i = 0; i < cl.n; i++) {
+		int st;
+
+		if (!cluster_node_running(&cl, i))
+			continue;
+		st = cluster_node_stop(&cl, i);
+		cluster_assert(&cl, st == 0, "node %u exited %d on SIGTERM (a sanitizer report?)",
+		               i, st);
+	}
+}
+
 /* ---- instances ---- */
 
 struct insts {
@@ -368,6 +385,7 @@ Test(cluster_grpc, instances_of_a_dead_nodes_connection_expire_at_their_owners, 
 	               "node 1's subscriber is pushed the removal (last push: %d hosts)",
 	               sub.hosts);
 	gcli_close(&sub.c);
+	stop_clean();
 }
 
 /* ---- the client moves to another node ---- */
@@ -494,6 +512,7 @@ Test(cluster_grpc, a_client_that_registers_again_through_another_node_never_disa
 		cluster_assert(&cl, cluster_listed(&cl, i, set.in, set.n) == (int)set.n,
 		               "node %u lists the set after the delete timeout", i);
 	gcli_close(&moved);
+	stop_clean();
 }
 
 /* ---- close on a node that owns none of the instances ---- */
@@ -547,6 +566,7 @@ Test(cluster_grpc, a_close_on_a_non_owner_deregisters_at_the_owner_at_once, .ini
 		               CLOSE_MS + 500, sub.hosts);
 	}
 	gcli_close(&sub.c);
+	stop_clean();
 }
 
 /* ---- writers on the other ports ---- */
@@ -600,4 +620,5 @@ Test(cluster_grpc, a_grpc_subscriber_sees_binary_and_http_writes_on_other_nodes,
 	               "a binary deregister through node 1 is pushed on node 0 (last: %d hosts)",
 	               sub.hosts);
 	gcli_close(&sub.c);
+	stop_clean();
 }
