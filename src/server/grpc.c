@@ -53,7 +53,8 @@
  * revisions of the watched services are read and a changed service is
  * pushed once to each subscriber, here as a NotifySubscriberRequest on
  * the bi-stream (grpc_push). Each push waits for its
- * NotifySubscriberResponse; one not acknowledged within
+ * NotifySubscriberResponse, one at a time per subscription: a change
+ * meanwhile is pushed once the ack comes; a push not acknowledged within
  * --grpc-push-timeout is sent again with the current state (subs.c).
  *
  * Memory: a connection's state comes from the worker's pool; the HTTP/2

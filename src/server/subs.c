@@ -14,6 +14,19 @@
  *
  * A subscription ends with UNSUBSCRIBE or its connection; it is then marked
  * dead and unlinked at the end of the loop, never in the middle of a pass.
+ *
+ * gRPC pushes wait for their ack (NotifySubscriberResponse), at most one
+ * per subscription at a time. A change while one waits marks the
+ * subscription dirty instead of pushing again; the ack makes it due, and
+ * the next window pushes the service as it is then. A push not acked
+ * within --grpc-push-timeout is sent again with the current state (which
+ * also covers a held change), under a new request id; a late ack of the
+ * old id matches nothing and is ignored. So a slow client holds at most
+ * one push per subscription, the last push it gets carries the last
+ * state, and each ack is matched to the one push it answers. (Nacos sends
+ * each change as its own push with its own callback; one in flight is
+ * the bounded form of that, and the client, which keeps only the newest
+ * ServiceInfo, sees the same end state.)
  */
 
 #include "server/worker_internal.h"
@@ -34,8 +47,9 @@ struct sub {
 	struct watch *watch;
 	uint32_t conn, conn_gen, id;
 	bool dead;
-	bool fresh;       /* gRPC: subscribed since the last push window; pushed the list there */
-	uint64_t push_id; /* gRPC: the push waiting for its ack, 0: none */
+	bool due;   /* gRPC: pushed at the next window, changed or not (new, or acked dirty) */
+	bool dirty; /* gRPC: changed while push_id waited for its ack */
+	uint64_t push_id; /* gRPC: the push waiting for its ack, 0: none (at most one) */
 	int64_t push_ms;  /* when it was sent */
 	struct store_filter filter;
 	struct store_str clusters[];
@@ -48,7 +62,7 @@ struct watch {
 	struct sub *subs;
 	uint64_t hash;
 	uint64_t revision;
-	bool fresh;               /* a sub of it is fresh (gRPC): the next window pushes to it */
+	bool due;                 /* a sub of it is due (gRPC): the next window pushes to it */
 	struct store_svc_key key; /* strings point into names */
 	char names[];
 };
@@ -318,8 +332,8 @@ int subs_grpc_add(struct worker *w, uint32_t idx, const struct store_svc_key *sk
 	 * pushes only changes: without this push its cache could stay on
 	 * what it held before the reconnect.
 	 */
-	s->fresh = true;
-	x->fresh = true;
+	s->due = true;
+	x->due = true;
 	s->next_in_watch = x->subs;
 	if (x->subs)
 		x->subs->prev_in_watch = s;
@@ -350,13 +364,31 @@ void subs_grpc_remove(struct worker *w, uint32_t idx, const struct store_svc_key
 	}
 }
 
-/* The client acknowledged push_id: true when one of its subscriptions waited for it. */
+/* Sends s its service as it is now: the one push of s in flight (0 when it could not go). */
+static void grpc_push_sub(struct worker *w, struct sub *s)
+{
+	s->push_id = grpc_push(w, s->conn, &s->watch->key);
+	s->push_ms = w->now_ms;
+	s->dirty = false;
+}
+
+/*
+ * The client acknowledged push_id: true when one of its subscriptions
+ * waited for it. A change held meanwhile goes at the next window.
+ */
 bool subs_grpc_ack(struct worker *w, struct conn *c, uint64_t push_id)
 {
 	(void)w;
+	if (push_id == 0)
+		return false;
 	for (struct sub *s = c->subs; s; s = s->next_in_conn)
-		if (push_id != 0 && s->push_id == push_id) {
+		if (s->push_id == push_id) {
 			s->push_id = 0;
+			if (s->dirty) {
+				s->dirty = false;
+				s->due = true;
+				s->watch->due = true;
+			}
 			return true;
 		}
 	return false;
@@ -366,10 +398,8 @@ bool subs_grpc_ack(struct worker *w, struct conn *c, uint64_t push_id)
 void subs_grpc_retry(struct worker *w, struct conn *c, uint32_t timeout_ms)
 {
 	for (struct sub *s = c->subs; s; s = s->next_in_conn)
-		if (s->push_id && w->now_ms - s->push_ms >= (int64_t)timeout_ms) {
-			s->push_id = grpc_push(w, s->conn, &s->watch->key);
-			s->push_ms = w->now_ms;
-		}
+		if (s->push_id && w->now_ms - s->push_ms >= (int64_t)timeout_ms)
+			grpc_push_sub(w, s);
 }
 
 /* The push pass: one revision read per watched service. */
@@ -379,22 +409,25 @@ void subs_push(struct worker *w)
 		uint64_t rev = revision_of(w, &x->key);
 		bool changed = rev != x->revision;
 
-		if (!changed && !x->fresh)
+		if (!changed && !x->due)
 			continue;
 		x->revision = rev;
-		x->fresh = false;
+		x->due = false;
 		for (struct sub *s = x->subs; s; s = s->next_in_watch) {
 			struct conn *c = conn_at(w, s->conn);
-			bool fresh = s->fresh;
+			bool due = s->due;
 
-			s->fresh = false;
-			if (!changed && !fresh)
-				continue; /* only the new subscribers of an unchanged service */
+			s->due = false;
+			if (!changed && !due)
+				continue; /* only the due subscribers of an unchanged service */
 			if (s->dead || c->gen != s->conn_gen || c->state != C_OPEN)
 				continue;
 			if (c->kind == CONN_GRPC) {
-				s->push_id = grpc_push(w, s->conn, &x->key);
-				s->push_ms = w->now_ms;
+				if (s->push_id)
+					s->dirty = true; /* one push in flight: this one waits for
+					                    its ack */
+				else
+					grpc_push_sub(w, s);
 				continue;
 			}
 			if (ops_send_list(w, s->conn, OP_PUSH, s->id, &x->key, &s->filter) == 0)

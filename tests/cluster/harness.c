@@ -121,22 +121,24 @@ void cluster_members_set(struct cluster *c, uint32_t members)
 	conf_write(c);
 }
 
-/* Picks every node's four ports and writes cluster.conf. */
+/* Picks every node's five ports and writes cluster.conf. */
 static void pick_ports(struct cluster *c)
 {
-	int fds[4 * CLUSTER_NODES_MAX];
+	int fds[5 * CLUSTER_NODES_MAX];
 
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cluster_node *nd = &c->node[i];
 
-		fds[4 * i] = hold_port(&nd->port);
-		fds[4 * i + 1] = hold_port(&nd->http_port);
-		fds[4 * i + 2] = hold_port(&nd->peer_port);
-		fds[4 * i + 3] = hold_port(&nd->nacos_port);
+		fds[5 * i] = hold_port(&nd->port);
+		fds[5 * i + 1] = hold_port(&nd->http_port);
+		fds[5 * i + 2] = hold_port(&nd->peer_port);
+		fds[5 * i + 3] = hold_port(&nd->nacos_port);
+		/* its own: --grpc-port auto (Nacos + 1000) could be another node's port */
+		fds[5 * i + 4] = hold_port(&nd->grpc_port);
 		snprintf(nd->addr, sizeof(nd->addr), "127.0.0.1:%u", nd->port);
 		snprintf(nd->peer_addr, sizeof(nd->peer_addr), "127.0.0.1:%u", nd->peer_port);
 	}
-	for (uint32_t i = 0; i < 4 * c->n; i++)
+	for (uint32_t i = 0; i < 5 * c->n; i++)
 		close(fds[i]);
 	conf_write(c);
 }
@@ -167,6 +169,8 @@ void cluster_setup(struct cluster *c, const struct cluster_opts *o)
 		         i);
 		snprintf(nd->nacos_port_file, sizeof(nd->nacos_port_file), "%s/node%u.nacos",
 		         c->dir, i);
+		snprintf(nd->grpc_port_file, sizeof(nd->grpc_port_file), "%s/node%u.grpc", c->dir,
+		         i);
 		snprintf(nd->log, sizeof(nd->log), "%s/node%u.log", c->dir, i);
 	}
 	/* The secret: 32 random bytes as hex, readable by the owner only. */
@@ -198,14 +202,15 @@ static int read_port(const char *path)
 static void exec_node(const struct cluster *c, uint32_t i)
 {
 	const struct cluster_node *nd = &c->node[i];
-	char port[8], http_port[8], peer_port[8], nacos_port[8];
-	const char *argv[96];
+	char port[8], http_port[8], peer_port[8], nacos_port[8], grpc_port[8];
+	const char *argv[100];
 	int argc = 0, fd;
 
 	snprintf(port, sizeof(port), "%u", nd->port);
 	snprintf(http_port, sizeof(http_port), "%u", nd->http_port);
 	snprintf(peer_port, sizeof(peer_port), "%u", nd->peer_port);
 	snprintf(nacos_port, sizeof(nacos_port), "%u", nd->nacos_port);
+	snprintf(grpc_port, sizeof(grpc_port), "%u", nd->grpc_port);
 #define ARG(s) argv[argc++] = (s)
 	ARG(DISTROD_BIN);
 	ARG("--bind");
@@ -224,6 +229,10 @@ static void exec_node(const struct cluster *c, uint32_t i)
 	ARG(nacos_port);
 	ARG("--nacos-port-file");
 	ARG(nd->nacos_port_file);
+	ARG("--grpc-port");
+	ARG(grpc_port);
+	ARG("--grpc-port-file");
+	ARG(nd->grpc_port_file);
 	ARG("--workers");
 	ARG("2");
 	ARG("--log-level");
@@ -247,9 +256,9 @@ static void exec_node(const struct cluster *c, uint32_t i)
 		ARG("--startup-wait");
 		ARG("1000");
 	}
-	for (int k = 0; c->extra && c->extra[k] && argc < 80; k++)
+	for (int k = 0; c->extra && c->extra[k] && argc < 84; k++)
 		ARG(c->extra[k]);
-	for (int k = 0; nd->extra && nd->extra[k] && argc < 94; k++)
+	for (int k = 0; nd->extra && nd->extra[k] && argc < 98; k++)
 		ARG(nd->extra[k]);
 	argv[argc] = NULL;
 #undef ARG
@@ -270,16 +279,19 @@ static void exec_node(const struct cluster *c, uint32_t i)
 static bool try_start(struct cluster *c, uint32_t i)
 {
 	struct cluster_node *nd = &c->node[i];
-	char mark[128];
+	char mark[192];
 	int status;
 
 	cr_assert_eq(nd->pid, 0, "node %u already runs", i);
 	unlink(nd->port_file);
 	unlink(nd->http_port_file);
 	unlink(nd->nacos_port_file);
+	unlink(nd->grpc_port_file);
 	snprintf(mark, sizeof(mark),
-	         "=== harness: start %u of node %u (client %u, http %u, peer %u, nacos %u)\n",
-	         ++nd->starts, i, nd->port, nd->http_port, nd->peer_port, nd->nacos_port);
+	         "=== harness: start %u of node %u (client %u, http %u, peer %u, nacos %u, "
+	         "grpc %u)\n",
+	         ++nd->starts, i, nd->port, nd->http_port, nd->peer_port, nd->nacos_port,
+	         nd->grpc_port);
 	{
 		FILE *f = fopen(nd->log, "ae");
 
@@ -295,7 +307,7 @@ static bool try_start(struct cluster *c, uint32_t i)
 	for (int64_t end = cluster_mono_ms() + START_MS; cluster_mono_ms() < end;
 	     cluster_nap_ms(10)) {
 		if (read_port(nd->port_file) > 0 && read_port(nd->http_port_file) > 0 &&
-		    read_port(nd->nacos_port_file) > 0)
+		    read_port(nd->nacos_port_file) > 0 && read_port(nd->grpc_port_file) > 0)
 			return true;
 		if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
 			nd->pid = 0;

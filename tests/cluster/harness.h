@@ -2,14 +2,14 @@
  * harness.h - real distrod clusters for tests: N processes on loopback.
  *
  * cluster_setup picks free ports (binding port 0, for the client, HTTP,
- * peer and Nacos port of every node, all held open until every one is picked so no
- * two collide), writes cluster.conf (127.0.0.1:<peer port> per node) and a
+ * peer, Nacos and gRPC port of every node, all held open until every one is picked
+ * so no two collide), writes cluster.conf (127.0.0.1:<peer port> per node) and a
  * random secret (mode 600) into a fresh directory under /tmp, and
  * cluster_start runs one distrod per node:
  *
  *   distrod --bind 127.0.0.1 --port P --port-file F --http-bind 127.0.0.1
  *           --http-port H --http-port-file G --nacos-port N --nacos-port-file M
- *           --workers 2 --cluster-conf C
+ *           --grpc-port R --grpc-port-file T --workers 2 --cluster-conf C
  *           --cluster-secret-file S --peer-port Q --peer-ping 50
  *           --peer-suspect 300 --peer-down 900 --verify-interval 200
  *           --startup-wait 1000 [flags for every node] [flags for this node]
@@ -45,10 +45,11 @@
 
 struct cluster_node {
 	pid_t pid; /* 0: not running */
-	uint16_t port, http_port, peer_port, nacos_port;
+	uint16_t port, http_port, peer_port, nacos_port, grpc_port;
 	char addr[32];      /* client address, 127.0.0.1:<port> */
 	char peer_addr[32]; /* its line in cluster.conf */
-	char port_file[192], http_port_file[192], nacos_port_file[192], log[192];
+	char port_file[192], http_port_file[192], nacos_port_file[192], grpc_port_file[192];
+	char log[192];
 	const char *const *extra; /* this node's own flags, NULL-terminated (may be NULL) */
 	struct distro_client *cl; /* the test thread's connection, made on first use */
 	uint32_t starts;
