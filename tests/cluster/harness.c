@@ -407,20 +407,36 @@ void cluster_node_restart(struct cluster *c, uint32_t i)
 
 void cluster_teardown(struct cluster *c)
 {
-	char cmd[256];
+	char cmd[256], bad[128] = "";
+	size_t used = 0;
 
-	for (uint32_t i = 0; i < c->n; i++)
-		cluster_node_stop(c, i);
+	/*
+	 * Every node still running must stop cleanly on SIGTERM: a sanitizer
+	 * report (a leak at exit, an error on a thread the test never
+	 * looked at) or a crash earlier in the test shows as its exit status,
+	 * and would otherwise go unseen.
+	 */
+	for (uint32_t i = 0; i < c->n; i++) {
+		int st = cluster_node_stop(c, i);
+
+		if (st != 0 && used < sizeof(bad) - 24)
+			used += (size_t)snprintf(bad + used, sizeof(bad) - used, " node %u: %d;", i,
+			                         st);
+	}
+	if (bad[0])
+		cluster_dump_logs(c);
 	if (c->dir[0] == '\0')
-		return;
+		goto out;
 	if (getenv("DISTRO_CLUSTER_KEEP")) {
 		fprintf(stderr, "cluster: kept %s\n", c->dir);
-		return;
+		goto out;
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
 	if (strncmp(c->dir, "/tmp/distro-cluster-", 20) == 0 && system(cmd) != 0)
 		fprintf(stderr, "cluster: could not remove %s\n", c->dir);
 	c->dir[0] = '\0';
+out:
+	cr_assert(bad[0] == '\0', "nodes did not exit 0 on SIGTERM (a sanitizer report?):%s", bad);
 }
 
 void cluster_dump_logs(const struct cluster *c)

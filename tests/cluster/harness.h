@@ -99,7 +99,10 @@ void cluster_node_restart(struct cluster *c, uint32_t i);
 
 bool cluster_node_running(const struct cluster *c, uint32_t i);
 
-/* Stops every node, closes the clients, removes the directory (unless DISTRO_CLUSTER_KEEP). */
+/*
+ * Stops every node, closes the clients, removes the directory (unless
+ * DISTRO_CLUSTER_KEEP); fails the test when a node did not exit 0.
+ */
 void cluster_teardown(struct cluster *c);
 
 /* Prints the last lines of every node's log to stderr. */
