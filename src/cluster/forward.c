@@ -37,11 +37,17 @@
 #include <assert.h>
 #include <string.h>
 
-static const uint8_t fwd_ops[FWD_OPS] = { OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT };
+/* The write ops: each forwarded in frames of its own, items as the client sent them. */
+static const uint8_t fwd_ops[FWD_OPS] = { OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT,
+	                                  OP_RENEW,    OP_RELEASE,    OP_HOLD };
 
 static uint32_t op_index(uint8_t op)
 {
-	return op == OP_REGISTER ? 0 : op == OP_DEREGISTER ? 1 : 2;
+	for (uint32_t i = 0; i < FWD_OPS; i++)
+		if (fwd_ops[i] == op)
+			return i;
+	assert(!"a write op");
+	return 0;
 }
 
 /* ---- the rule, on one member's state ---- */

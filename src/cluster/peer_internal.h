@@ -75,7 +75,7 @@
 #define LINKS_MAX           (MEMBERS_MAX * 2)
 #define PREAUTH_PER_SOURCE  4 /* accepted links not yet authenticated, per source address */
 #define LINK_IN_MAX         (64u << 20) /* a link's unparsed input (frames are smaller) */
-#define FWD_OPS             3           /* register, deregister, heartbeat */
+#define FWD_OPS             6           /* register, deregister, heartbeat, renew, release, hold */
 #define VERIFY_CONFIRM_MS   200         /* a slot that differs is looked at again this much later */
 #define VERIFY_CONFIRM_MAX  4           /* ... or twice the sync lag, at most this many intervals */
 

@@ -78,8 +78,7 @@ int pwire_check(const struct proto_header *h, const uint8_t *body)
 	case P_FWD: {
 		struct proto_header ch = *h;
 
-		if (h->status != OP_REGISTER && h->status != OP_DEREGISTER &&
-		    h->status != OP_HEARTBEAT)
+		if (h->status > UINT8_MAX || !proto_op_write((uint8_t)h->status))
 			return -ERR_PROTO_OP;
 		ch.op = (uint8_t)h->status;
 		return proto_body_check(&ch, body, PWIRE_FWD_MAX);

@@ -54,7 +54,9 @@
 	X(ERR_AUTH_TOKEN_FORGED, 40, "token signature does not verify")                            \
 	X(ERR_AUTH_TOKEN_EXPIRED, 41, "token expired")                                             \
 	X(ERR_AUTH_TOKEN_FUTURE, 42, "token expires further ahead than its lifetime")              \
-	X(ERR_AUTH_REFUSED, 43, "authentication refused: unknown user, wrong password or bad token")
+	X(ERR_AUTH_REFUSED, 43,                                                                    \
+	  "authentication refused: unknown user, wrong password or bad token")                     \
+	X(ERR_LIMIT_LEASES, 44, "lease table of the shard full")
 
 enum err_code {
 #define ERR_ENUM(name, value, msg) name = value,

@@ -258,14 +258,38 @@ int proto_rd_done(const struct proto_rd *r)
 	return r->p == r->end ? 0 : -ERR_PROTO_TRAILING;
 }
 
-void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
-                   struct store_kv *kv, uint32_t kv_max, int *item_err)
+void proto_rd_item_held(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
+                        struct store_kv *kv, uint32_t kv_max, int *item_err,
+                        struct proto_hold *hold)
 {
+	int bad = 0;
+
 	*item_err = 0;
-	if (op == OP_DEREGISTER)
+	hold->holder = 0;
+	hold->renew_ms = 0;
+	if (proto_op_leased(op)) {
+		hold->holder = proto_rd_u64(r);
+		if (op != OP_RELEASE)
+			hold->renew_ms = proto_rd_u32(r);
+		if (hold->holder == 0 ||
+		    (op != OP_RELEASE &&
+		     (hold->renew_ms == 0 || hold->renew_ms > PROTO_RENEW_MS_MAX)))
+			bad = -ERR_INVAL;
+	}
+	if (proto_op_keyed(op))
 		proto_rd_key(r, k);
 	else
 		proto_rd_instance(r, k, v, kv, kv_max, item_err);
+	if (bad && *item_err == 0)
+		*item_err = bad;
+}
+
+void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
+                   struct store_kv *kv, uint32_t kv_max, int *item_err)
+{
+	struct proto_hold hold;
+
+	proto_rd_item_held(r, op, k, v, kv, kv_max, item_err, &hold);
 }
 
 void proto_rd_skip_item(struct proto_rd *r, uint8_t op)
@@ -296,14 +320,13 @@ int proto_body_check(const struct proto_header *h, const uint8_t *body, uint32_t
 	case OP_REGISTER:
 	case OP_HEARTBEAT:
 	case OP_DEREGISTER:
+	case OP_RENEW:
+	case OP_RELEASE:
+	case OP_HOLD:
 		if (h->count > batch_max)
 			return -ERR_PROTO_COUNT;
-		for (uint32_t i = 0; i < h->count && !r.err; i++) {
-			if (h->op == OP_DEREGISTER)
-				proto_rd_key(&r, &k);
-			else
-				proto_rd_instance(&r, &k, &v, NULL, 0, &item_err);
-		}
+		for (uint32_t i = 0; i < h->count && !r.err; i++)
+			proto_rd_item(&r, h->op, &k, &v, NULL, 0, &item_err);
 		return proto_rd_done(&r);
 	case OP_LIST:
 	case OP_SUBSCRIBE:

@@ -37,8 +37,9 @@ extern "C" {
 #define PROTO_RESPONSE     0x80
 #define PROTO_STR_ABSENT   0xffff
 #define PROTO_PING_MAX     64
-#define PROTO_FILTER_MAX   64  /* clusters in a filter */
-#define PROTO_META_MAX     256 /* metadata pairs an item may carry on the wire */
+#define PROTO_FILTER_MAX   64        /* clusters in a filter */
+#define PROTO_META_MAX     256       /* metadata pairs an item may carry on the wire */
+#define PROTO_RENEW_MS_MAX 86400000u /* a lease item's renew_ms: at most a day */
 
 enum proto_op {
 	OP_PING = 1,
@@ -52,6 +53,14 @@ enum proto_op {
 	OP_PUSH = 9,
 	OP_SLOT_MAP = 10, /* the cluster's members and slot owners (docs/protocol.md) */
 	OP_AUTH = 11,     /* authenticate the connection (docs/protocol.md, "Authentication") */
+	/*
+	 * Leased writes (docs/protocol.md, "Leases"): a holder's claim on an
+	 * instance, so that one holder's end does not remove what another
+	 * still holds. Each item starts with the holder's u64 id.
+	 */
+	OP_RENEW = 12, /* a HEARTBEAT that renews the holder's lease: holder, renew_ms, instance */
+	OP_RELEASE = 13, /* the holder lets go; deleted only if no other holder: holder, key */
+	OP_HOLD = 14,    /* a REGISTER that takes a lease: holder, renew_ms, instance */
 	OP_ERROR = 127,
 };
 
@@ -77,6 +86,31 @@ enum proto_filter_flag {
 	PFF_HEALTHY_ONLY = 1u << 0,
 	PFF_INCLUDE_DISABLED = 1u << 1,
 };
+
+/* The lease prefix of a RENEW, HOLD or RELEASE item (renew_ms 0 for RELEASE). */
+struct proto_hold {
+	uint64_t holder;   /* unique in the cluster; 0 is invalid (an item error) */
+	uint32_t renew_ms; /* how often the holder renews: its lease lasts 2x that + a margin */
+};
+
+/* A write op: its frames carry items (REGISTER ... HOLD). */
+static inline bool proto_op_write(uint8_t op)
+{
+	return op == OP_REGISTER || op == OP_DEREGISTER || op == OP_HEARTBEAT || op == OP_RENEW ||
+	       op == OP_RELEASE || op == OP_HOLD;
+}
+
+/* A write op whose items name a key only (DEREGISTER, RELEASE), not a whole instance. */
+static inline bool proto_op_keyed(uint8_t op)
+{
+	return op == OP_DEREGISTER || op == OP_RELEASE;
+}
+
+/* A write op whose items start with a lease prefix (struct proto_hold). */
+static inline bool proto_op_leased(uint8_t op)
+{
+	return op == OP_RENEW || op == OP_RELEASE || op == OP_HOLD;
+}
 
 struct proto_header {
 	uint8_t magic[2];
@@ -140,6 +174,16 @@ void proto_rd_instance(struct proto_rd *r, struct store_key *k, struct store_val
  */
 void proto_rd_item(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
                    struct store_kv *kv, uint32_t kv_max, int *item_err);
+
+/*
+ * proto_rd_item that also returns the lease prefix of a leased op's item
+ * (RENEW, HOLD: u64 holder, u32 renew_ms; RELEASE: u64 holder) in *hold,
+ * zeroed for other ops. A holder of 0, or a renew_ms outside
+ * 1..PROTO_RENEW_MS_MAX, is an item error (-ERR_INVAL), not a framing one.
+ */
+void proto_rd_item_held(struct proto_rd *r, uint8_t op, struct store_key *k, struct store_val *v,
+                        struct store_kv *kv, uint32_t kv_max, int *item_err,
+                        struct proto_hold *hold);
 
 /*
  * A write's answer body: one i16 result per item, little-endian (0 or a

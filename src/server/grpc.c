@@ -38,15 +38,24 @@
  * does not beat: the server keeps its ephemeral instances while the
  * connection lives. Here the connection keeps the wire items of what it
  * registered (struct ginst, at most GRPC_INSTS_MAX) and every
- * --grpc-renew ms sends them as one HEARTBEAT frame (or a few, of
+ * --grpc-renew ms sends them as one RENEW frame (or a few, of
  * NACOS_BATCH_MAX items) through ops_write: the same path as a binary
  * client's beats, so the owner of each instance (a shard here, or another
  * node) renews it, or re-creates it if it was lost. When the connection
  * ends (closed by the client, ejected, too slow, shutdown), its instances
- * are deregistered the same way, and the slot is kept until those writes
- * are answered (conn.pending). If this process dies instead, nothing
- * renews them and they expire at their owner after --delete-timeout, as a
- * beating client's would; the client reconnects and registers again.
+ * are released the same way (RELEASE), and the slot is kept until those
+ * writes are answered (conn.pending). If this process dies instead,
+ * nothing renews them and they expire at their owner after
+ * --delete-timeout, as a beating client's would; the client reconnects
+ * and registers again.
+ *
+ * Leases. Every item of a register (HOLD), renewal (RENEW) or release
+ * (RELEASE) carries the connection's holder id (gconn.holder, unique in
+ * the cluster), so the owner keeps a lease per connection on the one
+ * record of an instance (store/lease.c): an instance two connections
+ * registered, here or on two nodes, stays while either lives and goes with
+ * the last, as Nacos keeps one publication per connection
+ * (docs/distro.md, "gRPC connections and their instances").
  *
  * Pushes. SubscribeServiceRequest adds a subscription to the worker's
  * watches (subs.c), like a binary SUBSCRIBE: every push window the
@@ -70,6 +79,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "cluster/peer.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -92,6 +102,7 @@ int grpc_init(struct worker *w)
 		return -ENOMEM;
 	w->grpc = g;
 	pool_init(&g->gconns, sizeof(struct gconn));
+	g->holder_seq = ((uint64_t)clock_wall_ms(NULL) & GRPC_HOLDER_SEQ_MASK) | 1;
 	g->toks = mem_alloc(sizeof(jsmntok_t) * GRPC_TOKENS_MAX);
 	g->scratch = mem_alloc(GRPC_SCRATCH);
 	g->frame = mem_alloc(NACOS_FRAME_BYTES);
@@ -475,6 +486,17 @@ bool grpc_conn_open(struct worker *w, uint32_t idx)
 	g->active_ms = w->now_ms;
 	g->renew_every_ms = w->srv->cfg.grpc_renew_ms;
 	g->renew_ms = w->now_ms + g->renew_every_ms;
+	/*
+	 * The holder id of its leases, unique in the cluster: the member id
+	 * (0 standalone), the worker, and a per-worker sequence started at the
+	 * wall clock's ms, so a restarted node does not reuse the ids its
+	 * previous run gave (unless it opened more than one connection per ms
+	 * per worker on average). Never 0: the sequence starts past it.
+	 */
+	g->holder = (uint64_t)(worker_clustered(w) ? peer_self_id(w->srv->peer) : 0) << 48 |
+	            (uint64_t)(w->id & 0xff) << 40 | (gw->holder_seq++ & GRPC_HOLDER_SEQ_MASK);
+	if (g->holder == 0)
+		g->holder = gw->holder_seq++ & GRPC_HOLDER_SEQ_MASK;
 	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
@@ -556,10 +578,37 @@ bool grpc_insts_drop(struct gconn *g, const uint8_t *key, uint32_t key_len)
 	return false;
 }
 
+uint32_t grpc_item_len(uint8_t op, const struct ginst *x)
+{
+	uint32_t n = proto_op_keyed(op) ? x->key_len : x->inst_len;
+
+	if (proto_op_leased(op))
+		n += op == OP_RELEASE ? 8 : 12;
+	return n;
+}
+
+uint32_t grpc_item_put(uint8_t *dst, const struct gconn *g, uint8_t op, const struct ginst *x)
+{
+	const uint8_t *item = proto_op_keyed(op) ? x->bytes + x->inst_len : x->bytes;
+	uint32_t n = proto_op_keyed(op) ? x->key_len : x->inst_len, pre = 0;
+
+	if (proto_op_leased(op)) {
+		struct proto_wr wr;
+
+		pre = op == OP_RELEASE ? 8 : 12;
+		proto_wr_init(&wr, dst, pre);
+		proto_wr_u64(&wr, g->holder);
+		if (op != OP_RELEASE)
+			proto_wr_u32(&wr, g->renew_every_ms);
+	}
+	memcpy(dst + pre, item, n);
+	return pre + n;
+}
+
 /*
- * Sends the connection's instances as frames of op (HEARTBEAT: the
- * instance items; DEREGISTER: the key items), at most NACOS_BATCH_MAX
- * items or NACOS_FRAME_BYTES each, tagged kind.
+ * Sends the connection's instances as frames of op (RENEW: the instance
+ * items; RELEASE: the key items; both under the connection's holder id),
+ * at most NACOS_BATCH_MAX items or NACOS_FRAME_BYTES each, tagged kind.
  */
 static void insts_send(struct worker *w, uint32_t idx, struct gconn *g, uint8_t op,
                        enum grpc_write_kind kind)
@@ -572,20 +621,15 @@ static void insts_send(struct worker *w, uint32_t idx, struct gconn *g, uint8_t 
 		size_t len = 0;
 
 		for (; x && h.count < NACOS_BATCH_MAX; x = x->next) {
-			const uint8_t *item =
-			        op == OP_DEREGISTER ? x->bytes + x->inst_len : x->bytes;
-			uint32_t n = op == OP_DEREGISTER ? x->key_len : x->inst_len;
-
-			if (len + n > NACOS_FRAME_BYTES)
+			if (len + grpc_item_len(op, x) > NACOS_FRAME_BYTES)
 				break;
-			memcpy(frame + len, item, n);
-			len += n;
+			len += grpc_item_put(frame + len, g, op, x);
 			h.count++;
 		}
 		if (h.count == 0)
 			break; /* cannot happen: an item is at most NACOS_ITEM_BYTES */
 		h.body_len = (uint32_t)len;
-		if (op == OP_HEARTBEAT)
+		if (op == OP_RENEW)
 			WSTAT_ADD(w, grpc_renewed, h.count);
 		ops_write(w, idx, &h, frame);
 	}
@@ -628,7 +672,7 @@ void grpc_conn_closing(struct worker *w, uint32_t idx)
 	 */
 	pending_take(g);
 	if (!w->done)
-		insts_send(w, idx, g, OP_DEREGISTER, GW_DROP);
+		insts_send(w, idx, g, OP_RELEASE, GW_DROP);
 	while (g->insts) {
 		struct ginst *x = g->insts;
 
@@ -842,7 +886,7 @@ void grpc_step(struct worker *w)
 		if (g->insts && w->now_ms >= g->renew_ms) {
 			g->renew_every_ms = renew_every(w, g); /* back up when instances went */
 			g->renew_ms = w->now_ms + g->renew_every_ms;
-			insts_send(w, idx, g, OP_HEARTBEAT, GW_RENEW);
+			insts_send(w, idx, g, OP_RENEW, GW_RENEW);
 		}
 		if (g->detect_ms && w->now_ms - g->detect_ms >= cfg->grpc_detect_timeout_ms) {
 			WSTAT_INC(w, grpc_ejected);
@@ -879,7 +923,7 @@ void grpc_stop(struct worker *w)
 	for (struct gconn *g = gw->list; g; g = g->next)
 		if (conn_at(w, g->idx)->state == C_OPEN) {
 			pending_take(g);
-			insts_send(w, g->idx, g, OP_DEREGISTER, GW_DROP);
+			insts_send(w, g->idx, g, OP_RELEASE, GW_DROP);
 			while (g->insts) {
 				struct ginst *x = g->insts;
 

@@ -26,14 +26,15 @@
 #include "nacos/json.h"
 #include "server/nacos_internal.h"
 
-#define GRPC_WAITS_MAX    64         /* a connection's unary writes waiting for their answer */
-#define GRPC_INSTS_MAX    16384      /* ephemeral instances one connection owns */
-#define GRPC_TOKENS_MAX   65536      /* JSON tokens of one request body */
-#define GRPC_RID_MAX      64         /* bytes of a requestId kept for a later answer */
-#define GRPC_SCRATCH      (1u << 20) /* unescaped strings of one request */
-#define GRPC_ID_MAX       80         /* a connection id: <ms>_<ip>_<port> */
-#define GRPC_STEP_MS      100  /* the timers (renewals, detection, push retries) run this often */
-#define GRPC_RENEW_MIN_MS 1000 /* an instance's interval shortens renewals to no less */
+#define GRPC_WAITS_MAX       64         /* a connection's unary writes waiting for their answer */
+#define GRPC_INSTS_MAX       16384      /* ephemeral instances one connection owns */
+#define GRPC_TOKENS_MAX      65536      /* JSON tokens of one request body */
+#define GRPC_RID_MAX         64         /* bytes of a requestId kept for a later answer */
+#define GRPC_SCRATCH         (1u << 20) /* unescaped strings of one request */
+#define GRPC_ID_MAX          80         /* a connection id: <ms>_<ip>_<port> */
+#define GRPC_STEP_MS         100 /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_RENEW_MIN_MS    1000 /* an instance's interval shortens renewals to no less */
+#define GRPC_HOLDER_SEQ_MASK ((1ull << 40) - 1) /* the low 40 bits of a holder id */
 
 /* What an answered write was for: the top byte of its request id. */
 enum grpc_write_kind {
@@ -49,8 +50,9 @@ static inline uint32_t grpc_tag(enum grpc_write_kind k, uint32_t slot)
 
 /*
  * One instance a connection registered, as wire items: the instance (for
- * renewals, which carry it whole so a lost one is re-created) and its key
- * (for the deregistration when the connection ends).
+ * registers and renewals, which carry it whole so a lost one is
+ * re-created) and its key (for the release when the connection ends);
+ * grpc_item_put prefixes them with the connection's holder id.
  */
 struct ginst {
 	struct ginst *next;
@@ -90,6 +92,7 @@ struct gconn {
 	uint64_t detect_id;
 	int64_t renew_ms;        /* next renewal of its instances */
 	uint32_t renew_every_ms; /* --grpc-renew, or an instance's shorter interval */
+	uint64_t holder;         /* its leases' holder id: member << 48 | worker << 40 | seq */
 	struct ginst *insts;
 	uint32_t insts_n;
 	uint32_t waits_n;
@@ -110,6 +113,7 @@ struct grpc_worker {
 	uint8_t *frame; /* NACOS_FRAME_BYTES: a write frame being built */
 	struct store_kv kv[NACOS_KV_MAX];
 	int64_t last_step_ms;
+	uint64_t holder_seq; /* the next connection's holder sequence (grpc_conn_open) */
 };
 
 /* A request being handled. */
@@ -140,6 +144,14 @@ bool grpc_jbool(struct greq *r, int obj, const char *key, bool dflt);
 uint64_t grpc_svc_hash(const struct store_svc_key *sk);
 /* The connection takes an instance it registered (replacing one of the same key). */
 void grpc_insts_adopt(struct gconn *g, struct ginst *n);
+/*
+ * A write item of op for x, as the connection sends it: the instance (HOLD,
+ * RENEW, REGISTER, HEARTBEAT) or key (RELEASE, DEREGISTER) item, after
+ * the lease prefix (the connection's holder id, and its renew interval)
+ * for the leased ops. grpc_item_len: its bytes; grpc_item_put writes them.
+ */
+uint32_t grpc_item_len(uint8_t op, const struct ginst *x);
+uint32_t grpc_item_put(uint8_t *dst, const struct gconn *g, uint8_t op, const struct ginst *x);
 /* Drops an instance it registered (deregistered); true when it had it. */
 bool grpc_insts_drop(struct gconn *g, const uint8_t *key, uint32_t key_len);
 int grpc_wait_new(struct greq *r, const char *type);

@@ -219,23 +219,33 @@ static void free_chain(struct ginst *x)
 	}
 }
 
-/* Sends a frame of op whose items are the chain's (instance or key items); answered to slot. */
-static void send_chain(struct greq *r, uint8_t op, struct ginst *chain, uint32_t count,
-                       uint32_t tag)
+/*
+ * Sends the chain's items (grpc_item_put) as a frame of op, answered to
+ * tag. A chain over NACOS_BATCH_MAX items or NACOS_FRAME_BYTES (the drops
+ * of several superseded publishes) goes in several frames: the first
+ * carries the tag, the rest are answered to nobody (GW_DROP).
+ */
+static void send_chain(struct greq *r, uint8_t op, struct ginst *chain, uint32_t tag)
 {
 	uint8_t *frame = r->w->grpc->frame;
-	struct proto_header h = { .op = op, .count = (uint16_t)count, .request_id = tag };
-	size_t len = 0;
+	struct ginst *x = chain;
 
-	for (struct ginst *x = chain; x; x = x->next) {
-		const uint8_t *item = op == OP_DEREGISTER ? x->bytes + x->inst_len : x->bytes;
-		uint32_t n = op == OP_DEREGISTER ? x->key_len : x->inst_len;
+	while (x) {
+		struct proto_header h = { .op = op, .request_id = tag };
+		size_t len = 0;
 
-		memcpy(frame + len, item, n);
-		len += n;
+		for (; x && h.count < NACOS_BATCH_MAX; x = x->next) {
+			if (len + grpc_item_len(op, x) > NACOS_FRAME_BYTES)
+				break;
+			len += grpc_item_put(frame + len, r->g, op, x);
+			h.count++;
+		}
+		if (h.count == 0)
+			break; /* cannot happen: an item is at most NACOS_ITEM_BYTES */
+		h.body_len = (uint32_t)len;
+		ops_write(r->w, r->idx, &h, frame);
+		tag = grpc_tag(GW_DROP, 0);
 	}
-	h.body_len = (uint32_t)len;
-	ops_write(r->w, r->idx, &h, frame);
 }
 
 /*
@@ -328,7 +338,7 @@ static void publish(struct greq *r, const char *rtype, const char *op_type,
 		}
 	}
 	if (drops)
-		send_chain(r, OP_DEREGISTER, drops, ndrop, grpc_tag(GW_DROP, 0));
+		send_chain(r, OP_RELEASE, drops, grpc_tag(GW_DROP, 0));
 	free_chain(drops);
 	g->waits[slot].insts = chain;
 	g->waits[slot].publish = true;
@@ -341,14 +351,17 @@ static void publish(struct greq *r, const char *rtype, const char *op_type,
 		grpc_write_done(r->w, r->idx, &ph, NULL);
 		return;
 	}
-	send_chain(r, OP_REGISTER, chain, count, grpc_tag(GW_ANSWER, (uint32_t)slot));
+	send_chain(r, OP_HOLD, chain, grpc_tag(GW_ANSWER, (uint32_t)slot));
 }
 
 /*
  * A deregister of the connection's: the instances it published of the
  * service at that ip and port (the client sends its own idea of the other
  * fields, the cluster among them), or the instance as named when it has
- * none there (one another connection or the HTTP API registered).
+ * none there. A RELEASE under the connection's holder id, as Nacos
+ * removes only that connection's publication: an instance another
+ * connection holds stays; one nobody holds (the HTTP API's, or another
+ * connection's whose lease ran out) is deleted.
  */
 static void unpublish(struct greq *r, const char *rtype, struct ginst *named)
 {
@@ -407,7 +420,7 @@ static void unpublish(struct greq *r, const char *rtype, struct ginst *named)
 	} else {
 		mem_free(named);
 	}
-	send_chain(r, OP_DEREGISTER, drops, ndrop, grpc_tag(GW_ANSWER, (uint32_t)slot));
+	send_chain(r, OP_RELEASE, drops, grpc_tag(GW_ANSWER, (uint32_t)slot));
 	free_chain(drops);
 }
 
@@ -462,8 +475,7 @@ static void instance(struct greq *r, const char *rtype, bool ephemeral)
 		return;
 	}
 	r->g->waits[slot].op_type = reg ? "registerInstance" : "deregisterInstance";
-	send_chain(r, reg ? OP_REGISTER : OP_DEREGISTER, gi, 1,
-	           grpc_tag(GW_ANSWER, (uint32_t)slot));
+	send_chain(r, reg ? OP_REGISTER : OP_DEREGISTER, gi, grpc_tag(GW_ANSWER, (uint32_t)slot));
 	mem_free(gi);
 }
 

@@ -21,6 +21,12 @@
  * visible to the next read on the node that answered, not a sync window
  * later.
  *
+ * Leased writes (HOLD, RENEW, RELEASE: docs/protocol.md, "Leases") are
+ * routed and split exactly like the others; at the shard they do what
+ * REGISTER, HEARTBEAT and DEREGISTER do, plus the holder's lease
+ * (store_hold after the write; store_release instead of the delete, which
+ * keeps the instance while another holder's lease runs).
+ *
  * Every item gets exactly one result: its own, ERR_BUSY when the worker
  * has no room to carry the request across (the client retries: writes are
  * idempotent), or ERR_UNAVAILABLE from the peer thread when its owner
@@ -55,11 +61,12 @@
 static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto_rd *r,
                      struct store_kv *kv, bool route, uint32_t *shard_out, uint8_t *owner_out)
 {
+	struct proto_hold hold;
 	struct store_key k;
 	struct store_val v;
 	int item_err, rc;
 
-	proto_rd_item(r, op, &k, &v, kv, PROTO_META_MAX, &item_err);
+	proto_rd_item_held(r, op, &k, &v, kv, PROTO_META_MAX, &item_err, &hold);
 	*owner_out = 0;
 	if (k.svc.service.p == NULL) {
 		*shard_out = origin; /* no shard: the origin answers it, once */
@@ -89,7 +96,12 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 		return store_upsert(w->shard, &k, &v);
 	case OP_DEREGISTER:
 		return store_delete(w->shard, &k);
-	default:
+	case OP_RELEASE: /* deleted unless another holder's lease runs (store/lease.c) */
+		return store_release(w->shard, &k, hold.holder);
+	case OP_HOLD:
+		rc = store_upsert(w->shard, &k, &v);
+		break;
+	default: /* HEARTBEAT, RENEW */
 		rc = store_touch(w->shard, &k);
 		/*
 		 * A beat for an instance we lack re-creates it (a node that lost
@@ -100,8 +112,16 @@ static int exec_item(struct worker *w, uint32_t origin, uint8_t op, struct proto
 		if (rc == -ERR_NOT_FOUND &&
 		    !store_deleted_by_client(w->shard, &k, (int64_t)w->srv->cfg.peer_down_ms))
 			rc = store_upsert(w->shard, &k, &v);
-		return rc;
+		break;
 	}
+	/*
+	 * HOLD and RENEW: the write stands whatever becomes of the lease; one
+	 * the shard could not record (its table full) is counted by the store
+	 * and the instance's releases then delete it, as a DEREGISTER would.
+	 */
+	if (rc >= 0 && op != OP_HEARTBEAT)
+		(void)store_hold(w->shard, &k, hold.holder, hold.renew_ms);
+	return rc;
 }
 
 /*
@@ -156,9 +176,9 @@ static uint64_t exec_items(struct worker *w, uint32_t origin, const struct proto
 		if (rc < 0)
 			WSTAT_INC(w, item_errors);
 	}
-	if (h->op == OP_REGISTER)
+	if (h->op == OP_REGISTER || h->op == OP_HOLD)
 		WSTAT_ADD(w, op_register, done);
-	else if (h->op == OP_DEREGISTER)
+	else if (proto_op_keyed(h->op))
 		WSTAT_ADD(w, op_deregister, done);
 	else
 		WSTAT_ADD(w, op_heartbeat, done);
@@ -235,10 +255,15 @@ static struct pending *pending_new(struct worker *w, const struct proto_header *
 
 /* ---- deregisters answered by another member ---- */
 
-/* Did the owner's answer leave a replica here to drop (it deleted it, or never had it)? */
+/*
+ * Did the owner's answer leave a replica here to drop (it deleted it, or
+ * never had it)? Not a release the owner answered STORE_HELD: the
+ * instance stays.
+ */
 static bool forget_due(const struct pending *p, uint32_t i)
 {
-	return p->owners[i] != 0 && (p->results[i] >= 0 || p->results[i] == -ERR_NOT_FOUND);
+	return p->owners[i] != 0 && p->results[i] != STORE_HELD &&
+	       (p->results[i] >= 0 || p->results[i] == -ERR_NOT_FOUND);
 }
 
 /*
@@ -256,9 +281,11 @@ static uint64_t forget_items(struct worker *w, struct pending *p)
 	proto_rd_init(&r, p->body, p->h.body_len);
 	for (uint32_t i = 0; i < p->h.count; i++) {
 		struct store_key k;
+		struct store_val v;
 		uint32_t shard;
+		int e;
 
-		proto_rd_key(&r, &k);
+		proto_rd_item(&r, p->h.op, &k, &v, NULL, 0, &e);
 		if (!forget_due(p, i) || k.svc.service.p == NULL)
 			continue;
 		shard = store_shard_of(w->srv->store, &k.svc);
@@ -281,7 +308,7 @@ static bool forget_start(struct worker *w, struct pending *p)
 {
 	uint64_t others;
 
-	if (p->forget || !p->remote || p->h.op != OP_DEREGISTER)
+	if (p->forget || !p->remote || !proto_op_keyed(p->h.op))
 		return false;
 	p->forget = true;
 	others = forget_items(w, p);
@@ -843,6 +870,9 @@ static void dispatch(struct worker *w, uint32_t idx, const struct proto_header *
 	case OP_REGISTER:
 	case OP_DEREGISTER:
 	case OP_HEARTBEAT:
+	case OP_RENEW:
+	case OP_RELEASE:
+	case OP_HOLD:
 		if (names_reserved(h, body)) {
 			WSTAT_INC(w, item_errors);
 			send_error(w, idx, h->op | PROTO_RESPONSE, h->request_id, -ERR_NAME_CHARS);

@@ -4,7 +4,8 @@
  * local writes. Records from other nodes, takeovers, the expiry sweep and
  * stalls are apply.c's; reads are read.c's; services, their cluster lists
  * and instance arrays are svc.c's; names, defaults and hashes of a key are
- * key.c's.
+ * key.c's; the holders' leases on an instance (gRPC connections) are
+ * lease.c's, a side table freed with the instance (inst_kill).
  *
  * Ownership. The store is split into shards by the hash of a service's
  * names, so every instance of a service lives in one shard and a list reads
@@ -126,6 +127,16 @@ static int config_check(const struct store_config *c)
 	return timing_check(l, &c->timing) < 0 ? -ERR_INVAL : 0;
 }
 
+/* Leased instances a shard keeps at most: its share of instances_max, at least 1024. */
+static uint32_t leases_max(const struct store *s)
+{
+	uint64_t n = s->cfg.limits.instances_max / s->nshards;
+
+	if (n < 1024)
+		return 1024;
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
 {
 	int rc = -ERR_NOMEM;
@@ -141,6 +152,7 @@ static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
 		return rc;
 	if ((rc = table_init(&sh->table, 6)) < 0)
 		return rc;
+	lease_table_init(&sh->leases, leases_max(s));
 	sh->timings = mem_calloc(s->cfg.limits.timings_max, sizeof(sh->timings[0]));
 	sh->slot_sum = mem_calloc(STORE_SLOTS, sizeof(sh->slot_sum[0]));
 	sh->slot_count = mem_calloc(STORE_SLOTS, sizeof(sh->slot_count[0]));
@@ -204,6 +216,7 @@ static void shard_destroy(struct store_shard *sh)
 	if (sh->intern.strs.arr)
 		intern_destroy(&sh->intern);
 	pool_destroy(&sh->insts);
+	lease_table_destroy(&sh->leases);
 	mem_free(sh->timings);
 	mem_free(sh->slot_sum);
 	mem_free(sh->slot_count);
@@ -598,6 +611,8 @@ void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version, 
 
 	uint8_t old_timing = in->timing;
 
+	if (in->wflags & W_LEASED) /* its holders' leases die with it */
+		inst_lease_drop(sh, in);
 	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
 	list_leave(sh, in);
 	seq_begin(in);

@@ -40,6 +40,7 @@ enum store_result {
 	STORE_SAME = 0,    /* nothing replicated changed */
 	STORE_CHANGED = 1, /* an existing instance changed */
 	STORE_CREATED = 2, /* a new (or resurrected) instance */
+	STORE_HELD = 3,    /* a release kept the instance: another holder's lease runs */
 };
 
 /* Instance flags, replicated. */
@@ -159,6 +160,10 @@ struct store_config {
 	X(refed)             /* newer records sent back to the owner a repair listed older */      \
 	X(blind_deletes)     /* deregisters of unknown instances remembered as tombstones */       \
 	X(pause_credits)     /* instances whose deadline moved by a stall of this node */          \
+	X(leases)            /* instances with at least one holder's lease (gauge) */              \
+	X(lease_refused)     /* leases not recorded: the shard's lease table at its bound */       \
+	X(lease_evicted)     /* holders displaced from an instance with LEASE_HOLDERS_MAX */       \
+	X(releases_kept)     /* releases that kept the instance: another holder's lease runs */    \
 	X(rejected)          /* writes refused with an error */
 
 struct store_stats {
@@ -228,6 +233,27 @@ int store_delete(struct store_shard *sh, const struct store_key *k);
  * a beat after an expiry is the client alive.
  */
 bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k, int64_t within_ms);
+
+/*
+ * Leases (store/lease.c): `holder` (a gRPC connection of some node, never
+ * 0) keeps the live instance k for 2 x renew_ms + LEASE_MARGIN_MS from
+ * now; a later store_hold of the same holder renews it. Called after the
+ * write that registers or renews the instance (ops.c: HOLD, RENEW). 0,
+ * -ERR_NOT_FOUND (no live instance), -ERR_INVAL, or -ERR_LIMIT_LEASES /
+ * -ERR_NOMEM (not recorded; the instance is unchanged). O(1) expected.
+ */
+int store_hold(struct store_shard *sh, const struct store_key *k, uint64_t holder,
+               uint32_t renew_ms);
+
+/*
+ * holder lets go of k: if another holder's lease still runs, the instance
+ * stays and STORE_HELD is returned (nothing replicated changes, no
+ * tombstone: store_deleted_by_client stays false); otherwise it is
+ * deleted as by store_delete (whose result this returns). A DEREGISTER
+ * (store_delete) deletes whatever the leases, and every death of an
+ * instance drops its leases. O(1) expected.
+ */
+int store_release(struct store_shard *sh, const struct store_key *k, uint64_t holder);
 
 /*
  * Heartbeat: sets the owner-local beat time only, and starts expiry tracking

@@ -8,6 +8,7 @@
 #include "core/atomic.h"
 #include "core/pool.h"
 #include "store/intern.h"
+#include "store/lease.h"
 #include "store/store.h"
 #include "store/svc.h"
 #include "store/table.h"
@@ -26,6 +27,8 @@ enum {
 	 * given by a takeover or a stall (store.c: beating_here).
 	 */
 	W_HEARD = 1u << 3,
+	/* Some holder has a lease on it: it has an entry in the shard's lease table (lease.c). */
+	W_LEASED = 1u << 4,
 };
 
 /*
@@ -92,6 +95,7 @@ struct store_shard {
 	uint32_t feed_head, feed_n, feed_cap; /* waiting: feed[feed_head..feed_n) */
 	uint64_t *slot_sum;                   /* per slot, relaxed atomics */
 	uint32_t *slot_count;                 /* per slot, relaxed atomics */
+	struct lease_table leases;            /* holders of leased instances (writer only) */
 	struct store_stats stats;
 } __attribute__((aligned(CACHELINE_BYTES)));
 
@@ -192,6 +196,8 @@ int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval
 int inst_create(struct store_shard *sh, const struct rkey *rk, const struct pval *p,
                 uint64_t version, uint16_t node, struct store_inst **out);
 void inst_purge(struct store_shard *sh, struct store_inst *in);
+/* Drops a W_LEASED instance's leases (it died). lease.c. */
+void inst_lease_drop(struct store_shard *sh, struct store_inst *in);
 int resolve_for_write(struct store_shard *sh, const struct store_key *k, struct rkey *rk);
 int rejected(struct store_shard *sh, int rc);
 int live_find(struct store_shard *sh, const struct store_key *k, struct store_inst **out);

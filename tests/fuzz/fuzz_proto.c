@@ -37,6 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				for (uint32_t i = 0; i < h.count; i++)
 					proto_rd_key(&r, &k);
 				break;
+			case OP_RENEW:
+			case OP_RELEASE:
+			case OP_HOLD: {
+				struct proto_hold hold;
+
+				for (uint32_t i = 0; i < h.count; i++)
+					proto_rd_item_held(&r, h.op, &k, &v, kv, 8, &item_err,
+					                   &hold);
+				break;
+			}
 			case OP_LIST:
 			case OP_SUBSCRIBE:
 				proto_rd_svc(&r, &k.svc);

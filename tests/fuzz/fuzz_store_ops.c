@@ -3,7 +3,8 @@
  * operations (names, addresses, metadata, versions and timings straight from
  * the input, so most are invalid), then the invariants are checked: every
  * slot touched has a checksum and count equal to a recomputation from a scan,
- * and the counters agree with the contents. A crash, a sanitizer report or a
+ * and the counters agree with the contents (lease entries never outlive
+ * their instances). A crash, a sanitizer report or a
  * broken invariant (abort) is a finding.
  *
  * Input: a sequence of operations, each an op byte followed by its fields
@@ -129,6 +130,12 @@ static void check(struct store *s, struct epoch_rec *rd, const uint32_t *slots, 
 	epoch_exit(rd);
 	store_range_checksum(s, 0, STORE_SLOTS, &live);
 	store_stats(s, &st);
+	/* A lease entry lives only as long as its live instance (lease.c). */
+	if (st.leases > st.instances) {
+		fprintf(stderr, "%lu instances with leases but %lu instances\n",
+		        (unsigned long)st.leases, (unsigned long)st.instances);
+		abort();
+	}
 	if (st.instances != live) {
 		fprintf(stderr, "instances %lu but slots count %lu\n", (unsigned long)st.instances,
 		        (unsigned long)live);
@@ -187,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sh = store_shard(s, store_shard_of(s, &k.svc));
 		if (ntouched < TOUCHED_MAX)
 			touched[ntouched++] = addr_slot(&k.addr);
-		switch (op % 8) {
+		switch (op % 10) {
 		case 0:
 		case 1:
 			next_val(&in, &v);
@@ -229,6 +236,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 7:
 			(void)store_feed_drain(sh, out, next_u8(&in) % 8, NULL);
+			break;
+		case 8: /* a lease: a few holders, so they collide, renew and displace */
+			(void)store_hold(sh, &k, next_u8(&in) % 12, next_u16(&in));
+			break;
+		case 9:
+			(void)store_release(sh, &k, next_u8(&in) % 12);
 			break;
 		}
 	}

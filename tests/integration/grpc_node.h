@@ -489,4 +489,122 @@ static inline struct njson *gjson(const struct gmsg *m)
 	return &d;
 }
 
+/* ---- the naming calls the tests share (test_grpc_lease.c, the cluster's) ---- */
+
+/* ServerCheck, then the bi-stream with ConnectionSetupRequest: a registered connection. */
+static inline struct gstream *gcli_setup(struct gcli *c, uint16_t port)
+{
+	struct gmsg a;
+	struct gstream *bi;
+
+	gcli_connect(c, port);
+	cr_assert_eq(gcli_call(c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a),
+	             0);
+	cr_assert_str_eq(a.type, "ServerCheckResponse", "%s", a.json);
+	gmsg_free(&a);
+	bi = gcli_bi_open(c);
+	gcli_bi_send(c, bi, "ConnectionSetupRequest",
+	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
+	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
+	return bi;
+}
+
+/* An InstanceRequest of type (registerInstance, deregisterInstance) on c; asserts success. */
+static inline void gcli_instance(struct gcli *c, const char *svc, const char *ip, int port,
+                                 const char *type)
+{
+	char j[1024];
+	struct gmsg a;
+	struct njson *d;
+
+	snprintf(j, sizeof(j),
+	         "{\"headers\":{},\"requestId\":\"r-%s-%d\",\"namespace\":\"\",\"serviceName\":"
+	         "\"%s\",\"groupName\":\"DEFAULT_GROUP\",\"module\":\"naming\",\"type\":\"%s\","
+	         "\"instance\":{\"ip\":\"%s\",\"port\":%d,\"weight\":1.0,\"healthy\":true,"
+	         "\"enabled\":true,\"ephemeral\":true,\"clusterName\":\"c1\",\"metadata\":{}}}",
+	         ip, port, svc, type, ip, port);
+	cr_assert_eq(gcli_call(c, "InstanceRequest", j, &a), 0);
+	cr_assert_str_eq(a.type, "InstanceResponse", "%s: %s", a.type, a.json);
+	d = gjson(&a);
+	cr_assert_str_eq(nj_s(d, 0, "resultCode"), "200", "%s", a.json);
+	gmsg_free(&a);
+}
+
+/* How many hosts a ServiceQueryRequest on c finds for svc (default group). */
+static inline int gcli_hosts(struct gcli *c, const char *svc)
+{
+	char q[512];
+	struct gmsg a;
+	struct njson *d;
+	int si, hosts, n;
+
+	snprintf(q, sizeof(q),
+	         "{\"headers\":{},\"requestId\":\"q\",\"namespace\":\"public\",\"serviceName\":"
+	         "\"%s\",\"groupName\":\"DEFAULT_GROUP\",\"module\":\"naming\",\"cluster\":\"\","
+	         "\"healthyOnly\":false,\"udpPort\":0}",
+	         svc);
+	cr_assert_eq(gcli_call(c, "ServiceQueryRequest", q, &a), 0);
+	cr_assert_str_eq(a.type, "QueryServiceResponse", "%s", a.json);
+	d = gjson(&a);
+	si = nj_get(d, 0, "serviceInfo");
+	cr_assert_geq(si, 0);
+	hosts = nj_get(d, si, "hosts");
+	cr_assert_geq(hosts, 0);
+	n = d->t[hosts].size;
+	gmsg_free(&a);
+	return n;
+}
+
+/*
+ * A NotifySubscriberRequest's host count; acknowledged when ack (an
+ * unacknowledged push is sent again after --grpc-push-timeout).
+ */
+static inline int gcli_push_hosts(struct gcli *c, struct gstream *bi, struct gmsg *m, bool ack)
+{
+	struct njson *d = gjson(m);
+	char rid[64], resp[160];
+	int si, hosts;
+
+	cr_assert_str_eq(m->type, "NotifySubscriberRequest", "%s", m->json);
+	snprintf(rid, sizeof(rid), "%s", nj_s(d, 0, "requestId"));
+	si = nj_get(d, 0, "serviceInfo");
+	cr_assert_geq(si, 0);
+	hosts = nj_get(d, si, "hosts");
+	cr_assert_geq(hosts, 0);
+	if (ack) {
+		snprintf(resp, sizeof(resp),
+		         "{\"resultCode\":200,\"errorCode\":0,\"requestId\":\"%s\",\"success\":"
+		         "true}",
+		         rid);
+		gcli_bi_send(c, bi, "NotifySubscriberResponse", resp);
+	}
+	return d->t[hosts].size;
+}
+
+/* Subscribes c to svc and reads the first push (the list at once); its host count. */
+static inline int gcli_subscribe(struct gcli *c, struct gstream *bi, const char *svc)
+{
+	char j[512];
+	struct gmsg a, m;
+	int n;
+
+	snprintf(j, sizeof(j),
+	         "{\"requestId\":\"s\",\"namespace\":\"public\",\"serviceName\":\"%s\","
+	         "\"groupName\":\"DEFAULT_GROUP\",\"subscribe\":true,\"clusters\":\"\"}",
+	         svc);
+	cr_assert_eq(gcli_call(c, "SubscribeServiceRequest", j, &a), 0);
+	cr_assert_str_eq(a.type, "SubscribeServiceResponse", "%s", a.json);
+	gmsg_free(&a);
+	/* SetupAck or other server requests may come first: the first push is what counts. */
+	for (;;) {
+		cr_assert(gcli_bi_next(c, bi, &m, 3000), "a push after subscribing");
+		if (strcmp(m.type, "NotifySubscriberRequest") == 0)
+			break;
+		gmsg_free(&m);
+	}
+	n = gcli_push_hosts(c, bi, &m, true);
+	gmsg_free(&m);
+	return n;
+}
+
 #endif

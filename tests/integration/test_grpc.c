@@ -724,40 +724,6 @@ Test(grpc, second_register_of_a_service_replaces_the_first)
 }
 
 /*
- * The same instance registered by two connections: when one closes, its
- * deregistration removes the shared record, and the other connection's
- * next renewal (--grpc-renew, 300 ms here) brings it back (a renewal
- * carries the whole instance). Standalone behaviour, recorded here so a
- * change to it is seen (docs/distro.md, "gRPC connections").
- */
-Test(grpc, same_instance_from_two_connections_survives_one_closing)
-{
-	struct gcli a1, a2, q;
-
-	setup_conn(&a1, NULL, 0);
-	setup_conn(&a2, NULL, 0);
-	setup_conn(&q, NULL, 0);
-	instance_call(&a1, "grpc-shared", "192.0.2.80", 1, "registerInstance");
-	instance_call(&a2, "grpc-shared", "192.0.2.80", 1, "registerInstance");
-	cr_assert_eq(query_hosts(&q, "grpc-shared", NULL, 0), 1);
-	gcli_close(&a1);
-	nap_ms(100);
-	/*
-	 * A renewal does not re-create what a client deregistered less than
-	 * --peer-down (3 s) ago (a beat in flight must not undo a deregister):
-	 * so it is back within that and one renewal.
-	 */
-	cr_assert(wait_hosts(&q, "grpc-shared", 1, 5000), "the other connection brings it back");
-	/* and it stays while a2 lives, past --delete-timeout */
-	for (int64_t end = now_ms() + 3500; now_ms() < end; nap_ms(200))
-		(void)query_hosts(&q, "grpc-shared", NULL, 0);
-	cr_assert_eq(query_hosts(&q, "grpc-shared", NULL, 0), 1);
-	gcli_close(&a2);
-	cr_assert(wait_hosts(&q, "grpc-shared", 0, 2000));
-	gcli_close(&q);
-}
-
-/*
  * A node stopped with gRPC clients connected: GOAWAY to each, their
  * instances deregistered while the workers still run (each worker's
  * share goes to the other's shard too), and a clean exit (0: an ASan

@@ -141,6 +141,27 @@ Test(pwire, forwarded_items_are_client_write_items_only)
 	cr_assert_lt(check(mk(P_FWD, b, len - 1, OP_DEREGISTER, 1)), 0);
 }
 
+Test(pwire, forwarded_releases_carry_their_holder)
+{
+	uint8_t b[64];
+	struct proto_wr w;
+	struct store_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.svc.service = (struct store_str){ "svc", 3 };
+	cr_assert_eq(addr_parse("192.0.2.1", 80, &k.addr), 0);
+	proto_wr_init(&w, b, sizeof(b));
+	proto_wr_u64(&w, 0x0002010000000007ull);
+	proto_wr_key(&w, &k);
+	uint32_t len = (uint32_t)(w.p - b);
+
+	cr_assert_eq(check(mk(P_FWD, b, len, OP_RELEASE, 1)), 0);
+	/* The holder cut short, and a body one byte long. */
+	cr_assert_lt(check(mk(P_FWD, b, 7, OP_RELEASE, 1)), 0);
+	cr_assert_lt(check(mk(P_FWD, b, len + 1, OP_RELEASE, 1)), 0);
+	cr_assert_eq(check(mk(P_FWD, b, len, 0x10f, 1)), -ERR_PROTO_OP, "an op past a byte");
+}
+
 Test(pwire, every_truncation_of_a_sync_or_chunk_is_refused)
 {
 	uint8_t b[256];

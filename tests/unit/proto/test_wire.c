@@ -239,3 +239,127 @@ Test(wire, list_filter_and_view_round_trip)
 	cr_assert(g.healthy_only);
 	cr_assert_not(g.enabled_only, "include-disabled flag");
 }
+
+/* ---- leased ops (RENEW, RELEASE, HOLD): the holder prefix of each item ---- */
+
+/* One item of op for holder into buf: the prefix, then an instance (or a key for RELEASE). */
+static size_t lease_item(uint8_t *buf, size_t cap, uint8_t op, uint64_t holder, uint32_t renew_ms)
+{
+	struct store_key k = { .svc = { S(NULL), S(NULL), S("orders") } };
+	struct proto_wr w;
+
+	cr_assert_eq(addr_parse("192.0.2.7", 8080, &k.addr), 0);
+	proto_wr_init(&w, buf, cap);
+	proto_wr_u64(&w, holder);
+	if (op != OP_RELEASE)
+		proto_wr_u32(&w, renew_ms);
+	if (op == OP_RELEASE)
+		proto_wr_key(&w, &k);
+	else
+		proto_wr_instance(&w, &k, &(struct store_val){ .weight_milli = 1000 });
+	cr_assert_not(w.overflow);
+	return (size_t)(w.p - buf);
+}
+
+Test(wire, leased_items_round_trip)
+{
+	static const uint8_t ops[] = { OP_RENEW, OP_RELEASE, OP_HOLD };
+
+	for (size_t o = 0; o < sizeof(ops); o++) {
+		uint8_t buf[512];
+		size_t len = lease_item(buf, sizeof(buf), ops[o], 0x0003020000000042ull, 300);
+		struct proto_header h = { .op = ops[o], .count = 1, .body_len = (uint32_t)len };
+		struct proto_hold hold;
+		struct proto_rd r;
+		struct store_key k;
+		struct store_val v;
+		struct store_kv kv[2];
+		int item_err;
+
+		cr_assert(proto_op_write(ops[o]) && proto_op_leased(ops[o]));
+		cr_assert_eq(proto_body_check(&h, buf, 10), 0, "op %u", ops[o]);
+		proto_rd_init(&r, buf, len);
+		proto_rd_item_held(&r, ops[o], &k, &v, kv, 2, &item_err, &hold);
+		cr_assert_eq(item_err, 0);
+		cr_assert_eq(proto_rd_done(&r), 0);
+		cr_assert_eq(hold.holder, 0x0003020000000042ull);
+		cr_assert_eq(hold.renew_ms, ops[o] == OP_RELEASE ? 0u : 300u);
+		cr_assert(str_eq(k.svc.service, S("orders")));
+		/* The plain reader steps over the prefix the same way (forwarding, skipping). */
+		proto_rd_init(&r, buf, len);
+		proto_rd_skip_item(&r, ops[o]);
+		cr_assert_eq(proto_rd_done(&r), 0);
+	}
+}
+
+Test(wire, leased_items_truncated_or_trailing_are_framing_errors)
+{
+	static const uint8_t ops[] = { OP_RENEW, OP_RELEASE, OP_HOLD };
+
+	for (size_t o = 0; o < sizeof(ops); o++) {
+		uint8_t buf[512];
+		size_t len = lease_item(buf, sizeof(buf), ops[o], 9, 300);
+		struct proto_header h = { .op = ops[o], .count = 1 };
+
+		/* Cut anywhere, the holder and the renew interval included. */
+		for (size_t cut = 0; cut < len; cut++) {
+			h.body_len = (uint32_t)cut;
+			cr_assert_eq(proto_body_check(&h, buf, 10), -ERR_PROTO_TRUNCATED,
+			             "op %u cut at %zu", ops[o], cut);
+		}
+		/* A wrong length: one byte more than the item. */
+		buf[len] = 0;
+		h.body_len = (uint32_t)len + 1;
+		cr_assert_eq(proto_body_check(&h, buf, 10), -ERR_PROTO_TRAILING);
+		/* A count the body does not hold. */
+		h.body_len = (uint32_t)len;
+		h.count = 2;
+		cr_assert_eq(proto_body_check(&h, buf, 10), -ERR_PROTO_TRUNCATED);
+	}
+}
+
+Test(wire, leased_item_with_holder_0_or_bad_interval_fails_the_item_not_the_frame)
+{
+	uint8_t buf[1024];
+	size_t a = lease_item(buf, sizeof(buf), OP_RENEW, 0, 300);
+	size_t b = lease_item(buf + a, sizeof(buf) - a, OP_RENEW, 5, 0);
+	size_t c =
+	        lease_item(buf + a + b, sizeof(buf) - a - b, OP_RENEW, 5, PROTO_RENEW_MS_MAX + 1);
+	size_t d = lease_item(buf + a + b + c, sizeof(buf) - a - b - c, OP_RENEW, 5, 300);
+	struct proto_header h = { .op = OP_RENEW,
+		                  .count = 4,
+		                  .body_len = (uint32_t)(a + b + c + d) };
+	struct proto_hold hold;
+	struct proto_rd r;
+	struct store_key k;
+	struct store_val v;
+	int item_err;
+
+	cr_assert_eq(proto_body_check(&h, buf, 10), 0);
+	proto_rd_init(&r, buf, h.body_len);
+	proto_rd_item_held(&r, OP_RENEW, &k, &v, NULL, 0, &item_err, &hold);
+	cr_assert_eq(item_err, -ERR_INVAL, "holder 0 names nobody");
+	proto_rd_item_held(&r, OP_RENEW, &k, &v, NULL, 0, &item_err, &hold);
+	cr_assert_eq(item_err, -ERR_INVAL, "renew_ms 0");
+	proto_rd_item_held(&r, OP_RENEW, &k, &v, NULL, 0, &item_err, &hold);
+	cr_assert_eq(item_err, -ERR_INVAL, "renew_ms over a day");
+	proto_rd_item_held(&r, OP_RENEW, &k, &v, NULL, 0, &item_err, &hold);
+	cr_assert_eq(item_err, 0);
+	cr_assert_eq(hold.holder, 5);
+	cr_assert_eq(proto_rd_done(&r), 0);
+	/* RELEASE with holder 0 too. */
+	a = lease_item(buf, sizeof(buf), OP_RELEASE, 0, 0);
+	proto_rd_init(&r, buf, a);
+	proto_rd_item_held(&r, OP_RELEASE, &k, &v, NULL, 0, &item_err, &hold);
+	cr_assert_eq(item_err, -ERR_INVAL);
+	cr_assert_eq(proto_rd_done(&r), 0);
+}
+
+Test(wire, unknown_op_past_the_leased_ones)
+{
+	uint8_t body[1] = { 0 };
+	struct proto_header h = { .op = OP_HOLD + 1, .body_len = 0 };
+
+	cr_assert_not(proto_op_write(OP_HOLD + 1));
+	cr_assert_eq(proto_body_check(&h, body, 10), -ERR_PROTO_OP);
+}
