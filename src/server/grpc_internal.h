@@ -26,14 +26,15 @@
 #include "nacos/json.h"
 #include "server/nacos_internal.h"
 
-#define GRPC_WAITS_MAX    64         /* a connection's unary writes waiting for their answer */
-#define GRPC_INSTS_MAX    16384      /* ephemeral instances one connection owns */
-#define GRPC_TOKENS_MAX   65536      /* JSON tokens of one request body */
-#define GRPC_RID_MAX      64         /* bytes of a requestId kept for a later answer */
-#define GRPC_SCRATCH      (1u << 20) /* unescaped strings of one request */
-#define GRPC_ID_MAX       80         /* a connection id: <ms>_<ip>_<port> */
-#define GRPC_STEP_MS      100  /* the timers (renewals, detection, push retries) run this often */
-#define GRPC_RENEW_MIN_MS 1000 /* an instance's interval shortens renewals to no less */
+#define GRPC_WAITS_MAX     64         /* a connection's unary writes waiting for their answer */
+#define GRPC_INSTS_MAX     16384      /* ephemeral instances one connection owns */
+#define GRPC_TOKENS_MAX    65536      /* JSON tokens of one request body */
+#define GRPC_RID_MAX       64         /* bytes of a requestId kept for a later answer */
+#define GRPC_SCRATCH       (1u << 20) /* unescaped strings of one request */
+#define GRPC_ID_MAX        80         /* a connection id: <ms>_<ip>_<port> */
+#define GRPC_MOVE_CLOSE_MS 1000       /* a client asked to move is closed this long after */
+#define GRPC_STEP_MS       100  /* the timers (renewals, detection, push retries) run this often */
+#define GRPC_RENEW_MIN_MS  1000 /* an instance's interval shortens renewals to no less */
 
 /* What an answered write was for: the top byte of its request id. */
 enum grpc_write_kind {
@@ -85,6 +86,8 @@ struct gconn {
 	bool ending;        /* closing or stopping: its instances are gone, answers adopt nothing */
 	int32_t bi;         /* the bi-stream, 0: none */
 	int64_t active_ms;  /* last message from the client */
+	int64_t since_ms;   /* accepted then */
+	int64_t moving_ms;  /* ConnectResetRequest sent then (closed soon after); 0: not moving */
 	uint64_t messages;  /* whole messages received */
 	int64_t detect_ms;  /* a ClientDetectionRequest is out since then; 0: none */
 	uint64_t detect_id;
@@ -110,6 +113,7 @@ struct grpc_worker {
 	uint8_t *frame; /* NACOS_FRAME_BYTES: a write frame being built */
 	struct store_kv kv[NACOS_KV_MAX];
 	int64_t last_step_ms;
+	int64_t refusing_ms; /* since when this node refuses writes (no quorum); 0: it takes them */
 };
 
 /* A request being handled. */
