@@ -78,6 +78,9 @@ static const struct opt opts[] = {
 	{ "grpc-renew", T_U32, OFF(grpc_renew_ms), 0, "0",
 	  "the instances of each gRPC connection are renewed this often, ms (< --beat-timeout); "
 	  "0 = --beat-interval" },
+	{ "grpc-move-after", T_U32, OFF(grpc_move_after_ms), 0, "10000",
+	  "a node that has refused writes for --peer-down (no quorum) sends ConnectResetRequest "
+	  "to the gRPC clients connected at least this long and closes them, ms" },
 	{ "grpc-push-timeout", T_U32, OFF(grpc_push_timeout_ms), 0, "5000",
 	  "a NotifySubscriberRequest not acknowledged within this is sent again, ms" },
 	{ "grpc-msg-max", T_U32, OFF(grpc_msg_bytes_max), 0, "4194304",
@@ -437,11 +440,12 @@ int config_load(struct server_config *c, int argc, char **argv)
 		        c->store.timing.interval_ms; /* < --beat-timeout, checked above */
 	if (c->grpc_detect_idle_ms < 100 || c->grpc_detect_timeout_ms < 100 ||
 	    c->grpc_renew_ms < 10 || c->grpc_renew_ms >= c->store.timing.timeout_ms ||
-	    c->grpc_push_timeout_ms < 100 || c->grpc_msg_bytes_max < 4096 ||
-	    c->grpc_msg_bytes_max > (64u << 20) || c->grpc_streams_max == 0 ||
-	    c->grpc_streams_max > 65536) {
+	    c->grpc_push_timeout_ms < 100 || c->grpc_move_after_ms < 100 ||
+	    c->grpc_msg_bytes_max < 4096 || c->grpc_msg_bytes_max > (64u << 20) ||
+	    c->grpc_streams_max == 0 || c->grpc_streams_max > 65536) {
 		fprintf(stderr, "distrod: out of range: need --grpc-detect-idle, "
-		                "--grpc-detect-timeout, --grpc-push-timeout >= 100, --grpc-renew "
+		                "--grpc-detect-timeout, --grpc-push-timeout, --grpc-move-after >= "
+		                "100, --grpc-renew "
 		                "10..(--beat-timeout - 1), --grpc-msg-max 4096..64Mi, "
 		                "--grpc-streams-max 1..65536\n");
 		return -1;

@@ -43,6 +43,7 @@ struct server_config {
 	uint32_t grpc_port;     /* from grpc_port_arg, when grpc_on */
 	bool grpc_on;
 	char grpc_port_file[256];
+	uint32_t grpc_move_after_ms;     /* refusing writes: clients connected this long move */
 	uint32_t grpc_detect_idle_ms;    /* a connection silent this long is asked if it is there */
 	uint32_t grpc_detect_timeout_ms; /* and ejected if it does not answer within this */
 	uint32_t grpc_renew_ms;          /* the connections' instances are renewed this often */

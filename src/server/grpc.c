@@ -74,6 +74,7 @@
  */
 #include "server/grpc_internal.h"
 
+#include "cluster/peer.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -484,6 +485,7 @@ bool grpc_conn_open(struct worker *w, uint32_t idx)
 	g->w = w;
 	g->idx = idx;
 	g->active_ms = w->now_ms;
+	g->since_ms = w->now_ms;
 	g->renew_every_ms = w->srv->cfg.grpc_renew_ms;
 	g->renew_ms = w->now_ms + g->renew_every_ms;
 	/*
@@ -867,21 +869,75 @@ uint64_t grpc_push(struct worker *w, uint32_t idx, const struct store_svc_key *k
 
 /* ---- timers ---- */
 
+/*
+ * Whether this node moves its gRPC clients now: it has refused writes (no
+ * quorum, or it left the cluster) for --peer-down, so their renewals are
+ * refused too and their instances would expire at their owners while the
+ * connections look healthy. A binary or HTTP client retries its beats on
+ * another node by itself; a Nacos 2.x client stays on its connection until
+ * told, so it is told: ConnectResetRequest, then the connection closes
+ * (GRPC_MOVE_CLOSE_MS later, time for a Java client to switch first; the
+ * Rust SDK ignores the request and reconnects when the connection goes).
+ * Only connections at least --grpc-move-after old move: a client that
+ * lands on this node again is not bounced around faster than that.
+ */
+static bool moving_now(struct worker *w, struct grpc_worker *gw)
+{
+	bool refusing = worker_clustered(w) && !peer_writable(w->srv->peer);
+
+	if (!refusing) {
+		gw->refusing_ms = 0;
+		return false;
+	}
+	if (gw->refusing_ms == 0)
+		gw->refusing_ms = w->now_ms;
+	return w->now_ms - gw->refusing_ms >= (int64_t)w->srv->cfg.peer_down_ms;
+}
+
+/* Asks g's client to move (true), or closes it once it was asked long enough ago. */
+static bool move_conn(struct worker *w, struct gconn *g, bool moving)
+{
+	const struct server_config *cfg = &w->srv->cfg;
+
+	if (g->moving_ms) {
+		if (w->now_ms - g->moving_ms >= GRPC_MOVE_CLOSE_MS) {
+			h2_goaway(&g->h2);
+			pump(w, g->idx);
+			conn_close_later(w, g->idx);
+			return true;
+		}
+		return false;
+	}
+	if (!moving || !g->setup || w->now_ms - g->since_ms < (int64_t)cfg->grpc_move_after_ms)
+		return false;
+	WSTAT_INC(w, grpc_moved);
+	log_debug("gRPC connection %s: this node takes no writes, asked to move", g->id);
+	g->moving_ms = w->now_ms;
+	/* No server named: the client picks another from its list. */
+	(void)server_request(w, g->idx, "ConnectResetRequest", ",\"module\":\"internal\"");
+	/* Sending it failed and closed the connection: nothing more for it. */
+	return conn_at(w, g->idx)->grpc != g || conn_at(w, g->idx)->state != C_OPEN;
+}
+
 void grpc_step(struct worker *w)
 {
 	struct grpc_worker *gw = w->grpc;
 	const struct server_config *cfg = &w->srv->cfg;
 	struct gconn *g, *next;
+	bool moving;
 
 	if (gw == NULL || w->now_ms - gw->last_step_ms < GRPC_STEP_MS)
 		return;
 	gw->last_step_ms = w->now_ms;
+	moving = moving_now(w, gw);
 	for (g = gw->list; g; g = next) {
 		uint32_t idx = g->idx;
 		struct conn *c = conn_at(w, idx);
 
 		next = g->next; /* an ejection below frees nothing yet: the slot is closing */
 		if (c->state != C_OPEN)
+			continue;
+		if (move_conn(w, g, moving))
 			continue;
 		if (g->insts && w->now_ms >= g->renew_ms) {
 			g->renew_every_ms = renew_every(w, g); /* back up when instances went */

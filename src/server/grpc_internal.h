@@ -32,6 +32,7 @@
 #define GRPC_RID_MAX         64         /* bytes of a requestId kept for a later answer */
 #define GRPC_SCRATCH         (1u << 20) /* unescaped strings of one request */
 #define GRPC_ID_MAX          80         /* a connection id: <ms>_<ip>_<port> */
+#define GRPC_MOVE_CLOSE_MS   1000       /* a client asked to move is closed this long after */
 #define GRPC_STEP_MS         100 /* the timers (renewals, detection, push retries) run this often */
 #define GRPC_RENEW_MIN_MS    1000 /* an instance's interval shortens renewals to no less */
 #define GRPC_HOLDER_SEQ_MASK ((1ull << 40) - 1) /* the low 40 bits of a holder id */
@@ -87,6 +88,8 @@ struct gconn {
 	bool ending;        /* closing or stopping: its instances are gone, answers adopt nothing */
 	int32_t bi;         /* the bi-stream, 0: none */
 	int64_t active_ms;  /* last message from the client */
+	int64_t since_ms;   /* accepted then */
+	int64_t moving_ms;  /* ConnectResetRequest sent then (closed soon after); 0: not moving */
 	uint64_t messages;  /* whole messages received */
 	int64_t detect_ms;  /* a ClientDetectionRequest is out since then; 0: none */
 	uint64_t detect_id;
@@ -114,6 +117,7 @@ struct grpc_worker {
 	struct store_kv kv[NACOS_KV_MAX];
 	int64_t last_step_ms;
 	uint64_t holder_seq; /* the next connection's holder sequence (grpc_conn_open) */
+	int64_t refusing_ms; /* since when this node refuses writes (no quorum); 0: it takes them */
 };
 
 /* A request being handled. */

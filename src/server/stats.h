@@ -68,7 +68,8 @@
 	X(grpc_requests)  /* gRPC messages from clients on the Nacos gRPC port */                  \
 	X(grpc_errors)    /* answered with an ErrorResponse or a gRPC error status */              \
 	X(grpc_ejected)   /* gRPC connections closed: silent to a ClientDetectionRequest */        \
-	X(grpc_pushes)    /* NotifySubscriberRequests sent (retries counted) */                    \
+	X(grpc_moved)  /* gRPC connections sent ConnectResetRequest: this node takes no writes */  \
+	X(grpc_pushes) /* NotifySubscriberRequests sent (retries counted) */                       \
 	X(grpc_push_acked)                                                                         \
 	X(grpc_renewed) /* instances renewed for their gRPC connection */                          \
 	X(loops)                                                                                   \
