@@ -20,6 +20,9 @@
  *   mixed writers a gRPC subscriber on one node is pushed the changes
  *                 written through the binary protocol and the Nacos HTTP
  *                 API on the other two
+ *   moved         a node left without a quorum refuses writes, renewals
+ *                 included: it sends its gRPC clients ConnectResetRequest
+ *                 and closes them, so they reconnect where writes are taken
  *
  * The same instance held by two connections (the lease) is not here.
  * Instance addresses are documentation ranges (198.18.0.0/15); nothing
@@ -621,4 +624,60 @@ Test(cluster_grpc, a_grpc_subscriber_sees_binary_and_http_writes_on_other_nodes,
 	               sub.hosts);
 	gcli_close(&sub.c);
 	stop_clean();
+}
+
+/* ---- a node that takes no writes moves its clients ---- */
+
+static const char *const move_timers[] = {
+	"--grpc-move-after",
+	"500",
+	NULL,
+};
+
+static void start_moving(void)
+{
+	start3_with(move_timers);
+}
+
+/*
+ * Node 2 alone (both others killed) has no quorum and refuses writes,
+ * the renewals of its gRPC connections' instances included: after
+ * --peer-down of that it sends ConnectResetRequest to each connection
+ * older than --grpc-move-after, and closes it a second later, so the
+ * client reconnects to a node that takes its writes. Before the kill,
+ * with the cluster whole, the same connection is never asked to move.
+ */
+Test(cluster_grpc, a_node_without_quorum_moves_its_grpc_clients, .init = start_moving,
+     .fini = teardown, .timeout = 120)
+{
+	struct gcli c;
+	struct gstream *bi = gconnect(&c, 2);
+	struct gmsg m;
+	bool reset = false;
+	int64_t t0;
+
+	/* Past --grpc-move-after, with a quorum: nothing but the setup's answers. */
+	for (int64_t end = now_ms() + 1500; now_ms() < end;)
+		if (gcli_bi_next(&c, bi, &m, 100)) {
+			cr_assert_str_neq(m.type, "ConnectResetRequest", "moved with a quorum");
+			gmsg_free(&m);
+		}
+	cr_assert_eq(cluster_stat(&cl, 2, "grpc_moved"), 0);
+	cluster_node_kill(&cl, 0);
+	cluster_node_kill(&cl, 1);
+	t0 = now_ms();
+	/* Down after --peer-down, refusing for --peer-down more: ~2 s, ASan slack. */
+	while (!reset && gcli_bi_next(&c, bi, &m, (int)(t0 + 15000 - now_ms()))) {
+		reset = strcmp(m.type, "ConnectResetRequest") == 0;
+		gmsg_free(&m);
+	}
+	cluster_assert(&cl, reset, "no ConnectResetRequest within 15 s of losing the quorum");
+	cr_assert_geq(now_ms() - t0, PEER_DOWN, "asked to move before the peers were down");
+	cr_assert_gt(cluster_stat(&cl, 2, "grpc_moved"), 0);
+	/* Then closed: GOAWAY and EOF within a few seconds. */
+	for (int64_t end = now_ms() + 5000; now_ms() < end && gcli_io(&c, 50);)
+		;
+	cr_assert(c.eof, "the connection asked to move is closed");
+	gcli_close(&c);
+	cr_assert(cluster_node_running(&cl, 2), "node 2 still runs");
 }
