@@ -12,7 +12,7 @@
 
 static struct node nd;
 
-static void start_with(const char *const *more)
+static inline void start_with(const char *const *more)
 {
 	const char *extra[32] = { "--beat-timeout",
 		                  "2000",
@@ -36,18 +36,18 @@ static void start_with(const char *const *more)
 	cr_assert_gt(nd.grpc_port, 0, "the gRPC port is written to --grpc-port-file");
 }
 
-static void start(void)
+static inline void start(void)
 {
 	start_with(NULL);
 }
 
-static void stop(void)
+static inline void stop(void)
 {
 	cr_assert_eq(node_stop(&nd), 0, "distrod exits 0 on SIGTERM");
 }
 
 /* ServerCheck, then the bi-stream with ConnectionSetupRequest: a registered connection. */
-static struct gstream *setup_conn(struct gcli *c, char *conn_id, size_t cap)
+static inline struct gstream *setup_conn(struct gcli *c, char *conn_id, size_t cap)
 {
 	struct gmsg a;
 	struct njson *d;

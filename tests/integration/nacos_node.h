@@ -260,4 +260,28 @@ static inline jsmntype_t nj_type(const struct njson *d, int obj, const char *key
 	return d->t[v].type;
 }
 
+#ifdef DISTROCTL_BIN
+/*
+ * A line of an --auth-users file: user, bcrypt hash of pass (through
+ * distroctl hash-password, at cost), ":admin" when admin. Needs
+ * DISTROCTL_BIN (the integration tests' CMake defines it).
+ */
+static inline void nacos_user_line(FILE *out, const char *user, const char *pass, int cost,
+                                   bool admin)
+{
+	char cmd[512], hash[128];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "printf '%%s\\n%%s\\n' '%s' '%s' | %s hash-password --cost %d",
+	         pass, pass, DISTROCTL_BIN, cost);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(hash, sizeof(hash), p));
+	cr_assert_eq(pclose(p), 0, "distroctl hash-password");
+	hash[strcspn(hash, "\n")] = '\0';
+	cr_assert_eq(strlen(hash), 60, "a bcrypt hash: %s", hash);
+	fprintf(out, "%s:%s%s\n", user, hash, admin ? ":admin" : "");
+}
+#endif
+
 #endif

@@ -28,23 +28,6 @@ static struct nacos_ans A;
 static struct njson J;
 static char dir[128], users[192], http_port_file[192];
 
-/* A bcrypt line for the users file, through distroctl hash-password. */
-static void hash_line(FILE *out, const char *user, const char *pass, int cost, bool admin)
-{
-	char cmd[512], hash[128];
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "printf '%%s\\n%%s\\n' '%s' '%s' | %s hash-password --cost %d",
-	         pass, pass, DISTROCTL_BIN, cost);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	cr_assert_not_null(fgets(hash, sizeof(hash), p));
-	cr_assert_eq(pclose(p), 0, "distroctl hash-password");
-	hash[strcspn(hash, "\n")] = '\0';
-	cr_assert_eq(strlen(hash), 60, "a bcrypt hash: %s", hash);
-	fprintf(out, "%s:%s%s\n", user, hash, admin ? ":admin" : "");
-}
-
 static void make_users(void)
 {
 	FILE *f;
@@ -56,9 +39,9 @@ static void make_users(void)
 	f = fopen(users, "w");
 	cr_assert_not_null(f);
 	fprintf(f, "# made by the test\n");
-	hash_line(f, "nacos", "nacos-pw", 4, true);
-	hash_line(f, "bob", "bob pw&=", 4, false); /* needs URL encoding */
-	hash_line(f, "slow", "slow-pw", 12, false);
+	nacos_user_line(f, "nacos", "nacos-pw", 4, true);
+	nacos_user_line(f, "bob", "bob pw&=", 4, false); /* needs URL encoding */
+	nacos_user_line(f, "slow", "slow-pw", 12, false);
 	fclose(f);
 }
 
