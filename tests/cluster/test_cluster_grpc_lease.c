@@ -197,7 +197,8 @@ Test(cluster_grpc_lease, pipelined_register_then_deregister_leaves_nothing)
 			snprintf(svc, sizeof(svc), "lease-pipe-%d", round);
 			if (gcli_hosts(&q, svc) != 0) {
 				left++;
-				cr_log_error("%s still listed at the owner after its deregister", svc);
+				cr_log_error("%s still listed at the owner after its deregister",
+				             svc);
 			}
 		}
 	cr_assert_eq(left, 0, "instances deregistered by the connection stayed at their owner");
@@ -240,7 +241,8 @@ Test(cluster_grpc_lease, pipelined_deregister_then_register_stays)
 			snprintf(svc, sizeof(svc), "lease-pipe2-%d", round);
 			if (gcli_hosts(&q, svc) != 1) {
 				missing++;
-				cr_log_error("%s missing at the owner after its last register", svc);
+				cr_log_error("%s missing at the owner after its last register",
+				             svc);
 			}
 		}
 	cr_assert_eq(missing, 0, "instances registered last were missing at their owner");
