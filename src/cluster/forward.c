@@ -260,6 +260,17 @@ void forward_on_pending(struct peer *p, struct pending *pd)
 		}
 		struct member_fwd *f = &p->by_id[owner].fwd;
 
+		/*
+		 * The owner runs frames in arrival order: another op's items
+		 * collected before this one go first, so one client's writes
+		 * keep their order per owner (a register then a deregister of
+		 * one instance, pipelined, must not arrive swapped). Batching
+		 * within an op is unchanged; frames split only where ops
+		 * alternate.
+		 */
+		for (uint32_t o = 0; o < FWD_OPS; o++)
+			if (o != opi && f->build[o].n)
+				flush_one(p, owner, o);
 		if (buf_used(&f->build[opi].items) >= FWD_FRAME_BYTES ||
 		    f->build[opi].n == PWIRE_FWD_MAX)
 			flush_one(p, owner, opi);

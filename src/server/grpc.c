@@ -80,7 +80,6 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "cluster/peer.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
