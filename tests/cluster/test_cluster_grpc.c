@@ -152,19 +152,7 @@ static void add_owned_by(struct insts *set, uint32_t i, uint32_t *next)
 /* Connects to node i's gRPC port and sets the connection up (ServerCheck, bi-stream). */
 static struct gstream *gconnect(struct gcli *c, uint32_t i)
 {
-	struct gmsg a;
-	struct gstream *bi;
-
-	gcli_connect(c, cl.node[i].grpc_port);
-	cr_assert_eq(gcli_call(c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a),
-	             0);
-	cr_assert_str_eq(a.type, "ServerCheckResponse", "%s", a.json);
-	gmsg_free(&a);
-	bi = gcli_bi_open(c);
-	gcli_bi_send(c, bi, "ConnectionSetupRequest",
-	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
-	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
-	return bi;
+	return gcli_setup(c, cl.node[i].grpc_port);
 }
 
 /* The set as the connection's instances of its service (a batch): true when answered 200. */

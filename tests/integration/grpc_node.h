@@ -491,22 +491,28 @@ static inline struct njson *gjson(const struct gmsg *m)
 
 /* ---- the naming calls the tests share (test_grpc_lease.c, the cluster's) ---- */
 
+/* The bi-stream, opened with ConnectionSetupRequest as an SDK's naming client does. */
+static inline struct gstream *gcli_setup_stream(struct gcli *c)
+{
+	struct gstream *bi = gcli_bi_open(c);
+
+	gcli_bi_send(c, bi, "ConnectionSetupRequest",
+	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
+	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
+	return bi;
+}
+
 /* ServerCheck, then the bi-stream with ConnectionSetupRequest: a registered connection. */
 static inline struct gstream *gcli_setup(struct gcli *c, uint16_t port)
 {
 	struct gmsg a;
-	struct gstream *bi;
 
 	gcli_connect(c, port);
 	cr_assert_eq(gcli_call(c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a),
 	             0);
 	cr_assert_str_eq(a.type, "ServerCheckResponse", "%s", a.json);
 	gmsg_free(&a);
-	bi = gcli_bi_open(c);
-	gcli_bi_send(c, bi, "ConnectionSetupRequest",
-	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
-	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
-	return bi;
+	return gcli_setup_stream(c);
 }
 
 /* An InstanceRequest of type (registerInstance, deregisterInstance) on c; asserts success. */

@@ -51,7 +51,6 @@ static inline struct gstream *setup_conn(struct gcli *c, char *conn_id, size_t c
 {
 	struct gmsg a;
 	struct njson *d;
-	struct gstream *bi;
 
 	gcli_connect(c, nd.grpc_port);
 	cr_assert_eq(gcli_call(c, "ServerCheckRequest", "{\"headers\":{},\"requestId\":\"1\"}", &a),
@@ -62,11 +61,7 @@ static inline struct gstream *setup_conn(struct gcli *c, char *conn_id, size_t c
 	if (conn_id)
 		snprintf(conn_id, cap, "%s", nj_s(d, 0, "connectionId"));
 	gmsg_free(&a);
-	bi = gcli_bi_open(c);
-	gcli_bi_send(c, bi, "ConnectionSetupRequest",
-	             "{\"clientVersion\":\"test\",\"tenant\":\"\",\"labels\":{\"source\":\"sdk\","
-	             "\"module\":\"naming\"},\"headers\":{},\"requestId\":\"2\"}");
-	return bi;
+	return gcli_setup_stream(c);
 }
 
 #endif
