@@ -140,6 +140,7 @@ uint32_t store_pause_credit(struct store_shard *sh, int64_t ms)
 			}
 	}
 	STAT_ADD(sh, pause_credits, n);
+	(void)lease_pause_credit(&sh->leases, ms); /* the holders could not renew either */
 	return n;
 }
 

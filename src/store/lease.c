@@ -143,6 +143,20 @@ static void remove_at(struct lease_table *t, struct lease *l)
 	t->n--;
 }
 
+uint32_t lease_pause_credit(struct lease_table *t, int64_t ms)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; t->bits && i < (1u << t->bits); i++) {
+		struct lease *l = &t->e[i];
+		struct lease_holder *h = holders(l);
+
+		for (uint32_t k = 0; l->inst && k < l->n; k++, n++)
+			h[k].until_ms += ms;
+	}
+	return n;
+}
+
 /* Drops holders whose lease ran out (except keep); returns how many remain. */
 static uint32_t prune(struct lease *l, uint64_t keep, int64_t now_ms)
 {

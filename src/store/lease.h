@@ -69,4 +69,13 @@ bool lease_release(struct lease_table *t, struct store_inst *in, uint64_t holder
 /* Forgets in's entry (the instance died or is freed). Nothing if it has none. */
 void lease_drop(struct lease_table *t, const struct store_inst *in);
 
+/*
+ * This node's loop stood still for ms (a SIGSTOP, a VM pause): every
+ * holder's lease runs ms longer, as the instances' expiry deadlines do
+ * (store_pause_credit). Holders could not renew while this node did not
+ * listen, so the pause must not count against them. Returns the holders
+ * moved.
+ */
+uint32_t lease_pause_credit(struct lease_table *t, int64_t ms);
+
 #endif

@@ -72,6 +72,32 @@ Test(lease_table, a_holder_that_stopped_renewing_ages_out)
 	lease_table_destroy(&t);
 }
 
+/*
+ * A pause of this node (SIGSTOP, a VM freeze) moves every lease by the
+ * paused time, as the expiry deadlines move: its holders could not renew
+ * while nobody listened. Without it, on resume every lease looked run out
+ * and a release by one holder deleted an instance another still held.
+ */
+Test(lease_table, a_pause_of_this_node_does_not_run_leases_out)
+{
+	struct lease_table t;
+	struct lease_note note;
+
+	lease_table_init(&t, 1024);
+	cr_assert_eq(lease_pause_credit(&t, 5000), 0, "an empty table moves nothing");
+	cr_assert_eq(lease_hold(&t, fake(1), 1, 2000, 0, &note), 0);
+	cr_assert_eq(lease_hold(&t, fake(1), 2, 2000, 0, &note), 0);
+	cr_assert_eq(lease_hold(&t, fake(2), 3, 2000, 0, &note), 0);
+	/* Paused from 1000 to 31000: resumed, 2's release comes before 1's renewal. */
+	cr_assert_eq(lease_pause_credit(&t, 30000), 3);
+	cr_assert(lease_release(&t, fake(1), 2, 31000), "1's lease runs on after the pause");
+	cr_assert_eq(lease_find(&t, fake(1))->in[0].until_ms, 32000);
+	cr_assert_eq(lease_find(&t, fake(2))->in[0].until_ms, 32000);
+	/* The moved lease still runs out when its holder stays silent. */
+	cr_assert_not(lease_release(&t, fake(1), 99, 32000));
+	lease_table_destroy(&t);
+}
+
 Test(lease_table, holders_past_the_bound_displace_the_longest_unrenewed)
 {
 	struct lease_table t;
