@@ -257,29 +257,6 @@ Test(grpc, batch_replaces_the_connections_set)
 	gcli_close(&other);
 }
 
-/* The hosts count of a NotifySubscriberRequest; acks it on bi unless !ack. */
-static int push_hosts(struct gcli *c, struct gstream *bi, struct gmsg *m, bool ack)
-{
-	struct njson *d = gjson(m);
-	char rid[64], resp[160];
-	int si, hosts;
-
-	cr_assert_str_eq(m->type, "NotifySubscriberRequest", "%s", m->json);
-	snprintf(rid, sizeof(rid), "%s", nj_s(d, 0, "requestId"));
-	si = nj_get(d, 0, "serviceInfo");
-	cr_assert_geq(si, 0);
-	hosts = nj_get(d, si, "hosts");
-	cr_assert_geq(hosts, 0);
-	if (ack) {
-		snprintf(resp, sizeof(resp),
-		         "{\"resultCode\":200,\"errorCode\":0,\"requestId\":\"%s\",\"success\":"
-		         "true}",
-		         rid);
-		gcli_bi_send(c, bi, "NotifySubscriberResponse", resp);
-	}
-	return d->t[hosts].size;
-}
-
 Test(grpc, subscribe_notify_ack_retry_unsubscribe)
 {
 	struct gcli sub, pub, pub2;
@@ -301,21 +278,21 @@ Test(grpc, subscribe_notify_ack_retry_unsubscribe)
 	gmsg_free(&a);
 	/* As Nacos: the list is pushed once right after subscribing (empty here). */
 	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after subscribing");
-	cr_assert_eq(push_hosts(&sub, bi, &m, true), 0);
+	cr_assert_eq(gcli_push_hosts(&sub, bi, &m, true), 0);
 	gmsg_free(&m);
 
 	instance_call(&pub, "grpc-sub", "192.0.2.30", 9000, "registerInstance");
 	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after the register");
-	cr_assert_eq(push_hosts(&sub, bi, &m, true), 1);
+	cr_assert_eq(gcli_push_hosts(&sub, bi, &m, true), 1);
 	gmsg_free(&m);
 
 	/* Not acknowledged: sent again after --grpc-push-timeout (300 ms here). */
 	instance_call(&pub2, "grpc-sub", "192.0.2.31", 9000, "registerInstance");
 	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push after the second register");
-	cr_assert_eq(push_hosts(&sub, bi, &m, false), 2);
+	cr_assert_eq(gcli_push_hosts(&sub, bi, &m, false), 2);
 	gmsg_free(&m);
 	cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "the unacknowledged push is sent again");
-	cr_assert_eq(push_hosts(&sub, bi, &m, true), 2);
+	cr_assert_eq(gcli_push_hosts(&sub, bi, &m, true), 2);
 	gmsg_free(&m);
 
 	/* The publishers' connections close: their instances go, and that is pushed. */
@@ -325,7 +302,7 @@ Test(grpc, subscribe_notify_ack_retry_unsubscribe)
 	for (int left = 2, pushes = 0;; pushes++) {
 		cr_assert_lt(pushes, 2, "a push when the publishers are gone: %d hosts left", left);
 		cr_assert(gcli_bi_next(&sub, bi, &m, 3000), "a push when the publisher is gone");
-		left = push_hosts(&sub, bi, &m, true);
+		left = gcli_push_hosts(&sub, bi, &m, true);
 		gmsg_free(&m);
 		cr_assert(left == 0 || left == 1, "%d hosts", left);
 		if (left == 0)
@@ -712,7 +689,7 @@ static int next_push(struct gcli *c, struct gstream *bi, char *rid, size_t cap, 
 	int n;
 
 	cr_assert(gcli_bi_next(c, bi, &m, ms), "no push within %d ms: %s", ms, what);
-	n = push_hosts(c, bi, &m, false);
+	n = gcli_push_hosts(c, bi, &m, false);
 	snprintf(rid, cap, "%s", nj_s(gjson(&m), 0, "requestId"));
 	gmsg_free(&m);
 	return n;
