@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char PSK_IDENTITY[] = "distro-peer-v1";
 static const char HKDF_SALT[] = "distro-peer-tls-salt-v1";
@@ -66,6 +67,19 @@ static SSL_SESSION *psk_of(SSL *ssl)
 	return t ? t->psk : NULL;
 }
 
+/*
+ * The PSK is a session, and OpenSSL gives a session a lifetime (304 s from
+ * SSL_SESSION_new): a server whose PSK session has "expired" rejects every
+ * handshake ("no suitable signature algorithm"), so a node up longer than
+ * five minutes could only make links, never accept them, and two such nodes
+ * could never link again after a loss. An external PSK does not expire: its
+ * time is renewed on every use (the peer thread's alone).
+ */
+static void psk_fresh(SSL_SESSION *s)
+{
+	SSL_SESSION_set_time(s, (long)time(NULL));
+}
+
 /* Client: offer the PSK (md is set on a HelloRetryRequest: it must match). */
 static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
                        SSL_SESSION **sess)
@@ -77,6 +91,7 @@ static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, siz
 		return 0;
 	if (md != NULL && md != SSL_CIPHER_get_handshake_digest(SSL_SESSION_get0_cipher(s)))
 		return 1; /* no PSK for this hash: the handshake fails, as it must */
+	psk_fresh(s);
 	if (!SSL_SESSION_up_ref(s))
 		return 0;
 	*sess = s;
@@ -95,6 +110,7 @@ static int find_session(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SES
 		return 0;
 	if (idlen != sizeof(PSK_IDENTITY) - 1 || memcmp(id, PSK_IDENTITY, idlen) != 0)
 		return 1;
+	psk_fresh(s);
 	if (!SSL_SESSION_up_ref(s))
 		return 0;
 	*sess = s;

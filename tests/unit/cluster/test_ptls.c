@@ -176,3 +176,40 @@ Test(ptls, garbage_fails_the_server_handshake)
 	ptls_link_free(&s);
 	ptls_free(&t);
 }
+
+/*
+ * The PSK is an SSL_SESSION, and OpenSSL gives a new session a 304 s
+ * lifetime from its creation: a node running longer than five minutes
+ * must still accept and make handshakes (a restarted peer, a link lost
+ * under load). Each side's PSK is aged by an hour, one side at a time and
+ * both: every handshake must complete with the PSK.
+ */
+Test(ptls, a_node_older_than_the_session_lifetime_still_connects)
+{
+	for (int aged = 1; aged <= 3; aged++) { /* 1: the server's, 2: the client's, 3: both */
+		struct ptls cs, ss;
+		struct ptls_link c, s;
+		int rc_c = 0, rc_s = 0;
+
+		cr_assert_eq(ptls_init(&cs, secret, SLEN), 0);
+		cr_assert_eq(ptls_init(&ss, secret, SLEN), 0);
+		if (aged & 1)
+			SSL_SESSION_set_time(ss.psk, SSL_SESSION_get_time(ss.psk) - 3600);
+		if (aged & 2)
+			SSL_SESSION_set_time(cs.psk, SSL_SESSION_get_time(cs.psk) - 3600);
+		cr_assert_eq(ptls_link_new(&cs, &c, true), 0);
+		cr_assert_eq(ptls_link_new(&ss, &s, false), 0);
+		cr_assert(handshake(&c, &s, &rc_c, &rc_s),
+		          "aged %s: handshake client %d, server %d",
+		          aged == 1   ? "server"
+		          : aged == 2 ? "client"
+		                      : "both",
+		          rc_c, rc_s);
+		cr_assert(SSL_session_reused(c.ssl) && SSL_session_reused(s.ssl),
+		          "the PSK was used");
+		ptls_link_free(&c);
+		ptls_link_free(&s);
+		ptls_free(&cs);
+		ptls_free(&ss);
+	}
+}
