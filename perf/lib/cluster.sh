@@ -67,9 +67,25 @@ wait_ready() { # node [timeout-s]
 	die "node $1 never READY (log $OUT/node$1.log)"
 }
 
+# Dies when a port of node 0..n-1 already has a listener: the client ports
+# use SO_REUSEPORT, so a node started on another run's port would share it
+# silently (its clients half in the other cluster), and a peer port taken
+# by another run's client port fails only that node.
+ports_free() { # n
+	local i p
+	for ((i = 0; i < $1; i++)); do
+		for p in $(peer_port $i) $(nacos_port $i) $(client_port $i) $(http_port $i) \
+			$(($(nacos_port $i) + 1000)); do
+			[ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] ||
+				die "port $p (node $i) is in use: another run? set BASE_PORT (now $BASE_PORT)"
+		done
+	done
+}
+
 cluster_start() { # n extra-args-for-all...
 	local n=$1 i
 	shift
+	ports_free "$n"
 	: >"$OUT/cluster.conf"
 	for ((i = 0; i < n; i++)); do echo "127.0.0.1:$(peer_port $i)" >>"$OUT/cluster.conf"; done
 	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/secret"
