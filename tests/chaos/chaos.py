@@ -1050,6 +1050,12 @@ def nfq(cl, res, name, args):
                     res.metrics["nfq_held_peak"] = max(res.metrics.get("nfq_held_peak", 0), v)
 
     f = run_fault(cl, name, range(cl.n), begin, end, cl.p["fault_ms"] / 1000)
+    # A rule that matched nothing would pass the scenario without a fault: the programs
+    # must have done what this scenario is about to some of the peer traffic.
+    did = {"delay": "nfq_delayed", "reorder": "nfq_reordered", "duplicate": "nfq_duplicated"}
+    if not res.metrics.get(did[name]):
+        cl.violation(None, "fault_inert", f"{name}: nfq_netem counted no {did[name][4:]} "
+                     f"packet ({res.metrics})")
     after_fault(cl, f, res)
 
 

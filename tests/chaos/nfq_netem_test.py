@@ -28,7 +28,8 @@ thread, so every time measured is the time between two system calls here.
 Every case also checks that each queued packet got exactly one verdict.
 
 Needs root, iproute2 and iptables; without them, or on a kernel without the
-NFQUEUE target, exits 77 with the reason. Takes about 10 s.
+NFQUEUE target, exits 77 with the reason. Takes 10-30 s (most of it starting
+processes: 29 s on this 2-CPU machine under a load average of 33).
 """
 
 import ctypes
