@@ -1079,7 +1079,7 @@ def sc_delay(cl, res):
 
 def sc_reorder(cl, res):
     # netem sends 25 % at once and delays the rest 20 ms; nfq_netem holds 25 % 20 ms and
-    # sends the rest at once: either way a quarter of the packets are overtaken.
+    # sends the rest at once: either way packets sent within 20 ms of each other swap.
     netem(cl, res, "reorder", "delay 20ms reorder 25% 50%",
           ["--reorder", "25", "--reorder-ms", "20"])
 
