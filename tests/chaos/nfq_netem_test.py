@@ -22,8 +22,8 @@ thread, so every time measured is the time between two system calls here.
    intact, the receiver counts exactly the originals plus the copies in its
    Tcp InSegs and no checksum error;
  - bounds and exit: with --held-max 8 and a 10 s delay, 22 of 30 datagrams
-   pass at once (overflow), the 8 held arrive within a second of SIGTERM
-   (long before their 10 s), the program exits 0 with accepted_at_exit 8;
+   pass at once (overflow), the 8 held arrive within 5 s of SIGTERM (long
+   before their 10 s; well under a second on an idle machine), the program exits 0 with accepted_at_exit 8;
    then, with no program bound, --queue-bypass lets packets through.
 Every case also checks that each queued packet got exactly one verdict.
 
@@ -179,14 +179,21 @@ def send_seq(a, n, gap_s):
             time.sleep(gap_s)
 
 
-def receive(b, quiet_s, limit_s=5):
-    """Every datagram b gets until quiet_s without one (bounded by limit_s)."""
-    got = []
+def receive(b, quiet_s, limit_s=5, want=0):
+    """Every datagram b gets until `want` different ones have come (waiting up to limit_s:
+    a busy machine may stall the sender or nfq_netem for a while), then until quiet_s
+    passes without one (copies and stragglers)."""
+    got, distinct = [], set()
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if not select.select([b], [], [], quiet_s)[0]:
-            break
-        got.append(b.recv(2048))
+        wait = quiet_s if len(distinct) >= want else deadline - time.monotonic()
+        if not select.select([b], [], [], max(0.0, min(wait, deadline - time.monotonic())))[0]:
+            if len(distinct) >= want:
+                break
+            continue
+        d = b.recv(2048)
+        got.append(d)
+        distinct.add(d)
     return got
 
 
@@ -202,7 +209,7 @@ def case_baseline(a, b):
     check(len(ok) == 20 and sorted(ok)[10] < 0.02,
           f"baseline: 20 round trips, median {sorted(ok)[10] * 1000 if ok else -1:.2f} ms < 20 ms")
     send_seq(a, 100, 0)
-    seqs = [struct.unpack("!I", d[:4])[0] for d in receive(b, 0.3)]
+    seqs = [struct.unpack("!I", d[:4])[0] for d in receive(b, 0.3, want=100)]
     check(seqs == list(range(100)), "baseline: 100 datagrams arrive once each, in order")
 
 
@@ -238,7 +245,7 @@ def case_delay(binary, a, b):
 def case_duplicate(binary, a, b):
     p = Prog(binary, ["--duplicate", "50"])
     send_seq(a, 400, 0.0005)
-    got = receive(b, 0.5)
+    got = receive(b, 0.5, want=400)
     s = p.finish("duplicate")
     counts = {}
     bad = 0
@@ -258,7 +265,7 @@ def case_duplicate(binary, a, b):
 def case_reorder(binary, a, b):
     p = Prog(binary, ["--reorder", "30", "--reorder-ms", "30"])
     send_seq(a, 300, 0.001)
-    got = receive(b, 0.5)
+    got = receive(b, 0.5, want=300)
     s = p.finish("reorder")
     seqs = [struct.unpack("!I", d[:4])[0] for d in got]
     late, top = 0, -1
@@ -323,19 +330,19 @@ def case_tcp(binary):
 def case_bounds(binary, a, b):
     p = Prog(binary, ["--delay", "10000", "--held-max", "8"])
     send_seq(a, 30, 0.001)
-    first = receive(b, 0.5)
+    first = receive(b, 0.5, want=22)
     t = time.monotonic()
     p.p.send_signal(signal.SIGTERM)  # the rule stays: the next packets meet no program
-    rest = receive(b, 0.5, limit_s=3)
+    rest = receive(b, 0, limit_s=5, want=8)
     t_rest = time.monotonic() - t
     stats, rc = p.stop()
     stats = stats or {}
     check(len(first) == 22 and stats.get("overflow") == 22 and stats.get("held_peak") == 8,
           f"bounds: 8 held, 22 passed at once ({len(first)} arrived, {stats})")
-    check(len(rest) == 8 and t_rest < 1.5 and rc == 0 and stats.get("accepted_at_exit") == 8,
+    check(len(rest) == 8 and t_rest < 5 and rc == 0 and stats.get("accepted_at_exit") == 8,
           f"bounds: the 8 held arrive {t_rest:.2f} s after SIGTERM ({len(rest)}), exit {rc}")
     send_seq(a, 10, 0)
-    after = receive(b, 0.3)
+    after = receive(b, 0.3, want=10)
     p.unrule()
     check(len(after) == 10, f"bounds: no program bound, --queue-bypass passes 10 of 10 "
           f"({len(after)})")
