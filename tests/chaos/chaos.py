@@ -45,9 +45,10 @@ that just became READY after a (re)start is exempt for GRACE.
 Bounds: everything is bounded in time (each request's timeout, each wait,
 each scenario) and in memory (the violation examples kept per scenario).
 Needs root, iproute2, network namespaces; optional iptables (one-way drop,
-loss), tc netem (delay/reorder/duplicate), libfaketime (clock skew), each
-scenario skipped with the reason when its tool or kernel feature is
-missing. Exit 0 all ran scenarios passed, 1 a violation, 77 skipped.
+loss), tc netem or else nfq_netem with iptables' NFQUEUE target
+(delay/reorder/duplicate), libfaketime (clock skew), each scenario skipped
+with the reason when its tool or kernel feature is missing. Exit 0 all ran
+scenarios passed, 1 a violation, 77 skipped.
 """
 
 import argparse
@@ -57,6 +58,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -72,6 +74,12 @@ NET_PREFIX = "10.232"  # per run: client bridge 10.232.<2k+1>.0/24 (host side .2
 NET_LOCK = "/tmp/distro-netns.lock"
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 EXAMPLES_MAX = 8  # violation examples kept per scenario and kind
+# nfq_netem (delay/reorder/duplicate without sch_netem): its queue in each node's namespace
+# (queues are per namespace), and the mark its copies carry so the rule lets them pass.
+NFQ_QUEUE = 7
+NFQ_MARK = "0x4e51"
+NFQ_RULE = (f"OUTPUT -o p0 -m mark ! --mark {NFQ_MARK} -j NFQUEUE --queue-num {NFQ_QUEUE} "
+            "--queue-bypass")
 # Counters read from each node's /metrics around every scenario (docs/operations.md):
 # what distrod itself did about the fault, beside what the samples saw.
 METRICS = ("distrod_expired_total", "distrod_blind_deletes_total",
@@ -564,6 +572,7 @@ class Cluster:
         self.heal_grace = (p["peer_down"] + 2 * p["verify"]) / 1000 + self.grace
         self.clients = []
         self.samplers = []
+        self.nfq = []  # nfq_netem processes running (stopped at the end of their fault)
         self.t_start, self.t_start_wall = now(), time.time()
 
     # -- bookkeeping
@@ -793,6 +802,10 @@ class Cluster:
 
     def stop_all(self):
         self.stopping.set()
+        for p in self.nfq:  # a fault the campaign broke off: its programs go too
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
         for t in self.clients + self.samplers:
             t.join(15)
         for n in self.nodes:
@@ -845,15 +858,34 @@ def netem_ok():
     return NETEM
 
 
-def precheck(name, distrod):
+NFQUEUE = None  # probed once: does iptables take an NFQUEUE rule here?
+
+
+def nfqueue_ok():
+    """True when iptables' NFQUEUE target works: a rule added in a throwaway namespace."""
+    global NFQUEUE
+    if NFQUEUE is None:
+        ns = f"chaosprobe{os.getpid()}"
+        NFQUEUE = (iptables_ok() and sh(f"ip netns add {ns}", check=False) == 0 and
+                   sh(f"ip netns exec {ns} iptables -A {NFQ_RULE.replace('p0', 'lo')}",
+                      check=False) == 0)
+        sh(f"ip netns del {ns} 2>/dev/null", check=False)
+    return NFQUEUE
+
+
+def precheck(name, args):
     """Raises Skip, before any cluster is built, when the scenario cannot run here."""
     if name in ("oneway", "loss") and not iptables_ok():
         raise Skip("iptables is not installed (Debian package iptables; tools/deps installs it)")
     if name in ("delay", "reorder", "duplicate") and not netem_ok():
-        raise Skip(f"{name}: this kernel has no sch_netem (tc qdisc ... netem: 'Specified qdisc "
-                   "kind is unknown'); iptables can drop packets but not delay, reorder or "
-                   "duplicate them, and an NFQUEUE program would need libnetfilter-queue "
-                   "bindings the campaign does not carry")
+        # Without sch_netem, nfq_netem holds and copies packets from an NFQUEUE queue.
+        if not args.nfq_netem or not os.access(args.nfq_netem, os.X_OK):
+            raise Skip(f"{name}: this kernel has no sch_netem (tc qdisc ... netem: 'Specified "
+                       "qdisc kind is unknown') and no nfq_netem was given (--nfq-netem; CMake "
+                       "builds it when libnetfilter-queue-dev and libmnl-dev are installed)")
+        if not nfqueue_ok():
+            raise Skip(f"{name}: this kernel has no sch_netem, and iptables takes no NFQUEUE "
+                       "rule (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) for nfq_netem")
     if name == "clock_skew" and not os.path.exists(FAKETIME_LIB):
         raise Skip("libfaketime is not installed (Debian package faketime; tools/deps installs it)")
 
@@ -960,7 +992,76 @@ def sc_loss(cl, res):
     after_fault(cl, f, res)
 
 
-def netem(cl, res, name, spec):
+def nfq_start(cl, nodes, args):
+    """nfq_netem bound to NFQ_QUEUE in each node's namespace (started together: each start
+    is a fork and exec); returns {node: process} once every one is bound."""
+    progs = {}
+    for i in nodes:
+        progs[i] = subprocess.Popen(["ip", "netns", "exec", cl.net.ns(i), cl.args.nfq_netem,
+                                     "--queue", str(NFQ_QUEUE), "--mark", NFQ_MARK,
+                                     "--seed", str(cl.seed * 100 + i)] + args,
+                                    stdout=subprocess.PIPE, text=True, preexec_fn=child_setup)
+        cl.nfq.append(progs[i])
+    deadline = now() + 10
+    for i, p in progs.items():
+        ready = select.select([p.stdout], [], [], max(0.0, deadline - now()))[0]
+        line = p.stdout.readline() if ready else ""
+        if not line.startswith("nfq_netem: ready"):
+            raise RuntimeError(f"nfq_netem in node{i}'s namespace not ready in 10 s: {line!r}")
+    return progs
+
+
+def nfq_stop(cl, p):
+    """SIGTERM (every held packet is accepted); its counters (name -> value)."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, _ = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise RuntimeError("nfq_netem ignored SIGTERM for 10 s")
+    if p.returncode != 0:
+        raise RuntimeError(f"nfq_netem exited {p.returncode}")
+    cl.nfq.remove(p)
+    for line in out.splitlines():
+        if line.startswith("nfq_netem:") and "=" in line:
+            return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+    return {}
+
+
+def nfq(cl, res, name, args):
+    """netem's fault through nfq_netem: every node's peer output queued to it (each packet
+    between two nodes crosses one program, the sender's, as it crosses one netem qdisc)."""
+    res.detail = f"nfq_netem {' '.join(args)} on every node's p0 output (NFQUEUE, no netem)"
+    progs = {}
+
+    def begin():
+        progs.update(nfq_start(cl, range(cl.n), args))
+        for i in range(cl.n):
+            cl.net.in_ns(i, f"iptables -A {NFQ_RULE}")
+
+    def end():
+        for i in range(cl.n):  # the rules first: a packet queued after the program stops is lost
+            cl.net.in_ns(i, f"iptables -D {NFQ_RULE}")
+        for i, p in progs.items():
+            for k, v in nfq_stop(cl, p).items():
+                if v and k != "held_peak":
+                    res.metrics[f"nfq_{k}"] = res.metrics.get(f"nfq_{k}", 0) + v
+                elif k == "held_peak":
+                    res.metrics["nfq_held_peak"] = max(res.metrics.get("nfq_held_peak", 0), v)
+
+    f = run_fault(cl, name, range(cl.n), begin, end, cl.p["fault_ms"] / 1000)
+    # A rule that matched nothing would pass the scenario without a fault: the programs
+    # must have done what this scenario is about to some of the peer traffic.
+    did = {"delay": "nfq_delayed", "reorder": "nfq_reordered", "duplicate": "nfq_duplicated"}
+    if not res.metrics.get(did[name]):
+        cl.violation(None, "fault_inert", f"{name}: nfq_netem counted no {did[name][4:]} "
+                     f"packet ({res.metrics})")
+    after_fault(cl, f, res)
+
+
+def netem(cl, res, name, spec, nfq_args):
+    if not netem_ok():
+        return nfq(cl, res, name, nfq_args)
     res.detail = f"netem {spec} on every node's p0"
 
     def apply(op):
@@ -973,15 +1074,18 @@ def netem(cl, res, name, spec):
 
 
 def sc_delay(cl, res):
-    netem(cl, res, "delay", "delay 80ms 40ms")
+    netem(cl, res, "delay", "delay 80ms 40ms", ["--delay", "80", "--jitter", "40"])
 
 
 def sc_reorder(cl, res):
-    netem(cl, res, "reorder", "delay 20ms reorder 25% 50%")
+    # netem sends 25 % at once and delays the rest 20 ms; nfq_netem holds 25 % 20 ms and
+    # sends the rest at once: either way packets sent within 20 ms of each other swap.
+    netem(cl, res, "reorder", "delay 20ms reorder 25% 50%",
+          ["--reorder", "25", "--reorder-ms", "20"])
 
 
 def sc_duplicate(cl, res):
-    netem(cl, res, "duplicate", "duplicate 20%")
+    netem(cl, res, "duplicate", "duplicate 20%", ["--duplicate", "20"])
 
 
 def restart(cl, i, skew=None):
@@ -1167,6 +1271,9 @@ def main():
     ap.add_argument("--instances", type=int)
     ap.add_argument("--dir", default=None, help="logs and report (default: a new /tmp dir)")
     ap.add_argument("--report", default=None, help="write the markdown report here too")
+    ap.add_argument("--nfq-netem", default=None,
+                    help="the nfq_netem program: delay, reorder and duplicate through NFQUEUE "
+                    "where the kernel has no sch_netem")
     args = ap.parse_args()
     args.scenarios = list(ALL_SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     for s in args.scenarios:
@@ -1184,7 +1291,7 @@ def main():
     skipped = []
     for name in list(args.scenarios):
         try:
-            precheck(name, args.distrod)
+            precheck(name, args)
         except Skip as e:
             r = Result(name)
             r.status, r.reason = "skipped", str(e)
