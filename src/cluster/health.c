@@ -3,30 +3,44 @@
  * slot map that follows from them.
  *
  * Health. Every link carries a PING each --peer-ping with the sender's
- * READY flag (and its map version, published per member for /cluster). A
- * member heard from within --peer-suspect is UP; silent longer,
- * SUSPICIOUS (it keeps its slots: a pause is not a failure); silent past
- * --peer-down, or its link closed, DOWN: the link is closed, everything
- * waiting on it is answered or given back (health_member_down), and its
- * slots move.
+ * flags - READY, and NO_SLOTS while it has no quorum - (and its map
+ * version, published per member for /cluster). A member heard from within
+ * --peer-suspect is UP; silent longer, SUSPICIOUS (it keeps its slots: a
+ * pause is not a failure); silent past --peer-down, or its link closed,
+ * DOWN: the link is closed, everything waiting on it is answered or given
+ * back (health_member_down), and its slots move.
+ *
+ * Eligible: may own slots. A member is eligible while it is READY and has
+ * a quorum, and only then. A member without a quorum refuses client writes
+ * and expires nothing (below); owning slots it would leave them with
+ * nobody who takes a write or expires an instance, whoever can still reach
+ * it. So it says NO_SLOTS in its PINGs, owns nothing in its own map, and
+ * the others hand its slots to the eligible members - the same rendezvous
+ * runner-ups as for a member that is DOWN, so every node agrees - until it
+ * has a quorum again (then it merges a peer's copy before it sends a
+ * digest, load.c, and takes its slots back with fresh deadlines). A PING
+ * of an earlier version has no NO_SLOTS: such a member is eligible while
+ * READY, as it always was.
  *
  * One broken link is not a death. Each PING also carries `sees`: the
- * members its sender has UP (or SUSPICIOUS) and READY (read only when the
- * PING's list hash is ours: the bits are member ids). A member that is
- * DOWN here but that a member we do reach still sees stays eligible: only
- * the link between us is cut (or one-way), it is alive and serving its
- * slots, and taking them would make two nodes expire each other's beating
- * instances. Writes for its slots are answered "unavailable" here (the
- * client retries through another node); its syncs reach us again when the
- * link does, and verify settles what we missed. When it really dies, every
- * member loses it and the last report clears within a ping.
+ * members its sender reaches (UP or SUSPICIOUS) and has eligible (read only
+ * when the PING's list hash is ours: the bits are member ids). A member
+ * that is DOWN here but that a member we do reach has eligible stays
+ * eligible: only the link between us is cut (or one-way), it is alive and
+ * serving its slots, and taking them would make two nodes expire each
+ * other's beating instances. Writes for its slots are answered
+ * "unavailable" here (the client retries through another node); its syncs
+ * reach us again when the link does, and verify settles what we missed.
+ * When it really dies, or loses its quorum, every member that reaches it
+ * drops it and the last report clears within a ping. (Before NO_SLOTS, a
+ * member that reached only one other kept its slots everywhere on that
+ * one's report, refusing every write for them: issue 11.)
  *
- * The map. Eligible members are those UP or SUSPICIOUS and READY, those
- * DOWN here that a member we reach reports (above), and this node once
- * READY. Whenever that set changes the map is recomputed by
- * rendezvous hashing (cluster/slotmap.c) and published under the view's
- * seqlock (view.c). Slots gained are taken over: every instance in them
- * gets a full fresh deadline (store_adopt, which keeps an unhealthy
+ * The map. The eligible set is computed from those observations by a pure
+ * rule (slotmap_eligible, unit-tested). Whenever it changes the map is
+ * recomputed by rendezvous hashing (cluster/slotmap.c) and published under
+ * the view's seqlock (view.c). Slots gained are taken over: every instance
+ * in them gets a full fresh deadline (store_adopt, which keeps an unhealthy
  * instance unhealthy - store_touch would heal it). The takeover goes to
  * each worker as its own message; if one cannot be allocated the slots stay
  * in takeover_due and are sent at a later loop (counted), so instances of a
@@ -42,9 +56,10 @@
  * even split never lets both sides expire each other's instances. (A
  * 2-node cluster therefore keeps expiring on member 1 alone, and member 2
  * alone waits: clusters of an odd size have no such asymmetry.) Without a
- * quorum the store releases the instances from its expiry lists; when the
- * quorum comes back every slot this node owns is taken over, and a READY
- * node merges a peer's copy before it verifies again (load.c).
+ * quorum it owns no slot (above), so the store releases the instances from
+ * its expiry lists; when the quorum comes back its slots return with the
+ * map, taken over as gained, and a READY node merges a peer's copy before
+ * it verifies again (load.c).
  *
  * Writes need the quorum too (view.writable, read by replica_route): a
  * node without one answers every client write "unavailable", so a client
@@ -113,14 +128,6 @@ void health_takeover_retry(struct peer *p)
 	}
 }
 
-void health_take_over_owned(struct peer *p)
-{
-	for (uint32_t s = 0; s < STORE_SLOTS; s++)
-		if (p->view.owners[s] == p->self)
-			p->takeover_due[s / 64] |= 1ull << (s % 64);
-	health_takeover_retry(p);
-}
-
 /* ---- the map ---- */
 
 void health_map_update(struct peer *p)
@@ -152,36 +159,16 @@ void health_member_down(struct peer *p, uint16_t id)
 	fault_member_down(p, id);
 }
 
-/* The members this node has UP or SUSPICIOUS and READY (itself if READY): bit id-1. */
-static uint64_t sees(const struct peer *p)
-{
-	uint64_t m = p->ready ? 1ull << (p->self - 1) : 0;
-
-	for (uint16_t id = 1; id <= p->conf.n; id++)
-		if (id != p->self && p->view.m[id].health != PEER_DOWN && p->view.m[id].ready)
-			m |= 1ull << (id - 1);
-	return m;
-}
-
-/* Does a member we reach (not DOWN here) see id UP and READY? */
-static bool reported_alive(const struct peer *p, uint16_t id)
-{
-	for (uint16_t j = 1; j <= p->conf.n; j++)
-		if (j != p->self && j != id && p->view.m[j].health != PEER_DOWN &&
-		    (p->by_id[j].sees & (1ull << (id - 1))))
-			return true;
-	return false;
-}
-
 void health_send_ping(struct peer *p, struct link *l)
 {
 	uint8_t b[PWIRE_PING_BYTES];
 	struct proto_wr w;
 
 	proto_wr_init(&w, b, sizeof(b));
-	proto_wr_u8(&w, p->ready);
+	/* NO_SLOTS only with READY: an earlier version reads any non-zero byte as READY. */
+	proto_wr_u8(&w, p->ready ? PING_READY | (p->quorum ? 0 : PING_NO_SLOTS) : 0);
 	proto_wr_u64(&w, LOAD_RELAXED(&p->view.map_seq) / 2);
-	proto_wr_u64(&w, sees(p));
+	proto_wr_u64(&w, p->sees);
 	proto_wr_u64(&w, p->conf_hash);
 	link_frame_put(l, P_PING, b, sizeof(b), 0, 0, 0);
 }
@@ -199,11 +186,13 @@ void health_pings(struct peer *p)
 void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body, uint32_t len)
 {
 	struct proto_rd r;
-	uint8_t ready;
+	uint8_t flags;
 
 	proto_rd_init(&r, body, len);
-	ready = proto_rd_u8(&r);
-	STORE_RELAXED(&p->view.m[id].ready, (uint32_t)(ready != 0));
+	flags = proto_rd_u8(&r);
+	STORE_RELAXED(&p->view.m[id].ready, (uint32_t)((flags & PING_READY) != 0));
+	/* Absent from earlier versions: they are eligible whenever READY, as they were. */
+	p->by_id[id].no_slots = (flags & PING_NO_SLOTS) != 0;
 	STORE_RELAXED(&p->view.m[id].peer_map_version, proto_rd_u64(&r));
 	if (len >= PWIRE_PING_BYTES) {
 		uint64_t seen = proto_rd_u64(&r);
@@ -265,24 +254,60 @@ static void quorum_check(struct peer *p, int64_t now)
 			         p->conf.n);
 			p->need_merge = true; /* what the others did meanwhile, before digests */
 		}
-		health_take_over_owned(p);
+		/* Its slots come back with the map (eligible_update), taken over as gained. */
 	} else if (p->ready) {
-		log_warn("only %u of %u members reachable: expiry paused until a quorum is back",
+		log_warn("only %u of %u members reachable: expiry paused, and this node owns no "
+		         "slot, until a quorum is back",
 		         up, p->conf.n);
 	}
 	writable_check(p, now);
 }
 
+/*
+ * The eligible set from what this node knows (slotmap_eligible, the pure
+ * rule), and the map when it changed. A change of this node's own
+ * eligibility is pinged at once: the members that reach it learn it
+ * without waiting a ping interval, and relay it in their next PING.
+ */
+static void eligible_update(struct peer *p, int64_t now)
+{
+	struct slotmap_seen seen[MEMBERS_MAX + 1];
+	bool el[MEMBERS_MAX + 1], self_was = p->eligible[p->self], changed = false;
+
+	memset(seen, 0, sizeof(seen));
+	memset(el, 0, sizeof(el));
+	for (uint16_t id = 1; id <= p->conf.n; id++) {
+		if (id == p->self)
+			continue;
+		seen[id].reached = p->view.m[id].health != PEER_DOWN;
+		seen[id].ready = p->view.m[id].ready != 0;
+		seen[id].no_slots = p->by_id[id].no_slots;
+		seen[id].sees = p->by_id[id].sees;
+	}
+	p->sees = slotmap_eligible(seen, p->conf.n, p->self, p->ready && p->quorum, el);
+	for (uint16_t id = 1; id <= p->conf.n; id++) {
+		if (el[id] != p->eligible[id]) {
+			p->eligible[id] = el[id];
+			changed = true;
+		}
+		if (id != p->self)
+			link_dial_due(p, id, now, !seen[id].reached && el[id]);
+	}
+	if (changed)
+		health_map_update(p);
+	else
+		health_takeover_retry(p);
+	if (self_was != p->eligible[p->self])
+		health_pings(p);
+}
+
 void health_check(struct peer *p, int64_t now)
 {
-	bool changed = false;
-
 	link_handshake_timeouts(p, now);
 	for (uint16_t id = 1; id <= p->conf.n; id++) {
 		struct peer_view_member *vm = &p->view.m[id];
 		struct link *l = member_up(p, id);
 		enum peer_health h = PEER_DOWN;
-		bool el;
 
 		if (id == p->self)
 			continue;
@@ -307,18 +332,12 @@ void health_check(struct peer *p, int64_t now)
 		}
 		if (h == PEER_DOWN) {
 			STORE_RELAXED(&vm->ready, 0);
-			p->by_id[id].sees = 0; /* its reports are as old as its link */
+			/* Its reports and its flags are as old as its link. */
+			p->by_id[id].sees = 0;
+			p->by_id[id].no_slots = false;
 		}
-		el = h != PEER_DOWN ? vm->ready != 0 : reported_alive(p, id);
-		if (el != p->eligible[id]) {
-			p->eligible[id] = el;
-			changed = true;
-		}
-		link_dial_due(p, id, now, h == PEER_DOWN && el);
 	}
-	if (changed)
-		health_map_update(p);
-	else
-		health_takeover_retry(p);
+	/* The quorum first: this node's own eligibility follows it. */
 	quorum_check(p, now);
+	eligible_update(p, now);
 }

@@ -139,8 +139,11 @@ static bool load_applied(struct peer *p)
 
 static void become_ready(struct peer *p, const char *how, bool loaded)
 {
-	/* The map first: whoever sees READY sees the slots it owns (SLOT_MAP). */
-	p->eligible[p->self] = true;
+	/*
+	 * The map first: whoever sees READY sees the slots it owns (SLOT_MAP).
+	 * Without a quorum it owns none yet (health.c, eligible_update).
+	 */
+	p->eligible[p->self] = p->quorum;
 	health_map_update(p);
 	p->ready = true;
 	STORE_RELEASE(&p->view.ready, 1);

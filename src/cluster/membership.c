@@ -18,11 +18,10 @@
  * list is swapped, and the links are dialled again under the new ids. A
  * READY node stays READY (its copy is current; /health does not flap on
  * every member at once): until its links are back it has no quorum, so
- * it expires nothing, and slots it gains meanwhile are taken over with
- * fresh deadlines; like a node that regained a quorum, it merges a READY
- * peer's copy (last writer wins, nothing dropped) before it sends a
- * digest. A node still loading starts its load again. No beating instance
- * can be lost in the change.
+ * it owns and expires nothing, and the slots the map gives it once they
+ * are back are taken over with fresh deadlines; like a node that regained a quorum, it merges a
+ * READY peer's copy (last writer wins, nothing dropped) before it sends a digest. A node still
+ * loading starts its load again. No beating instance can be lost in the change.
  *
  * What follows from the new list: a new member is dialled, loads, becomes
  * READY and takes about 1/N of the slots (rendezvous hashing moves only
@@ -167,6 +166,7 @@ static void members_drop(struct peer *p)
 		ml->backoff_ms = 0;
 		ml->resolving = false;
 		p->by_id[id].sees = 0;
+		p->by_id[id].no_slots = false;
 		p->eligible[id] = false;
 	}
 }
@@ -244,14 +244,13 @@ static void apply(struct peer *p, const struct members *next, bool rejoin)
 	if (p->ready && !rejoin) {
 		/*
 		 * Its copy is current (this is no stall): it stays READY, owns
-		 * what the map gives it while its links come back (no expiry
-		 * without a quorum), and merges a peer's copy before verifying.
+		 * slots again once its links give it a quorum (health.c; until
+		 * then it owns and expires nothing), and merges a peer's copy
+		 * before verifying.
 		 */
-		p->eligible[p->self] = true;
 		p->need_merge = true;
 		p->merging = false;
 		load_plan_reset(&p->plan);
-		health_map_update(p);
 	} else {
 		load_restart(p, p->now_ms); /* loading, or back after leaving: load again */
 	}

@@ -222,7 +222,8 @@ struct member_fault {
 
 /* Everything this node keeps about one other member. */
 struct member_state {
-	uint64_t sees; /* from its latest PING: bit id-1 = it has member id UP and READY */
+	uint64_t sees; /* from its latest PING: bit id-1 = it has member id eligible (reached) */
+	bool no_slots; /* its latest PING said it may own no slot (PING_NO_SLOTS: no quorum) */
 	struct member_link link;
 	struct member_fwd fwd;
 	struct member_pulls pulls;
@@ -277,6 +278,7 @@ struct peer {
 	/* health and the map (health.c) */
 	struct slotmap scratch; /* the next map, computed here */
 	bool eligible[MEMBERS_MAX + 1];
+	uint64_t sees;           /* what its PINGs report: the members it has eligible (reached) */
 	bool ready;              /* view.ready, as this thread knows it */
 	bool quorum;             /* view.quorum, likewise */
 	bool writable;           /* view.writable, likewise */
@@ -363,7 +365,6 @@ void health_on_ping(struct peer *p, uint16_t id, const uint8_t *body, uint32_t l
 void health_pings(struct peer *p);
 void health_send_ping(struct peer *p, struct link *l);
 void health_map_update(struct peer *p);
-void health_take_over_owned(struct peer *p);
 void health_takeover_retry(struct peer *p);
 
 /* forward.c */

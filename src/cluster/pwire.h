@@ -23,12 +23,12 @@
 #define PWIRE_RANGE_SLOTS (STORE_SLOTS / PWIRE_RANGES)
 #define PWIRE_PULL_MAX    1024  /* slots in one PULL */
 #define PWIRE_FWD_MAX     65535 /* items in one FWD */
-#define PWIRE_PING_BYTES  25    /* u8 READY, u64 map version, u64 sees, u64 list hash */
+#define PWIRE_PING_BYTES  25    /* u8 flags, u64 map version, u64 sees, u64 list hash */
 
 enum pwire_op {
 	P_HELLO = 1,    /* u16 version, u16 from, u16 to, u16 client port, nonce[32] */
 	P_AUTH = 2,     /* mac[32] */
-	P_PING = 3,     /* u8 ready, u64 map version */
+	P_PING = 3,     /* u8 flags, u64 map version[, u64 sees, u64 list hash] */
 	P_FWD = 4,      /* id = tag, status = client op, count items (client encoding) */
 	P_FWD_ACK = 5,  /* id = tag, count i16 results */
 	P_SYNC = 6,     /* count records */
@@ -42,6 +42,18 @@ enum pwire_op {
 
 enum pwire_pull_flag { PULL_LOAD = 1 };   /* startup load: any slot, apply only */
 enum pwire_chunk_flag { CHUNK_LAST = 1 }; /* the slot's last chunk */
+
+/*
+ * A PING's first byte. Versions before PING_NO_SLOTS sent 0 or 1 and read
+ * any non-zero byte as READY, so they take a READY node without a quorum
+ * for an eligible one (as they always did); a receiver of this version
+ * treats a PING without PING_NO_SLOTS as eligible, so a node of an
+ * earlier version keeps its slots while READY, as it did.
+ */
+enum pwire_ping_flag {
+	PING_READY = 1,   /* the sender has loaded the cluster's copy */
+	PING_NO_SLOTS = 2 /* the sender may own no slot now: it has no quorum */
+};
 
 /* Writes a peer header at out (PROTO_HEADER_BYTES). */
 void pwire_header_put(uint8_t *out, uint8_t op, uint32_t body_len, uint32_t id, uint16_t status,

@@ -40,6 +40,32 @@ uint32_t slotmap_compute(struct slotmap *sm, const struct members *ms, const boo
 	return changed;
 }
 
+uint64_t slotmap_eligible(const struct slotmap_seen *seen, uint32_t n, uint16_t self, bool self_ok,
+                          bool *eligible)
+{
+	uint64_t sees = self_ok ? 1ull << (self - 1) : 0;
+
+	eligible[self] = self_ok;
+	for (uint16_t id = 1; id <= n; id++) {
+		const struct slotmap_seen *s = &seen[id];
+
+		if (id == self || !s->reached)
+			continue;
+		eligible[id] = s->ready && !s->no_slots;
+		if (eligible[id])
+			sees |= 1ull << (id - 1);
+	}
+	for (uint16_t id = 1; id <= n; id++) {
+		if (id == self || seen[id].reached)
+			continue;
+		eligible[id] = false;
+		for (uint16_t j = 1; j <= n && !eligible[id]; j++)
+			eligible[id] = j != self && j != id && seen[j].reached &&
+			               (seen[j].sees & (1ull << (id - 1)));
+	}
+	return sees;
+}
+
 uint32_t slotmap_count(const struct slotmap *sm, uint16_t id)
 {
 	uint32_t n = 0;

@@ -12,6 +12,13 @@
  * The score is XXH3 of (slot, member address text) — a documented wire
  * constant, so smart clients can compute the same map. An empty eligible
  * set owns nothing (a node that is not READY owns no slot).
+ *
+ * Who is eligible (slotmap_eligible) is a rule of its own, pure so that it
+ * is unit-tested: a member may own slots only while it is READY and has a
+ * quorum, and says so in its PINGs; a member is eligible here when this node
+ * reaches it and its PINGs say so, or when this node cannot reach it but a
+ * member it does reach reports it eligible there (one cut link is not a
+ * death). docs/distro.md, "Health and READY", gives the why.
  */
 #ifndef DISTRO_CLUSTER_SLOTMAP_H
 #define DISTRO_CLUSTER_SLOTMAP_H
@@ -37,6 +44,27 @@ uint64_t slotmap_score(uint32_t slot, const char *addr);
  * owner. O(STORE_SLOTS x eligible members).
  */
 uint32_t slotmap_compute(struct slotmap *sm, const struct members *ms, const bool *eligible);
+
+/* What one node knows of another member, from its link and its last PING. */
+struct slotmap_seen {
+	bool reached;  /* UP or SUSPICIOUS here: its link is up */
+	bool ready;    /* its PING said READY */
+	bool no_slots; /* its PING said it may own no slot (no quorum; never from older versions) */
+	uint64_t sees; /* its PING's report: bit id-1 = it has member id eligible (reached there) */
+};
+
+/*
+ * The eligible set of member `self` (eligible[id], id 1..n) from what it
+ * knows of the others (seen[id], id 1..n; seen[self] is not read) and
+ * whether it may own slots itself (self_ok: READY with a quorum). Member id
+ * is eligible when it is reached, READY and not saying no_slots; or, not
+ * reached, when a reached member's `sees` has it. Returns the `sees` this
+ * node reports in its PINGs: itself if self_ok, and every member reached
+ * and eligible (never one known only from another's report: a report is
+ * relayed one hop, so it dies with the member that made it). O(n^2).
+ */
+uint64_t slotmap_eligible(const struct slotmap_seen *seen, uint32_t n, uint16_t self, bool self_ok,
+                          bool *eligible);
 
 /* Slots owned by member id (0 counts the unowned). */
 uint32_t slotmap_count(const struct slotmap *sm, uint16_t id);

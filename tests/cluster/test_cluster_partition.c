@@ -25,36 +25,18 @@
  * same instances - and for 2 s more - every node lists every X and Y:
  * nothing beaten throughout flaps at the heal.
  *
- * Needs root and iproute2 (`ip`); traffic stays inside the namespaces this
- * test creates (two /24s of 10.231.0.0/16: the first pair no host address
- * or route uses, picked under a lock shared with every run on the machine,
- * so two runs at once - two worktrees' tools/test - never share a subnet
- * and talk to each other's nodes) and is removed at the end.
- * Without root (or, as root, without CAP_NET_ADMIN and CAP_SYS_ADMIN, as
- * in an unprivileged container), without `ip` on PATH, or on a kernel
- * without network namespaces, the test is skipped with the reason before
- * it creates anything. Once those are there, a failure to build the
- * network is a failure.
+ * The network is tests/cluster/netns.h's (root and iproute2; skipped with
+ * the reason without them).
  */
 #include "harness.h"
+#include "netns.h"
 
 #include "core/err.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/capability.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
-#include <sys/file.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #define NODES        3
 #define N_HALF       150 /* X: beaten through A; Y: through B */
@@ -64,246 +46,27 @@
 #define PART_MS      6000 /* twice the delete timeout */
 #define HEAL_HOLD_MS 2000
 
-/* Each node has its own namespace: all use the default ports (docs/http.md, "Ports"). */
-#define CLIENT_PORT "8850"
-#define HTTP_PORT   "8851"
-#define PEER_PORT   "7848"
-
-#define NET_LOCK "/tmp/distro-netns.lock" /* tests/chaos/chaos.py takes it too */
-
-static char tag[16];   /* unique per run: names of namespaces, bridges, links */
-static int cnet, pnet; /* the third octet of 10.231.x.0/24: client net, peer net */
-static char dir[128];  /* cluster.conf, secret, logs */
-static pid_t pids[NODES];
-static char addrs[NODES][32];
-static bool net_made;
+static struct netns_cluster nc;
 
 static struct distro_instance x[N_HALF], y[N_HALF], za[N_NEW], zb[N_NEW], wa[N_W];
 static char xip[N_HALF][16], yip[N_HALF][16], zaip[N_NEW][16], zbip[N_NEW][16], waip[N_W][16];
 
-/* Runs a shell command; its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-/* Skips the test, saying why also without --verbose (Criterion prints skips only then). */
-static void skip(const char *why)
-{
-	fprintf(stderr, "cluster_partition: skipped: %s\n", why);
-	cr_skip_test("%s", why);
-}
-
-/* CAP_NET_ADMIN and CAP_SYS_ADMIN in the effective set; true when that cannot be read. */
-static bool net_caps(void)
-{
-	unsigned long long eff = 0;
-	char line[256];
-	bool found = false;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (f == NULL)
-		return true; /* cannot tell: building the network will say */
-	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "CapEff: %llx", &eff) == 1;
-	fclose(f);
-	return !found || ((eff >> CAP_NET_ADMIN & 1) && (eff >> CAP_SYS_ADMIN & 1));
-}
-
-/*
- * What the machine must offer, checked before anything is created (a skip
- * in .init does not run .fini). Missing, the test is skipped: it is not a
- * distrod failure.
- */
-static void need_net_privileges(void)
-{
-	if (geteuid() != 0)
-		skip("needs root: it creates network namespaces, bridges and veth pairs");
-	if (!net_caps())
-		skip("root without CAP_NET_ADMIN and CAP_SYS_ADMIN (an unprivileged container?): "
-		     "cannot create network namespaces and bridges");
-	if (sh("command -v ip >/dev/null 2>&1") != 0)
-		skip("iproute2's ip is not on PATH (Debian package iproute2; tools/deps installs "
-		     "it)");
-	if (access("/proc/self/ns/net", F_OK) != 0)
-		skip("the kernel has no network namespaces (CONFIG_NET_NS)");
-}
-
-static void net_down(void)
-{
-	for (int i = 0; i < NODES; i++)
-		sh("ip netns del dt%sn%d 2>/dev/null", tag, i);
-	sh("ip link del bc%s 2>/dev/null", tag);
-	sh("ip link del bp%s 2>/dev/null", tag);
-}
-
-/*
- * The first pair of /24s in 10.231.0.0/16 that no host address or route
- * uses (the peer net is only inside the namespaces: a pair goes with its
- * client net). Called with NET_LOCK held, until the host has its address.
- */
-static void net_pick(void)
-{
-	static char seen[1 << 16];
-	FILE *f = popen("ip -o -4 addr show; ip -4 route show table all", "r");
-	size_t n = 0;
-
-	cr_assert_not_null(f, "ip addr/route");
-	while (n < sizeof(seen) - 1 && fgets(seen + n, (int)(sizeof(seen) - n), f))
-		n += strlen(seen + n);
-	pclose(f);
-	for (int k = 0; k < 127; k++) {
-		char c[16], p[16];
-
-		snprintf(c, sizeof(c), "10.231.%d.", 2 * k + 1);
-		snprintf(p, sizeof(p), "10.231.%d.", 2 * k + 2);
-		if (strstr(seen, c) == NULL && strstr(seen, p) == NULL) {
-			cnet = 2 * k + 1;
-			pnet = 2 * k + 2;
-			return;
-		}
-	}
-	cr_assert_fail("no free pair of /24s in 10.231.0.0/16");
-}
-
-/* Two bridges; per node a namespace with c0 (client net) and p0 (peer net). */
-static void net_up(void)
-{
-	int lock = open(NET_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-	cr_assert_geq(lock, 0, "%s: %s", NET_LOCK, strerror(errno));
-	cr_assert_eq(flock(lock, LOCK_EX), 0);
-	net_pick();
-	cr_assert_eq(sh("ip link add bc%s type bridge && ip link set bc%s up && "
-	                "ip addr add 10.231.%d.254/24 dev bc%s",
-	                tag, tag, cnet, tag),
-	             0, "a bridge for the client network (root and ip are there: see ip's error)");
-	close(lock); /* the address is there: the next run picks another pair */
-	cr_assert_eq(sh("ip link add bp%s type bridge && ip link set bp%s up", tag, tag), 0);
-	net_made = true;
-	for (int i = 0; i < NODES; i++) {
-		cr_assert_eq(
-		        sh("ip netns add dt%sn%d && ip -n dt%sn%d link set lo up", tag, i, tag, i),
-		        0);
-		cr_assert_eq(sh("ip link add vc%s%d type veth peer name c0 netns dt%sn%d && "
-		                "ip link set vc%s%d master bc%s up && "
-		                "ip -n dt%sn%d addr add 10.231.%d.%d/24 dev c0 && "
-		                "ip -n dt%sn%d link set c0 up",
-		                tag, i, tag, i, tag, i, tag, tag, i, cnet, i + 1, tag, i),
-		             0);
-		cr_assert_eq(sh("ip link add vp%s%d type veth peer name p0 netns dt%sn%d && "
-		                "ip link set vp%s%d master bp%s up && "
-		                "ip -n dt%sn%d addr add 10.231.%d.%d/24 dev p0 && "
-		                "ip -n dt%sn%d link set p0 up",
-		                tag, i, tag, i, tag, i, tag, tag, i, pnet, i + 1, tag, i),
-		             0);
-		snprintf(addrs[i], sizeof(addrs[i]), "10.231.%d.%d:%s", cnet, i + 1, CLIENT_PORT);
-	}
-}
-
-static void node_start(int i)
-{
-	char ns[32], bind[32], log[192], conf[192], secret[192];
-
-	snprintf(ns, sizeof(ns), "dt%sn%d", tag, i);
-	snprintf(bind, sizeof(bind), "10.231.%d.%d", cnet, i + 1);
-	snprintf(log, sizeof(log), "%s/node%d.log", dir, i);
-	snprintf(conf, sizeof(conf), "%s/cluster.conf", dir);
-	snprintf(secret, sizeof(secret), "%s/secret", dir);
-	pids[i] = fork();
-	cr_assert_geq(pids[i], 0);
-	if (pids[i] == 0) {
-		const char *argv[] = { "ip",        "netns",
-			               "exec",      ns,
-			               DISTROD_BIN, "--bind",
-			               bind,        "--port",
-			               CLIENT_PORT, "--http-bind",
-			               bind,        "--http-port",
-			               HTTP_PORT,   "--workers",
-			               "2",         "--cluster-conf",
-			               conf,        "--cluster-secret-file",
-			               secret,      "--peer-port",
-			               PEER_PORT,   "--peer-ping",
-			               "50",        "--peer-suspect",
-			               "300",       "--peer-down",
-			               "900",       "--verify-interval",
-			               "200",       "--startup-wait",
-			               "1000",      NULL };
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		execvp("ip", (char **)argv); /* ip execs distrod inside the namespace */
-		_exit(127);
-	}
-}
-
-static void dump_logs(void)
-{
-	for (int i = 0; i < NODES; i++) {
-		fprintf(stderr, "---- node %d (%s) ----\n", i, addrs[i]);
-		sh("tail -n 30 %s/node%d.log 1>&2", dir, i);
-	}
-}
-
 #define check(cond, ...)                                                                           \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			dump_logs();                                                               \
+			netns_dump_logs(&nc);                                                      \
 			cr_assert_fail(__VA_ARGS__);                                               \
 		}                                                                                  \
 	} while (0)
 
 static void setup(void)
 {
-	FILE *f;
-
-	need_net_privileges();
-	snprintf(tag, sizeof(tag), "%d", (int)(getpid() % 100000));
-	snprintf(dir, sizeof(dir), "/tmp/distro-partition-%s", tag);
-	mkdir(dir, 0700);
-	net_down(); /* leftovers of a crashed run with the same pid */
-	net_up();
-	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/cluster.conf"), "w");
-	cr_assert_not_null(f);
-	for (int i = 0; i < NODES; i++)
-		fprintf(f, "10.231.%d.%d:%s\n", pnet, i + 1, PEER_PORT);
-	fclose(f);
-	f = fopen(strcat(strcpy((char[192]){ 0 }, dir), "/secret"), "w");
-	cr_assert_not_null(f);
-	fprintf(f, "partition-test-secret-%s", tag);
-	fclose(f);
-	for (int i = 0; i < NODES; i++)
-		node_start(i);
+	netns_setup(&nc, NODES, "partition", NULL);
 }
 
 static void teardown(void)
 {
-	for (int i = 0; i < NODES; i++) {
-		if (pids[i] > 0) {
-			kill(pids[i], SIGKILL);
-			waitpid(pids[i], NULL, 0);
-			pids[i] = 0;
-		}
-	}
-	if (net_made)
-		net_down();
-	if (getenv("DISTRO_CLUSTER_KEEP") == NULL)
-		sh("rm -rf %s", dir);
+	netns_teardown(&nc);
 }
 
 TestSuite(cluster_partition, .init = setup, .fini = teardown, .timeout = 300);
@@ -312,11 +75,7 @@ TestSuite(cluster_partition, .init = setup, .fini = teardown, .timeout = 300);
 
 static struct distro_client *conn(int i)
 {
-	struct distro_client *c = NULL;
-
-	if (distro_connect(addrs[i], 2000, &c) < 0)
-		return NULL;
-	return c;
+	return netns_conn(&nc, i);
 }
 
 static bool ready_and_all_up(int i)
@@ -622,7 +381,7 @@ Test(cluster_partition, the_small_side_refuses_writes_and_clients_that_fail_over
 	check(count_in(&l, wa, N_W) == N_W, "B lists every W before the partition");
 
 	/* Cut A (node 0) off the peer network; clients still reach every node. */
-	cr_assert_eq(sh("ip link set vp%s0 down", tag), 0);
+	cr_assert_eq(netns_sh("ip link set vp%s0 down", nc.tag), 0);
 	cut = cluster_mono_ms();
 	check(wait_until(a_alone, NULL, 5000), "A counts both peers DOWN (--peer-down 900 ms)");
 
@@ -669,7 +428,7 @@ Test(cluster_partition, the_small_side_refuses_writes_and_clients_that_fail_over
 	 * Heal: at every look, until all three list the same instances and for
 	 * HEAL_HOLD_MS more, every node lists every X and Y.
 	 */
-	cr_assert_eq(sh("ip link set vp%s0 up", tag), 0);
+	cr_assert_eq(netns_sh("ip link set vp%s0 up", nc.tag), 0);
 	heal = cluster_mono_ms();
 	until = heal + 15000;
 	while ((t = cluster_mono_ms()) < until) {
@@ -761,10 +520,7 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 	cr_assert_eq(pthread_create(&beater, NULL, beater_main, NULL), 0);
 	check(wait_until(converged, &cc, 10000), "every node lists X and Y before the cut");
 
-	cr_assert_eq(sh("ip -n dt%sn0 route add blackhole 10.231.%d.3/32 && "
-	                "ip -n dt%sn2 route add blackhole 10.231.%d.1/32",
-	                tag, pnet, tag, pnet),
-	             0, "cut the link between node 0 and node 2");
+	netns_link_cut(&nc, 0, 2, true);
 	cut = cluster_mono_ms();
 	cluster_nap_ms(1500); /* past --peer-down: the two count each other DOWN by now */
 	dials = stat_of(0, "peer_dials");
@@ -799,10 +555,7 @@ Test(cluster_partition, one_cut_link_is_not_a_death_and_a_delete_made_meanwhile_
 	check(dials * 400 >= (unsigned long long)(cluster_mono_ms() - dials_since),
 	      "node 0 dialled node 2 %llu times in %lld ms of the cut", dials,
 	      (long long)(cluster_mono_ms() - dials_since));
-	cr_assert_eq(sh("ip -n dt%sn0 route del blackhole 10.231.%d.3/32 && "
-	                "ip -n dt%sn2 route del blackhole 10.231.%d.1/32",
-	                tag, pnet, tag, pnet),
-	             0);
+	netns_link_cut(&nc, 0, 2, false);
 	heal = cluster_mono_ms();
 	check(wait_until(all_ready, NULL, 15000), "the three see each other again");
 	check(cluster_mono_ms() - heal < 1000,
