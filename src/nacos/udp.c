@@ -267,6 +267,25 @@ static uint32_t pow2_at_least(uint32_t n)
 	return p;
 }
 
+/*
+ * What a udp_push holds beyond its zeroed struct and tables: empty lists,
+ * the table masks, every unacked entry free (when it has them).
+ */
+static void udp_start(struct udp_push *u)
+{
+	link_init(&u->svcs);
+	link_init(&u->lru);
+	link_init(&u->due);
+	link_init(&u->unacked);
+	u->tab_mask = pow2_at_least(u->cfg.subs_max) - 1;
+	u->ack_mask = pow2_at_least(u->cfg.unacked_max) - 1;
+	u->free_entries = NULL;
+	for (uint32_t i = u->entries ? u->cfg.unacked_max : 0; i-- > 0;) {
+		u->entries[i].hash_next = u->free_entries;
+		u->free_entries = &u->entries[i];
+	}
+}
+
 int udp_create(const struct udp_config *cfg, const struct udp_callbacks *cb, void *ctx,
                struct udp_push **out)
 {
@@ -282,14 +301,9 @@ int udp_create(const struct udp_config *cfg, const struct udp_callbacks *cb, voi
 	u->cfg = *cfg;
 	u->cb = *cb;
 	u->ctx = ctx;
-	link_init(&u->svcs);
-	link_init(&u->lru);
-	link_init(&u->due);
-	link_init(&u->unacked);
-	buckets = pow2_at_least(cfg->subs_max);
-	u->tab_mask = buckets - 1;
-	acks = pow2_at_least(cfg->unacked_max);
-	u->ack_mask = acks - 1;
+	udp_start(u); /* the lists first: udp_destroy walks them */
+	buckets = u->tab_mask + 1;
+	acks = u->ack_mask + 1;
 	u->svc_tab = mem_calloc(buckets, sizeof(*u->svc_tab));
 	u->sub_tab = mem_calloc(buckets, sizeof(*u->sub_tab));
 	u->ack_tab = mem_calloc(acks, sizeof(*u->ack_tab));
@@ -303,10 +317,7 @@ int udp_create(const struct udp_config *cfg, const struct udp_callbacks *cb, voi
 		u->ring = mem_alloc(cfg->retry_bytes_max);
 		if (!u->entries || !u->regions || !u->ring)
 			goto err;
-		for (uint32_t i = cfg->unacked_max; i-- > 0;) {
-			u->entries[i].hash_next = u->free_entries;
-			u->free_entries = &u->entries[i];
-		}
+		udp_start(u); /* now with entries to put on the free list */
 	}
 	*out = u;
 	return 0;
@@ -315,10 +326,9 @@ err:
 	return -ERR_NOMEM;
 }
 
-void udp_destroy(struct udp_push *u)
+/* Frees the subscribers and services (each one allocation). */
+static void free_contents(struct udp_push *u)
 {
-	if (u == NULL)
-		return;
 	while (!link_empty(&u->lru)) {
 		struct udp_sub *s = LINK_OWNER(u->lru.next, struct udp_sub, in_lru);
 
@@ -331,6 +341,13 @@ void udp_destroy(struct udp_push *u)
 		link_del(&v->in_all);
 		mem_free(v);
 	}
+}
+
+void udp_destroy(struct udp_push *u)
+{
+	if (u == NULL)
+		return;
+	free_contents(u);
 	udp_packet_free(&u->pkt);
 	mem_free(u->svc_tab);
 	mem_free(u->sub_tab);
@@ -340,6 +357,42 @@ void udp_destroy(struct udp_push *u)
 	mem_free(u->ring);
 	mem_free(u->render);
 	mem_free(u);
+}
+
+/*
+ * The struct is cleared whole and only the allocations made by udp_create
+ * (and its config and callbacks) are put back, so no state can survive
+ * but in those buffers: the tables and the entries and regions are
+ * cleared too; the ring's and the render buffer's bytes are read only
+ * within a region or a render written after this; the encoder resets
+ * zlib before each packet (udp_packet_encode). The encoder goes back to
+ * the same address: zlib's state points at its z_stream.
+ */
+void udp_reset(struct udp_push *u)
+{
+	struct udp_push keep = *u;
+
+	free_contents(u);
+	memset(u, 0, sizeof(*u));
+	u->cfg = keep.cfg;
+	u->cb = keep.cb;
+	u->ctx = keep.ctx;
+	u->svc_tab = keep.svc_tab;
+	u->sub_tab = keep.sub_tab;
+	u->ack_tab = keep.ack_tab;
+	u->entries = keep.entries;
+	u->regions = keep.regions;
+	u->ring = keep.ring;
+	u->render = keep.render;
+	u->pkt = keep.pkt;
+	memset(u->svc_tab, 0, (keep.tab_mask + 1) * sizeof(*u->svc_tab));
+	memset(u->sub_tab, 0, (keep.tab_mask + 1) * sizeof(*u->sub_tab));
+	memset(u->ack_tab, 0, (keep.ack_mask + 1) * sizeof(*u->ack_tab));
+	if (u->entries) {
+		memset(u->regions, 0, u->cfg.unacked_max * sizeof(*u->regions));
+		memset(u->entries, 0, u->cfg.unacked_max * sizeof(*u->entries));
+	}
+	udp_start(u);
 }
 
 const struct udp_stats *udp_stats(const struct udp_push *u)

@@ -137,7 +137,12 @@ static uint32_t leases_max(const struct store *s)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
+/*
+ * A shard as store_create makes it: every field zero but what is set here.
+ * `slot_sum`/`slot_count`: zeroed arrays to keep (store_reset), or NULL.
+ */
+static int shard_init(struct store *s, struct store_shard *sh, uint32_t i, uint64_t *slot_sum,
+                      uint32_t *slot_count)
 {
 	int rc = -ERR_NOMEM;
 
@@ -146,6 +151,9 @@ static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
 	sh->index = i;
 	epoch_register(&s->epoch, &sh->rec);
 	pool_init(&sh->insts, sizeof(struct store_inst));
+	sh->slot_sum = slot_sum ? slot_sum : mem_calloc(STORE_SLOTS, sizeof(sh->slot_sum[0]));
+	sh->slot_count =
+	        slot_count ? slot_count : mem_calloc(STORE_SLOTS, sizeof(sh->slot_count[0]));
 	if ((rc = intern_init(&sh->intern, &sh->rec)) < 0)
 		return rc;
 	if ((rc = table_init(&sh->svcs, 4)) < 0)
@@ -154,8 +162,6 @@ static int shard_init(struct store *s, struct store_shard *sh, uint32_t i)
 		return rc;
 	lease_table_init(&sh->leases, leases_max(s));
 	sh->timings = mem_calloc(s->cfg.limits.timings_max, sizeof(sh->timings[0]));
-	sh->slot_sum = mem_calloc(STORE_SLOTS, sizeof(sh->slot_sum[0]));
-	sh->slot_count = mem_calloc(STORE_SLOTS, sizeof(sh->slot_count[0]));
 	if (!sh->timings || !sh->slot_sum || !sh->slot_count)
 		return -ERR_NOMEM;
 	/* Timing 0 is the default, so most instances share one FIFO pair. */
@@ -189,7 +195,7 @@ int store_create(const struct store_config *c, struct store **out)
 		return -ERR_NOMEM;
 	}
 	for (uint32_t i = 0; i < s->nshards; i++) {
-		if ((rc = shard_init(s, &s->shards[i], i)) < 0) {
+		if ((rc = shard_init(s, &s->shards[i], i, NULL, NULL)) < 0) {
 			s->nshards = i + 1;
 			store_destroy(s);
 			return rc;
@@ -199,7 +205,8 @@ int store_create(const struct store_config *c, struct store **out)
 	return 0;
 }
 
-static void shard_destroy(struct store_shard *sh)
+/* Frees what the shard holds but its slot arrays and its epoch record. */
+static void shard_release(struct store_shard *sh)
 {
 	/* Wait out readers and run pending frees first: they return records to the pool. */
 	epoch_barrier(&sh->rec);
@@ -218,9 +225,14 @@ static void shard_destroy(struct store_shard *sh)
 	pool_destroy(&sh->insts);
 	lease_table_destroy(&sh->leases);
 	mem_free(sh->timings);
+	mem_free(sh->feed);
+}
+
+static void shard_destroy(struct store_shard *sh)
+{
+	shard_release(sh);
 	mem_free(sh->slot_sum);
 	mem_free(sh->slot_count);
-	mem_free(sh->feed);
 	ck_epoch_unregister(&sh->rec.ck);
 }
 
@@ -232,6 +244,37 @@ void store_destroy(struct store *s)
 		shard_destroy(&s->shards[i]);
 	mem_free(s->shards);
 	mem_free(s);
+}
+
+/*
+ * What store_create does after allocating the store, with the shards'
+ * structs and slot arrays kept: shard_init clears each shard whole, and the
+ * epoch starts again without records (the shards' registered anew), so
+ * nothing of the old contents can survive but in the kept arrays, which are
+ * zeroed here.
+ */
+int store_reset(struct store *s)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i < s->nshards; i++)
+		shard_release(&s->shards[i]);
+	s->records = 0;
+	s->services = 0;
+	epoch_init(&s->epoch);
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		struct store_shard *sh = &s->shards[i];
+		uint64_t *sum = sh->slot_sum;
+		uint32_t *count = sh->slot_count;
+		int r;
+
+		memset(sum, 0, STORE_SLOTS * sizeof(sum[0]));
+		memset(count, 0, STORE_SLOTS * sizeof(count[0]));
+		r = shard_init(s, sh, i, sum, count); /* a failed one: store_destroy frees it */
+		if (rc == 0)
+			rc = r;
+	}
+	return rc;
 }
 
 struct store_shard *store_shard(struct store *s, uint32_t i)

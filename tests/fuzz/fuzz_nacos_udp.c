@@ -2,7 +2,7 @@
  * libFuzzer target for Nacos UDP push (nacos/udp.h): the ack decoder, the
  * ack matching, and the packet encoder, all on outside bytes.
  *
- * Each input builds a fresh udp_push with two subscribers (127.0.0.1:40001
+ * Each input starts from a new udp_push (udp_reset) with two subscribers (127.0.0.1:40001
  * and [::1]:40002) and one push each, so the refs are fixed: 64 and 128
  * (worker 0); the seed corpus acks them. The first input byte picks the
  * source of the datagram (which subscriber, the right port or not, IPv4
@@ -168,16 +168,38 @@ static struct sockaddr_storage addr(int family, const char *ip, uint16_t port)
 	return ss;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+#define RENDER_MAX (1u << 16)
+
+static struct udp_push *u;
+
+/*
+ * One udp_push for the run, emptied by udp_reset after each input: a new
+ * one costs ~0.5 MiB of buffers and zlib's state, more than most inputs,
+ * and a reset one is a new one (tests/unit/nacos/test_udp.c).
+ */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const struct udp_callbacks cb = { render, send_cb };
+	struct udp_config c;
+
+	(void)argc, (void)argv;
+	udp_config_default(&c);
+	c.subs_max = 4;
+	c.unacked_max = 4;
+	c.retry_bytes_max = 1u << 17;
+	c.render_bytes_max = RENDER_MAX;
+	if (udp_create(&c, &cb, NULL, &u) < 0)
+		abort();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
 	struct sockaddr_storage peer4 = addr(AF_INET, "127.0.0.1", 50000);
 	struct sockaddr_storage peer6 = addr(AF_INET6, "::1", 50000);
 	struct store_svc_key k = { .service = { "svc", 3 } };
 	struct udp_sub_params p = { .svc = k, .peer = &peer4, .udp_port = 40001 };
 	struct sockaddr_storage from;
-	struct udp_config c;
-	struct udp_push *u;
 	struct udp_stats before;
 	const struct udp_stats *st;
 	struct udp_ack ack;
@@ -192,13 +214,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	payload_len = size - 1;
 	sent = 0;
 
-	udp_config_default(&c);
-	c.subs_max = 4;
-	c.unacked_max = 4;
-	c.retry_bytes_max = 1u << 17;
-	c.render_bytes_max = 1u << 16;
-	if (udp_create(&c, &cb, NULL, &u) < 0)
-		abort();
 	if (udp_sub_refresh(u, &p, 0) < 0)
 		abort();
 	p.peer = &peer6;
@@ -208,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (udp_service_changed(u, &k, 0) != 2)
 		abort();
 	udp_poll(u, 2);
-	if (payload_len <= c.render_bytes_max && sent == 0 && udp_stats(u)->too_big == 0)
+	if (payload_len <= RENDER_MAX && sent == 0 && udp_stats(u)->too_big == 0)
 		abort(); /* small enough to render, yet neither sent nor too big */
 
 	/* The datagram, from one of the subscribers (or a neighbour of one). */
@@ -250,6 +265,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    st->unacked != before.unacked - 1)
 			abort();
 	}
-	udp_destroy(u);
+	udp_reset(u);
 	return 0;
 }

@@ -2,28 +2,38 @@
  * libFuzzer target for the peer record decoder: arbitrary bytes as a batch
  * of records (the first byte is the count). Records that decode are applied
  * to a small store, so what a hostile or broken peer sends can at worst be
- * refused, never crash the node or break the store's checksums.
+ * refused, never crash the node or break the store's checksums. Every
+ * input starts from an empty store (one store, store_reset after each).
  */
 #include "cluster/records.h"
 #include "core/err.h"
 
 #include <stdlib.h>
 
+static struct store *s;
+
+/* One store for the run, emptied after each input (store_reset: as new). */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct store_config c;
+
+	(void)argc, (void)argv;
+	store_config_default(&c);
+	c.shards = 2;
+	if (store_create(&c, &s) < 0)
+		abort();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct store_kv kv[PROTO_META_MAX];
-	struct store_config c;
-	struct store *s;
 	struct proto_rd rd;
 	uint32_t count;
 
 	if (size < 1)
 		return 0;
 	count = data[0];
-	store_config_default(&c);
-	c.shards = 2;
-	if (store_create(&c, &s) < 0)
-		abort();
 	proto_rd_init(&rd, data + 1, size - 1);
 	for (uint32_t i = 0; i < count && !rd.err; i++) {
 		struct store_record r;
@@ -38,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (whole == 0 && proto_rd_done(&rd) != 0)
 		abort();
-	store_destroy(s);
+	if (store_reset(s) < 0)
+		abort();
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 static struct distro_slot_map map;
 static uint8_t body[(1u << 16) + 2 * DISTRO_SLOTS];
+static bool owner_ok[DISTRO_MEMBERS_MAX + 1];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,12 +28,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	len = size - 1;
 	if ((data[0] & 0x80) && size >= 3) {
+		size_t done = 2;
+
 		len -= 2; /* the owner value, not body */
 		memcpy(body, data + 1, len);
-		for (uint32_t s = 0; s < DISTRO_SLOTS; s++) {
-			body[len++] = data[size - 2];
-			body[len++] = data[size - 1];
+		memcpy(body + len, data + size - 2, 2);
+		while (done < 2 * DISTRO_SLOTS) { /* doubling: a few copies, not 16384 stores */
+			size_t n = done < 2 * DISTRO_SLOTS - done ? done : 2 * DISTRO_SLOTS - done;
+
+			memcpy(body + len + done, body + len, n);
+			done += n;
 		}
+		len += 2 * DISTRO_SLOTS;
 	} else {
 		memcpy(body, data + 1, len);
 	}
@@ -47,10 +54,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    memchr(map.m[i].client_addr, 0, DISTRO_ADDR_MAX) == NULL ||
 			    distro_slot_map_member(&map, map.m[i].id) != &map.m[i])
 				abort();
-		for (uint32_t s = 0; s < DISTRO_SLOTS; s++)
-			if (map.owners[s] != 0 &&
-			    distro_slot_map_member(&map, map.owners[s]) == NULL)
+		/* Each owner id looked up once: 16384 slots name few of them. */
+		memset(owner_ok, 0, sizeof(owner_ok));
+		for (uint32_t s = 0; s < DISTRO_SLOTS; s++) {
+			uint16_t o = map.owners[s];
+
+			if (o > DISTRO_MEMBERS_MAX)
 				abort();
+			if (o == 0 || owner_ok[o])
+				continue;
+			if (distro_slot_map_member(&map, o) == NULL)
+				abort();
+			owner_ok[o] = true;
+		}
 	}
 	return 0;
 }

@@ -1194,3 +1194,76 @@ Test(udp, a_change_right_after_the_poll_is_pushed)
 	cr_assert_eq(rec.n, 1, "the subscriber whose answer was older is pushed");
 	cr_assert_eq(pkt_port(&rec.pkts[0]), 40002);
 }
+
+/*
+ * A scenario with every kind of state: subscribers of two services, a
+ * push acked, one retried, one pending. Its packets go into rec.
+ */
+static void busy(int64_t t0, bool ack_one)
+{
+	struct store_svc_key a = svc("a"), b = svc("b");
+	struct sockaddr_storage from = v4("127.0.0.1", 40001);
+
+	cr_assert_eq(sub("a", "", 40001, false, 0, t0), 0);
+	cr_assert_eq(sub("a", "east", 40002, true, 1, t0), 0);
+	cr_assert_eq(sub("b", "", 40003, false, 0, t0), 0);
+	udp_service_changed(u, &a, t0);
+	udp_service_changed(u, &b, t0);
+	udp_poll(u, t0 + 2);
+	cr_assert_geq(rec.n, 3);
+	for (size_t i = rec.n - 3; ack_one && i < rec.n; i++) {
+		if (pkt_port(&rec.pkts[i]) == 40001) {
+			struct decoded d = decode(&rec.pkts[i]);
+
+			cr_assert_eq(ack(&from, ACK_NUM, d.ref, t0 + 3), 0);
+			decoded_free(&d);
+		}
+	}
+	udp_poll(u, t0 + 1002); /* the retries */
+	/* And one pending at the reset. */
+	udp_service_changed(u, &a, t0 + 1003);
+}
+
+Test(udp, reset_is_a_new_push)
+{
+	struct udp_config c;
+	struct udp_callbacks cb = { render_cb, send_cb };
+	struct udp_push *fresh;
+	struct rec want;
+	size_t before;
+
+	udp_config_default(&c);
+	c.subs_max = 8;
+	c.unacked_max = 4;
+	c.retry_bytes_max = 1u << 16;
+	mk(&c);
+	busy(0, true);
+	cr_assert_gt(udp_stats(u)->unacked, 0);
+	cr_assert_gt(udp_stats(u)->acked, 0);
+	udp_reset(u);
+	cr_assert_eq(memcmp(udp_stats(u), &(struct udp_stats){ 0 }, sizeof(struct udp_stats)), 0,
+	             "every counter and gauge back to zero");
+	before = rec.n;
+	cr_assert_eq(udp_poll(u, 5000), -1, "nothing due: the old pending push is gone");
+	cr_assert_eq(rec.n, before, "no push to a subscriber from before the reset");
+
+	/* The same scenario on the reset push and on a new one: the same bytes. */
+	rec_clear(&rec);
+	busy(10000, false);
+	memcpy(&want, &rec, sizeof(want));
+	memset(&rec, 0, sizeof(rec));
+	cr_assert_eq(udp_create(&c, &cb, &rec, &fresh), 0);
+	struct udp_push *reset = u;
+
+	u = fresh;
+	busy(10000, false);
+	cr_assert_eq(rec.n, want.n);
+	for (size_t i = 0; i < rec.n; i++) {
+		cr_assert_eq(rec.pkts[i].len, want.pkts[i].len, "packet %zu", i);
+		cr_assert_arr_eq(rec.pkts[i].bytes, want.pkts[i].bytes, rec.pkts[i].len,
+		                 "packet %zu: refs start again", i);
+	}
+	cr_assert_eq(memcmp(udp_stats(reset), udp_stats(fresh), sizeof(struct udp_stats)), 0);
+	rec_clear(&want);
+	udp_destroy(reset);
+}
