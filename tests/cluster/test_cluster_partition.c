@@ -229,8 +229,9 @@ static void make(struct distro_instance *in, char (*ips)[16], uint32_t n, uint32
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t h = (base + i + 1) * 2654435761u;
 
-		snprintf(ips[i], sizeof(ips[i]), "10.%u.%u.%u", ((base + i) >> 8) & 255,
-		         (base + i) & 255, 1 + (h >> 24) % 254);
+		/* 198.18.0.0/15, a documentation range: one address per instance. */
+		snprintf(ips[i], sizeof(ips[i]), "198.%u.%u.%u", 18 + (((base + i) >> 16) & 1),
+		         ((base + i) >> 8) & 255, (base + i) & 255);
 		distro_instance_init(&in[i]);
 		in[i].service = "part";
 		in[i].ip = ips[i];
