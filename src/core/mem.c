@@ -1,6 +1,7 @@
 #include "core/mem.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #ifndef DISTRO_SANITIZED
 #include <mimalloc.h>
@@ -40,5 +41,27 @@ void mem_free(void *p)
 	free(p);
 #else
 	mi_free(p);
+#endif
+}
+
+void *mem_big_calloc(size_t bytes)
+{
+#ifdef DISTRO_SANITIZED
+	return calloc(1, bytes); /* ASan sees it: leaks, overflows */
+#else
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+#endif
+}
+
+void mem_big_free(void *p, size_t bytes)
+{
+#ifdef DISTRO_SANITIZED
+	(void)bytes;
+	free(p);
+#else
+	if (p)
+		munmap(p, bytes);
 #endif
 }

@@ -17,4 +17,12 @@ void *mem_calloc(size_t n, size_t bytes);
 void *mem_alloc_aligned(size_t align, size_t bytes);
 void mem_free(void *p);
 
+/* Blocks of at least this many bytes are worth a mapping of their own. */
+#define MEM_BIG_BYTES (1u << 20)
+
+/* `bytes` zeroed bytes; NULL when memory is exhausted. Free with mem_big_free. */
+void *mem_big_calloc(size_t bytes);
+/* Returns a block of mem_big_calloc to the kernel; `bytes` as allocated. */
+void mem_big_free(void *p, size_t bytes);
+
 #endif

@@ -504,7 +504,7 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 		bufs_n = RECV_BUFS_MIN;
 	if (bufs_n > RECV_BUFS_MAX)
 		bufs_n = RECV_BUFS_MAX;
-	rc = uring_bufs_init(&l->ring, &l->bufs, BUF_GROUP, bufs_n, RECV_BUF_BYTES);
+	rc = uring_bufs_init(&l->ring, &l->bufs, BUF_GROUP, bufs_n, bufs_n, RECV_BUF_BYTES);
 	if (rc < 0) {
 		snprintf(th->why, sizeof(th->why), "io_uring buffer ring: %s", strerror(-rc));
 		return rc;

@@ -1,7 +1,5 @@
 #include "io/uring.h"
 
-#include "core/mem.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,27 +61,34 @@ int uring_init(struct io_uring *ring, unsigned entries, const char **why)
 }
 
 int uring_bufs_init(struct io_uring *ring, struct uring_bufs *b, uint16_t group, uint32_t count,
-                    uint32_t bytes)
+                    uint32_t start, uint32_t bytes)
 {
 	struct io_uring_buf_reg reg;
 	size_t ring_bytes = count * sizeof(struct io_uring_buf);
-	void *mem;
+	void *mem, *bufs;
 	int rc;
 
 	memset(b, 0, sizeof(*b));
+	if (count == 0 || (count & (count - 1)) != 0 || count > 32768 || start == 0 ||
+	    start > count || bytes == 0)
+		return -EINVAL;
 	mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
+	/* Its own mapping: a buffer never given is never touched, never resident. */
+	bufs = mmap(NULL, (size_t)count * bytes, PROT_READ | PROT_WRITE,
+	            MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+	if (bufs == MAP_FAILED) {
+		rc = -errno;
+		munmap(mem, ring_bytes);
+		return rc;
+	}
 	b->br = mem;
+	b->mem = bufs;
 	b->count = count;
 	b->bytes = bytes;
 	b->group = group;
 	b->mask = (uint32_t)io_uring_buf_ring_mask(count);
-	b->mem = mem_alloc_aligned(4096, (size_t)count * bytes);
-	if (b->mem == NULL) {
-		munmap(mem, ring_bytes);
-		return -ENOMEM;
-	}
 	io_uring_buf_ring_init(b->br);
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (uint64_t)(uintptr_t)b->br;
@@ -91,15 +96,35 @@ int uring_bufs_init(struct io_uring *ring, struct uring_bufs *b, uint16_t group,
 	reg.bgid = group;
 	rc = io_uring_register_buf_ring(ring, &reg, 0);
 	if (rc < 0) {
-		mem_free(b->mem);
+		munmap(bufs, (size_t)count * bytes);
 		munmap(mem, ring_bytes);
+		b->br = NULL;
 		return rc;
 	}
-	for (uint32_t i = 0; i < count; i++)
+	for (uint32_t i = 0; i < start; i++)
 		io_uring_buf_ring_add(b->br, uring_buf(b, (uint16_t)i), bytes, (uint16_t)i,
 		                      (int)b->mask, (int)i);
-	io_uring_buf_ring_advance(b->br, (int)count);
+	io_uring_buf_ring_advance(b->br, (int)start);
+	b->given = start;
 	return 0;
+}
+
+uint32_t uring_bufs_grow(struct uring_bufs *b)
+{
+	uint32_t add = b->given < b->count - b->given ? b->given : b->count - b->given;
+
+	/*
+	 * The ring holds at most `given` entries (each buffer is in the ring
+	 * or out with the kernel or us, once), so `count` entries leave room
+	 * for the new ones.
+	 */
+	for (uint32_t i = 0; i < add; i++)
+		io_uring_buf_ring_add(b->br, uring_buf(b, (uint16_t)(b->given + i)), b->bytes,
+		                      (uint16_t)(b->given + i), (int)b->mask, (int)i);
+	if (add > 0)
+		io_uring_buf_ring_advance(b->br, (int)add);
+	b->given += add;
+	return add;
 }
 
 void uring_bufs_free(struct io_uring *ring, struct uring_bufs *b)
@@ -108,7 +133,7 @@ void uring_bufs_free(struct io_uring *ring, struct uring_bufs *b)
 		return;
 	io_uring_unregister_buf_ring(ring, b->group);
 	munmap(b->br, b->count * sizeof(struct io_uring_buf));
-	mem_free(b->mem);
+	munmap(b->mem, (size_t)b->count * b->bytes);
 	b->br = NULL;
 }
 

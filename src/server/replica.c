@@ -192,12 +192,20 @@ static void repl_lag_record(struct worker *w, int64_t now_wall, uint64_t version
 	WSTAT_ADD(w, repl_count[b], 1);
 }
 
-/* Applies records of our shard (last writer wins); keys gets their hashes if not NULL. */
+/*
+ * Applies records of our shard (last writer wins); keys gets their hashes if
+ * not NULL. Decoded STORE_APPLY_BATCH_MAX at a time and applied as a batch
+ * (store_apply_batch: each record's cache misses start a few records
+ * ahead). The batch's metadata pairs share kv: a batch ends early when
+ * fewer than PROTO_META_MAX places are left, so a record always fits.
+ */
 static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64_t *keys)
 {
-	static __thread struct store_kv kv[PROTO_META_MAX];
+	static __thread struct store_kv kv[2 * PROTO_META_MAX];
+	static __thread struct store_record recs[STORE_APPLY_BATCH_MAX];
+	int rcs[STORE_APPLY_BATCH_MAX];
 	struct proto_rd rd;
-	uint32_t nkeys = 0;
+	uint32_t nkeys = 0, i = 0;
 	bool synced = xmsg_kind(m) == XM_APPLY;
 	int64_t now_wall = synced ? clock_wall_ms(NULL) : 0;
 
@@ -207,21 +215,30 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 		          m->count);
 
 	proto_rd_init(&rd, m->data, m->len);
-	for (uint32_t i = 0; i < m->count; i++) {
-		struct store_record r;
+	while (i < m->count && !rd.err) {
+		uint32_t n = 0, kv_used = 0;
 
-		record_get(&rd, &r, kv, PROTO_META_MAX);
-		if (rd.err) /* checked by the peer thread: cannot happen */
-			break;
-		if (r.key.svc.service.p == NULL) /* the peer thread sent us only our shard's */
-			continue;
-		if (keys)
-			keys[nkeys++] = key_hash(&r.key);
-		if (!synced) /* a repair or a load: what we hold newer goes back out */
-			(void)store_repair_apply(w->shard, &r);
-		else if (store_apply(w->shard, &r) >= 0 && synced && !r.expired)
-			repl_lag_record(w, now_wall,
-			                r.version); /* an expiry's version is its base's */
+		while (i < m->count && n < STORE_APPLY_BATCH_MAX &&
+		       kv_used + PROTO_META_MAX <= 2 * PROTO_META_MAX) {
+			struct store_record *r = &recs[n];
+
+			record_get(&rd, r, kv + kv_used, PROTO_META_MAX);
+			i++;
+			if (rd.err) /* checked by the peer thread: cannot happen */
+				break;
+			/* The peer thread sent us only our shard's. */
+			if (r->key.svc.service.p == NULL)
+				continue;
+			kv_used += r->val.meta_n;
+			if (keys)
+				keys[nkeys++] = key_hash(&r->key);
+			n++;
+		}
+		/* A repair or a load: what we hold newer goes back out. */
+		store_apply_batch(w->shard, recs, n, !synced, rcs);
+		for (uint32_t k = 0; synced && k < n; k++)
+			if (rcs[k] >= 0 && !recs[k].expired) /* an expiry's version is its base's */
+				repl_lag_record(w, now_wall, recs[k].version);
 	}
 	return nkeys;
 }

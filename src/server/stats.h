@@ -73,7 +73,10 @@
 	X(grpc_push_acked)                                                                         \
 	X(grpc_renewed) /* instances renewed for their gRPC connection */                          \
 	X(loops)                                                                                   \
-	X(cqes)
+	X(cqes)                                                                                    \
+	X(recv_nobufs)    /* receives that found the buffer ring empty: re-armed, ring grown */    \
+	X(recv_bufs)      /* receive buffers given to the kernel (gauge, grows to a bound) */      \
+	X(recv_bufs_peak) /* most buffers filled between two reaps: the high-water (gauge) */
 
 /* Request latency buckets, upper bounds in microseconds (the last is +Inf). */
 #define WORKER_LAT_BUCKETS 12

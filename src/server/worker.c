@@ -11,13 +11,17 @@
  *
  * Loop: submit and wait (bounded by a short timeout for the timers); reap
  * every completion (accepts, multishot receives from the provided buffer
- * ring, sends, wake-ups); then "before sleep": retry the outbox, drain the
- * inbound rings (other workers' requests, all of them; the peer thread's
- * records, APPLY_BUDGET per loop; the auth thread's answers, authq.h),
- * run heartbeat expiry and epoch reclamation, the push pass (subs.c), the
- * replica's budgeted work and the feed to the peer thread (replica.c),
- * flush every connection that has output with one send, and wake each
- * thread we queued messages for, once.
+ * ring, sends, wake-ups); give the buffer ring more if receives found it
+ * empty while many connections had data (it starts small and grows on
+ * demand to RECV_BUFS_MAX: every buffer given becomes resident,
+ * io/uring.h; recv_bufs_check); then "before sleep": retry
+ * the outbox, drain the inbound rings (other workers' requests, all of
+ * them; the peer thread's records, APPLY_BUDGET per loop; the auth
+ * thread's answers, authq.h), run heartbeat expiry and epoch
+ * reclamation, the push pass (subs.c), the replica's budgeted work and
+ * the feed to the peer thread (replica.c), flush every connection that
+ * has output with one send, and wake each thread we queued messages for,
+ * once.
  *
  * Connections live in a fixed table (bounded by --conns-max / workers).
  * user_data carries the operation, the slot and the slot's generation, so a
@@ -439,6 +443,13 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	struct conn *c = conn_at(w, idx);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		w->bufs_filled++;
+		if (c->recv_loop != w->loop_seq) {
+			c->recv_loop = w->loop_seq;
+			w->bufs_conns++;
+		}
+	}
 	if (c->gen != ud_gen(cqe->user_data) || c->state == C_FREE) {
 		/* Stale (the slot was reused): still give its buffer back. */
 		if (cqe->flags & IORING_CQE_F_BUFFER)
@@ -466,7 +477,13 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		uring_buf_recycle(&w->bufs, bid);
 	}
 	if (cqe->res == -ENOBUFS && c->state == C_OPEN) {
-		/* Every buffer was out; they came back as we parsed. Re-arm. */
+		/*
+		 * Every buffer was out; they came back as we parsed, and the
+		 * ring may get more before the next submit (recv_bufs_check).
+		 * The data waits in the socket. Re-arm.
+		 */
+		WSTAT_INC(w, recv_nobufs);
+		w->bufs_short = true;
 		if (!more)
 			conn_arm_recv(w, idx);
 		return;
@@ -607,6 +624,38 @@ static void count_batch(struct worker *w, unsigned n)
 	}
 }
 
+/*
+ * After a reap: the buffers this loop's completions filled were all out
+ * with us at once (with DEFER_TASKRUN the kernel fills them only inside
+ * the wait; we hand each back as it is parsed), so their number is the
+ * ring's high-water mark.
+ *
+ * When a receive found the ring empty, more buffers (io/uring.h: doubling,
+ * up to RECV_BUFS_MAX) help only if the ring is short of connections:
+ * most of them had a buffer each, and others found none. If instead a few
+ * connections took several buffers each (a client writing faster than we
+ * parse: a bulk registration, a loop that was descheduled), more buffers
+ * would only move bytes from their sockets into our memory, where they
+ * wait just the same; the rest of their data waits in the socket, under
+ * TCP's flow control, and comes in the next loops. So the ring grows only
+ * when the buffers filled were spread over at least half as many
+ * connections: a storm of active connections, not a fast writer.
+ */
+static void recv_bufs_check(struct worker *w)
+{
+	if (w->bufs_filled > w->stats.recv_bufs_peak)
+		STORE_RELAXED(&w->stats.recv_bufs_peak, (uint64_t)w->bufs_filled);
+	if (w->bufs_short && 2 * w->bufs_conns >= w->bufs.given && uring_bufs_grow(&w->bufs) > 0) {
+		STORE_RELAXED(&w->stats.recv_bufs, (uint64_t)w->bufs.given);
+		log_info("worker %u: receive buffers ran out over %u connections: %u now (at most "
+		         "%u)",
+		         w->id, w->bufs_conns, w->bufs.given, w->bufs.count);
+	}
+	w->bufs_filled = w->bufs_conns = 0;
+	w->bufs_short = false;
+	w->loop_seq++;
+}
+
 static void worker_stalled(struct worker *w, int64_t gap)
 {
 	uint32_t moved = store_pause_credit(w->shard, gap);
@@ -673,6 +722,7 @@ static void loop(struct worker *w)
 		}
 		io_uring_cq_advance(&w->ring, n);
 		count_batch(w, n);
+		recv_bufs_check(w);
 
 		/* Before sleep. */
 		outbox_retry(&w->out);
@@ -761,10 +811,13 @@ void *worker_main(void *arg)
 	log_thread_name(name);
 	rc = uring_init(&w->ring, RING_ENTRIES, &why);
 	if (rc == 0) {
-		rc = uring_bufs_init(&w->ring, &w->bufs, BUF_GROUP, RECV_BUFS, RECV_BUF_BYTES);
+		rc = uring_bufs_init(&w->ring, &w->bufs, BUF_GROUP, RECV_BUFS_MAX, RECV_BUFS_START,
+		                     RECV_BUF_BYTES);
 		if (rc < 0) {
 			why = "cannot register the receive buffer ring";
 			io_uring_queue_exit(&w->ring);
+		} else {
+			STORE_RELAXED(&w->stats.recv_bufs, (uint64_t)w->bufs.given);
 		}
 	}
 	if (rc < 0) {

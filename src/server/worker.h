@@ -51,7 +51,11 @@ struct worker {
 	struct server *srv;
 	struct io_uring ring;
 	struct uring_bufs bufs;
-	bool ring_ok; /* closed by the server, after the peer thread stopped */
+	uint32_t bufs_filled; /* receive buffers the completions of this loop filled */
+	uint32_t bufs_conns;  /* ... by this many connections */
+	uint32_t loop_seq;    /* loops so far (conn.recv_loop) */
+	bool bufs_short;      /* a receive found the ring empty this loop */
+	bool ring_ok;         /* closed by the server, after the peer thread stopped */
 	/* The client ports' listeners, by enum conn_kind (accept.c); fd -1: not served. */
 	struct listener {
 		int fd;

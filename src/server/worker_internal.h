@@ -33,7 +33,8 @@
 #include <stdint.h>
 
 #define RING_ENTRIES    1024
-#define RECV_BUFS       512
+#define RECV_BUFS_START 64  /* receive buffers given at start (io/uring.h: grown on -ENOBUFS) */
+#define RECV_BUFS_MAX   512 /* ... up to this many per worker: 8 MiB */
 #define RECV_BUF_BYTES  16384
 #define BUF_GROUP       1
 #define XCORE_SLOTS     4096
@@ -112,6 +113,7 @@ struct conn {
 	struct gconn *grpc;  /* CONN_GRPC: the HTTP/2 session and Nacos connection (grpc.c) */
 	uint32_t src_bucket; /* its count in srv->sources (srclimit.h), given back at close */
 	int64_t partial_ms;  /* a request started then and is not whole yet; 0: none (worker.c) */
+	uint32_t recv_loop;  /* the worker's loop in which it last filled a receive buffer */
 };
 
 #define WSTAT_ADD(w, name, d) STORE_RELAXED(&(w)->stats.name, (w)->stats.name + (d))

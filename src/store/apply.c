@@ -32,6 +32,8 @@
 
 #include "core/err.h"
 
+#include <assert.h>
+
 bool store_deleted_by_client(struct store_shard *sh, const struct store_key *k, int64_t within_ms)
 {
 	struct store_inst *in;
@@ -149,7 +151,8 @@ static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 	return v1 > v2 || (v1 == v2 && n1 > n2);
 }
 
-static int apply(struct store_shard *sh, const struct store_record *r, bool repair);
+static int apply(struct store_shard *sh, const struct store_record *r, const struct rkey *rk,
+                 bool repair);
 
 /*
  * A replicated instance that appears in a slot this node owns (it arrived
@@ -168,30 +171,146 @@ static void owned_track(struct store_shard *sh, struct store_inst *in)
 
 int store_apply(struct store_shard *sh, const struct store_record *r)
 {
-	return apply(sh, r, false);
-}
-
-int store_repair_apply(struct store_shard *sh, const struct store_record *r)
-{
-	return apply(sh, r, true);
-}
-
-/* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
-static int apply(struct store_shard *sh, const struct store_record *r, bool repair)
-{
-	struct store_inst *in;
 	struct rkey rk;
-	struct pval p = { 0 };
-	uint8_t expired = r->expired ? STORE_F_EXPIRED : 0;
 	int rc;
 
 	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
 		return rejected(sh, rc);
+	return apply(sh, r, &rk, false);
+}
+
+int store_repair_apply(struct store_shard *sh, const struct store_record *r)
+{
+	struct rkey rk;
+	int rc;
+
+	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
+		return rejected(sh, rc);
+	return apply(sh, r, &rk, true);
+}
+
+/*
+ * A batch, pipelined. Applying a record of a load or a sync is a chain of
+ * cache misses, each address known only from the one before: the service
+ * table's bucket, then the service (and its name, compared), then its
+ * instance array's end; the instance table's bucket. At a million
+ * records none of them is in cache, and one record's misses follow one
+ * another. Here each record passes four prefetch stages, APPLY_AHEAD
+ * records apart, so its misses overlap the work on the records before it:
+ *
+ *   1. resolve the key (the hashes; pure) and prefetch both buckets, and
+ *      the slot's checksum;
+ *   2. read the service bucket (now cached) and prefetch the service it
+ *      points to (a tag match: almost always the one), and the instance
+ *      the table bucket points to, if any (an update's);
+ *   3. prefetch what the service points to: its name, its cluster list
+ *      and its instance array's header;
+ *   4. prefetch the array's end (where an add writes);
+ *
+ * then apply, as store_apply does with the key resolved. A prefetch is a
+ * hint: a table rebuilt or a service created by an earlier record of the
+ * batch costs a miss, never a wrong result: the apply looks everything
+ * up again. Results and counters are those of store_apply (or
+ * store_repair_apply) called on each record in order: resolving a key
+ * reads nothing the applies write.
+ */
+#define APPLY_AHEAD 4
+
+static void prefetch_buckets(const struct store_shard *sh, const struct rkey *rk)
+{
+	const struct table_arr *sa = sh->svcs.arr, *ia = sh->table.arr;
+
+	__builtin_prefetch(&sa->e[table_home(sa->bits, rk->svc_hash)]);
+	__builtin_prefetch(&ia->e[table_home(ia->bits, rk->hash)]);
+	__builtin_prefetch(&sh->slot_sum[rk->slot], 1);
+}
+
+/* The service of a bucket whose tag matches (likely the one), or NULL. */
+static const struct store_svc *bucket_svc(const struct store_shard *sh, const struct rkey *rk)
+{
+	const struct table_arr *sa = sh->svcs.arr;
+	uintptr_t e = sa->e[table_home(sa->bits, rk->svc_hash)];
+
+	if (e == TABLE_EMPTY || e == TABLE_TOMB || (e >> 48) != (rk->svc_hash & 0xffff))
+		return NULL;
+	return table_obj(e);
+}
+
+static void prefetch_objects(const struct store_shard *sh, const struct rkey *rk)
+{
+	const struct table_arr *ia = sh->table.arr;
+	const struct store_svc *svc = bucket_svc(sh, rk);
+	uintptr_t e = ia->e[table_home(ia->bits, rk->hash)];
+
+	if (svc)
+		__builtin_prefetch(svc);
+	if (e != TABLE_EMPTY && e != TABLE_TOMB)
+		__builtin_prefetch(table_obj(e));
+}
+
+static void prefetch_svc_parts(const struct store_shard *sh, const struct rkey *rk)
+{
+	const struct store_svc *svc = bucket_svc(sh, rk);
+
+	if (svc) {
+		__builtin_prefetch(svc->name);
+		__builtin_prefetch(svc->arr);
+		__builtin_prefetch(svc->clusters);
+	}
+}
+
+static void prefetch_arr_end(const struct store_shard *sh, const struct rkey *rk)
+{
+	const struct store_svc *svc = bucket_svc(sh, rk);
+	const struct svc_arr *a = svc ? svc->arr : NULL;
+
+	if (a && a->n < a->cap)
+		__builtin_prefetch(&a->v[a->n], 1);
+}
+
+void store_apply_batch(struct store_shard *sh, const struct store_record *r, uint32_t n,
+                       bool repair, int *rc)
+{
+	struct rkey rk[STORE_APPLY_BATCH_MAX];
+	int res[STORE_APPLY_BATCH_MAX] = { 0 }; /* each set at its step before use */
+
+	assert(n <= STORE_APPLY_BATCH_MAX);
+	/* Record k is in stage s at step k + s * APPLY_AHEAD. */
+	for (uint32_t i = 0; i < n + 4 * APPLY_AHEAD; i++) {
+		uint32_t k;
+
+		if (i < n && (res[i] = resolve_for_write(sh, &r[i].key, &rk[i])) == 0)
+			prefetch_buckets(sh, &rk[i]);
+		k = i - APPLY_AHEAD;
+		if (i >= APPLY_AHEAD && k < n && res[k] == 0)
+			prefetch_objects(sh, &rk[k]);
+		k = i - 2 * APPLY_AHEAD;
+		if (i >= 2 * APPLY_AHEAD && k < n && res[k] == 0)
+			prefetch_svc_parts(sh, &rk[k]);
+		k = i - 3 * APPLY_AHEAD;
+		if (i >= 3 * APPLY_AHEAD && k < n && res[k] == 0)
+			prefetch_arr_end(sh, &rk[k]);
+		k = i - 4 * APPLY_AHEAD;
+		if (i >= 4 * APPLY_AHEAD && k < n)
+			rc[k] = res[k] < 0 ? rejected(sh, res[k])
+			                   : apply(sh, &r[k], &rk[k], repair);
+	}
+}
+
+/* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
+static int apply(struct store_shard *sh, const struct store_record *r, const struct rkey *rk,
+                 bool repair)
+{
+	struct store_inst *in;
+	struct pval p = { 0 };
+	uint8_t expired = r->expired ? STORE_F_EXPIRED : 0;
+	int rc;
+
 	/* A version far ahead of our clock would drag every later version with it. */
 	if (r->version >
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
-	in = inst_find(sh, &rk, NULL);
+	in = inst_find(sh, rk, NULL);
 	if (in && !newer(r->version, r->node, in->version, in->node)) {
 		STAT_INC(sh, applies_stale);
 		if (repair && newer(in->version, in->node, r->version, r->node) &&
@@ -216,7 +335,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, bool repa
 	if (r->deleted) {
 		if (in == NULL) {
 			/* Remember the delete so an older create arriving later is refused. */
-			if ((rc = inst_create(sh, &rk, NULL, r->version, r->node, &in)) < 0)
+			if ((rc = inst_create(sh, rk, NULL, r->version, r->node, &in)) < 0)
 				return rejected(sh, rc);
 			if (expired) {
 				seq_begin(in);
@@ -240,7 +359,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, bool repa
 			rc = STORE_CHANGED;
 		}
 	} else if (in == NULL) {
-		if ((rc = inst_create(sh, &rk, &p, r->version, r->node, &in)) < 0) {
+		if ((rc = inst_create(sh, rk, &p, r->version, r->node, &in)) < 0) {
 			pval_drop(sh, &p);
 			return rejected(sh, rc);
 		}

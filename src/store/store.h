@@ -294,6 +294,20 @@ int store_touch(struct store_shard *sh, const struct store_key *k);
  */
 int store_apply(struct store_shard *sh, const struct store_record *r);
 
+/* Records store_apply_batch takes at once at most. */
+#define STORE_APPLY_BATCH_MAX 64
+
+/*
+ * n (<= STORE_APPLY_BATCH_MAX) records, each applied as store_apply (repair
+ * false) or store_repair_apply (true) would, in order; rc[i] gets record
+ * i's result. The same work, with each record's cache misses (its service,
+ * the table buckets, the service's array) started a few records ahead of
+ * its apply, so they overlap instead of following one another: for loads
+ * and sync batches, where nothing is in cache.
+ */
+void store_apply_batch(struct store_shard *sh, const struct store_record *r, uint32_t n,
+                       bool repair, int *rc);
+
 /*
  * Takeover: this node now owns the instance's slot. It gets a full fresh
  * deadline in its present state (an unhealthy one stays unhealthy and is

@@ -20,9 +20,16 @@ static inline bool entry_tag_is(uintptr_t e, uint64_t hash)
 	return (e >> TAG_SHIFT) == (hash & 0xffff);
 }
 
+static size_t arr_bytes(uint32_t bits)
+{
+	return sizeof(struct table_arr) + (sizeof(uintptr_t) << bits);
+}
+
+/* A big array is a mapping of its own (core/mem.h): freed, it leaves RSS at once. */
 static struct table_arr *arr_new(uint32_t bits, uint32_t gen)
 {
-	struct table_arr *a = mem_calloc(1, sizeof(*a) + (sizeof(uintptr_t) << bits));
+	size_t bytes = arr_bytes(bits);
+	struct table_arr *a = bytes >= MEM_BIG_BYTES ? mem_big_calloc(bytes) : mem_calloc(1, bytes);
 
 	if (a) {
 		a->bits = bits;
@@ -43,9 +50,22 @@ int table_init(struct table *t, uint32_t bits_min)
 	return t->arr ? 0 : -ERR_NOMEM;
 }
 
+static void arr_release(struct table_arr *a)
+{
+	size_t bytes;
+
+	if (a == NULL)
+		return;
+	bytes = arr_bytes(a->bits);
+	if (bytes >= MEM_BIG_BYTES)
+		mem_big_free(a, bytes);
+	else
+		mem_free(a);
+}
+
 void table_destroy(struct table *t)
 {
-	mem_free(t->arr);
+	arr_release(t->arr);
 	t->arr = NULL;
 }
 
@@ -86,7 +106,7 @@ static bool arr_place(struct table_arr *a, uint64_t hash, uintptr_t entry)
 static void arr_free(void *ctx, void *obj)
 {
 	(void)ctx;
-	mem_free(obj);
+	arr_release(obj);
 }
 
 /* Bits of an array where `n` entries fill at most 1/den of the buckets (num of den). */

@@ -103,6 +103,11 @@ Test(http, metrics_count_real_traffic)
 	cr_assert_not_null(strstr(
 	        body, "\ndistrod_uring_completions_per_loop_bucket{worker=\"1\",le=\"+Inf\"} "));
 	cr_assert_gt(value_of(body, "distrod_uring_completions_total"), 0);
+	/* Two workers, 64 buffers each at start; one client's few requests need no more. */
+	cr_assert_eq(value_of(body, "distrod_uring_recv_buffers"), 128);
+	cr_assert_eq(value_of(body, "distrod_uring_recv_nobufs_total"), 0);
+	cr_assert_geq(value_of(body, "distrod_uring_recv_buffers_peak"), 1);
+	cr_assert_leq(value_of(body, "distrod_uring_recv_buffers_peak"), 128);
 	free(body);
 }
 

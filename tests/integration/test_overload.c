@@ -637,4 +637,10 @@ Test(overload, storm_does_not_delay_established_clients, .init = start_storm, .f
 	distro_close(c);
 	cr_assert(ok, "worst ping during the storm %lld us, without it %lld us (slack %d us)",
 	          (long long)worst, (long long)base, STORM_SLACK_US);
+	/*
+	 * The storm's connections send nothing (their closes take no buffer):
+	 * the worker's 64 receive buffers, which grow on demand, never ran out.
+	 */
+	cr_assert_eq(metric(hn.http_port, "distrod_uring_recv_nobufs_total"), 0);
+	cr_assert_eq(metric(hn.http_port, "distrod_uring_recv_buffers"), 64);
 }

@@ -322,3 +322,95 @@ Test(wire, lists_are_cut_at_the_frame_limit)
 	cr_assert_gt(h.count, 100);
 	close(fd);
 }
+
+/* A counter of the node's STATS text. */
+static uint64_t stat_of(struct distro_client *c, const char *name)
+{
+	static char text[16384];
+	char want[64];
+	const char *p;
+
+	cr_assert_gt(distro_stats(c, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "\n%s ", name);
+	p = strstr(text, want);
+	cr_assert_not_null(p, "no %s in STATS", name);
+	return strtoull(p + strlen(want), NULL, 10);
+}
+
+/* Waits (bounded) until process pid is stopped, or running again. */
+static void wait_stopped(pid_t pid, bool stopped)
+{
+	char path[64], buf[512], *p;
+	int64_t end = now_ms() + 5000;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && ((p[2] == 'T') == stopped))
+			return;
+		cr_assert_lt(now_ms(), end, "distrod %s within 5 s",
+		             stopped ? "stopped" : "resumed");
+		nap_ms(1);
+	}
+}
+
+/*
+ * Receive buffers start few (64 per worker) and grow on demand. Requests
+ * from many connections at once - sent while the node is stopped, so all
+ * of them wait for it when it resumes - are each answered, whether or not
+ * the ring ran out on the way (the kernel may run the receives in slices,
+ * so it need not: tests/unit/io/test_uring.c makes it run out for sure);
+ * the counters agree with what happened: a ring grows only after it ran
+ * out, within its bound (512 per worker), and never held more filled
+ * buffers than it had.
+ */
+#define BURST_CONNS 400
+
+Test(wire, a_burst_from_many_connections_is_answered_within_the_buffers)
+{
+	static int fds[BURST_CONNS];
+	struct distro_client *c = node_client(&node);
+	uint64_t nobufs, bufs, peak;
+	struct proto_header h;
+	uint8_t f[64], body[64];
+
+	cr_assert_eq(stat_of(c, "recv_bufs"), 2 * 64, "two workers, 64 buffers each at start");
+	for (int i = 0; i < BURST_CONNS; i++) {
+		fds[i] = raw_connect();
+		send_all(fds[i], f, ping_frame(f, (uint32_t)i + 1)); /* set up, receive armed */
+		cr_assert(read_frame(fds[i], &h, body, sizeof(body)));
+		cr_assert_eq(h.request_id, (uint32_t)i + 1);
+	}
+	cr_assert_eq(kill(node.pid, SIGSTOP), 0);
+	wait_stopped(node.pid, true);
+	for (int i = 0; i < BURST_CONNS; i++)
+		send_all(fds[i], f, ping_frame(f, (uint32_t)i + 100000));
+	cr_assert_eq(kill(node.pid, SIGCONT), 0);
+	wait_stopped(node.pid, false);
+	for (int i = 0; i < BURST_CONNS; i++) {
+		cr_assert(read_frame(fds[i], &h, body, sizeof(body)), "connection %d answered", i);
+		cr_assert_eq(h.op, OP_PING | PROTO_RESPONSE);
+		cr_assert_eq(h.request_id, (uint32_t)i + 100000);
+		close(fds[i]);
+	}
+	nobufs = stat_of(c, "recv_nobufs");
+	bufs = stat_of(c, "recv_bufs");
+	peak = stat_of(c, "recv_bufs_peak");
+	cr_log_info("burst of %d connections: recv_nobufs %llu, recv_bufs %llu, peak %llu",
+	            BURST_CONNS, (unsigned long long)nobufs, (unsigned long long)bufs,
+	            (unsigned long long)peak);
+	if (nobufs == 0)
+		cr_assert_eq(bufs, 2 * 64, "a ring that never ran out did not grow");
+	else
+		cr_assert_gt(bufs, 2 * 64, "a ring that ran out grew");
+	cr_assert_leq(bufs, 2 * 512, "within the bound");
+	cr_assert_geq(peak, 1);
+	cr_assert_leq(peak, bufs, "never more filled than given");
+	distro_close(c);
+}
