@@ -4,13 +4,15 @@
 # directory), BASE_PORT, WORKERS, D (distrod), C (distroctl) and a die()
 # function. Node i has peer port BASE_PORT+i, the Nacos API on
 # BASE_PORT+1000+10*i, the binary protocol 2 and HTTP admin 3 above it.
-# node_start passes NODE_TIMEOUTS (default: long heartbeat timeouts, for
-# scripts whose instances are registered once and never beaten) and any
-# extra flags; PIDS[i] is node i's process.
+# node_start passes NODE_TIMEOUTS and any extra flags; PIDS[i] is node i's
+# process. NODE_TIMEOUTS unset: long heartbeat timeouts, for scripts whose
+# instances are registered once and never beaten; set to () by the caller:
+# distrod's defaults (an empty array used to mean the long ones too, so
+# perf/soak's and perf/scale-cluster's churn lived 20 minutes, not 30 s).
 # shellcheck shell=bash
 
-NODE_TIMEOUTS=(${NODE_TIMEOUTS[@]+"${NODE_TIMEOUTS[@]}"})
-[ ${#NODE_TIMEOUTS[@]} -gt 0 ] || NODE_TIMEOUTS=(--beat-timeout 600000 --delete-timeout 1200000)
+declare -p NODE_TIMEOUTS >/dev/null 2>&1 ||
+	NODE_TIMEOUTS=(--beat-timeout 600000 --delete-timeout 1200000)
 
 PIDS=()
 cleanup() {
