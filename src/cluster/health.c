@@ -265,14 +265,17 @@ static void quorum_check(struct peer *p, int64_t now)
 
 /*
  * The eligible set from what this node knows (slotmap_eligible, the pure
- * rule), and the map when it changed. A change of this node's own
- * eligibility is pinged at once: the members that reach it learn it
- * without waiting a ping interval, and relay it in their next PING.
+ * rule), and the map when it changed. A change of what this node relays
+ * (its own eligibility, or a member it sees eligible or no longer) is
+ * pinged at once: the members that reach a member only through this node
+ * learn it without waiting a ping interval, so a member that regains its
+ * quorum is not an owner here and a stranger there for a whole interval.
  */
 static void eligible_update(struct peer *p, int64_t now)
 {
 	struct slotmap_seen seen[MEMBERS_MAX + 1];
-	bool el[MEMBERS_MAX + 1], self_was = p->eligible[p->self], changed = false;
+	bool el[MEMBERS_MAX + 1], changed = false;
+	uint64_t sees_was = p->sees;
 
 	memset(seen, 0, sizeof(seen));
 	memset(el, 0, sizeof(el));
@@ -297,7 +300,7 @@ static void eligible_update(struct peer *p, int64_t now)
 		health_map_update(p);
 	else
 		health_takeover_retry(p);
-	if (self_was != p->eligible[p->self])
+	if (sees_was != p->sees)
 		health_pings(p);
 }
 

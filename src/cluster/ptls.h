@@ -32,7 +32,9 @@
  * link, never per frame.
  *
  * Threads: a struct ptls and its links belong to the peer thread; the
- * SSL_CTX is only read by it after ptls_init.
+ * SSL_CTX is only read by it after ptls_init, and the PSK session's time is
+ * written by it at each handshake (ptls.c, psk_fresh): unlocked, so the
+ * context must stay the peer thread's alone.
  */
 #ifndef DISTRO_CLUSTER_PTLS_H
 #define DISTRO_CLUSTER_PTLS_H

@@ -83,6 +83,8 @@ int uring_bufs_init(struct io_uring *ring, struct uring_bufs *b, uint16_t group,
 		munmap(mem, ring_bytes);
 		return rc;
 	}
+	/* With THP "always", a first touch could make a 2 MiB page resident. */
+	madvise(bufs, (size_t)count * bytes, MADV_NOHUGEPAGE);
 	b->br = mem;
 	b->mem = bufs;
 	b->count = count;

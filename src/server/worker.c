@@ -484,7 +484,7 @@ static void on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		 */
 		WSTAT_INC(w, recv_nobufs);
 		w->bufs_short = true;
-		if (!more)
+		if (!more && !c->close_after_flush) /* as below: a closing one reads no more */
 			conn_arm_recv(w, idx);
 		return;
 	}
