@@ -65,6 +65,15 @@ void netns_teardown(struct netns_cluster *nc);
 /* Prints the last lines of every node's log to stderr. */
 void netns_dump_logs(const struct netns_cluster *nc);
 
+/* Fails the test (Criterion) with the nodes' logs printed first, unless cond holds. */
+#define NETNS_CHECK(nc, cond, ...)                                                                 \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			netns_dump_logs(nc);                                                       \
+			cr_assert_fail(__VA_ARGS__);                                               \
+		}                                                                                  \
+	} while (0)
+
 /* Cuts (or restores) the peer link between nodes i and j: a blackhole route each way. */
 void netns_link_cut(struct netns_cluster *nc, int i, int j, bool cut);
 

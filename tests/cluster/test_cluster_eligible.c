@@ -63,13 +63,7 @@ static struct netns_cluster nc;
 static struct distro_instance b[N_B], d[N_D], x[N_X], nn[N_N];
 static char bip[N_B][16], dip[N_D][16], xip[N_X][16], nip[N_N][16];
 
-#define check(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			netns_dump_logs(&nc);                                                      \
-			cr_assert_fail(__VA_ARGS__);                                               \
-		}                                                                                  \
-	} while (0)
+#define check(cond, ...) NETNS_CHECK(&nc, cond, __VA_ARGS__)
 
 static void setup(void)
 {

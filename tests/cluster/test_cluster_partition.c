@@ -51,13 +51,7 @@ static struct netns_cluster nc;
 static struct distro_instance x[N_HALF], y[N_HALF], za[N_NEW], zb[N_NEW], wa[N_W];
 static char xip[N_HALF][16], yip[N_HALF][16], zaip[N_NEW][16], zbip[N_NEW][16], waip[N_W][16];
 
-#define check(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			netns_dump_logs(&nc);                                                      \
-			cr_assert_fail(__VA_ARGS__);                                               \
-		}                                                                                  \
-	} while (0)
+#define check(cond, ...) NETNS_CHECK(&nc, cond, __VA_ARGS__)
 
 static void setup(void)
 {

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,32 @@ static inline void nap_ms(int ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * Waits (bounded, 5 s) until process pid is stopped (SIGSTOP: state 'T' in
+ * /proc/pid/stat) or, with stopped false, running again.
+ */
+static inline void node_wait_stopped(pid_t pid, bool stopped)
+{
+	char path[64], buf[512], *p;
+	int64_t end = now_ms() + 5000;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && ((p[2] == 'T') == stopped))
+			return;
+		cr_assert_lt(now_ms(), end, "distrod %s within 5 s",
+		             stopped ? "stopped" : "resumed");
+		nap_ms(1);
+	}
 }
 
 /* Starts distrod with the given extra flags (NULL-terminated). */

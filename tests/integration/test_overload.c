@@ -519,29 +519,6 @@ static uint64_t open_conns(void)
 	       metric(hn.http_port, "distrod_connections_closed_total");
 }
 
-/* Waits (bounded) until process pid is stopped or running again. */
-static void wait_state(pid_t pid, bool stopped)
-{
-	char path[64], buf[512], *p;
-	int64_t end = now_ms() + 5000;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		buf[n] = 0;
-		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && ((p[2] == 'T') == stopped))
-			return;
-		cr_assert_lt(now_ms(), end, "distrod %s within 5 s",
-		             stopped ? "stopped" : "resumed");
-		nap_ms(1);
-	}
-}
-
 /*
  * One storm: the client's worst ping during it, and without it (*base_us).
  * The node is stopped (SIGSTOP) while the connections are opened, so all
@@ -568,11 +545,11 @@ static int64_t storm_round(struct distro_client *c, int64_t *base_us)
 	accepted = metric(hn.http_port, "distrod_connections_total{result=\"accepted\"}");
 	t0 = now_ms();
 	cr_assert_eq(kill(hn.node.pid, SIGSTOP), 0);
-	wait_state(hn.node.pid, true);
+	node_wait_stopped(hn.node.pid, true);
 	storm_main(&s);
 	paused_ms = now_ms() - t0;
 	cr_assert_eq(kill(hn.node.pid, SIGCONT), 0);
-	wait_state(hn.node.pid, false);
+	node_wait_stopped(hn.node.pid, false);
 	/* Ping through the storm, and until the node has set up every connection. */
 	end = now_ms() + 60000;
 	for (;;) {

@@ -337,29 +337,6 @@ static uint64_t stat_of(struct distro_client *c, const char *name)
 	return strtoull(p + strlen(want), NULL, 10);
 }
 
-/* Waits (bounded) until process pid is stopped, or running again. */
-static void wait_stopped(pid_t pid, bool stopped)
-{
-	char path[64], buf[512], *p;
-	int64_t end = now_ms() + 5000;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		buf[n] = 0;
-		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && ((p[2] == 'T') == stopped))
-			return;
-		cr_assert_lt(now_ms(), end, "distrod %s within 5 s",
-		             stopped ? "stopped" : "resumed");
-		nap_ms(1);
-	}
-}
-
 /*
  * Receive buffers start few (64 per worker) and grow on demand. Requests
  * from many connections at once - sent while the node is stopped, so all
@@ -388,11 +365,11 @@ Test(wire, a_burst_from_many_connections_is_answered_within_the_buffers)
 		cr_assert_eq(h.request_id, (uint32_t)i + 1);
 	}
 	cr_assert_eq(kill(node.pid, SIGSTOP), 0);
-	wait_stopped(node.pid, true);
+	node_wait_stopped(node.pid, true);
 	for (int i = 0; i < BURST_CONNS; i++)
 		send_all(fds[i], f, ping_frame(f, (uint32_t)i + 100000));
 	cr_assert_eq(kill(node.pid, SIGCONT), 0);
-	wait_stopped(node.pid, false);
+	node_wait_stopped(node.pid, false);
 	for (int i = 0; i < BURST_CONNS; i++) {
 		cr_assert(read_frame(fds[i], &h, body, sizeof(body)), "connection %d answered", i);
 		cr_assert_eq(h.op, OP_PING | PROTO_RESPONSE);
