@@ -185,7 +185,7 @@ void load_progress(struct peer *p, int64_t now)
 		if (now - since >= (int64_t)p->cfg->startup_wait_ms)
 			become_ready(p,
 			             p->loading ? "load stalled: no READY peer left"
-			                        : "no READY peer: starting empty",
+			                        : "no READY peer: with what this node holds",
 			             false);
 		return;
 	}
