@@ -215,6 +215,38 @@ int ptls_link_new(const struct ptls *t, struct ptls_link *tl, bool client)
 	return 0;
 }
 
+int ptls_link_reset(const struct ptls *t, struct ptls_link *tl, bool client)
+{
+	BIO *inner = tl->ssl ? SSL_get_rbio(tl->ssl) : NULL; /* the rbio: never the bbio */
+	SSL *ssl;
+
+	if (inner == NULL)
+		return ptls_link_new(t, tl, client);
+	/* Ours keeps the pair alive through SSL_free; it becomes the new SSL's below. */
+	if (!BIO_up_ref(inner))
+		goto err;
+	ssl = SSL_new(t->ctx);
+	if (ssl == NULL) {
+		BIO_free(inner);
+		goto err;
+	}
+	SSL_free(tl->ssl);
+	(void)BIO_reset(inner);   /* ciphertext out: len and offset 0, as a new pair's */
+	(void)BIO_reset(tl->net); /* ciphertext in */
+	tl->ssl = ssl;
+	tl->done = false;
+	SSL_set_bio(ssl, inner, inner); /* as in ptls_link_new: two references, ours and one more */
+	if (client)
+		SSL_set_connect_state(ssl);
+	else
+		SSL_set_accept_state(ssl);
+	return 0;
+err:
+	ERR_clear_error();
+	ptls_link_free(tl);
+	return -ERR_NOMEM;
+}
+
 void ptls_link_free(struct ptls_link *tl)
 {
 	if (tl->ssl == NULL)

@@ -92,6 +92,17 @@ int ptls_link_new(const struct ptls *t, struct ptls_link *tl, bool client);
 void ptls_link_free(struct ptls_link *tl);
 
 /*
+ * The link as ptls_link_new would make it, keeping its BIO pair: a new SSL
+ * (nothing of the last session carries over, as it would with SSL_clear),
+ * both ciphertext buffers emptied, their memory kept. For a caller that
+ * makes link after link in one place - the fuzz target, where a new pair
+ * (PTLS_OUT_BYTES + PTLS_IN_BYTES, past ASan's largest size class) was an
+ * mmap, a munmap and a TLB shootdown per input; peer links are few and
+ * long-lived and do not use it. 0, or -ERR_NOMEM with the link freed.
+ */
+int ptls_link_reset(const struct ptls *t, struct ptls_link *tl, bool client);
+
+/*
  * Advances the handshake with what was received: PTLS_DONE once finished,
  * PTLS_AGAIN when more bytes must come (its own output then waits in
  * ptls_out_pending), or PTLS_ERROR with the reason in why.

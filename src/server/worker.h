@@ -34,6 +34,7 @@ struct grpc_worker;
 /* The worker's replica side (replica.c): work spread over loops within a budget. */
 struct replica {
 	uint64_t takeover_due[STORE_SLOTS / 64]; /* gained slots not walked yet */
+	uint32_t takeover_word;                  /* every word of takeover_due below it is 0 */
 	struct store_cursor takeover_cur;        /* the slot being walked, if active */
 	bool takeover_active;
 	struct repair_job *repairs, *repairs_tail; /* slots to prune, in arrival order */

@@ -18,13 +18,17 @@
  * target, fuzz_ptls), and the fuzzer waits until it answers SUMS_REQ,
  * which it does only once READY.
  *
- * Each input: connect to the peer port, HELLO and AUTH as member 2 (the
- * real HMAC handshake), then the input cut into frames - per frame an op
- * byte (mapped onto the peer ops), id, status, count and a body length,
- * then the body - each with a correct header, so the bytes reach the
- * handlers instead of stopping at the framing. A SUMS_REQ goes last; its
+ * Each input: a new connection to the peer port, HELLO and AUTH as member
+ * 2 (the real HMAC handshake), then the input cut into frames - per frame
+ * an op byte (mapped onto the peer ops), id, status, count and a body
+ * length, then the body - each with a correct header, so the bytes reach
+ * the handlers instead of stopping at the framing. A SUMS_REQ goes last; its
  * answer (or the node closing the link) means every frame before it was
- * read and handled by the peer thread. Server threads run in this process
+ * read and handled by the peer thread. The next input's connection is
+ * dialled (and its HELLO sent) as soon as this one's frames are out, so the
+ * node answers both in one turn of its loop: an input then waits for the
+ * peer thread once, not twice (the HELLO's answer is usually there when the
+ * next input starts). Server threads run in this process
  * under the same sanitizers: a crash, an out-of-bounds access or a
  * use-after-free there ends the run with the input that caused it.
  *
@@ -36,9 +40,8 @@
  * the check up anyway. LeakSanitizer's check at exit still runs: a block
  * nothing reaches fails the run (what the node holds is reachable from
  * its server struct). The frames of an input go out in one send after
- * the handshake. An input takes two round trips to the peer thread (HELLO,
- * then the frames and the barrier), so on a busy machine its rate is set
- * by how soon the two threads get a CPU.
+ * the handshake. On a busy machine the rate is set by how soon the two
+ * threads get a CPU.
  */
 #include "cluster/auth.h"
 #include "cluster/pwire.h"
@@ -183,32 +186,51 @@ static int read_until(int fd, uint8_t op, uint8_t *out, size_t cap)
 	}
 }
 
-/* A link authenticated as member 2 (its AUTH queued, not sent), or -1. */
-static int session_open(void)
+/*
+ * A connection to the peer port with our HELLO sent (nonce: ours, kept for
+ * the AUTH), or -1.
+ */
+static int session_dial(uint8_t nonce[AUTH_NONCE_BYTES])
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(peer_port) };
-	uint8_t hello[8 + AUTH_NONCE_BYTES], theirs[8 + AUTH_NONCE_BYTES], mac[AUTH_MAC_BYTES];
-	uint8_t *nonce = hello + 8;
+	uint8_t hello[PROTO_HEADER_BYTES + 8 + AUTH_NONCE_BYTES];
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 	struct proto_wr w;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	rhave = 0;
-	olen = 0;
 	if (fd < 0)
 		abort();
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || auth_nonce(nonce) < 0) {
 		close(fd);
 		return -1;
 	}
-	proto_wr_init(&w, hello, 8);
+	pwire_header_put(hello, P_HELLO, 8 + AUTH_NONCE_BYTES, 0, 0, 0);
+	proto_wr_init(&w, hello + PROTO_HEADER_BYTES, 8);
 	proto_wr_u16(&w, PWIRE_VERSION);
 	proto_wr_u16(&w, FUZZER_ID);
 	proto_wr_u16(&w, SELF_ID);
 	proto_wr_u16(&w, 1); /* our client port: any */
-	if (auth_nonce(nonce) < 0 || !out_frame(fd, P_HELLO, hello, sizeof(hello), 0, 0, 0) ||
-	    !out_flush(fd) || !read_until(fd, P_HELLO, theirs, sizeof(theirs)) ||
+	memcpy(hello + PROTO_HEADER_BYTES + 8, nonce, AUTH_NONCE_BYTES);
+	if (!send_all(fd, hello, sizeof(hello))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The rest of the handshake on a dialled connection: the node's HELLO and
+ * AUTH read and checked, our AUTH queued (not sent). The link, or -1
+ * (closed).
+ */
+static int session_finish(int fd, const uint8_t nonce[AUTH_NONCE_BYTES])
+{
+	uint8_t theirs[8 + AUTH_NONCE_BYTES], mac[AUTH_MAC_BYTES];
+
+	rhave = 0;
+	olen = 0;
+	if (!read_until(fd, P_HELLO, theirs, sizeof(theirs)) ||
 	    !read_until(fd, P_AUTH, mac, sizeof(mac)) ||
 	    auth_check((const uint8_t *)SECRET, strlen(SECRET), AUTH_ACCEPTOR, nonce, theirs + 8,
 	               FUZZER_ID, SELF_ID, mac) != 0) {
@@ -221,14 +243,41 @@ static int session_open(void)
 	return fd;
 }
 
-/* SUMS_REQ for no range: answered (once READY) after every frame before it. */
+/*
+ * The next input's connection, dialled while the node works on this one's
+ * frames (barrier): its HELLO is answered in the same turn of the peer
+ * loop, so an input waits for the node once instead of twice.
+ */
+static int next_fd = -1;
+static uint8_t next_nonce[AUTH_NONCE_BYTES];
+
+/* A link authenticated as member 2 (its AUTH queued, not sent), or -1. */
+static int session_open(void)
+{
+	int fd = next_fd;
+
+	next_fd = -1;
+	/* Dialled ahead: unless the node closed it meanwhile (--peer-down passed). */
+	if (fd >= 0 && session_finish(fd, next_nonce) >= 0)
+		return fd;
+	fd = session_dial(next_nonce);
+	return fd < 0 ? -1 : session_finish(fd, next_nonce);
+}
+
+/*
+ * SUMS_REQ for no range: answered (once READY) after every frame before it.
+ * The next session is dialled once this one's frames are out.
+ */
 static bool barrier(int fd)
 {
 	static const uint8_t none[2] = { 0, 0 };
 	uint8_t ans[2];
 
-	return out_frame(fd, P_SUMS_REQ, none, sizeof(none), 0, 0, 0) && out_flush(fd) &&
-	       read_until(fd, P_SUMS, ans, sizeof(ans));
+	if (!out_frame(fd, P_SUMS_REQ, none, sizeof(none), 0, 0, 0) || !out_flush(fd))
+		return false;
+	if (next_fd < 0)
+		next_fd = session_dial(next_nonce);
+	return read_until(fd, P_SUMS, ans, sizeof(ans));
 }
 
 /* Adds -detect_leaks=0 to libFuzzer's flags (it parses them after this), unless given. */

@@ -4,7 +4,8 @@
  * computed independently; the same secret completes a TLS 1.3 handshake
  * with ECDHE (forward secrecy) and carries a megabyte both ways intact,
  * and none of its plaintext is visible in the ciphertext; another secret
- * fails the handshake on both sides.
+ * fails the handshake on both sides; a link reset after any use
+ * (ptls_link_reset) does everything a new one does, result for result.
  */
 #include "cluster/ptls.h"
 #include "core/err.h"
@@ -212,4 +213,125 @@ Test(ptls, a_node_older_than_the_session_lifetime_still_connects)
 		ptls_free(&cs);
 		ptls_free(&ss);
 	}
+}
+
+/* Every result of a pair of links from their start, in order. */
+struct trace {
+	long v[64];
+	int n;
+};
+
+static void note(struct trace *t, long v)
+{
+	cr_assert_lt(t->n, 64);
+	t->v[t->n++] = v;
+}
+
+/*
+ * The same steps on any client and server: the rooms a new pair has, the
+ * handshake turn by turn (each side's result, the bytes it sent), then the
+ * client's output room filled by writes and as much of it as the server's
+ * input room takes, and a record read. Lengths and results only: the bytes
+ * themselves differ (nonces, keys).
+ */
+static void steps(struct ptls_link *c, struct ptls_link *s, struct trace *t)
+{
+	static uint8_t msg[1 << 20], got[1 << 16];
+	char why[160];
+	uint8_t *p;
+	size_t off = 0;
+	long w;
+
+	t->n = 0;
+	note(t, (long)ptls_out_pending(c, &p));
+	note(t, (long)ptls_out_pending(s, &p));
+	note(t, (long)ptls_in_space(c, &p));
+	note(t, (long)ptls_in_space(s, &p));
+	for (int turn = 0; turn < 3; turn++) {
+		note(t, ptls_handshake(c, why, sizeof(why)));
+		note(t, (long)pump(c, s, NULL, NULL, 0));
+		note(t, ptls_handshake(s, why, sizeof(why)));
+		note(t, (long)pump(s, c, NULL, NULL, 0));
+	}
+	note(t, SSL_session_reused(c->ssl) && SSL_session_reused(s->ssl));
+	while ((w = ptls_write(c, msg + off, sizeof(msg) - off, why, sizeof(why))) > 0)
+		off += (size_t)w;
+	note(t, w);
+	note(t, (long)off);
+	note(t, (long)ptls_out_pending(c, &p));
+	note(t, (long)pump(c, s, NULL, NULL, 0));
+	note(t, (long)ptls_in_space(s, &p));
+	note(t, ptls_read(s, got, sizeof(got), why, sizeof(why)));
+}
+
+static void traces_equal(const struct trace *a, const struct trace *b, const char *what)
+{
+	cr_assert_eq(a->n, b->n, "%s: %d results against %d", what, b->n, a->n);
+	for (int i = 0; i < a->n; i++)
+		cr_assert_eq(a->v[i], b->v[i], "%s: result %d is %ld, a new pair's %ld", what, i,
+		             b->v[i], a->v[i]);
+}
+
+/*
+ * ptls_link_reset keeps the BIO pair and nothing else: links reset with
+ * ciphertext left in both directions, with plaintext unread, after a
+ * failed handshake, or twice in a row do exactly what new links do.
+ * (ASan: the pair is neither leaked nor freed early by the SSL it outlives.)
+ */
+Test(ptls, a_reset_link_behaves_as_a_new_one)
+{
+	struct ptls t;
+	struct ptls_link c, s, c2, s2;
+	struct trace fresh, again;
+	uint8_t *dst;
+	char why[160];
+
+	cr_assert_eq(ptls_init(&t, secret, SLEN), 0);
+	cr_assert_eq(ptls_link_new(&t, &c, true), 0);
+	cr_assert_eq(ptls_link_new(&t, &s, false), 0);
+	steps(&c, &s, &fresh);
+	/* 4 + 4 per turn: the third turn finds both done; then the data's results. */
+	cr_assert(fresh.v[12] == PTLS_DONE && fresh.v[14] == PTLS_DONE, "the handshake finished");
+	cr_assert_eq(fresh.v[16], 1, "with the PSK");
+	cr_assert_eq(fresh.v[17], 0, "the client's room filled");
+	cr_assert_gt(fresh.v[19], fresh.v[20], "ciphertext is left in the client's pair");
+	cr_assert_eq(fresh.v[22], 16384, "a record read, more left in the server's pair");
+
+	/* Left as steps() left them: bytes both ways, the server mid-stream. */
+	cr_assert_eq(ptls_link_reset(&t, &c, true), 0);
+	cr_assert_eq(ptls_link_reset(&t, &s, false), 0);
+	cr_assert_not(c.done);
+	steps(&c, &s, &again);
+	traces_equal(&fresh, &again, "reset after use");
+
+	/* A server that refused garbage, reset; and a reset of a reset link. */
+	cr_assert_eq(ptls_link_reset(&t, &s, false), 0);
+	cr_assert_gt(ptls_in_space(&s, &dst), 64);
+	memcpy(dst, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+	ptls_in_commit(&s, 27);
+	cr_assert_eq(ptls_handshake(&s, why, sizeof(why)), PTLS_ERROR);
+	cr_assert_eq(ptls_link_reset(&t, &s, false), 0);
+	cr_assert_eq(ptls_link_reset(&t, &c, true), 0);
+	cr_assert_eq(ptls_link_reset(&t, &c, true), 0);
+	steps(&c, &s, &again);
+	traces_equal(&fresh, &again, "reset after a failed handshake");
+
+	/* A freed link is made anew; and the roles may change. */
+	ptls_link_free(&c);
+	cr_assert_eq(ptls_link_reset(&t, &c, true), 0);
+	cr_assert_eq(ptls_link_reset(&t, &s, false), 0);
+	steps(&c, &s, &again);
+	traces_equal(&fresh, &again, "reset of a freed link");
+	cr_assert_eq(ptls_link_new(&t, &c2, true), 0);
+	cr_assert_eq(ptls_link_new(&t, &s2, false), 0);
+	cr_assert_eq(ptls_link_reset(&t, &c2, false), 0);
+	cr_assert_eq(ptls_link_reset(&t, &s2, true), 0);
+	steps(&s2, &c2, &again);
+	traces_equal(&fresh, &again, "reset into the other role");
+
+	ptls_link_free(&c);
+	ptls_link_free(&s);
+	ptls_link_free(&c2);
+	ptls_link_free(&s2);
+	ptls_free(&t);
 }
