@@ -240,6 +240,8 @@ int ptls_link_reset(const struct ptls *t, struct ptls_link *tl, bool client)
 		SSL_set_connect_state(ssl);
 	else
 		SSL_set_accept_state(ssl);
+	/* Nothing of the last session's errors may turn this one's WANT_READ into an error. */
+	ERR_clear_error();
 	return 0;
 err:
 	ERR_clear_error();

@@ -250,16 +250,48 @@ static int session_finish(int fd, const uint8_t nonce[AUTH_NONCE_BYTES])
  */
 static int next_fd = -1;
 static uint8_t next_nonce[AUTH_NONCE_BYTES];
+static int64_t next_dialled_ms;
 
-/* A link authenticated as member 2 (its AUTH queued, not sent), or -1. */
+/* Half of the node's --peer-down (500 ms): an unauthenticated link older than that is not used. */
+#define PREDIAL_FRESH_MS 250
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Has the node closed fd (its FIN read, nothing before it)? */
+static bool closed_by_node(int fd)
+{
+	uint8_t b;
+
+	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/*
+ * A link authenticated as member 2 (its AUTH queued, not sent), or -1.
+ * The connection dialled ahead is used only while the node cannot have
+ * dropped it yet: it closes a link not authenticated within --peer-down,
+ * and its HELLO and AUTH, read from our buffer, would still check out on a
+ * link it has closed since - the input would go into a dead socket unseen.
+ */
 static int session_open(void)
 {
 	int fd = next_fd;
 
 	next_fd = -1;
-	/* Dialled ahead: unless the node closed it meanwhile (--peer-down passed). */
-	if (fd >= 0 && session_finish(fd, next_nonce) >= 0)
-		return fd;
+	if (fd >= 0 && mono_ms() - next_dialled_ms > PREDIAL_FRESH_MS) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0 && (fd = session_finish(fd, next_nonce)) >= 0) {
+		if (!closed_by_node(fd))
+			return fd;
+		close(fd);
+	}
 	fd = session_dial(next_nonce);
 	return fd < 0 ? -1 : session_finish(fd, next_nonce);
 }
@@ -275,8 +307,10 @@ static bool barrier(int fd)
 
 	if (!out_frame(fd, P_SUMS_REQ, none, sizeof(none), 0, 0, 0) || !out_flush(fd))
 		return false;
-	if (next_fd < 0)
+	if (next_fd < 0) {
 		next_fd = session_dial(next_nonce);
+		next_dialled_ms = mono_ms();
+	}
 	return read_until(fd, P_SUMS, ans, sizeof(ans));
 }
 
