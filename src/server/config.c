@@ -133,7 +133,7 @@ static const struct opt opts[] = {
 	{ "verify-interval", T_U32, OFF(verify_ms), 0, "1000",
 	  "send each peer a digest of the slots this node owns this often, ms" },
 	{ "startup-wait", T_U32, OFF(startup_wait_ms), 0, "3000",
-	  "with no READY peer for this long after start, become READY empty (cold cluster), ms" },
+	  "with no READY peer for this long after start, become READY with what it holds, ms" },
 	{ "peer-backlog", T_U64, OFF(peer_backlog_bytes), 0, "67108864",
 	  "unsent bytes per peer link before sync records are dropped (verify repairs them)" },
 	{ "fault-drop-sync", T_U32, OFF(fault_drop_pct), 0, "0",

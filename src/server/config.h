@@ -72,7 +72,7 @@ struct server_config {
 	uint32_t peer_down_ms;       /* silent this long: DOWN (its slots move), link closed */
 	uint32_t sync_window_ms;     /* changes are coalesced and sent this often */
 	uint32_t verify_ms;          /* digest of owned slots to every peer this often */
-	uint32_t startup_wait_ms;    /* no READY peer seen this long after start: READY empty */
+	uint32_t startup_wait_ms;    /* no READY peer this long after start: READY as it is */
 	uint64_t peer_backlog_bytes; /* unsent bytes per link before sync is dropped */
 	uint32_t fault_drop_pct;     /* tests: share of outgoing sync frames dropped */
 	uint32_t fault_delay_ms;     /* tests: outgoing sync frames held this long */
