@@ -191,7 +191,8 @@ static void *peer_main(void *arg)
 			n = 0; /* their events are for links now closed */
 		}
 		p->now_ms = now;
-		STORE_RELAXED(&p->view.loop_ms, now); /* after stalled(): the map is current */
+		/* Release, after stalled(): a worker that sees this time sees the map it left. */
+		STORE_RELEASE(&p->view.loop_ms, now);
 		for (int i = 0; i < n; i++) {
 			void *ptr = evs[i].data.ptr;
 

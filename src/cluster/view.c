@@ -48,7 +48,8 @@ bool peer_owns(void *ctx, uint32_t slot)
 
 bool peer_view_fresh(const struct peer *p, int64_t now_ms, uint32_t peer_down_ms)
 {
-	return now_ms - LOAD_RELAXED(&p->view.loop_ms) <= (int64_t)peer_down_ms;
+	/* Acquire: a fresh loop_ms comes with the map and quorum its loop left (peer.c). */
+	return now_ms - LOAD_ACQUIRE(&p->view.loop_ms) <= (int64_t)peer_down_ms;
 }
 
 uint64_t peer_map_read(const struct peer *p, uint16_t *owners)

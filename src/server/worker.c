@@ -42,7 +42,10 @@
  * in CLOSE_WAIT): a register queued behind a closed connection would
  * otherwise replay after the client re-sent it elsewhere and deregistered.
  * A client still waiting gets its answer. (The peer thread does its own
- * part: cluster/peer.c.)
+ * part: cluster/peer.c.) The clock is read again just before expiry and
+ * that same reading judges the stall, the peer view's freshness and every
+ * deadline (store_expire_at): a stop that lands anywhere in the loop's
+ * work is credited before expiry looks, never after it has deleted.
  *
  * Shutdown: stop accepting and reading, finish every started request
  * (including parts run for other workers), flush, then exit once every
@@ -670,6 +673,21 @@ static void worker_stalled(struct worker *w, int64_t gap)
 	         w->id, (long long)gap, moved);
 }
 
+/*
+ * Reads the clock into w->now_ms; a gap past STALL_MS since the last
+ * reading is a stall, credited before anything that judges deadlines
+ * runs. Called at the top of the loop and again just before expiry.
+ */
+static int64_t worker_clock(struct worker *w)
+{
+	int64_t prev = w->now_ms;
+
+	w->now_ms = clock_mono_ms(NULL);
+	if (w->now_ms - prev > STALL_MS)
+		worker_stalled(w, w->now_ms - prev);
+	return w->now_ms;
+}
+
 static void loop(struct worker *w)
 {
 	struct server *s = w->srv;
@@ -684,16 +702,13 @@ static void loop(struct worker *w)
 		unsigned head, n = 0;
 		bool more_work;
 		int64_t push_next;
+		int64_t now;
 		int rc;
-
-		int64_t prev_ms = w->now_ms;
 
 		rc = io_uring_submit_and_wait_timeout(&w->ring, &wait, 1, &ts, NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 			log_error("io_uring wait: %s", strerror(-rc));
-		w->now_ms = clock_mono_ms(NULL);
-		if (w->now_ms - prev_ms > STALL_MS)
-			worker_stalled(w, w->now_ms - prev_ms); /* before anything it queued runs */
+		worker_clock(w); /* a stall is credited before anything it queued runs */
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{
 			n++;
@@ -728,9 +743,9 @@ static void loop(struct worker *w)
 		outbox_retry(&w->out);
 		drain_inbound(w);
 		drain_auth(w);
-		if (!worker_clustered(w) ||
-		    peer_view_fresh(s->peer, w->now_ms, s->cfg.peer_down_ms))
-			store_expire(w->shard, s->cfg.expire_budget);
+		now = worker_clock(w); /* one reading for the view's age and every deadline */
+		if (!worker_clustered(w) || peer_view_fresh(s->peer, now, s->cfg.peer_down_ms))
+			store_expire_at(w->shard, s->cfg.expire_budget, now);
 		store_poll(w->shard);
 		if (w->now_ms - w->last_sweep_ms >= sweep_ms) {
 			w->last_sweep_ms = w->now_ms;

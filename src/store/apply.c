@@ -421,7 +421,11 @@ static uint64_t expiry_version(struct store_shard *sh, const struct store_inst *
 
 uint32_t store_expire(struct store_shard *sh, uint32_t budget)
 {
-	int64_t now = now_ms(sh);
+	return store_expire_at(sh, budget, now_ms(sh));
+}
+
+uint32_t store_expire_at(struct store_shard *sh, uint32_t budget, int64_t now)
+{
 	uint16_t node = sh->store->cfg.node_id;
 	uint32_t done = 0;
 

@@ -361,6 +361,15 @@ uint64_t store_version_now(struct store_shard *sh);
  */
 uint32_t store_expire(struct store_shard *sh, uint32_t budget);
 
+/*
+ * store_expire judged at `now` (the store's monotonic clock) instead of a
+ * reading of its own: the caller checked, at that same reading, that no
+ * stall is uncredited and that its view of the cluster is fresh, so a stop
+ * that lands inside expiry cannot make it judge later deadlines by a
+ * check made before it (server/worker.c).
+ */
+uint32_t store_expire_at(struct store_shard *sh, uint32_t budget, int64_t now);
+
 /* Reclaims memory retired by earlier writes when no reader can hold it. Once per loop. */
 void store_poll(struct store_shard *sh);
 

@@ -155,6 +155,29 @@ Test(expire, budget_bounds_each_sweep)
 }
 
 /*
+ * Expiry judged at a time the caller read: a stop (SIGSTOP, a frozen VM)
+ * that lands after the worker checked its clock and its view cannot make
+ * expiry judge deadlines by a later clock than the one it checked.
+ */
+Test(expire, judged_at_the_time_the_caller_read)
+{
+	struct store_key k = key_n("at", 1);
+	struct store_shard *sh = shard_for(s, &k);
+	int64_t read = fc.mono_ms;
+
+	cr_assert_eq(up_default(s, &k), STORE_CREATED);
+	fake_advance(&fc, 60000); /* the stop: the store's own clock is past both deadlines */
+	cr_assert_eq(store_expire_at(sh, 100, read + 14999), 0);
+	cr_assert_eq(state_of(&k), 1, "healthy by the caller's time");
+	cr_assert_eq(store_expire_at(sh, 100, read + 15000), 1);
+	cr_assert_eq(state_of(&k), 0, "unhealthy at 15 s of the caller's time");
+	cr_assert_eq(store_expire_at(sh, 100, read + 29999), 0);
+	cr_assert_eq(state_of(&k), 0);
+	cr_assert_eq(store_expire(sh, 100), 1, "store_expire reads the store's clock");
+	cr_assert_eq(state_of(&k), -1);
+}
+
+/*
  * 1M live instances, 10 of them due: the sweep marks exactly those 10 and
  * examines only a handful more FIFO heads than it acts on.
  */
