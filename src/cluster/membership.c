@@ -6,8 +6,13 @@
  * thread watches its directory with inotify (editors and configuration
  * tools replace a file by renaming a new one over it, so the directory is
  * watched, not the file), and SIGHUP asks for a reload too (main.c). A
- * change is applied 50 ms after the last event, so a file written in
- * several steps is read once, whole.
+ * file is read 50 ms after the last event, and a list that differs from
+ * the one in use is acted on only when a second read 50 ms later gives
+ * the same list: a file caught half-written (written in place, not
+ * renamed; or a SIGHUP in the middle) would otherwise be applied - worst,
+ * a truncated file that no longer names this node would make it leave,
+ * and the whole file a moment later make it rejoin and load everything
+ * again.
  *
  * Applying a new member list. Member ids are positions in the sorted list
  * (members.h), so a member added or removed may renumber the others, and
@@ -277,6 +282,25 @@ static void leave_now(struct peer *p)
 	load_restart(p, p->now_ms); /* not READY: owns nothing, expires nothing */
 }
 
+/*
+ * A list that would change something, read for the first time: read again
+ * in RELOAD_SETTLE_MS and act only if that read agrees. True when this
+ * read confirms the last one.
+ */
+static bool confirmed(struct peer *p, const struct members *next)
+{
+	uint64_t h = members_hash(next);
+
+	if (p->reload_seen && p->reload_hash == h) {
+		p->reload_seen = false;
+		return true;
+	}
+	p->reload_seen = true;
+	p->reload_hash = h;
+	p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
+	return false;
+}
+
 void membership_reload(struct peer *p)
 {
 	const char *me = member_conf(p, p->self)->addr;
@@ -288,15 +312,24 @@ void membership_reload(struct peer *p)
 	if (members_load(p->cfg->cluster_conf, &next, err, sizeof(err)) < 0) {
 		log_error("%s changed but cannot be used (the members stay as they are): %s",
 		          p->cfg->cluster_conf, err);
+		p->reload_seen = false;
 		return;
 	}
 	if (next.n == 0) { /* empty, or caught half-written: never a reason to leave */
 		log_error("%s lists no member: ignored (the members stay as they are)",
 		          p->cfg->cluster_conf);
+		p->reload_seen = false;
 		return;
 	}
-	/* By this node's address as the list had it: no name lookup on this thread. */
-	if (members_find_self(&next, me) < 0) {
+	bool in = members_find_self(&next, me) == 0; /* by the address the list had: no lookup */
+
+	if (in && !out && same_members(&next, &p->conf)) {
+		p->reload_seen = false; /* nothing to do (an event for another file, a SIGHUP) */
+		return;
+	}
+	if (!confirmed(p, &next))
+		return;
+	if (!in) {
 		if (!out)
 			leave_begin(p);
 		return;
@@ -309,8 +342,7 @@ void membership_reload(struct peer *p)
 		apply(p, &next, true);
 		return;
 	}
-	if (!same_members(&next, &p->conf))
-		apply(p, &next, false);
+	apply(p, &next, false);
 }
 
 void membership_step(struct peer *p, int64_t now)

@@ -836,3 +836,37 @@ bool cluster_wait_listed(struct cluster *c, uint32_t i, const struct distro_inst
 		*last = x.last;
 	return ok;
 }
+
+bool cluster_log_has(const struct cluster *c, uint32_t i, const char *text)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(c->node[i].log, "re");
+	size_t n;
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
+struct log_wait {
+	const struct cluster *c;
+	uint32_t i;
+	const char *text;
+};
+
+static bool log_wait_has(void *ctx)
+{
+	const struct log_wait *w = ctx;
+
+	return cluster_log_has(w->c, w->i, w->text);
+}
+
+bool cluster_wait_log(const struct cluster *c, uint32_t i, const char *text, int timeout_ms)
+{
+	struct log_wait w = { c, i, text };
+
+	return wait_until(log_wait_has, &w, timeout_ms);
+}

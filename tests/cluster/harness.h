@@ -205,6 +205,10 @@ unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name)
 
 /* ---- time ---- */
 
+/* Node i's log (its first MiB) holds text; within timeout_ms. */
+bool cluster_log_has(const struct cluster *c, uint32_t i, const char *text);
+bool cluster_wait_log(const struct cluster *c, uint32_t i, const char *text, int timeout_ms);
+
 int64_t cluster_mono_ms(void); /* CLOCK_MONOTONIC, ms */
 void cluster_nap_ms(int ms);   /* sleeps ms (only between polls, never as an assertion) */
 

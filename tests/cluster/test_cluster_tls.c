@@ -346,31 +346,10 @@ static unsigned long long stat_of(uint32_t i, const char *name)
 	return v;
 }
 
-struct log_wait {
-	const char *path, *text;
-};
-
-static bool log_has(void *ctx)
-{
-	const struct log_wait *w = ctx;
-	FILE *f = fopen(w->path, "re");
-	static char text[1 << 20];
-	size_t n;
-
-	if (f == NULL)
-		return false;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	return strstr(text, w->text) != NULL;
-}
-
 /* Within timeout_ms node i's log holds text. */
 static bool wait_log(uint32_t i, const char *text, int timeout_ms)
 {
-	struct log_wait w = { cl.node[i].log, text };
-
-	return wait_until(log_has, &w, timeout_ms);
+	return cluster_wait_log(&cl, i, text, timeout_ms);
 }
 
 static struct distro_instance ins[N_INSTANCES];
