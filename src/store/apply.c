@@ -114,6 +114,7 @@ int store_forget(struct store_shard *sh, const struct store_key *k, uint64_t bef
 		return STORE_CHANGED;
 	}
 	inst_kill(sh, in, in->version, in->node, (uint8_t)(in->flags & STORE_F_EXPIRED));
+	in->wflags |= W_FORGOTTEN;
 	STAT_INC(sh, forgotten);
 	return 0;
 }
@@ -297,6 +298,22 @@ void store_apply_batch(struct store_shard *sh, const struct store_record *r, uin
 	}
 }
 
+/*
+ * The owner's listing (a repair) holds the very copy this replica forgot
+ * because an earlier listing of the owner lacked it: the owner got it
+ * since - from the old owner, after that repair - and it is taken back.
+ * Refusing it would leave this replica without a live instance until the
+ * tombstone expires (a heartbeat bumps no version, so nothing newer
+ * comes), the slot's digest differing every verify round. The same copy
+ * from a sync is still refused: a stale one in flight from the old owner
+ * must not bring back what its owner does not list.
+ */
+static bool relisted(const struct store_inst *in, const struct store_record *r, bool repair)
+{
+	return repair && (in->wflags & W_FORGOTTEN) && !r->deleted && r->version == in->version &&
+	       r->node == in->node;
+}
+
 /* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
 static int apply(struct store_shard *sh, const struct store_record *r, const struct rkey *rk,
                  bool repair)
@@ -311,7 +328,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, const str
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node)) {
+	if (in && !newer(r->version, r->node, in->version, in->node) && !relisted(in, r, repair)) {
 		STAT_INC(sh, applies_stale);
 		if (repair && newer(in->version, in->node, r->version, r->node) &&
 		    !(in->wflags & W_IN_FEED)) {
@@ -344,6 +361,7 @@ static int apply(struct store_shard *sh, const struct store_record *r, const str
 			}
 			rc = STORE_SAME;
 		} else if (in->flags & STORE_F_DELETED) {
+			in->wflags &= (uint8_t)~W_FORGOTTEN;
 			seq_begin(in);
 			STORE_RELEASE(&in->flags, (uint8_t)(STORE_F_DELETED | expired));
 			STORE_RELEASE(&in->version, r->version);

@@ -618,6 +618,7 @@ void inst_set(struct store_shard *sh, struct store_inst *in, const struct pval *
 	bool retime = old_timing != p->timing;
 	bool tracked = (in->wflags & W_LIST_MASK) != W_LIST_NONE;
 
+	in->wflags &= (uint8_t)~W_FORGOTTEN;
 	if (retime) {
 		list_leave(sh, in);
 		timing_use(sh, p->timing);
@@ -654,7 +655,8 @@ void inst_kill(struct store_shard *sh, struct store_inst *in, uint64_t version, 
 
 	uint8_t old_timing = in->timing;
 
-	if (in->wflags & W_LEASED) /* its holders' leases die with it */
+	in->wflags &= (uint8_t)~W_FORGOTTEN; /* store_forget sets it after */
+	if (in->wflags & W_LEASED)           /* its holders' leases die with it */
 		inst_lease_drop(sh, in);
 	slot_adjust(sh, in->slot, 0, inst_record_hash(sh, in), -1);
 	list_leave(sh, in);
@@ -685,6 +687,7 @@ int inst_revive(struct store_shard *sh, struct store_inst *in, const struct pval
 		return -ERR_LIMIT_SERVICE;
 	if ((rc = svc_arr_add(sh, svc, in)) < 0)
 		return rc;
+	in->wflags &= (uint8_t)~W_FORGOTTEN;
 	list_leave(sh, in);
 	timing_use(sh, p->timing);
 	seq_begin(in);

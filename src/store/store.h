@@ -332,8 +332,10 @@ int store_repair_apply(struct store_shard *sh, const struct store_record *r);
  * Repair: the slot's owner has no such instance, so this replica drops it -
  * if its version is older than `before` (the owner's clock when it listed
  * the slot: anything newer reached us after that list and is kept). The
- * instance becomes a tombstone keeping its version (an older copy arriving
- * later is refused) and nothing goes on the feed. 0, -ERR_NOT_FOUND, or
+ * instance becomes a tombstone keeping its version (the same or an older
+ * copy arriving later in a sync is refused; the same copy in a later
+ * listing of the owner, which got it after all, is taken back) and nothing
+ * goes on the feed. 0, -ERR_NOT_FOUND, or
  * -ERR_STALE when it is not older than `before`.
  *
  * With `keep_beating`, an instance this node tracks and heard beat within

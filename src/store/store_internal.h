@@ -29,6 +29,13 @@ enum {
 	W_HEARD = 1u << 3,
 	/* Some holder has a lease on it: it has an entry in the shard's lease table (lease.c). */
 	W_LEASED = 1u << 4,
+	/*
+	 * A tombstone left by store_forget (the owner's listing lacked it),
+	 * keeping the live copy's version: the same copy in the owner's
+	 * listing later is taken back (apply.c: relisted). Cleared by any
+	 * change of the record.
+	 */
+	W_FORGOTTEN = 1u << 5,
 };
 
 /*

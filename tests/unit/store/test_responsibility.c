@@ -117,9 +117,51 @@ Test(responsibility, a_forgotten_copy_is_not_resurrected_but_a_newer_write_is_ta
 	r.version = ver;
 	r.node = v.node;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "the same copy again");
+	r.version = ver - 1;
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), -ERR_STALE,
+	             "an older copy, even in the owner's listing");
 	r.version = ver + 5;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), STORE_CREATED, "a newer write revives it");
 	cr_assert_eq(store_get(s, &a, &v), 0);
+}
+
+/*
+ * The owner's listing lacked a copy (it had not got it yet from the old
+ * owner), so this replica forgot it; a later listing of the owner holds
+ * that very copy: taken back, or this replica would lack a live instance
+ * until the tombstone expired, the slot's digest differing every round.
+ */
+Test(responsibility, a_forgotten_copy_the_owner_lists_later_is_taken_back)
+{
+	struct store_key a = key_n("svc", 6);
+	struct store_view v;
+	struct store_record r;
+	struct store_stats st;
+
+	cr_assert_geq(up_default(s, &a), 0);
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1, false), 0);
+	memset(&r, 0, sizeof(r));
+	r.key = a;
+	store_val_default(&r.val);
+	r.version = v.version;
+	r.node = v.node;
+	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "a sync of it: still refused");
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), STORE_CREATED,
+	             "the owner lists it now: taken back");
+	cr_assert_eq(store_get(s, &a, &v), 0);
+	cr_assert_eq(v.version, r.version, "as the owner has it");
+	store_stats(s, &st);
+	cr_assert_eq(st.instances, 1);
+	cr_assert_eq(st.tombstones, 0);
+
+	/* A tombstone of a delete is no forgotten copy: the same version live stays refused. */
+	r.deleted = true;
+	r.version = v.version + 10;
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), STORE_CHANGED);
+	r.deleted = false;
+	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), -ERR_STALE,
+	             "a deleted instance is not revived by a copy of the delete's version");
 }
 
 Test(responsibility, forget_keeps_slot_checksums_equal_to_a_store_without_the_instance)
