@@ -377,9 +377,10 @@ Test(overload, binary_partial_frame_is_closed, .init = start_client, .fini = sto
 }
 
 /*
- * --conns-per-source 8 over both client ports together: the 9th connection
- * from 127.0.0.4 is closed at once, the 8 keep working, another address
- * connects, and a place freed is a place to take again.
+ * --conns-per-source 8 over the client ports together (binary, Nacos HTTP,
+ * Nacos gRPC): the 9th connection from 127.0.0.4 is closed at once on each,
+ * the 8 keep working, another address connects, and a place freed is a
+ * place to take again.
  */
 Test(overload, client_bound_per_source, .init = start_client, .fini = stop, .timeout = 60)
 {
@@ -398,6 +399,11 @@ Test(overload, client_bound_per_source, .init = start_client, .fini = stop, .tim
 	extra = connect_from("127.0.0.4", hn.node.nacos_port);
 	cr_assert(closed_within(extra, 3000), "on the Nacos port too");
 	close(extra);
+	cr_assert_gt(hn.node.grpc_port, 0);
+	extra = connect_from("127.0.0.4", hn.node.grpc_port);
+	/* At once: a silent gRPC connection would be closed anyway at --header-timeout (1 s). */
+	cr_assert(closed_within(extra, 300), "on the gRPC port too, and at once");
+	close(extra);
 	other = connect_from("127.0.0.5", hn.node.port);
 	cr_assert(ping_raw(other, 9), "another address is served");
 	for (int i = 0; i < 5; i++)
@@ -415,7 +421,7 @@ Test(overload, client_bound_per_source, .init = start_client, .fini = stop, .tim
 		close(fd[i]);
 	close(other);
 	cr_assert_geq(metric(hn.http_port, "distrod_connections_total{result=\"source_refused\"}"),
-	              2);
+	              3);
 }
 
 /* ---- a connection storm ---- */
