@@ -430,14 +430,14 @@ Test(overload, client_bound_per_source, .init = start_client, .fini = stop, .tim
 #define STORM_SOURCES 20 /* 500 each: under the default --conns-per-source */
 
 struct storm {
-	uint16_t port, nacos_port;
+	uint16_t ports[3]; /* binary, Nacos HTTP, Nacos gRPC */
 	int fds[STORM_N];
 	unsigned opened;
 };
 
 /*
- * Opens STORM_N non-blocking connections as fast as it can, half to each
- * client port, from STORM_SOURCES addresses. The kernel completes their
+ * Opens STORM_N non-blocking connections as fast as it can, a third to each
+ * client port (binary, Nacos HTTP, gRPC), from STORM_SOURCES addresses. The kernel completes their
  * handshakes by itself, into the listeners' accept queues.
  */
 static void storm_main(struct storm *s)
@@ -449,7 +449,7 @@ static void storm_main(struct storm *s)
 
 		if (fd < 0)
 			break;
-		a.sin_port = htons(i % 2 ? s->nacos_port : s->port);
+		a.sin_port = htons(s->ports[i % 3]);
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		src.sin_addr.s_addr = htonl(0x7f000200u + 1 + i % STORM_SOURCES); /* 127.0.2.x */
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
@@ -505,7 +505,7 @@ static void start_storm(void)
 /*
  * A client PINGs sequentially on an established connection, alone (the
  * baseline: this machine's noise, the sanitizer's cost), then while
- * 10,000 connections wait to be accepted at once on both client ports
+ * 10,000 connections wait to be accepted at once on the three client ports
  * (storm_round), then alone again. Its worst request latency during the
  * storm must stay within STORM_SLACK_US of the baseline's worst: the node
  * sets up at most ACCEPT_BUDGET connections per loop, so a reply waits
@@ -546,8 +546,9 @@ static int64_t storm_round(struct distro_client *c, int64_t *base_us)
 	while (now_ms() < end)
 		ping_timed(c, &before);
 	memset(&s, 0, sizeof(s));
-	s.port = hn.node.port;
-	s.nacos_port = hn.node.nacos_port;
+	s.ports[0] = hn.node.port;
+	s.ports[1] = hn.node.nacos_port;
+	s.ports[2] = hn.node.grpc_port;
 	accepted = metric(hn.http_port, "distrod_connections_total{result=\"accepted\"}");
 	t0 = now_ms();
 	cr_assert_eq(kill(hn.node.pid, SIGSTOP), 0);
