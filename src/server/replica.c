@@ -207,6 +207,10 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 	struct proto_rd rd;
 	uint32_t nkeys = 0, i = 0;
 	bool synced = xmsg_kind(m) == XM_APPLY;
+	/* Only a repair is the slot owner's listing (repair.c checks who sent it). */
+	enum store_source src = synced                      ? STORE_FROM_SYNC
+	                        : xmsg_kind(m) == XM_REPAIR ? STORE_FROM_OWNER
+	                                                    : STORE_FROM_LOAD;
 	int64_t now_wall = synced ? clock_wall_ms(NULL) : 0;
 
 	if (synced && m->sent_us)
@@ -235,7 +239,7 @@ static uint32_t records_apply(struct worker *w, const struct xrecords *m, uint64
 			n++;
 		}
 		/* A repair or a load: what we hold newer goes back out. */
-		store_apply_batch(w->shard, recs, n, !synced, rcs);
+		store_apply_batch(w->shard, recs, n, src, rcs);
 		for (uint32_t k = 0; synced && k < n; k++)
 			if (rcs[k] >= 0 && !recs[k].expired) /* an expiry's version is its base's */
 				repl_lag_record(w, now_wall, recs[k].version);

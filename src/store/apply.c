@@ -153,7 +153,7 @@ static bool newer(uint64_t v1, uint16_t n1, uint64_t v2, uint16_t n2)
 }
 
 static int apply(struct store_shard *sh, const struct store_record *r, const struct rkey *rk,
-                 bool repair);
+                 enum store_source from);
 
 /*
  * A replicated instance that appears in a slot this node owns (it arrived
@@ -177,7 +177,7 @@ int store_apply(struct store_shard *sh, const struct store_record *r)
 
 	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
 		return rejected(sh, rc);
-	return apply(sh, r, &rk, false);
+	return apply(sh, r, &rk, STORE_FROM_SYNC);
 }
 
 int store_repair_apply(struct store_shard *sh, const struct store_record *r)
@@ -187,7 +187,7 @@ int store_repair_apply(struct store_shard *sh, const struct store_record *r)
 
 	if ((rc = resolve_for_write(sh, &r->key, &rk)) < 0)
 		return rejected(sh, rc);
-	return apply(sh, r, &rk, true);
+	return apply(sh, r, &rk, STORE_FROM_OWNER);
 }
 
 /*
@@ -270,7 +270,7 @@ static void prefetch_arr_end(const struct store_shard *sh, const struct rkey *rk
 }
 
 void store_apply_batch(struct store_shard *sh, const struct store_record *r, uint32_t n,
-                       bool repair, int *rc)
+                       enum store_source from, int *rc)
 {
 	struct rkey rk[STORE_APPLY_BATCH_MAX];
 	int res[STORE_APPLY_BATCH_MAX] = { 0 }; /* each set at its step before use */
@@ -293,30 +293,28 @@ void store_apply_batch(struct store_shard *sh, const struct store_record *r, uin
 			prefetch_arr_end(sh, &rk[k]);
 		k = i - 4 * APPLY_AHEAD;
 		if (i >= 4 * APPLY_AHEAD && k < n)
-			rc[k] = res[k] < 0 ? rejected(sh, res[k])
-			                   : apply(sh, &r[k], &rk[k], repair);
+			rc[k] = res[k] < 0 ? rejected(sh, res[k]) : apply(sh, &r[k], &rk[k], from);
 	}
 }
 
 /*
- * The owner's listing (a repair) holds the very copy this replica forgot
- * because an earlier listing of the owner lacked it: the owner got it
- * since - from the old owner, after that repair - and it is taken back.
- * Refusing it would leave this replica without a live instance until the
- * tombstone expires (a heartbeat bumps no version, so nothing newer
- * comes), the slot's digest differing every verify round. The same copy
- * from a sync is still refused: a stale one in flight from the old owner
- * must not bring back what its owner does not list.
+ * The owner's listing (a repair, never a load from any peer) holds the very copy this replica
+ * forgot because an earlier listing of the owner lacked it: the owner got it since - from the old
+ * owner, after that repair - and it is taken back. Refusing it would leave this replica without a
+ * live instance until the tombstone expires (a heartbeat bumps no version, so nothing newer comes),
+ * the slot's digest differing every verify round. The same copy from a sync is still refused: a
+ * stale one in flight from the old owner must not bring back what its owner does not list.
  */
-static bool relisted(const struct store_inst *in, const struct store_record *r, bool repair)
+static bool relisted(const struct store_inst *in, const struct store_record *r,
+                     enum store_source from)
 {
-	return repair && (in->wflags & W_FORGOTTEN) && !r->deleted && r->version == in->version &&
-	       r->node == in->node;
+	return from == STORE_FROM_OWNER && (in->wflags & W_FORGOTTEN) && !r->deleted &&
+	       r->version == in->version && r->node == in->node;
 }
 
 /* Last writer wins (store.h: the expiry exception, and what a repair sends back). */
 static int apply(struct store_shard *sh, const struct store_record *r, const struct rkey *rk,
-                 bool repair)
+                 enum store_source from)
 {
 	struct store_inst *in;
 	struct pval p = { 0 };
@@ -328,9 +326,9 @@ static int apply(struct store_shard *sh, const struct store_record *r, const str
 	    ((uint64_t)clock_wall_ms(&sh->store->cfg.clock) + sh->store->cfg.version_skew_ms) << 16)
 		return rejected(sh, -ERR_CLOCK_SKEW);
 	in = inst_find(sh, rk, NULL);
-	if (in && !newer(r->version, r->node, in->version, in->node) && !relisted(in, r, repair)) {
+	if (in && !newer(r->version, r->node, in->version, in->node) && !relisted(in, r, from)) {
 		STAT_INC(sh, applies_stale);
-		if (repair && newer(in->version, in->node, r->version, r->node) &&
+		if (from != STORE_FROM_SYNC && newer(in->version, in->node, r->version, r->node) &&
 		    !(in->wflags & W_IN_FEED)) {
 			/* The owner listed an older record: ours goes to it and everyone. */
 			feed_push(sh, in);

@@ -904,6 +904,7 @@ int store_delete(struct store_shard *sh, const struct store_key *k)
 		if (inst_create(sh, &rk, NULL, hlc_next(sh), sh->store->cfg.node_id, &in) < 0)
 			return -ERR_NOT_FOUND; /* no room to remember it: a plain "not found" */
 	} else {
+		in->wflags &= (uint8_t)~W_FORGOTTEN; /* a client's delete now, no forgotten copy */
 		seq_begin(in);
 		STORE_RELEASE(&in->flags, (uint8_t)STORE_F_DELETED);
 		STORE_RELEASE(&in->version, hlc_next(sh));

@@ -297,16 +297,24 @@ int store_apply(struct store_shard *sh, const struct store_record *r);
 /* Records store_apply_batch takes at once at most. */
 #define STORE_APPLY_BATCH_MAX 64
 
+/* Where replicated records come from: what last-writer-wins does besides. */
+enum store_source {
+	STORE_FROM_SYNC,  /* a peer's changes (store_apply) */
+	STORE_FROM_LOAD,  /* a load or merge from any READY peer: ours back if newer */
+	STORE_FROM_OWNER, /* the slot owner's listing (store_repair_apply): also takes back a
+	                     forgotten copy */
+};
+
 /*
- * n (<= STORE_APPLY_BATCH_MAX) records, each applied as store_apply (repair
- * false) or store_repair_apply (true) would, in order; rc[i] gets record
- * i's result. The same work, with each record's cache misses (its service,
+ * n (<= STORE_APPLY_BATCH_MAX) records, each applied as store_apply
+ * (STORE_FROM_SYNC) or store_repair_apply (STORE_FROM_OWNER) would, in
+ * order; rc[i] gets record i's result. The same work, with each record's cache misses (its service,
  * the table buckets, the service's array) started a few records ahead of
  * its apply, so they overlap instead of following one another: for loads
  * and sync batches, where nothing is in cache.
  */
 void store_apply_batch(struct store_shard *sh, const struct store_record *r, uint32_t n,
-                       bool repair, int *rc);
+                       enum store_source from, int *rc);
 
 /*
  * Takeover: this node now owns the instance's slot. It gets a full fresh

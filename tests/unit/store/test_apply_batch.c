@@ -134,7 +134,8 @@ static void run(bool repair)
 
 		if (n > RECORDS - i)
 			n = RECORDS - i;
-		store_apply_batch(shb, r + i, n, repair, rc_batch + i);
+		store_apply_batch(shb, r + i, n, repair ? STORE_FROM_OWNER : STORE_FROM_SYNC,
+		                  rc_batch + i);
 		i += n;
 	}
 	for (uint32_t i = 0; i < RECORDS; i++) {

@@ -134,12 +134,16 @@ Test(responsibility, a_forgotten_copy_is_not_resurrected_but_a_newer_write_is_ta
 Test(responsibility, a_forgotten_copy_the_owner_lists_later_is_taken_back)
 {
 	struct store_key a = key_n("svc", 6);
+	uint32_t slot = slot_of_n(6), count, count0;
 	struct store_view v;
 	struct store_record r;
 	struct store_stats st;
+	uint64_t sum;
+	int rc;
 
 	cr_assert_geq(up_default(s, &a), 0);
 	cr_assert_eq(store_get(s, &a, &v), 0);
+	sum = store_slot_checksum(s, slot, &count0);
 	cr_assert_eq(store_forget(shard_for(s, &a), &a, v.version + 1, false), 0);
 	memset(&r, 0, sizeof(r));
 	r.key = a;
@@ -147,6 +151,8 @@ Test(responsibility, a_forgotten_copy_the_owner_lists_later_is_taken_back)
 	r.version = v.version;
 	r.node = v.node;
 	cr_assert_eq(store_apply(shard_for(s, &a), &r), -ERR_STALE, "a sync of it: still refused");
+	store_apply_batch(shard_for(s, &a), &r, 1, STORE_FROM_LOAD, &rc);
+	cr_assert_eq(rc, -ERR_STALE, "a load from any peer (not the owner): still refused");
 	cr_assert_eq(store_repair_apply(shard_for(s, &a), &r), STORE_CREATED,
 	             "the owner lists it now: taken back");
 	cr_assert_eq(store_get(s, &a, &v), 0);
@@ -154,6 +160,8 @@ Test(responsibility, a_forgotten_copy_the_owner_lists_later_is_taken_back)
 	store_stats(s, &st);
 	cr_assert_eq(st.instances, 1);
 	cr_assert_eq(st.tombstones, 0);
+	cr_assert_eq(store_slot_checksum(s, slot, &count), sum, "the slot as before the forget");
+	cr_assert_eq(count, count0);
 
 	/* A tombstone of a delete is no forgotten copy: the same version live stays refused. */
 	r.deleted = true;
