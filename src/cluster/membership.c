@@ -62,7 +62,9 @@
 #include <unistd.h>
 
 #define RELOAD_SETTLE_MS 50
-#define LEAVE_GRACE_MS   500 /* a node dropped from the list syncs its last changes meanwhile */
+#define RELOAD_CONFIRM_MAX_MS                                                                      \
+	500                /* events in the directory delay a confirming read this long at most */
+#define LEAVE_GRACE_MS 500 /* a node dropped from the list syncs its last changes meanwhile */
 
 /* True when host is an address of this machine (it can be bound). */
 static bool host_is_local(const char *host)
@@ -142,6 +144,10 @@ void membership_on_inotify(struct peer *p)
 			const struct inotify_event *e = (const struct inotify_event *)at;
 
 			p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
+			/* A busy directory does not put a change's confirming read off for ever. */
+			if (p->reload_seen &&
+			    p->reload_at_ms > p->reload_first_ms + RELOAD_CONFIRM_MAX_MS)
+				p->reload_at_ms = p->reload_first_ms + RELOAD_CONFIRM_MAX_MS;
 			at += sizeof(*e) + e->len;
 		}
 	}
@@ -292,11 +298,20 @@ static bool confirmed(struct peer *p, const struct members *next)
 	uint64_t h = members_hash(next);
 
 	if (p->reload_seen && p->reload_hash == h) {
-		p->reload_seen = false;
-		return true;
+		if (p->now_ms - p->reload_first_ms >= RELOAD_SETTLE_MS) {
+			p->reload_seen = false;
+			return true;
+		}
+		/* Too soon (a SIGHUP just after an event's read): at the settle time. */
+		p->reload_at_ms = p->reload_first_ms + RELOAD_SETTLE_MS;
+		return false;
 	}
+	PSTAT_INC(p, membership_deferred);
+	log_info("%s changed: read again in %d ms before acting on it", p->cfg->cluster_conf,
+	         RELOAD_SETTLE_MS);
 	p->reload_seen = true;
 	p->reload_hash = h;
+	p->reload_first_ms = p->now_ms;
 	p->reload_at_ms = p->now_ms + RELOAD_SETTLE_MS;
 	return false;
 }

@@ -269,7 +269,8 @@ struct peer {
 	int inotify_fd;           /* the directory of cluster.conf, -1 when not watched */
 	int64_t reload_at_ms;     /* a change seen: read the file then (0: none) */
 	uint64_t reload_hash;     /* members_hash of a changed list read once, to be confirmed */
-	bool reload_seen;         /* reload_hash is set: the next read must agree to act */
+	int64_t reload_first_ms;  /* when it was read: confirmed by a read RELOAD_SETTLE_MS later */
+	bool reload_seen;         /* reload_hash is set: a later read must agree to act */
 	int64_t accept_resume_ms; /* out of descriptors: the listener is back then (link.c) */
 	uint32_t reload_req;      /* atomic: SIGHUP asked for a reload (peer_reload_request) */
 	bool left;                /* this node is no longer in the list */

@@ -80,7 +80,8 @@ enum peer_health { PEER_DOWN = 0, PEER_SUSPICIOUS = 1, PEER_UP = 2 };
 	X(fault_dropped)    /* sync frames dropped (or not held) by the fault hooks */             \
 	X(proto_errors)     /* peer frames refused; the link was closed */                         \
 	X(stalls)           /* loops that stood still past --peer-down: links dropped, reloaded */ \
-	X(membership_changes) /* cluster.conf changes applied (membership.c) */
+	X(membership_changes)  /* cluster.conf changes applied (membership.c) */                   \
+	X(membership_deferred) /* changed lists read once, to be confirmed 50 ms later */
 
 /*
  * Replication lag by stage (us buckets, the last +Inf; not cumulative): where

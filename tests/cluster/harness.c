@@ -839,16 +839,24 @@ bool cluster_wait_listed(struct cluster *c, uint32_t i, const struct distro_inst
 
 bool cluster_log_has(const struct cluster *c, uint32_t i, const char *text)
 {
-	static char buf[1 << 20];
+	static char buf[(1 << 20) + 1];
+	size_t keep = 0, len = strlen(text), n;
 	FILE *f = fopen(c->node[i].log, "re");
-	size_t n;
+	bool found = false;
 
+	cr_assert(len > 0 && len < 4096, "a log needle of 1 byte to 4 KiB");
 	if (f == NULL)
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+	/* The whole log, a MiB at a time; each read keeps the last len-1 bytes of the one before.
+	 */
+	while (!found && (n = fread(buf + keep, 1, sizeof(buf) - 1 - keep, f)) > 0) {
+		n += keep;
+		found = memmem(buf, n, text, len) != NULL;
+		keep = n < len - 1 ? n : len - 1;
+		memmove(buf, buf + n - keep, keep);
+	}
 	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
+	return found;
 }
 
 struct log_wait {

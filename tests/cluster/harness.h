@@ -205,7 +205,7 @@ unsigned long long cluster_stat(struct cluster *c, uint32_t i, const char *name)
 
 /* ---- time ---- */
 
-/* Node i's log (its first MiB) holds text; within timeout_ms. */
+/* Node i's log holds text (under 4 KiB); within timeout_ms. */
 bool cluster_log_has(const struct cluster *c, uint32_t i, const char *text);
 bool cluster_wait_log(const struct cluster *c, uint32_t i, const char *text, int timeout_ms);
 

@@ -50,7 +50,7 @@ int netns_sh(const char *fmt, ...)
 /* Skips the test, saying why also without --verbose (Criterion prints skips only then). */
 static void skip(const struct netns_cluster *nc, const char *why)
 {
-	fprintf(stderr, "%s: skipped: %s\n", nc->name, why);
+	fprintf(stderr, "%s: netns test skipped: %s\n", nc->name, why);
 	cr_skip_test("%s", why);
 }
 
