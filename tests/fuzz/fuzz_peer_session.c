@@ -395,10 +395,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int fd = session_open();
-	bool open = fd >= 0;
+	bool open;
 
+	/*
+	 * The node may be reloading: when this process is starved (a fuzzer
+	 * at nice 19 beside a test run), its peer loop can stand still past
+	 * --peer-down, and it then drops its links and loads again, as after
+	 * any stall, taking members again once loaded. A handshake is retried
+	 * for 10 s before the node is called broken.
+	 */
+	for (int64_t end = mono_ms() + 10000; fd < 0 && mono_ms() < end; usleep(50 * 1000))
+		fd = session_open();
 	if (fd < 0)
 		abort(); /* the node stopped accepting its member: it is broken */
+	open = true;
 	/* Per frame: op, id, status, count (u16), length (u16), then the body. */
 	while (open && size >= 7) {
 		uint8_t op = ops[data[0] % sizeof(ops)];
