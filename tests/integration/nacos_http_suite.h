@@ -83,18 +83,23 @@ static inline void expect_prefix(int status, const char *prefix)
 	          A.body, prefix);
 }
 
+/* method NS path?query (the query printf-style, from ap) on the test's connection. */
+static inline void vquery(const char *method, const char *path, const char *fmt, va_list ap)
+{
+	char t[sizeof(target_buf) + 64];
+
+	snprintf(t, sizeof(t), NS "%s?%s", path, vtarget(fmt, ap));
+	nacos_do(C, &A, method, t, NULL, NULL);
+}
+
 /* POST /instance with the query (printf-style) and answer ok. */
 static inline void reg(const char *fmt, ...)
 {
 	va_list ap;
-	const char *q;
-	char t[sizeof(target_buf) + 64];
 
 	va_start(ap, fmt);
-	q = vtarget(fmt, ap);
+	vquery("POST", "/instance", fmt, ap);
 	va_end(ap);
-	snprintf(t, sizeof(t), NS "/instance?%s", q);
-	nacos_do(C, &A, "POST", t, NULL, NULL);
 	expect(200, "ok");
 }
 
@@ -102,15 +107,11 @@ static inline void reg(const char *fmt, ...)
 static inline int list(const char *fmt, ...)
 {
 	va_list ap;
-	const char *q;
-	char t[sizeof(target_buf) + 64];
 	int hosts;
 
 	va_start(ap, fmt);
-	q = vtarget(fmt, ap);
+	vquery("GET", "/instance/list", fmt, ap);
 	va_end(ap);
-	snprintf(t, sizeof(t), NS "/instance/list?%s", q);
-	nacos_do(C, &A, "GET", t, NULL, NULL);
 	expect(200, NULL);
 	cr_assert_not_null(strstr(A.head, "\r\nContent-Type: application/json"), "%s", A.head);
 	nj_parse(&J, A.body, A.len);

@@ -16,14 +16,10 @@ TestSuite(nacos_service, .init = start, .fini = stop, .timeout = 120);
 static void service_get(const char *fmt, ...)
 {
 	va_list ap;
-	const char *q;
-	char t[sizeof(target_buf) + 64];
 
 	va_start(ap, fmt);
-	q = vtarget(fmt, ap);
+	vquery("GET", "/service", fmt, ap);
 	va_end(ap);
-	snprintf(t, sizeof(t), NS "/service?%s", q);
-	nacos_do(C, &A, "GET", t, NULL, NULL);
 	expect(200, NULL);
 	nj_parse(&J, A.body, A.len);
 }
