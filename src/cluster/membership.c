@@ -62,9 +62,9 @@
 #include <unistd.h>
 
 #define RELOAD_SETTLE_MS 50
-#define RELOAD_CONFIRM_MAX_MS                                                                      \
-	500                /* events in the directory delay a confirming read this long at most */
-#define LEAVE_GRACE_MS 500 /* a node dropped from the list syncs its last changes meanwhile */
+/* Events in the directory delay a change's confirming read this long at most. */
+#define RELOAD_CONFIRM_MAX_MS 500
+#define LEAVE_GRACE_MS        500 /* a node dropped from the list syncs its last changes meanwhile */
 
 /* True when host is an address of this machine (it can be bound). */
 static bool host_is_local(const char *host)
@@ -342,6 +342,8 @@ void membership_reload(struct peer *p)
 		p->reload_seen = false; /* nothing to do (an event for another file, a SIGHUP) */
 		return;
 	}
+	if (!in && out)
+		return; /* gone already, and the list still does not name it */
 	if (!confirmed(p, &next))
 		return;
 	if (!in) {
